@@ -1,0 +1,21 @@
+//! The shared language of tabiji: what a record is made of and who may touch it.
+//!
+//! # Layout
+//! - [`normalize`]: Japanese-aware text normalisation (full-width/half-width), e-mail, phone,
+//!   postal code.
+//! - [`field`]: field types, field definitions and the parsing of input values into typed,
+//!   normalised [`field::StoredValue`]s.
+//! - [`schema`]: the built-in entities (tourists, businesses, inquiries, …) and
+//!   [`schema::EntitySchema`], which operator-defined fields extend.
+//! - [`rights`]: operations, per-field access and how the rights of several roles combine.
+//!
+//! Nothing here does I/O: the crate compiles for wasm32 so the editor shares it.
+
+pub mod field;
+pub mod normalize;
+pub mod rights;
+pub mod schema;
+
+pub use field::{FieldDef, FieldError, FieldType, StoredValue};
+pub use rights::{FieldAccess, Op, Rights};
+pub use schema::{EntityKind, EntitySchema};

@@ -348,7 +348,7 @@ impl FieldDef {
             }
             FieldType::SingleChoice { options } => {
                 let s = nfkc(self.expect_string(input)?.trim());
-                if options.iter().any(|o| *o == s) {
+                if options.contains(&s) {
                     Ok(StoredValue::Text(s))
                 } else {
                     Err(err(

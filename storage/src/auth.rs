@@ -1,0 +1,474 @@
+//! Users, roles, passwords, API tokens and browser sessions (CF-1, CF-2, CF-11).
+
+use chrono::{DateTime, Duration, Utc};
+use rand::RngCore;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, Set,
+    TransactionTrait,
+};
+use sha2::{Digest, Sha256};
+use tabiji_model::Rights;
+
+use crate::Db;
+use crate::entities::{api_token, role, session, user, user_role};
+use crate::error::{ItemError, Result, StorageError};
+
+/// Shortest password a user account accepts.
+pub const USER_PASSWORD_MIN: usize = 10;
+/// How long a browser session lasts without activity.
+pub const SESSION_IDLE: Duration = Duration::hours(8);
+/// Prefix that makes tabiji API tokens recognisable (and findable by secret scanners).
+pub const TOKEN_PREFIX: &str = "tbj_";
+
+/// Who is asking, with the rights that apply to them.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// `None` for tabiji itself (the demo loader, migrations).
+    pub user_id: Option<i64>,
+    pub login: String,
+    pub rights: Rights,
+}
+
+impl Principal {
+    /// tabiji acting on its own behalf, from the command line.
+    pub fn system() -> Self {
+        Principal {
+            user_id: None,
+            login: "system".into(),
+            rights: Rights::admin(),
+        }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.rights.admin
+    }
+}
+
+pub fn hash_password(password: &str) -> String {
+    use argon2::password_hash::{PasswordHasher, SaltString, rand_core::OsRng};
+    let salt = SaltString::generate(&mut OsRng);
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("argon2id with default parameters hashes any password")
+        .to_string()
+}
+
+pub fn verify_password(hash: &str, password: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    PasswordHash::new(hash).is_ok_and(|parsed| {
+        argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
+}
+
+/// Hashing is deliberately slow; keep it off the async workers.
+pub async fn hash_password_async(password: String) -> String {
+    tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .expect("password hashing does not panic")
+}
+
+fn random_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+fn sha256(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+fn bad(field: &str, code: &'static str, message: impl Into<String>) -> StorageError {
+    StorageError::invalid(ItemError::field(field, code, message))
+}
+
+pub fn check_login(login: &str) -> Result<()> {
+    let ok = (3..=64).contains(&login.len())
+        && login
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._@-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(bad(
+            "login",
+            "invalid_login",
+            "must be 3 to 64 characters of a-z, A-Z, 0-9, . _ @ -",
+        ))
+    }
+}
+
+pub fn check_password(password: &str) -> Result<()> {
+    if password.chars().count() < USER_PASSWORD_MIN {
+        return Err(bad(
+            "password",
+            "password_too_short",
+            format!("must be at least {USER_PASSWORD_MIN} characters"),
+        ));
+    }
+    if password.len() > 1024 {
+        return Err(bad("password", "too_long", "must be at most 1024 bytes"));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NewUser {
+    pub login: String,
+    pub display_name: String,
+    pub password: String,
+    pub is_admin: bool,
+    pub roles: Vec<String>,
+    pub rights: Rights,
+}
+
+pub async fn create_user(db: &Db, new: NewUser) -> Result<user::Model> {
+    check_login(&new.login)?;
+    check_password(&new.password)?;
+    if user::Entity::find()
+        .filter(user::Column::Login.eq(&new.login))
+        .one(&db.conn)
+        .await?
+        .is_some()
+    {
+        return Err(StorageError::Conflict(vec![ItemError::field(
+            "login",
+            "duplicate",
+            format!("a user with login {} exists already", new.login),
+        )]));
+    }
+    let roles = find_roles(db, &new.roles).await?;
+    let hash = hash_password_async(new.password).await;
+    let now = Utc::now();
+    let txn = db.conn.begin().await?;
+    let created = user::ActiveModel {
+        login: Set(new.login),
+        display_name: Set(new.display_name),
+        password_hash: Set(hash),
+        is_admin: Set(new.is_admin),
+        active: Set(true),
+        rights: Set(serde_json::to_string(&new.rights).expect("rights serialise")),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    for role in roles {
+        user_role::ActiveModel {
+            user_id: Set(created.id),
+            role_id: Set(role.id),
+        }
+        .insert(&txn)
+        .await?;
+    }
+    txn.commit().await?;
+    Ok(created)
+}
+
+async fn find_roles(db: &Db, names: &[String]) -> Result<Vec<role::Model>> {
+    let mut out = Vec::with_capacity(names.len());
+    for (i, name) in names.iter().enumerate() {
+        let found = role::Entity::find()
+            .filter(role::Column::Name.eq(name))
+            .one(&db.conn)
+            .await?
+            .ok_or_else(|| {
+                StorageError::invalid(
+                    ItemError::field(
+                        "roles",
+                        "unknown_role",
+                        format!("no role is called {name:?}"),
+                    )
+                    .at(Some(i)),
+                )
+            })?;
+        out.push(found);
+    }
+    Ok(out)
+}
+
+pub async fn create_role(
+    db: &Db,
+    name: &str,
+    description: &str,
+    rights: &Rights,
+) -> Result<role::Model> {
+    if name.trim().is_empty() || name.chars().count() > 100 {
+        return Err(bad("name", "invalid_name", "must be 1 to 100 characters"));
+    }
+    if role::Entity::find()
+        .filter(role::Column::Name.eq(name))
+        .one(&db.conn)
+        .await?
+        .is_some()
+    {
+        return Err(StorageError::Conflict(vec![ItemError::field(
+            "name",
+            "duplicate",
+            format!("a role called {name} exists already"),
+        )]));
+    }
+    Ok(role::ActiveModel {
+        name: Set(name.to_string()),
+        description: Set(description.to_string()),
+        rights: Set(serde_json::to_string(rights).expect("rights serialise")),
+        created_at: Set(Utc::now()),
+        ..Default::default()
+    }
+    .insert(&db.conn)
+    .await?)
+}
+
+pub async fn update_role_rights(db: &Db, name: &str, rights: &Rights) -> Result<role::Model> {
+    let found = role::Entity::find()
+        .filter(role::Column::Name.eq(name))
+        .one(&db.conn)
+        .await?
+        .ok_or_else(|| {
+            bad(
+                "name",
+                "unknown_role",
+                format!("no role is called {name:?}"),
+            )
+        })?;
+    let mut active = found.into_active_model();
+    active.rights = Set(serde_json::to_string(rights).expect("rights serialise"));
+    Ok(active.update(&db.conn).await?)
+}
+
+pub async fn list_roles(db: &Db) -> Result<Vec<role::Model>> {
+    Ok(role::Entity::find()
+        .order_by_asc(role::Column::Name)
+        .all(&db.conn)
+        .await?)
+}
+
+pub async fn list_users(db: &Db) -> Result<Vec<(user::Model, Vec<String>)>> {
+    let users = user::Entity::find()
+        .order_by_asc(user::Column::Login)
+        .all(&db.conn)
+        .await?;
+    let mut out = Vec::with_capacity(users.len());
+    for u in users {
+        let roles = roles_of(db, u.id)
+            .await?
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        out.push((u, roles));
+    }
+    Ok(out)
+}
+
+async fn roles_of(db: &Db, user_id: i64) -> Result<Vec<role::Model>> {
+    let ids: Vec<i64> = user_role::Entity::find()
+        .filter(user_role::Column::UserId.eq(user_id))
+        .all(&db.conn)
+        .await?
+        .into_iter()
+        .map(|r| r.role_id)
+        .collect();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(role::Entity::find()
+        .filter(role::Column::Id.is_in(ids))
+        .all(&db.conn)
+        .await?)
+}
+
+pub async fn find_user(db: &Db, login: &str) -> Result<Option<user::Model>> {
+    Ok(user::Entity::find()
+        .filter(user::Column::Login.eq(login))
+        .one(&db.conn)
+        .await?)
+}
+
+/// The user with the rights of all their roles and their own.
+pub async fn principal_for(db: &Db, user: &user::Model) -> Result<Principal> {
+    let parse = |json: &str| -> Result<Rights> {
+        serde_json::from_str(json).map_err(|e| {
+            StorageError::Database(sea_orm::DbErr::Custom(format!(
+                "stored rights cannot be read: {e}"
+            )))
+        })
+    };
+    let mut rights = parse(&user.rights)?;
+    rights.admin |= user.is_admin;
+    for role in roles_of(db, user.id).await? {
+        rights = rights.merge(&parse(&role.rights)?);
+    }
+    Ok(Principal {
+        user_id: Some(user.id),
+        login: user.login.clone(),
+        rights,
+    })
+}
+
+async fn active_user(db: &Db, user_id: i64) -> Result<Option<user::Model>> {
+    Ok(user::Entity::find_by_id(user_id)
+        .one(&db.conn)
+        .await?
+        .filter(|u| u.active))
+}
+
+/// Checks a login and password and opens a session; returns the principal and the cookie value.
+pub async fn login(
+    db: &Db,
+    login: &str,
+    password: &str,
+    now: DateTime<Utc>,
+) -> Result<(Principal, String)> {
+    let found = find_user(db, login).await?.filter(|u| u.active);
+    // Verify against a real hash even for unknown logins, so timing does not reveal which exist.
+    let hash = found
+        .as_ref()
+        .map(|u| u.password_hash.clone())
+        .unwrap_or_else(|| DUMMY_HASH.clone());
+    let password = password.to_string();
+    let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &password))
+        .await
+        .expect("password verification does not panic");
+    let user = match (found, ok) {
+        (Some(user), true) => user,
+        _ => return Err(StorageError::BadCredentials),
+    };
+    let secret = random_secret();
+    session::ActiveModel {
+        user_id: Set(user.id),
+        token_hash: Set(sha256(&secret)),
+        created_at: Set(now),
+        last_seen_at: Set(now),
+        expires_at: Set(now + SESSION_IDLE),
+        ..Default::default()
+    }
+    .insert(&db.conn)
+    .await?;
+    Ok((principal_for(db, &user).await?, secret))
+}
+
+/// A hash verified against when a login does not exist, so both cases cost the same.
+static DUMMY_HASH: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| hash_password("no user has this password"));
+
+/// The principal of a live session; extends the session's idle timeout.
+pub async fn session_principal(
+    db: &Db,
+    secret: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Principal>> {
+    let Some(found) = session::Entity::find()
+        .filter(session::Column::TokenHash.eq(sha256(secret)))
+        .one(&db.conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    if found.expires_at <= now {
+        session::Entity::delete_by_id(found.id)
+            .exec(&db.conn)
+            .await?;
+        return Ok(None);
+    }
+    let Some(user) = active_user(db, found.user_id).await? else {
+        return Ok(None);
+    };
+    // Extending on every request would write on every read; once a minute is enough.
+    if now - found.last_seen_at > Duration::minutes(1) {
+        let mut active = found.into_active_model();
+        active.last_seen_at = Set(now);
+        active.expires_at = Set(now + SESSION_IDLE);
+        active.update(&db.conn).await?;
+    }
+    Ok(Some(principal_for(db, &user).await?))
+}
+
+pub async fn logout(db: &Db, secret: &str) -> Result<()> {
+    session::Entity::delete_many()
+        .filter(session::Column::TokenHash.eq(sha256(secret)))
+        .exec(&db.conn)
+        .await?;
+    Ok(())
+}
+
+/// Creates an API token for a user; the token is returned once and only its hash is kept.
+pub async fn create_token(
+    db: &Db,
+    user_id: i64,
+    name: &str,
+    expires_at: Option<DateTime<Utc>>,
+) -> Result<(api_token::Model, String)> {
+    if name.trim().is_empty() || name.chars().count() > 100 {
+        return Err(bad("name", "invalid_name", "must be 1 to 100 characters"));
+    }
+    let secret = format!("{TOKEN_PREFIX}{}", random_secret());
+    let model = api_token::ActiveModel {
+        user_id: Set(user_id),
+        name: Set(name.to_string()),
+        token_hash: Set(sha256(&secret)),
+        created_at: Set(Utc::now()),
+        expires_at: Set(expires_at),
+        last_used_at: Set(None),
+        revoked: Set(false),
+        ..Default::default()
+    }
+    .insert(&db.conn)
+    .await?;
+    Ok((model, secret))
+}
+
+pub async fn token_principal(
+    db: &Db,
+    secret: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Principal>> {
+    if !secret.starts_with(TOKEN_PREFIX) {
+        return Ok(None);
+    }
+    let Some(token) = api_token::Entity::find()
+        .filter(api_token::Column::TokenHash.eq(sha256(secret)))
+        .one(&db.conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    if token.revoked || token.expires_at.is_some_and(|t| t <= now) {
+        return Ok(None);
+    }
+    let Some(user) = active_user(db, token.user_id).await? else {
+        return Ok(None);
+    };
+    if token
+        .last_used_at
+        .is_none_or(|t| now - t > Duration::minutes(1))
+    {
+        let mut active = token.into_active_model();
+        active.last_used_at = Set(Some(now));
+        active.update(&db.conn).await?;
+    }
+    Ok(Some(principal_for(db, &user).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_argon2id_and_verify() {
+        let hash = hash_password("correct horse battery");
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(verify_password(&hash, "correct horse battery"));
+        assert!(!verify_password(&hash, "wrong horse battery"));
+    }
+
+    #[test]
+    fn logins_and_passwords_are_checked() {
+        assert!(check_login("sato.hanako@pref").is_ok());
+        assert!(check_login("a").is_err());
+        assert!(check_login("名前").is_err());
+        assert!(check_password("short").is_err());
+        assert!(check_password("long enough pass").is_ok());
+    }
+}

@@ -1,0 +1,87 @@
+use serde::Serialize;
+use tabiji_model::FieldError;
+
+/// One problem with one item of a request: which item (in bulk), which field, what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ItemError {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ItemError {
+    pub fn field(field: &str, code: &'static str, message: impl Into<String>) -> Self {
+        ItemError {
+            index: None,
+            field: Some(field.to_string()),
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn at(mut self, index: Option<usize>) -> Self {
+        self.index = index;
+        self
+    }
+}
+
+impl From<FieldError> for ItemError {
+    fn from(e: FieldError) -> Self {
+        ItemError {
+            index: None,
+            field: Some(e.field),
+            code: e.code,
+            message: e.message,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("no entity is called {0:?}")]
+    UnknownEntity(String),
+    #[error("{entity} {id} does not exist")]
+    NotFound { entity: String, id: i64 },
+    #[error("you may not {op} {entity}{}", field.as_ref().map(|f| format!(" (field {f})")).unwrap_or_default())]
+    Forbidden {
+        entity: String,
+        op: &'static str,
+        field: Option<String>,
+    },
+    #[error("the request was refused: {}", summary(.0))]
+    Invalid(Vec<ItemError>),
+    #[error("the request conflicts with stored data: {}", summary(.0))]
+    Conflict(Vec<ItemError>),
+    #[error("wrong login id or password")]
+    BadCredentials,
+    #[error("database error: {0}")]
+    Database(#[from] sea_orm::DbErr),
+}
+
+fn summary(errors: &[ItemError]) -> String {
+    errors
+        .iter()
+        .take(5)
+        .map(|e| {
+            let at = e.index.map(|i| format!("item {i}: ")).unwrap_or_default();
+            let field = e
+                .field
+                .as_ref()
+                .map(|f| format!("{f}: "))
+                .unwrap_or_default();
+            format!("{at}{field}{}", e.message)
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl StorageError {
+    pub fn invalid(error: ItemError) -> Self {
+        StorageError::Invalid(vec![error])
+    }
+}
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;

@@ -1,0 +1,32 @@
+//! Where tabiji keeps its data, and the one place that decides who may read or change it.
+//!
+//! # Layout
+//! - [`db`]: connecting to SQLite (the embedded default) or PostgreSQL, with the pragmas and
+//!   pool sizes each needs.
+//! - [`migration`]: sea-orm-migration migrations, run on start and by `tabiji migrate`.
+//! - [`entities`]: SeaORM entities of the system tables (`sys_*`: users, roles, tokens,
+//!   sessions, access log, custom field and history store definitions).
+//! - [`schemas`]: the live entity schemas: built-in fields plus the operator's custom fields
+//!   and history stores, and the DDL that adds them.
+//! - [`records`]: create, read, update, delete, one by one and in bulk, for every entity,
+//!   with the caller's rights enforced on every field. Every feature reads and writes records
+//!   through here, so none can bypass the rights.
+//! - [`auth`]: users, roles, password hashing (argon2id), API tokens and browser sessions.
+//! - [`audit`]: the access log.
+//! - [`scratch`]: throw-away databases for tests and benchmarks.
+//! - [`error`]: [`StorageError`], the boundary's one error type.
+
+pub mod audit;
+pub mod auth;
+pub mod db;
+pub mod entities;
+pub mod error;
+pub mod migration;
+pub mod records;
+pub mod schemas;
+pub mod scratch;
+
+pub use auth::Principal;
+pub use db::Db;
+pub use error::{ItemError, StorageError};
+pub use records::Store;

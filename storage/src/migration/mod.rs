@@ -1,0 +1,28 @@
+//! Migrations, applied in order and recorded in `seaql_migrations`.
+//!
+//! A migration is never edited once released: changes to built-in entities arrive as new
+//! migrations that alter the tables.
+
+use sea_orm_migration::prelude::*;
+
+mod m0001_system_tables;
+mod m0002_builtin_entities;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m0001_system_tables::Migration),
+            Box::new(m0002_builtin_entities::Migration),
+        ]
+    }
+}
+
+/// Applies every pending migration; returns how many were applied.
+pub async fn run(db: &crate::Db) -> Result<usize, DbErr> {
+    let pending = Migrator::get_pending_migrations(&db.conn).await?.len();
+    Migrator::up(&db.conn, None).await?;
+    Ok(pending)
+}

@@ -1,0 +1,1206 @@
+//! Records of every entity, read and written with the caller's rights enforced.
+//!
+//! This is the one place where rights are checked, so every feature built on top (search,
+//! export, imports, the engine's data fetches) inherits them: an operation the caller may not
+//! perform is refused and logged, a field they may not view is never selected, a field they may
+//! not edit is refused with its name.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, RwLock};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query, SelectStatement, Value};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, QueryResult, SqlErr, TransactionTrait};
+use serde::Serialize;
+use serde_json::{Map, Value as Json};
+use tabiji_model::field::{ColumnKind, Label};
+use tabiji_model::schema::{EntityKind, SYSTEM_FIELDS};
+use tabiji_model::{EntitySchema, FieldDef, FieldType, Op, StoredValue};
+
+use crate::Db;
+use crate::audit::{self, Entry};
+use crate::auth::{Principal, hash_password};
+use crate::error::{ItemError, Result, StorageError};
+use crate::schemas::{self, Schemas};
+
+/// A record as the API shows it: field key → JSON value, plus `id`, `created_at`, `updated_at`.
+pub type Record = Map<String, Json>;
+
+/// Most records one list call returns.
+pub const MAX_PAGE: u64 = 1000;
+/// Most items one bulk call takes.
+pub const MAX_BULK: usize = 100_000;
+
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    /// Keyset pagination: records with an id greater than this.
+    pub after: Option<i64>,
+    pub limit: Option<u64>,
+    /// Only records whose parent link (e.g. `tourist_id`) is this id.
+    pub parent_id: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Page {
+    pub items: Vec<Record>,
+    /// Pass as `after` to get the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemStatus {
+    Created,
+    /// A point-ledger entry whose (source_system, transaction_id) was recorded before:
+    /// nothing was written again.
+    Existing,
+    Updated,
+    Deleted,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ItemResult {
+    pub index: usize,
+    pub id: i64,
+    pub status: ItemStatus,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Create,
+    Update,
+}
+
+/// One item's parsed values, in schema order.
+struct Parsed {
+    values: Vec<(Arc<str>, ColumnKind, StoredValue)>,
+}
+
+impl Parsed {
+    fn get(&self, key: &str) -> Option<&StoredValue> {
+        self.values
+            .iter()
+            .find(|(k, _, _)| &**k == key)
+            .map(|(_, _, v)| v)
+    }
+}
+
+#[derive(Clone)]
+pub struct Store {
+    db: Db,
+    schemas: Arc<RwLock<Arc<Schemas>>>,
+}
+
+fn forbidden(entity: &str, op: Op, field: Option<&str>) -> StorageError {
+    StorageError::Forbidden {
+        entity: entity.to_string(),
+        op: op.name(),
+        field: field.map(str::to_string),
+    }
+}
+
+fn col(name: &str) -> Alias {
+    Alias::new(name)
+}
+
+fn null_of(kind: ColumnKind) -> Value {
+    match kind {
+        ColumnKind::Text => Value::String(None),
+        ColumnKind::BigInt => Value::BigInt(None),
+        ColumnKind::Double => Value::Double(None),
+        ColumnKind::Bool => Value::Bool(None),
+        ColumnKind::Date => Value::ChronoDate(None),
+        ColumnKind::Timestamp => Value::ChronoDateTimeUtc(None),
+    }
+}
+
+fn to_sql(kind: ColumnKind, value: &StoredValue) -> Value {
+    match value {
+        StoredValue::Null => null_of(kind),
+        StoredValue::Text(s) => Value::String(Some(s.clone())),
+        StoredValue::Secret(s) => Value::String(Some(hash_password(s))),
+        StoredValue::Int(n) => Value::BigInt(Some(*n)),
+        StoredValue::Float(f) => Value::Double(Some(*f)),
+        StoredValue::Bool(b) => Value::Bool(Some(*b)),
+        StoredValue::Date(d) => Value::ChronoDate(Some(*d)),
+        StoredValue::Timestamp(t) => Value::ChronoDateTimeUtc(Some(*t)),
+    }
+}
+
+/// A key for comparing unique values, whatever their type.
+fn unique_key(value: &StoredValue) -> Option<String> {
+    match value {
+        StoredValue::Null | StoredValue::Secret(_) => None,
+        StoredValue::Text(s) => Some(s.clone()),
+        StoredValue::Int(n) => Some(n.to_string()),
+        StoredValue::Float(f) => Some(f.to_string()),
+        StoredValue::Bool(b) => Some(b.to_string()),
+        StoredValue::Date(d) => Some(d.to_string()),
+        StoredValue::Timestamp(t) => Some(t.to_rfc3339()),
+    }
+}
+
+fn decode(row: &QueryResult, field: &FieldDef) -> std::result::Result<Json, DbErr> {
+    let key = field.key.as_str();
+    Ok(match field.ty.column_kind() {
+        ColumnKind::Text => match row.try_get::<Option<String>>("", key)? {
+            None => Json::Null,
+            Some(s) if matches!(field.ty, FieldType::MultiChoice { .. }) => {
+                serde_json::from_str(&s).unwrap_or(Json::Null)
+            }
+            Some(s) => Json::String(s),
+        },
+        ColumnKind::BigInt => row
+            .try_get::<Option<i64>>("", key)?
+            .map_or(Json::Null, Json::from),
+        ColumnKind::Double => row
+            .try_get::<Option<f64>>("", key)?
+            .map_or(Json::Null, Json::from),
+        ColumnKind::Bool => row
+            .try_get::<Option<bool>>("", key)?
+            .map_or(Json::Null, Json::from),
+        ColumnKind::Date => row
+            .try_get::<Option<NaiveDate>>("", key)?
+            .map_or(Json::Null, |d| Json::String(d.to_string())),
+        ColumnKind::Timestamp => row
+            .try_get::<Option<DateTime<Utc>>>("", key)?
+            .map_or(Json::Null, |t| {
+                Json::String(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+            }),
+    })
+}
+
+fn system_timestamp(row: &QueryResult, key: &str) -> std::result::Result<Json, DbErr> {
+    let t: DateTime<Utc> = row.try_get("", key)?;
+    Ok(Json::String(
+        t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+    ))
+}
+
+/// Chunks multi-row statements so they stay under every backend's bind-parameter limit.
+fn rows_per_statement(columns: usize) -> usize {
+    (30_000 / columns.max(1)).clamp(1, 1000)
+}
+
+impl Store {
+    pub async fn open(db: Db) -> Result<Store> {
+        let schemas = Schemas::load(&db).await?;
+        Ok(Store {
+            db,
+            schemas: Arc::new(RwLock::new(Arc::new(schemas))),
+        })
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub fn schemas(&self) -> Arc<Schemas> {
+        self.schemas
+            .read()
+            .expect("schema lock is never poisoned")
+            .clone()
+    }
+
+    pub async fn reload_schemas(&self) -> Result<()> {
+        let fresh = Arc::new(Schemas::load(&self.db).await?);
+        *self.schemas.write().expect("schema lock is never poisoned") = fresh;
+        Ok(())
+    }
+
+    fn entity(&self, name: &str) -> Result<Arc<EntitySchema>> {
+        self.schemas().get(name)
+    }
+
+    async fn log(
+        &self,
+        who: &Principal,
+        action: &str,
+        entity: &str,
+        id: Option<i64>,
+        outcome: &str,
+        detail: Option<String>,
+    ) -> Result<()> {
+        audit::record(
+            &self.db,
+            who,
+            Entry {
+                action,
+                entity: Some(entity),
+                record_id: id,
+                outcome,
+                detail,
+            },
+        )
+        .await
+    }
+
+    /// Refuses (and logs) an operation the caller may not perform.
+    async fn require(&self, who: &Principal, entity: &str, op: Op) -> Result<()> {
+        if who.rights.allows(entity, op) {
+            return Ok(());
+        }
+        self.log(who, op.name(), entity, None, "denied", None)
+            .await?;
+        Err(forbidden(entity, op, None))
+    }
+
+    /// The entity's schema with only the fields the caller may view, each marked read-only
+    /// where the caller may not edit it.
+    pub async fn visible_schema(&self, who: &Principal, entity: &str) -> Result<EntitySchema> {
+        let schema = self.entity(entity)?;
+        self.require(who, entity, Op::View).await?;
+        let mut visible = (*schema).clone();
+        visible
+            .fields
+            .retain(|f| who.rights.can_view_field(entity, &f.key));
+        for f in &mut visible.fields {
+            f.read_only |= !who.rights.can_write_field(entity, &f.key);
+        }
+        Ok(visible)
+    }
+
+    /// Every entity the caller may view.
+    pub fn entities_visible_to(&self, who: &Principal) -> Vec<Arc<EntitySchema>> {
+        self.schemas()
+            .all()
+            .filter(|e| who.rights.allows(&e.name, Op::View))
+            .cloned()
+            .collect()
+    }
+
+    fn readable_fields<'a>(&self, who: &Principal, schema: &'a EntitySchema) -> Vec<&'a FieldDef> {
+        schema
+            .fields
+            .iter()
+            .filter(|f| !matches!(f.ty, FieldType::Password))
+            .filter(|f| who.rights.can_view_field(&schema.name, &f.key))
+            .collect()
+    }
+
+    fn select(&self, schema: &EntitySchema, fields: &[&FieldDef]) -> SelectStatement {
+        let mut q = Query::select();
+        q.from(col(&schema.name)).column(col("id"));
+        for f in fields {
+            q.column(col(&f.key));
+        }
+        q.column(col("created_at")).column(col("updated_at"));
+        q
+    }
+
+    fn to_record(row: &QueryResult, fields: &[&FieldDef]) -> Result<Record> {
+        let mut record = Map::with_capacity(fields.len() + 3);
+        record.insert("id".into(), Json::from(row.try_get::<i64>("", "id")?));
+        for f in fields {
+            record.insert(f.key.clone(), decode(row, f)?);
+        }
+        record.insert("created_at".into(), system_timestamp(row, "created_at")?);
+        record.insert("updated_at".into(), system_timestamp(row, "updated_at")?);
+        Ok(record)
+    }
+
+    pub async fn get(&self, who: &Principal, entity: &str, id: i64) -> Result<Record> {
+        let schema = self.entity(entity)?;
+        self.require(who, entity, Op::View).await?;
+        let record = self.fetch(&self.db.conn, who, &schema, id).await?;
+        self.log(who, "view", entity, Some(id), "ok", None).await?;
+        Ok(record)
+    }
+
+    async fn fetch<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        who: &Principal,
+        schema: &EntitySchema,
+        id: i64,
+    ) -> Result<Record> {
+        let fields = self.readable_fields(who, schema);
+        let mut q = self.select(schema, &fields);
+        q.and_where(Expr::col(col("id")).eq(id));
+        let row = conn
+            .query_one(&q)
+            .await?
+            .ok_or_else(|| StorageError::NotFound {
+                entity: schema.name.clone(),
+                id,
+            })?;
+        Self::to_record(&row, &fields)
+    }
+
+    pub async fn list(&self, who: &Principal, entity: &str, query: &ListQuery) -> Result<Page> {
+        let schema = self.entity(entity)?;
+        self.require(who, entity, Op::View).await?;
+        let limit = query.limit.unwrap_or(100).clamp(1, MAX_PAGE);
+        let fields = self.readable_fields(who, &schema);
+        let mut q = self.select(&schema, &fields);
+        if let Some(after) = query.after {
+            q.and_where(Expr::col(col("id")).gt(after));
+        }
+        if let Some(parent_id) = query.parent_id {
+            let parent = schema.parent.as_ref().ok_or_else(|| {
+                StorageError::invalid(ItemError::field(
+                    "parent_id",
+                    "no_parent",
+                    format!("{entity} records belong to no other record"),
+                ))
+            })?;
+            q.and_where(Expr::col(col(&parent.field)).eq(parent_id));
+        }
+        q.order_by(col("id"), Order::Asc).limit(limit + 1);
+        let rows = self.db.conn.query_all(&q).await?;
+        let more = rows.len() as u64 > limit;
+        let items = rows
+            .iter()
+            .take(limit as usize)
+            .map(|row| Self::to_record(row, &fields))
+            .collect::<Result<Vec<_>>>()?;
+        let next_after = if more {
+            items
+                .last()
+                .and_then(|r| r.get("id"))
+                .and_then(Json::as_i64)
+        } else {
+            None
+        };
+        self.log(
+            who,
+            "list",
+            entity,
+            None,
+            "ok",
+            Some(format!("{} records", items.len())),
+        )
+        .await?;
+        Ok(Page { items, next_after })
+    }
+
+    /// Parses one item, checking every field against the schema and the caller's rights.
+    fn parse_item(
+        &self,
+        who: &Principal,
+        schema: &EntitySchema,
+        input: &Json,
+        mode: Mode,
+        index: Option<usize>,
+    ) -> Result<std::result::Result<Parsed, Vec<ItemError>>> {
+        let Json::Object(object) = input else {
+            return Ok(Err(vec![ItemError {
+                index,
+                field: None,
+                code: "invalid_type",
+                message: "each record must be a JSON object of field: value".into(),
+            }]));
+        };
+        let op = if mode == Mode::Create {
+            Op::Create
+        } else {
+            Op::Edit
+        };
+        let mut errors = Vec::new();
+        let mut given: BTreeMap<&str, StoredValue> = BTreeMap::new();
+        for (key, value) in object {
+            if key == "id" && mode == Mode::Update {
+                continue;
+            }
+            if SYSTEM_FIELDS.contains(&key.as_str()) {
+                errors.push(
+                    ItemError::field(
+                        key,
+                        "read_only_field",
+                        "is kept by tabiji and cannot be written",
+                    )
+                    .at(index),
+                );
+                continue;
+            }
+            let Some(field) = schema.field(key) else {
+                errors.push(
+                    ItemError::field(
+                        key,
+                        "unknown_field",
+                        format!("{} has no field called {key}", schema.name),
+                    )
+                    .at(index),
+                );
+                continue;
+            };
+            if field.read_only {
+                errors.push(
+                    ItemError::field(
+                        key,
+                        "read_only_field",
+                        "is kept by tabiji and cannot be written",
+                    )
+                    .at(index),
+                );
+                continue;
+            }
+            if !who.rights.can_write_field(&schema.name, key) {
+                return Err(forbidden(&schema.name, op, Some(key)));
+            }
+            match field.parse(value) {
+                Ok(parsed) => {
+                    given.insert(field.key.as_str(), parsed);
+                }
+                Err(e) => errors.push(ItemError::from(e).at(index)),
+            }
+        }
+        for field in schema.fields.iter().filter(|f| f.required) {
+            let missing = match given.get(field.key.as_str()) {
+                None => mode == Mode::Create,
+                Some(v) => *v == StoredValue::Null,
+            };
+            if missing {
+                errors.push(ItemError::field(&field.key, "required", "is required").at(index));
+            }
+        }
+        if !errors.is_empty() {
+            return Ok(Err(errors));
+        }
+        let values = schema
+            .fields
+            .iter()
+            .filter_map(|f| {
+                given
+                    .remove(f.key.as_str())
+                    .map(|v| (Arc::<str>::from(f.key.as_str()), f.ty.column_kind(), v))
+            })
+            .collect();
+        Ok(Ok(Parsed { values }))
+    }
+
+    fn parse_all(
+        &self,
+        who: &Principal,
+        schema: &EntitySchema,
+        items: &[Json],
+        mode: Mode,
+    ) -> Result<Vec<Parsed>> {
+        if items.len() > MAX_BULK {
+            return Err(StorageError::invalid(ItemError {
+                index: None,
+                field: None,
+                code: "too_many_items",
+                message: format!("send at most {MAX_BULK} items per call"),
+            }));
+        }
+        let mut parsed = Vec::with_capacity(items.len());
+        let mut errors = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            match self.parse_item(who, schema, item, mode, Some(i))? {
+                Ok(p) => parsed.push(p),
+                Err(mut e) => errors.append(&mut e),
+            }
+        }
+        if errors.is_empty() {
+            Ok(parsed)
+        } else {
+            Err(StorageError::Invalid(errors))
+        }
+    }
+
+    /// Unique fields: no two items share a value, and no other stored record has it.
+    async fn check_unique<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        schema: &EntitySchema,
+        items: &[(Option<usize>, Option<i64>, &Parsed)],
+    ) -> Result<()> {
+        let mut errors = Vec::new();
+        for field in schema.fields.iter().filter(|f| f.unique) {
+            let mut first_at: HashMap<String, Option<usize>> = HashMap::new();
+            let mut owners: HashMap<String, Option<i64>> = HashMap::new();
+            let mut values = Vec::new();
+            for (index, id, parsed) in items {
+                let Some(value) = parsed.get(&field.key) else {
+                    continue;
+                };
+                let Some(key) = unique_key(value) else {
+                    continue;
+                };
+                if let Some(first) = first_at.get(&key) {
+                    errors.push(
+                        ItemError::field(
+                            &field.key,
+                            "duplicate",
+                            format!("{key} is also given in item {}", first.unwrap_or(0)),
+                        )
+                        .at(*index),
+                    );
+                    continue;
+                }
+                first_at.insert(key.clone(), *index);
+                owners.insert(key, *id);
+                values.push(to_sql(field.ty.column_kind(), value));
+            }
+            for chunk in values.chunks(rows_per_statement(1)) {
+                let mut q = Query::select();
+                q.column(col("id"))
+                    .column(col(&field.key))
+                    .from(col(&schema.name))
+                    .and_where(Expr::col(col(&field.key)).is_in(chunk.iter().cloned()));
+                for row in conn.query_all(&q).await? {
+                    let id: i64 = row.try_get("", "id")?;
+                    let taken = match field.ty.column_kind() {
+                        ColumnKind::BigInt => row.try_get::<i64>("", &field.key)?.to_string(),
+                        _ => row.try_get::<String>("", &field.key)?,
+                    };
+                    if owners.get(&taken).copied().flatten() == Some(id) {
+                        continue;
+                    }
+                    errors.push(
+                        ItemError::field(
+                            &field.key,
+                            "duplicate",
+                            format!("{taken} belongs to {} {id} already", schema.name),
+                        )
+                        .at(first_at.get(&taken).copied().flatten()),
+                    );
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(StorageError::Conflict(errors))
+        }
+    }
+
+    /// Reference fields point at records that exist.
+    async fn check_references<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        schema: &EntitySchema,
+        items: &[(Option<usize>, &Parsed)],
+    ) -> Result<()> {
+        let mut errors = Vec::new();
+        for field in &schema.fields {
+            let FieldType::Reference { entity: target } = &field.ty else {
+                continue;
+            };
+            let wanted: BTreeSet<i64> = items
+                .iter()
+                .filter_map(|(_, p)| match p.get(&field.key) {
+                    Some(StoredValue::Int(id)) => Some(*id),
+                    _ => None,
+                })
+                .collect();
+            let mut found = BTreeSet::new();
+            let wanted_list: Vec<i64> = wanted.iter().copied().collect();
+            for chunk in wanted_list.chunks(rows_per_statement(1)) {
+                let mut q = Query::select();
+                q.column(col("id"))
+                    .from(col(target))
+                    .and_where(Expr::col(col("id")).is_in(chunk.iter().copied()));
+                for row in conn.query_all(&q).await? {
+                    found.insert(row.try_get::<i64>("", "id")?);
+                }
+            }
+            for (index, parsed) in items {
+                if let Some(StoredValue::Int(id)) = parsed.get(&field.key)
+                    && !found.contains(id)
+                {
+                    errors.push(
+                        ItemError::field(
+                            &field.key,
+                            "unknown_reference",
+                            format!("{target} {id} does not exist"),
+                        )
+                        .at(*index),
+                    );
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(StorageError::Invalid(errors))
+        }
+    }
+
+    pub async fn create(
+        &self,
+        who: &Principal,
+        entity: &str,
+        input: &Json,
+    ) -> Result<(Record, ItemStatus)> {
+        let results = self
+            .create_many(who, entity, std::slice::from_ref(input), false)
+            .await?;
+        let result = &results[0];
+        let schema = self.entity(entity)?;
+        let record = self.fetch(&self.db.conn, who, &schema, result.id).await?;
+        Ok((record, result.status))
+    }
+
+    pub async fn bulk_create(
+        &self,
+        who: &Principal,
+        entity: &str,
+        items: &[Json],
+    ) -> Result<Vec<ItemResult>> {
+        self.create_many(who, entity, items, true).await
+    }
+
+    async fn create_many(
+        &self,
+        who: &Principal,
+        entity: &str,
+        items: &[Json],
+        bulk: bool,
+    ) -> Result<Vec<ItemResult>> {
+        let schema = self.entity(entity)?;
+        self.require(who, entity, Op::Create).await?;
+        let index = |i: usize| if bulk { Some(i) } else { None };
+        let parsed = self
+            .parse_all(who, &schema, items, Mode::Create)
+            .map_err(|e| match e {
+                StorageError::Invalid(errors) if !bulk => {
+                    StorageError::Invalid(errors.into_iter().map(|e| e.at(None)).collect())
+                }
+                other => other,
+            })?;
+        let txn = self.db.conn.begin().await?;
+        let refs: Vec<(Option<usize>, &Parsed)> = parsed
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (index(i), p))
+            .collect();
+        self.check_references(&txn, &schema, &refs).await?;
+        let results = if schema.kind == EntityKind::PointLedger {
+            self.insert_ledger(&txn, &schema, &parsed, bulk).await?
+        } else {
+            let uniq: Vec<(Option<usize>, Option<i64>, &Parsed)> =
+                refs.iter().map(|(i, p)| (*i, None, *p)).collect();
+            self.check_unique(&txn, &schema, &uniq).await?;
+            let ids = self.insert_rows(&txn, &schema, &parsed).await?;
+            ids.into_iter()
+                .enumerate()
+                .map(|(index, id)| ItemResult {
+                    index,
+                    id,
+                    status: ItemStatus::Created,
+                })
+                .collect()
+        };
+        txn.commit().await?;
+        let created = results
+            .iter()
+            .filter(|r| r.status == ItemStatus::Created)
+            .count();
+        let (record_id, detail) = if bulk {
+            (
+                None,
+                Some(format!("{created} created of {}", results.len())),
+            )
+        } else {
+            (results.first().map(|r| r.id), None)
+        };
+        self.log(who, "create", entity, record_id, "ok", detail)
+            .await?;
+        Ok(results)
+    }
+
+    /// Multi-row inserts in one transaction; returns the new ids in input order.
+    async fn insert_rows(
+        &self,
+        txn: &DatabaseTransaction,
+        schema: &EntitySchema,
+        parsed: &[Parsed],
+    ) -> Result<Vec<i64>> {
+        let now = Utc::now();
+        let mut columns: Vec<(&str, ColumnKind)> = schema
+            .fields
+            .iter()
+            .filter(|f| parsed.iter().any(|p| p.get(&f.key).is_some()))
+            .map(|f| (f.key.as_str(), f.ty.column_kind()))
+            .collect();
+        if schema.kind == EntityKind::Tourists {
+            columns.push(("points_balance", ColumnKind::BigInt));
+        }
+        let mut ids = Vec::with_capacity(parsed.len());
+        for chunk in parsed.chunks(rows_per_statement(columns.len() + 2)) {
+            let mut insert = Query::insert();
+            insert.into_table(col(&schema.name)).columns(
+                columns
+                    .iter()
+                    .map(|(c, _)| col(c))
+                    .chain([col("created_at"), col("updated_at")]),
+            );
+            for item in chunk {
+                let row = columns
+                    .iter()
+                    .map(|(key, kind)| match item.get(key) {
+                        Some(v) => to_sql(*kind, v),
+                        None if *key == "points_balance" => Value::BigInt(Some(0)),
+                        None => null_of(*kind),
+                    })
+                    .chain([
+                        Value::ChronoDateTimeUtc(Some(now)),
+                        Value::ChronoDateTimeUtc(Some(now)),
+                    ])
+                    .map(Expr::val);
+                insert
+                    .values(row)
+                    .map_err(|e| DbErr::Custom(e.to_string()))?;
+            }
+            insert.returning_col(col("id"));
+            let mut chunk_ids = txn
+                .query_all(&insert)
+                .await
+                .map_err(unique_violation)?
+                .iter()
+                .map(|row| row.try_get::<i64>("", "id"))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            // Ids are assigned in VALUES order; RETURNING may list them in any order.
+            chunk_ids.sort_unstable();
+            ids.extend(chunk_ids);
+        }
+        Ok(ids)
+    }
+
+    /// Point-ledger entries: idempotent by (source_system, transaction_id), each moving the
+    /// tourist's balance in the same transaction; a use beyond the balance is refused.
+    async fn insert_ledger(
+        &self,
+        txn: &DatabaseTransaction,
+        schema: &EntitySchema,
+        parsed: &[Parsed],
+        bulk: bool,
+    ) -> Result<Vec<ItemResult>> {
+        let mut results = Vec::with_capacity(parsed.len());
+        let mut errors = Vec::new();
+        let mut seen: HashMap<(String, String), usize> = HashMap::new();
+        for (index, item) in parsed.iter().enumerate() {
+            let text = |k: &str| match item.get(k) {
+                Some(StoredValue::Text(s)) => s.clone(),
+                _ => String::new(),
+            };
+            let int = |k: &str| match item.get(k) {
+                Some(StoredValue::Int(n)) => *n,
+                _ => 0,
+            };
+            let at = if bulk { Some(index) } else { None };
+            let key = (text("source_system"), text("transaction_id"));
+            if let Some(first) = seen.get(&key) {
+                errors.push(
+                    ItemError::field(
+                        "transaction_id",
+                        "duplicate",
+                        format!("{} is also given in item {first}", key.1),
+                    )
+                    .at(at),
+                );
+                continue;
+            }
+            seen.insert(key.clone(), index);
+            let mut existing = Query::select();
+            existing
+                .column(col("id"))
+                .from(col(&schema.name))
+                .and_where(Expr::col(col("source_system")).eq(key.0.clone()))
+                .and_where(Expr::col(col("transaction_id")).eq(key.1.clone()));
+            if let Some(row) = txn.query_one(&existing).await? {
+                results.push(ItemResult {
+                    index,
+                    id: row.try_get("", "id")?,
+                    status: ItemStatus::Existing,
+                });
+                continue;
+            }
+            let points = int("points");
+            let delta = match text("kind").as_str() {
+                "grant" | "adjust" => points,
+                _ => -points,
+            };
+            let tourist_id = int("tourist_id");
+            let mut update = Query::update();
+            update
+                .table(col("tourists"))
+                .value(
+                    col("points_balance"),
+                    Expr::col(col("points_balance")).add(delta),
+                )
+                .value(
+                    col("updated_at"),
+                    Value::ChronoDateTimeUtc(Some(Utc::now())),
+                )
+                .and_where(Expr::col(col("id")).eq(tourist_id))
+                .returning_col(col("points_balance"));
+            let balance: i64 = match txn.query_one(&update).await? {
+                Some(row) => row.try_get("", "points_balance")?,
+                None => {
+                    errors.push(
+                        ItemError::field(
+                            "tourist_id",
+                            "unknown_reference",
+                            format!("tourists {tourist_id} does not exist"),
+                        )
+                        .at(at),
+                    );
+                    continue;
+                }
+            };
+            if balance < 0 {
+                errors.push(
+                    ItemError::field(
+                        "points",
+                        "insufficient_points",
+                        format!(
+                            "tourist {tourist_id} has {} points, fewer than the {points} to use",
+                            balance + points
+                        ),
+                    )
+                    .at(at),
+                );
+                continue;
+            }
+            let mut values = item.values.clone();
+            values.push((
+                Arc::from("balance_after"),
+                ColumnKind::BigInt,
+                StoredValue::Int(balance),
+            ));
+            let ids = self.insert_rows(txn, schema, &[Parsed { values }]).await?;
+            results.push(ItemResult {
+                index,
+                id: ids[0],
+                status: ItemStatus::Created,
+            });
+        }
+        if errors.is_empty() {
+            Ok(results)
+        } else {
+            Err(StorageError::Invalid(errors))
+        }
+    }
+
+    pub async fn update(
+        &self,
+        who: &Principal,
+        entity: &str,
+        id: i64,
+        patch: &Json,
+    ) -> Result<Record> {
+        let schema = self.entity(entity)?;
+        self.require(who, entity, Op::Edit).await?;
+        if schema.append_only {
+            return Err(append_only(entity));
+        }
+        let parsed = match self.parse_item(who, &schema, patch, Mode::Update, None)? {
+            Ok(p) => p,
+            Err(errors) => return Err(StorageError::Invalid(errors)),
+        };
+        let txn = self.db.conn.begin().await?;
+        self.check_references(&txn, &schema, &[(None, &parsed)])
+            .await?;
+        self.check_unique(&txn, &schema, &[(None, Some(id), &parsed)])
+            .await?;
+        if !self.update_row(&txn, &schema, id, &parsed).await? {
+            return Err(StorageError::NotFound {
+                entity: entity.into(),
+                id,
+            });
+        }
+        let record = self.fetch(&txn, who, &schema, id).await?;
+        txn.commit().await?;
+        self.log(
+            who,
+            "edit",
+            entity,
+            Some(id),
+            "ok",
+            Some(changed_fields(&parsed)),
+        )
+        .await?;
+        Ok(record)
+    }
+
+    async fn update_row(
+        &self,
+        txn: &DatabaseTransaction,
+        schema: &EntitySchema,
+        id: i64,
+        parsed: &Parsed,
+    ) -> Result<bool> {
+        let mut update = Query::update();
+        update.table(col(&schema.name));
+        for (key, kind, value) in &parsed.values {
+            update.value(col(key), to_sql(*kind, value));
+        }
+        update
+            .value(
+                col("updated_at"),
+                Value::ChronoDateTimeUtc(Some(Utc::now())),
+            )
+            .and_where(Expr::col(col("id")).eq(id));
+        let result = txn.execute(&update).await.map_err(unique_violation)?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Updates many records at once: each item is an object with its `id` and the fields to
+    /// change. All or nothing.
+    pub async fn bulk_update(
+        &self,
+        who: &Principal,
+        entity: &str,
+        items: &[Json],
+    ) -> Result<Vec<ItemResult>> {
+        let schema = self.entity(entity)?;
+        self.require(who, entity, Op::Edit).await?;
+        if schema.append_only {
+            return Err(append_only(entity));
+        }
+        let mut ids = Vec::with_capacity(items.len());
+        let mut errors = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            match item.get("id").and_then(Json::as_i64) {
+                Some(id) if id > 0 => ids.push(id),
+                _ => errors.push(
+                    ItemError::field(
+                        "id",
+                        "required",
+                        "each item needs the id of the record to change",
+                    )
+                    .at(Some(i)),
+                ),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(StorageError::Invalid(errors));
+        }
+        let parsed = self.parse_all(who, &schema, items, Mode::Update)?;
+        let txn = self.db.conn.begin().await?;
+        let refs: Vec<(Option<usize>, &Parsed)> = parsed
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (Some(i), p))
+            .collect();
+        self.check_references(&txn, &schema, &refs).await?;
+        let uniq: Vec<(Option<usize>, Option<i64>, &Parsed)> = parsed
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (Some(i), Some(ids[i]), p))
+            .collect();
+        self.check_unique(&txn, &schema, &uniq).await?;
+        let mut missing = Vec::new();
+        for (i, item) in parsed.iter().enumerate() {
+            if !self.update_row(&txn, &schema, ids[i], item).await? {
+                missing.push(
+                    ItemError::field(
+                        "id",
+                        "not_found",
+                        format!("{entity} {} does not exist", ids[i]),
+                    )
+                    .at(Some(i)),
+                );
+            }
+        }
+        if !missing.is_empty() {
+            return Err(StorageError::Invalid(missing));
+        }
+        txn.commit().await?;
+        self.log(
+            who,
+            "edit",
+            entity,
+            None,
+            "ok",
+            Some(format!("{} updated", ids.len())),
+        )
+        .await?;
+        Ok(ids
+            .into_iter()
+            .enumerate()
+            .map(|(index, id)| ItemResult {
+                index,
+                id,
+                status: ItemStatus::Updated,
+            })
+            .collect())
+    }
+
+    pub async fn delete(&self, who: &Principal, entity: &str, id: i64) -> Result<()> {
+        self.delete_many(who, entity, &[id], false)
+            .await
+            .map(|_| ())
+    }
+
+    /// Deletes records by id, all or nothing; records that belong to them go with them.
+    pub async fn bulk_delete(
+        &self,
+        who: &Principal,
+        entity: &str,
+        ids: &[i64],
+    ) -> Result<Vec<ItemResult>> {
+        self.delete_many(who, entity, ids, true).await
+    }
+
+    async fn delete_many(
+        &self,
+        who: &Principal,
+        entity: &str,
+        ids: &[i64],
+        bulk: bool,
+    ) -> Result<Vec<ItemResult>> {
+        let schema = self.entity(entity)?;
+        self.require(who, entity, Op::Delete).await?;
+        if schema.kind == EntityKind::PointLedger && !who.is_admin() {
+            return Err(append_only(entity));
+        }
+        let txn = self.db.conn.begin().await?;
+        let mut found = BTreeSet::new();
+        for chunk in ids.chunks(rows_per_statement(1)) {
+            let mut q = Query::select();
+            q.column(col("id"))
+                .from(col(entity))
+                .and_where(Expr::col(col("id")).is_in(chunk.iter().copied()));
+            for row in txn.query_all(&q).await? {
+                found.insert(row.try_get::<i64>("", "id")?);
+            }
+        }
+        let missing: Vec<ItemError> = ids
+            .iter()
+            .enumerate()
+            .filter(|(_, id)| !found.contains(id))
+            .map(|(i, id)| {
+                ItemError::field("id", "not_found", format!("{entity} {id} does not exist"))
+                    .at(bulk.then_some(i))
+            })
+            .collect();
+        if !missing.is_empty() {
+            if !bulk {
+                return Err(StorageError::NotFound {
+                    entity: entity.into(),
+                    id: ids[0],
+                });
+            }
+            return Err(StorageError::Invalid(missing));
+        }
+        for chunk in ids.chunks(rows_per_statement(1)) {
+            let mut q = Query::delete();
+            q.from_table(col(entity))
+                .and_where(Expr::col(col("id")).is_in(chunk.iter().copied()));
+            txn.execute(&q).await?;
+        }
+        txn.commit().await?;
+        let (record_id, detail) = if bulk {
+            (None, Some(format!("{} deleted", ids.len())))
+        } else {
+            (ids.first().copied(), None)
+        };
+        self.log(who, "delete", entity, record_id, "ok", detail)
+            .await?;
+        Ok(ids
+            .iter()
+            .enumerate()
+            .map(|(index, id)| ItemResult {
+                index,
+                id: *id,
+                status: ItemStatus::Deleted,
+            })
+            .collect())
+    }
+
+    /// Adds an operator-defined field (DM-7); needs the entity's schema right.
+    pub async fn add_custom_field(
+        &self,
+        who: &Principal,
+        entity: &str,
+        field: FieldDef,
+    ) -> Result<FieldDef> {
+        let schema = self.entity(entity)?;
+        self.require(who, entity, Op::Schema).await?;
+        let added = schemas::add_custom_field(&self.db, &schema, field).await?;
+        self.reload_schemas().await?;
+        self.log(
+            who,
+            "schema",
+            entity,
+            None,
+            "ok",
+            Some(format!("added field {}", added.key)),
+        )
+        .await?;
+        Ok(added)
+    }
+
+    /// Creates an operator-defined history store (DM-8); administrators only.
+    pub async fn add_history_store(
+        &self,
+        who: &Principal,
+        name: &str,
+        label: Label,
+    ) -> Result<EntitySchema> {
+        if !who.is_admin() {
+            self.log(
+                who,
+                "schema",
+                name,
+                None,
+                "denied",
+                Some("create history store".into()),
+            )
+            .await?;
+            return Err(forbidden(name, Op::Schema, None));
+        }
+        let created = schemas::add_history_store(&self.db, &self.schemas(), name, label).await?;
+        self.reload_schemas().await?;
+        self.log(
+            who,
+            "schema",
+            name,
+            None,
+            "ok",
+            Some("created history store".into()),
+        )
+        .await?;
+        Ok(created)
+    }
+
+    /// How many records an entity holds.
+    pub async fn count(&self, who: &Principal, entity: &str) -> Result<u64> {
+        let schema = self.entity(entity)?;
+        self.require(who, entity, Op::View).await?;
+        let mut q = Query::select();
+        q.expr_as(Expr::col(col("id")).count(), col("n"))
+            .from(col(&schema.name));
+        let row = self
+            .db
+            .conn
+            .query_one(&q)
+            .await?
+            .expect("COUNT returns a row");
+        Ok(row.try_get::<i64>("", "n")? as u64)
+    }
+}
+
+fn append_only(entity: &str) -> StorageError {
+    StorageError::invalid(ItemError {
+        index: None,
+        field: None,
+        code: "append_only",
+        message: format!("{entity} entries are never changed; record a correcting entry instead"),
+    })
+}
+
+fn changed_fields(parsed: &Parsed) -> String {
+    let keys: Vec<&str> = parsed.values.iter().map(|(k, _, _)| &**k).collect();
+    format!("fields: {}", keys.join(", "))
+}
+
+/// A unique index refused a row that the pre-checks let through (a concurrent writer).
+fn unique_violation(e: DbErr) -> StorageError {
+    match e.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(detail)) => {
+            StorageError::Conflict(vec![ItemError {
+                index: None,
+                field: None,
+                code: "duplicate",
+                message: format!("a unique value is taken by another record ({detail})"),
+            }])
+        }
+        _ => StorageError::Database(e),
+    }
+}

@@ -1,0 +1,588 @@
+//! The storage layer against real databases: SQLite always, PostgreSQL when DATABASE_URL is set.
+
+use serde_json::{Value, json};
+use tabiji_model::rights::{EntityRights, FieldAccess};
+use tabiji_model::{Op, Rights};
+use tabiji_storage::records::{ItemStatus, ListQuery};
+use tabiji_storage::scratch::Scratch;
+use tabiji_storage::{Db, Principal, StorageError, Store, migration};
+
+/// Runs `check` against a freshly migrated store on every backend.
+macro_rules! on_every_backend {
+    ($check:ident) => {
+        for scratch in Scratch::all_backends().await {
+            let db = Db::connect(&scratch.url).await.unwrap();
+            migration::run(&db).await.unwrap();
+            let store = Store::open(db.clone()).await.unwrap();
+            $check(&store).await;
+            db.conn.close().await.unwrap();
+            scratch.remove().await;
+        }
+    };
+}
+
+fn admin() -> Principal {
+    Principal::system()
+}
+
+fn staff(rights: Rights) -> Principal {
+    Principal {
+        user_id: None,
+        login: "staff".into(),
+        rights,
+    }
+}
+
+fn tourist(email: &str) -> Value {
+    json!({"email": email, "family_name": "山田", "given_name": "太郎", "family_name_kana": "ﾔﾏﾀﾞ",
+           "phone": "03-1234-5678", "birth_date": "1990/4/1", "interests": ["food", "nature"],
+           "opt_in_email": "はい", "prefecture": "愛知県"})
+}
+
+async fn create_read_update_delete(store: &Store) {
+    let (record, status) = store
+        .create(&admin(), "tourists", &tourist("Ｔａｒｏ@Example.JP"))
+        .await
+        .unwrap();
+    assert_eq!(status, ItemStatus::Created);
+    let id = record["id"].as_i64().unwrap();
+    assert_eq!(record["email"], "taro@example.jp");
+    assert_eq!(record["family_name_kana"], "ヤマダ");
+    assert_eq!(record["phone"], "0312345678");
+    assert_eq!(record["birth_date"], "1990-04-01");
+    assert_eq!(record["interests"], json!(["nature", "food"]));
+    assert_eq!(record["opt_in_email"], true);
+    assert_eq!(record["points_balance"], 0);
+
+    let updated = store
+        .update(
+            &admin(),
+            "tourists",
+            id,
+            &json!({"city": "名古屋市", "visit_count": 3}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated["city"], "名古屋市");
+    assert_eq!(updated["email"], "taro@example.jp");
+    assert_eq!(
+        store.get(&admin(), "tourists", id).await.unwrap()["visit_count"],
+        3
+    );
+
+    store.delete(&admin(), "tourists", id).await.unwrap();
+    assert!(matches!(
+        store.get(&admin(), "tourists", id).await,
+        Err(StorageError::NotFound { .. })
+    ));
+}
+
+async fn bad_input_names_the_field(store: &Store) {
+    let err = store
+        .create(
+            &admin(),
+            "tourists",
+            &json!({"email": "not-an-address", "birth_date": "1990-02-30", "shoe_size": 27}),
+        )
+        .await
+        .unwrap_err();
+    let StorageError::Invalid(errors) = err else {
+        panic!("{err:?}")
+    };
+    let codes: Vec<(&str, &str)> = errors
+        .iter()
+        .map(|e| (e.field.as_deref().unwrap(), e.code))
+        .collect();
+    assert!(codes.contains(&("email", "invalid_email")), "{codes:?}");
+    assert!(codes.contains(&("birth_date", "invalid_date")), "{codes:?}");
+    assert!(codes.contains(&("shoe_size", "unknown_field")), "{codes:?}");
+
+    let err = store
+        .create(&admin(), "tourists", &json!({"family_name": "佐藤"}))
+        .await
+        .unwrap_err();
+    let StorageError::Invalid(errors) = err else {
+        panic!()
+    };
+    assert_eq!(
+        (errors[0].field.as_deref(), errors[0].code),
+        (Some("email"), "required")
+    );
+
+    store
+        .create(&admin(), "tourists", &tourist("dup@example.jp"))
+        .await
+        .unwrap();
+    let err = store
+        .create(&admin(), "tourists", &tourist("DUP@example.jp"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StorageError::Conflict(ref e) if e[0].code == "duplicate"),
+        "{err:?}"
+    );
+
+    let err = store
+        .create(
+            &admin(),
+            "tourists",
+            &json!({"email": "x@example.jp", "points_balance": 5}),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StorageError::Invalid(ref e) if e[0].code == "read_only_field"),
+        "{err:?}"
+    );
+}
+
+async fn bulk_is_all_or_nothing(store: &Store) {
+    let items: Vec<Value> = (0..2500)
+        .map(|i| tourist(&format!("user{i}@example.jp")))
+        .collect();
+    let results = store
+        .bulk_create(&admin(), "tourists", &items)
+        .await
+        .unwrap();
+    assert_eq!(results.len(), 2500);
+    let first = store
+        .get(&admin(), "tourists", results[0].id)
+        .await
+        .unwrap();
+    assert_eq!(first["email"], "user0@example.jp");
+    let last = store
+        .get(&admin(), "tourists", results[2499].id)
+        .await
+        .unwrap();
+    assert_eq!(last["email"], "user2499@example.jp");
+
+    let before = store.count(&admin(), "tourists").await.unwrap();
+    let bad = vec![
+        tourist("new1@example.jp"),
+        json!({"email": "broken"}),
+        tourist("user7@example.jp"),
+        tourist("new1@example.jp"),
+    ];
+    let err = store
+        .bulk_create(&admin(), "tourists", &bad)
+        .await
+        .unwrap_err();
+    let StorageError::Invalid(errors) = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(errors[0].index, Some(1));
+    assert_eq!(
+        store.count(&admin(), "tourists").await.unwrap(),
+        before,
+        "nothing half-written"
+    );
+
+    let bad = vec![
+        tourist("new1@example.jp"),
+        tourist("user7@example.jp"),
+        tourist("new1@example.jp"),
+    ];
+    let StorageError::Conflict(errors) = store
+        .bulk_create(&admin(), "tourists", &bad)
+        .await
+        .unwrap_err()
+    else {
+        panic!()
+    };
+    let mut at: Vec<usize> = errors.iter().map(|e| e.index.unwrap()).collect();
+    at.sort();
+    assert_eq!(at, vec![1, 2]);
+    assert_eq!(store.count(&admin(), "tourists").await.unwrap(), before);
+
+    let ids: Vec<i64> = results.iter().take(3).map(|r| r.id).collect();
+    let updates: Vec<Value> = ids
+        .iter()
+        .map(|id| json!({"id": id, "member_type": "premium"}))
+        .collect();
+    store
+        .bulk_update(&admin(), "tourists", &updates)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get(&admin(), "tourists", ids[2]).await.unwrap()["member_type"],
+        "premium"
+    );
+
+    let err = store
+        .bulk_delete(&admin(), "tourists", &[ids[0], 999_999])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StorageError::Invalid(ref e) if e[0].index == Some(1)));
+    assert!(
+        store.get(&admin(), "tourists", ids[0]).await.is_ok(),
+        "nothing deleted"
+    );
+    store.bulk_delete(&admin(), "tourists", &ids).await.unwrap();
+    assert_eq!(store.count(&admin(), "tourists").await.unwrap(), before - 3);
+
+    let page = store
+        .list(
+            &admin(),
+            "tourists",
+            &ListQuery {
+                limit: Some(1000),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 1000);
+    let next = store
+        .list(
+            &admin(),
+            "tourists",
+            &ListQuery {
+                after: page.next_after,
+                limit: Some(1000),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(next.items[0]["id"].as_i64().unwrap() > page.items[999]["id"].as_i64().unwrap());
+}
+
+async fn field_rights_hide_and_protect(store: &Store) {
+    let (record, _) = store
+        .create(&admin(), "tourists", &tourist("hidden@example.jp"))
+        .await
+        .unwrap();
+    let id = record["id"].as_i64().unwrap();
+    let mut tourists = EntityRights::with_ops(&[Op::View, Op::Edit]);
+    tourists.fields.insert("phone".into(), FieldAccess::None);
+    tourists.fields.insert("email".into(), FieldAccess::Read);
+    let clerk = staff(Rights {
+        admin: false,
+        entities: [("tourists".to_string(), tourists)].into(),
+    });
+
+    let seen = store.get(&clerk, "tourists", id).await.unwrap();
+    assert!(!seen.contains_key("phone"), "a hidden field never appears");
+    assert_eq!(seen["email"], "hidden@example.jp");
+    let page = store
+        .list(&clerk, "tourists", &ListQuery::default())
+        .await
+        .unwrap();
+    assert!(page.items.iter().all(|r| !r.contains_key("phone")));
+    let schema = store.visible_schema(&clerk, "tourists").await.unwrap();
+    assert!(schema.field("phone").is_none());
+    assert!(schema.field("email").unwrap().read_only);
+
+    let err = store
+        .update(
+            &clerk,
+            "tourists",
+            id,
+            &json!({"email": "other@example.jp"}),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StorageError::Forbidden { ref field, .. } if field.as_deref() == Some("email"))
+    );
+    store
+        .update(&clerk, "tourists", id, &json!({"city": "豊田市"}))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.delete(&clerk, "tourists", id).await,
+        Err(StorageError::Forbidden { .. })
+    ));
+    assert!(matches!(
+        store.get(&clerk, "businesses", 1).await,
+        Err(StorageError::Forbidden { .. })
+    ));
+    let log = tabiji_storage::audit::recent(store.db(), Some("staff"), 10)
+        .await
+        .unwrap();
+    assert!(
+        log.iter()
+            .any(|e| e.outcome == "denied" && e.action == "delete"),
+        "denials are logged"
+    );
+}
+
+async fn point_ledger_is_idempotent_and_moves_the_balance(store: &Store) {
+    let (record, _) = store
+        .create(&admin(), "tourists", &tourist("points@example.jp"))
+        .await
+        .unwrap();
+    let id = record["id"].as_i64().unwrap();
+    let grant = json!({"tourist_id": id, "occurred_at": "2026-11-01 10:00", "kind": "grant", "points": 500,
+                       "source_system": "ota", "transaction_id": "T-1"});
+    let (entry, status) = store
+        .create(&admin(), "point_ledger", &grant)
+        .await
+        .unwrap();
+    assert_eq!(
+        (status, entry["balance_after"].as_i64()),
+        (ItemStatus::Created, Some(500))
+    );
+    let (again, status) = store
+        .create(&admin(), "point_ledger", &grant)
+        .await
+        .unwrap();
+    assert_eq!(
+        (status, again["id"].clone()),
+        (ItemStatus::Existing, entry["id"].clone())
+    );
+    assert_eq!(
+        store.get(&admin(), "tourists", id).await.unwrap()["points_balance"],
+        500
+    );
+
+    let spend = |tx: &str, points: i64| {
+        json!({"tourist_id": id, "occurred_at": "2026-11-02T09:00:00+09:00", "kind": "use",
+                                    "points": points, "source_system": "point_programme", "transaction_id": tx})
+    };
+    store
+        .create(&admin(), "point_ledger", &spend("U-1", 200))
+        .await
+        .unwrap();
+    let err = store
+        .create(&admin(), "point_ledger", &spend("U-2", 301))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StorageError::Invalid(ref e) if e[0].code == "insufficient_points"),
+        "{err:?}"
+    );
+    assert_eq!(
+        store.get(&admin(), "tourists", id).await.unwrap()["points_balance"],
+        300
+    );
+    let err = store
+        .update(
+            &admin(),
+            "point_ledger",
+            entry["id"].as_i64().unwrap(),
+            &json!({"points": 1}),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StorageError::Invalid(ref e) if e[0].code == "append_only"));
+
+    let history = store
+        .list(
+            &admin(),
+            "point_ledger",
+            &ListQuery {
+                parent_id: Some(id),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(history.items.len(), 2);
+    let err = store
+        .create(
+            &admin(),
+            "point_ledger",
+            &json!({"tourist_id": 999_999, "occurred_at": "2026-11-01", "kind": "grant",
+        "points": 1, "source_system": "ota", "transaction_id": "T-9"}),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StorageError::Invalid(ref e) if e[0].code == "unknown_reference"),
+        "{err:?}"
+    );
+}
+
+async fn custom_fields_and_history_stores(store: &Store) {
+    let field = serde_json::from_value(
+        json!({"key": "favourite_onsen", "label": {"ja": "好きな温泉", "en": "Favourite onsen"},
+        "type": "single_choice", "options": ["別府", "草津", "下呂"]}),
+    )
+    .unwrap();
+    store
+        .add_custom_field(&admin(), "tourists", field)
+        .await
+        .unwrap();
+    let secret = serde_json::from_value(
+        json!({"key": "portal_password", "label": {"ja": "パスワード", "en": "Portal password"},
+        "type": "password"}),
+    )
+    .unwrap();
+    store
+        .add_custom_field(&admin(), "tourists", secret)
+        .await
+        .unwrap();
+    let (record, _) = store
+        .create(&admin(), "tourists", &json!({"email": "onsen@example.jp", "favourite_onsen": "下呂", "portal_password": "s3cret-pass"}))
+        .await
+        .unwrap();
+    assert_eq!(record["favourite_onsen"], "下呂");
+    assert!(
+        !record.contains_key("portal_password"),
+        "passwords are never returned"
+    );
+    let err = store
+        .create(
+            &admin(),
+            "tourists",
+            &json!({"email": "o2@example.jp", "favourite_onsen": "有馬"}),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StorageError::Invalid(ref e) if e[0].code == "invalid_choice"));
+
+    let dup = serde_json::from_value(
+        json!({"key": "email", "label": {"ja": "x", "en": "x"}, "type": "text"}),
+    )
+    .unwrap();
+    assert!(matches!(
+        store.add_custom_field(&admin(), "tourists", dup).await,
+        Err(StorageError::Conflict(_))
+    ));
+
+    let label = tabiji_model::field::Label {
+        ja: "来訪履歴".into(),
+        en: "Visits".into(),
+    };
+    store
+        .add_history_store(&admin(), "visits", label)
+        .await
+        .unwrap();
+    let spot = serde_json::from_value(
+        json!({"key": "spot_id", "label": {"ja": "スポット", "en": "Spot"}, "type": "text"}),
+    )
+    .unwrap();
+    store
+        .add_custom_field(&admin(), "visits", spot)
+        .await
+        .unwrap();
+    let tourist_id = record["id"].as_i64().unwrap();
+    let (visit, _) = store
+        .create(&admin(), "visits", &json!({"tourist_id": tourist_id, "occurred_at": "2026-10-10 12:00", "spot_id": "S-42"}))
+        .await
+        .unwrap();
+    assert_eq!(visit["spot_id"], "S-42");
+    assert_eq!(visit["occurred_at"], "2026-10-10T03:00:00Z");
+
+    // A restarted process sees what was added.
+    let reopened = Store::open(store.db().clone()).await.unwrap();
+    assert!(
+        reopened
+            .schemas()
+            .get("visits")
+            .unwrap()
+            .field("spot_id")
+            .is_some()
+    );
+    assert!(
+        reopened
+            .schemas()
+            .get("tourists")
+            .unwrap()
+            .field("favourite_onsen")
+            .is_some()
+    );
+
+    // Deleting a tourist removes what belongs to them.
+    store
+        .delete(&admin(), "tourists", tourist_id)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .get(&admin(), "visits", visit["id"].as_i64().unwrap())
+            .await
+            .is_err()
+    );
+}
+
+async fn inquiries_and_interactions_link_to_their_owner(store: &Store) {
+    let (t, _) = store
+        .create(&admin(), "tourists", &tourist("ask@example.jp"))
+        .await
+        .unwrap();
+    let (inquiry, _) = store
+        .create(
+            &admin(),
+            "inquiries",
+            &json!({"tourist_id": t["id"], "subject": "落とし物", "category": "lost_item",
+            "channel": "phone", "status": "open", "received_at": "2026-11-20 15:00"}),
+        )
+        .await
+        .unwrap();
+    store
+        .create(
+            &admin(),
+            "inquiry_responses",
+            &json!({"inquiry_id": inquiry["id"], "responded_at": "2026-11-21 10:00",
+            "status": "resolved", "staff": "鈴木", "body": "駅で保管中とご案内"}),
+        )
+        .await
+        .unwrap();
+    let (b, _) = store
+        .create(&admin(), "businesses", &json!({"name": "ホテル東山", "category": "accommodation", "corporate_number": "１２３４５６７８９０１２３"}))
+        .await
+        .unwrap();
+    assert_eq!(b["corporate_number"], "1234567890123");
+    store
+        .create(&admin(), "interactions", &json!({"business_id": b["id"], "occurred_at": "2026-11-22 14:00", "kind": "visit", "subject": "契約更新"}))
+        .await
+        .unwrap();
+    let err = store
+        .create(
+            &admin(),
+            "interactions",
+            &json!({"business_id": 424242, "occurred_at": "2026-11-22 14:00", "subject": "x"}),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StorageError::Invalid(ref e) if e[0].code == "unknown_reference"));
+    let responses = store
+        .list(
+            &admin(),
+            "inquiry_responses",
+            &ListQuery {
+                parent_id: inquiry["id"].as_i64(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(responses.items[0]["staff"], "鈴木");
+}
+
+#[tokio::test]
+async fn crud() {
+    on_every_backend!(create_read_update_delete);
+}
+
+#[tokio::test]
+async fn bad_input() {
+    on_every_backend!(bad_input_names_the_field);
+}
+
+#[tokio::test]
+async fn bulk() {
+    on_every_backend!(bulk_is_all_or_nothing);
+}
+
+#[tokio::test]
+async fn field_rights() {
+    on_every_backend!(field_rights_hide_and_protect);
+}
+
+#[tokio::test]
+async fn point_ledger() {
+    on_every_backend!(point_ledger_is_idempotent_and_moves_the_balance);
+}
+
+#[tokio::test]
+async fn custom_schema() {
+    on_every_backend!(custom_fields_and_history_stores);
+}
+
+#[tokio::test]
+async fn linked_records() {
+    on_every_backend!(inquiries_and_interactions_link_to_their_owner);
+}

@@ -1,6 +1,7 @@
 //! The shared language of tabiji: what a record is made of and who may touch it.
 //!
 //! # Layout
+//! - [`clock`]: the [`clock::Clock`] every time-dependent decision is given.
 //! - [`normalize`]: Japanese-aware text normalisation (full-width/half-width), e-mail, phone,
 //!   postal code.
 //! - [`field`]: field types, field definitions and the parsing of input values into typed,
@@ -11,6 +12,7 @@
 //!
 //! Nothing here does I/O: the crate compiles for wasm32 so the editor shares it.
 
+pub mod clock;
 pub mod field;
 pub mod normalize;
 pub mod rights;

@@ -399,6 +399,7 @@ impl Store {
         };
         let mut errors = Vec::new();
         let mut given: BTreeMap<&str, StoredValue> = BTreeMap::new();
+        let mut refused: BTreeSet<&str> = BTreeSet::new();
         for (key, value) in object {
             if key == "id" && mode == Mode::Update {
                 continue;
@@ -443,10 +444,17 @@ impl Store {
                 Ok(parsed) => {
                     given.insert(field.key.as_str(), parsed);
                 }
-                Err(e) => errors.push(ItemError::from(e).at(index)),
+                Err(e) => {
+                    refused.insert(field.key.as_str());
+                    errors.push(ItemError::from(e).at(index));
+                }
             }
         }
-        for field in schema.fields.iter().filter(|f| f.required) {
+        for field in schema
+            .fields
+            .iter()
+            .filter(|f| f.required && !refused.contains(f.key.as_str()))
+        {
             let missing = match given.get(field.key.as_str()) {
                 None => mode == Mode::Create,
                 Some(v) => *v == StoredValue::Null,

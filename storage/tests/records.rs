@@ -96,6 +96,10 @@ async fn bad_input_names_the_field(store: &Store) {
     assert!(codes.contains(&("email", "invalid_email")), "{codes:?}");
     assert!(codes.contains(&("birth_date", "invalid_date")), "{codes:?}");
     assert!(codes.contains(&("shoe_size", "unknown_field")), "{codes:?}");
+    assert!(
+        !codes.contains(&("email", "required")),
+        "a refused value is not also reported missing: {codes:?}"
+    );
 
     let err = store
         .create(&admin(), "tourists", &json!({"family_name": "佐藤"}))

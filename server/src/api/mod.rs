@@ -1,0 +1,113 @@
+//! The HTTP API. Every route but health, OpenAPI and login needs a caller; every record
+//! operation goes through [`tabiji_storage::Store`], which enforces the caller's rights.
+
+mod admin;
+mod auth;
+mod openapi;
+mod records;
+mod schema;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::http::header::{AUTHORIZATION, COOKIE};
+use axum::http::request::Parts;
+use axum::routing::get;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use tabiji_storage::{Principal, auth as users};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+
+/// Largest request body: room for a bulk call of 100,000 tourists.
+pub const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
+pub const SESSION_COOKIE: &str = "tabiji_session";
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/health", get(health))
+        .route("/api/openapi.json", get(openapi::document))
+        .merge(auth::routes())
+        .merge(schema::routes())
+        .merge(records::routes())
+        .merge(admin::routes())
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn health(State(state): State<AppState>) -> ApiResult<axum::Json<serde_json::Value>> {
+    state
+        .store
+        .db()
+        .conn
+        .ping()
+        .await
+        .map_err(tabiji_storage::StorageError::from)?;
+    Ok(axum::Json(json!({
+        "status": "ok",
+        "database": format!("{:?}", state.store.db().backend()).to_lowercase(),
+        "version": env!("CARGO_PKG_VERSION"),
+    })))
+}
+
+/// The signed-in caller: from `Authorization: Bearer <token>` or the session cookie.
+pub struct Caller(pub Principal);
+
+fn session_cookie(parts: &Parts) -> Option<String> {
+    parts
+        .headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.to_string())
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let now = state.clock.now();
+        let db = state.store.db();
+        if let Some(value) = parts.headers.get(AUTHORIZATION) {
+            let token = value
+                .to_str()
+                .ok()
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .ok_or(ApiError::Unauthenticated)?;
+            return users::token_principal(db, token.trim(), now)
+                .await?
+                .map(Caller)
+                .ok_or(ApiError::Unauthenticated);
+        }
+        if let Some(secret) = session_cookie(parts) {
+            return users::session_principal(db, &secret, now)
+                .await?
+                .map(Caller)
+                .ok_or(ApiError::Unauthenticated);
+        }
+        Err(ApiError::Unauthenticated)
+    }
+}
+
+/// A JSON body whose errors name the line and column, in the API's error shape.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> ApiResult<Self> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            ApiError::BadRequest(format!("the request body could not be read: {e}"))
+        })?;
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|e| ApiError::BadJson(e.to_string()))
+    }
+}

@@ -1,0 +1,238 @@
+//! `/api/openapi.json`, generated from the live schemas so that custom fields and history
+//! stores are described as soon as they exist.
+
+use axum::Json;
+use axum::extract::State;
+use serde_json::{Map, Value, json};
+use tabiji_model::{EntitySchema, FieldDef, FieldType};
+
+use crate::AppState;
+
+fn field_schema(field: &FieldDef) -> Value {
+    let mut s = match &field.ty {
+        FieldType::Text { max_len } => json!({"type": "string", "maxLength": max_len}),
+        FieldType::LongText => {
+            json!({"type": "string", "maxLength": tabiji_model::field::LONG_TEXT_MAX})
+        }
+        FieldType::Email => json!({"type": "string", "format": "email"}),
+        FieldType::Phone => {
+            json!({"type": "string", "description": "digits only when read back; hyphens, spaces and full-width digits accepted"})
+        }
+        FieldType::PostalCode => json!({"type": "string", "pattern": "^[0-9]{3}-[0-9]{4}$"}),
+        FieldType::Url => json!({"type": "string", "format": "uri"}),
+        FieldType::Integer { min, max } => {
+            let mut s = json!({"type": "integer", "format": "int64"});
+            if let Some(min) = min {
+                s["minimum"] = json!(min);
+            }
+            if let Some(max) = max {
+                s["maximum"] = json!(max);
+            }
+            s
+        }
+        FieldType::Decimal => json!({"type": "number"}),
+        FieldType::Boolean => json!({"type": "boolean"}),
+        FieldType::Date => json!({"type": "string", "format": "date"}),
+        FieldType::MonthDay => json!({"type": "string", "pattern": "^[0-9]{2}-[0-9]{2}$"}),
+        FieldType::Timestamp => json!({"type": "string", "format": "date-time"}),
+        FieldType::SingleChoice { options } => json!({"type": "string", "enum": options}),
+        FieldType::MultiChoice { options } => {
+            json!({"type": "array", "items": {"type": "string", "enum": options}, "uniqueItems": true})
+        }
+        FieldType::Password => {
+            json!({"type": "string", "writeOnly": true, "minLength": tabiji_model::field::PASSWORD_MIN})
+        }
+        FieldType::Reference { entity } => {
+            json!({"type": "integer", "format": "int64", "minimum": 1, "description": format!("id of a record in {entity}")})
+        }
+    };
+    let label = format!("{} / {}", field.label.ja, field.label.en);
+    s["title"] = json!(label);
+    if let Some(kind) = s.get("type").cloned() {
+        s["type"] = json!([kind, "null"]);
+    }
+    if field.read_only {
+        s["readOnly"] = json!(true);
+    }
+    s
+}
+
+fn record_schema(entity: &EntitySchema) -> Value {
+    let mut props = Map::new();
+    props.insert(
+        "id".into(),
+        json!({"type": "integer", "format": "int64", "readOnly": true}),
+    );
+    for f in &entity.fields {
+        props.insert(f.key.clone(), field_schema(f));
+    }
+    props.insert(
+        "created_at".into(),
+        json!({"type": "string", "format": "date-time", "readOnly": true}),
+    );
+    props.insert(
+        "updated_at".into(),
+        json!({"type": "string", "format": "date-time", "readOnly": true}),
+    );
+    let required: Vec<&str> = entity
+        .fields
+        .iter()
+        .filter(|f| f.required)
+        .map(|f| f.key.as_str())
+        .collect();
+    json!({
+        "type": "object",
+        "title": format!("{} / {}", entity.label.ja, entity.label.en),
+        "description": "Fields the caller may not view are absent; passwords are never returned.",
+        "properties": props,
+        "required": required,
+        "additionalProperties": false,
+    })
+}
+
+fn error_responses() -> Value {
+    let err = json!({"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
+    let mut out = Map::new();
+    for (code, what) in [
+        (
+            "400",
+            "The request body is not valid JSON or not the expected shape.",
+        ),
+        ("401", "Not signed in."),
+        ("403", "The caller lacks the right; the attempt is logged."),
+        ("404", "No such entity or record."),
+        ("409", "A unique value is taken."),
+        (
+            "422",
+            "Invalid values; `details` names each item and field.",
+        ),
+    ] {
+        let mut r = err.clone();
+        r["description"] = json!(what);
+        out.insert(code.into(), r);
+    }
+    Value::Object(out)
+}
+
+fn with_errors(mut responses: Value) -> Value {
+    if let (Value::Object(ours), Value::Object(errors)) = (&mut responses, error_responses()) {
+        for (k, v) in errors {
+            ours.entry(k).or_insert(v);
+        }
+    }
+    responses
+}
+
+fn ok(description: &str, schema: Value) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": schema}}})
+}
+
+fn entity_paths(entity: &EntitySchema, paths: &mut Map<String, Value>) {
+    let name = &entity.name;
+    let record = json!({"$ref": format!("#/components/schemas/{name}")});
+    let tag = json!([name]);
+    let id_param = json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "integer", "format": "int64"}}]);
+    let body = |schema: Value| json!({"required": true, "content": {"application/json": {"schema": schema}}});
+    let results = json!({"type": "object", "properties": {"results": {"type": "array", "items": {"$ref": "#/components/schemas/ItemResult"}}}});
+    paths.insert(
+        format!("/api/data/{name}"),
+        json!({
+            "get": {"tags": tag, "summary": format!("List {name} (keyset pagination by id)"),
+                "parameters": [
+                    {"name": "after", "in": "query", "schema": {"type": "integer", "format": "int64"}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+                    {"name": "parent_id", "in": "query", "schema": {"type": "integer", "format": "int64"}}],
+                "responses": with_errors(json!({"200": ok("A page", json!({"type": "object", "properties": {"items": {"type": "array", "items": record}, "next_after": {"type": "integer"}}}))}))},
+            "post": {"tags": tag, "summary": format!("Create one of {name}"), "requestBody": body(record.clone()),
+                "responses": with_errors(json!({
+                    "201": ok("Created", json!({"type": "object", "properties": {"status": {"type": "string"}, "record": record}})),
+                    "200": ok("Recorded before (point ledger: same source_system and transaction_id)", json!({"type": "object", "properties": {"status": {"type": "string"}, "record": record}}))}))}
+        }),
+    );
+    paths.insert(
+        format!("/api/data/{name}/bulk"),
+        json!({
+            "post": {"tags": tag, "summary": "Create many, all or nothing", "requestBody": body(json!({"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": record}}})),
+                "responses": with_errors(json!({"201": ok("Created", results.clone())}))},
+            "patch": {"tags": tag, "summary": "Update many (each item has its id), all or nothing", "requestBody": body(json!({"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": {"type": "object"}}}})),
+                "responses": with_errors(json!({"200": ok("Updated", results.clone())}))},
+            "delete": {"tags": tag, "summary": "Delete many by id, all or nothing", "requestBody": body(json!({"type": "object", "required": ["ids"], "properties": {"ids": {"type": "array", "items": {"type": "integer", "format": "int64"}}}})),
+                "responses": with_errors(json!({"200": ok("Deleted", results)}))}
+        }),
+    );
+    paths.insert(
+        format!("/api/data/{name}/{{id}}"),
+        json!({
+            "parameters": id_param,
+            "get": {"tags": tag, "summary": format!("Read one of {name}"), "responses": with_errors(json!({"200": ok("The record", record.clone())}))},
+            "patch": {"tags": tag, "summary": format!("Change fields of one of {name}"), "requestBody": body(json!({"type": "object"})),
+                "responses": with_errors(json!({"200": ok("The record after the change", record)}))},
+            "delete": {"tags": tag, "summary": format!("Delete one of {name} and what belongs to it"), "responses": with_errors(json!({"204": {"description": "Deleted"}}))}
+        }),
+    );
+}
+
+pub async fn document(State(state): State<AppState>) -> Json<Value> {
+    let schemas = state.store.schemas();
+    let mut paths = Map::new();
+    let mut components = Map::new();
+    components.insert(
+        "Error".into(),
+        json!({"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
+            "code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": "string"},
+            "details": {"type": "array", "items": {"type": "object", "properties": {
+                "index": {"type": "integer"}, "field": {"type": "string"}, "code": {"type": "string"}, "message": {"type": "string"}}}}}}}}),
+    );
+    components.insert(
+        "ItemResult".into(),
+        json!({"type": "object", "properties": {"index": {"type": "integer"}, "id": {"type": "integer"}, "status": {"type": "string", "enum": ["created", "existing", "updated", "deleted"]}}}),
+    );
+    for entity in schemas.all() {
+        components.insert(entity.name.clone(), record_schema(entity));
+        entity_paths(entity, &mut paths);
+    }
+    paths.insert("/api/health".into(), json!({"get": {"summary": "Liveness and database check", "security": [], "responses": {"200": ok("Up", json!({"type": "object"})), "500": {"description": "The database is unreachable"}}}}));
+    paths.insert("/api/auth/login".into(), json!({"post": {"summary": "Sign in; sets the session cookie", "security": [],
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["login", "password"], "properties": {"login": {"type": "string"}, "password": {"type": "string"}}}}}},
+        "responses": with_errors(json!({"200": ok("Signed in", json!({"type": "object"}))}))}}));
+    paths.insert("/api/auth/logout".into(), json!({"post": {"summary": "Sign out", "responses": {"204": {"description": "Signed out"}}}}));
+    paths.insert("/api/auth/me".into(), json!({"get": {"summary": "The caller and their rights", "responses": with_errors(json!({"200": ok("The caller", json!({"type": "object"}))}))}}));
+    paths.insert("/api/auth/tokens".into(), json!({"post": {"summary": "Create an API token for the caller (shown once)",
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}, "expires_in_days": {"type": "integer", "minimum": 1}}}}}},
+        "responses": with_errors(json!({"201": ok("The token", json!({"type": "object"}))}))}}));
+    paths.insert("/api/schema".into(), json!({"get": {"summary": "Entities and fields the caller may see", "responses": with_errors(json!({"200": ok("Schemas", json!({"type": "object"}))}))}}));
+    paths.insert("/api/schema/{entity}".into(), json!({"get": {"summary": "One entity's fields as the caller sees them",
+        "parameters": [{"name": "entity", "in": "path", "required": true, "schema": {"type": "string"}}],
+        "responses": with_errors(json!({"200": ok("Schema", json!({"type": "object"}))}))}}));
+    paths.insert("/api/schema/{entity}/fields".into(), json!({"post": {"summary": "Add a custom field (needs the schema right)",
+        "parameters": [{"name": "entity", "in": "path", "required": true, "schema": {"type": "string"}}],
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["key", "label", "type"]}}}},
+        "responses": with_errors(json!({"201": ok("The field", json!({"type": "object"}))}))}}));
+    paths.insert("/api/schema/history-stores".into(), json!({"post": {"summary": "Create a history store linked to tourists (administrators)",
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["name", "label"]}}}},
+        "responses": with_errors(json!({"201": ok("The store", json!({"type": "object"}))}))}}));
+    for (path, summary) in [
+        ("/api/admin/users", "Users (administrators)"),
+        ("/api/admin/roles", "Roles (administrators)"),
+        (
+            "/api/admin/access-log",
+            "The access log, newest first (administrators)",
+        ),
+    ] {
+        paths.insert(path.into(), json!({"get": {"summary": summary, "responses": with_errors(json!({"200": ok("A list", json!({"type": "object"}))}))}}));
+    }
+    Json(json!({
+        "openapi": "3.1.0",
+        "info": {"title": "tabiji API", "version": env!("CARGO_PKG_VERSION"),
+                 "description": "CRM and marketing automation for tourism organisations. Sign in with POST /api/auth/login (cookie) or send Authorization: Bearer <token>."},
+        "security": [{"bearer": []}, {"cookie": []}],
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "cookie": {"type": "apiKey", "in": "cookie", "name": super::SESSION_COOKIE}
+            }
+        }
+    }))
+}

@@ -1,0 +1,141 @@
+//! `/api/data/{entity}`: records of every entity, one by one and in bulk.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tabiji_storage::records::{ItemStatus, ListQuery};
+
+use super::{Caller, JsonBody};
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/data/{entity}", get(list).post(create))
+        .route(
+            "/api/data/{entity}/bulk",
+            post(bulk_create).patch(bulk_update).delete(bulk_delete),
+        )
+        .route(
+            "/api/data/{entity}/{id}",
+            get(read).patch(update).delete(delete),
+        )
+}
+
+#[derive(Deserialize)]
+struct ListParams {
+    after: Option<i64>,
+    limit: Option<u64>,
+    parent_id: Option<i64>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(entity): Path<String>,
+    Query(params): Query<ListParams>,
+) -> ApiResult<impl IntoResponse> {
+    let query = ListQuery {
+        after: params.after,
+        limit: params.limit,
+        parent_id: params.parent_id,
+    };
+    Ok(Json(state.store.list(&who, &entity, &query).await?))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(entity): Path<String>,
+    JsonBody(body): JsonBody<Value>,
+) -> ApiResult<impl IntoResponse> {
+    let (record, status) = state.store.create(&who, &entity, &body).await?;
+    let code = if status == ItemStatus::Created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((code, Json(json!({"status": status, "record": record}))))
+}
+
+async fn read(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path((entity, id)): Path<(String, i64)>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(state.store.get(&who, &entity, id).await?))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path((entity, id)): Path<(String, i64)>,
+    JsonBody(body): JsonBody<Value>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(state.store.update(&who, &entity, id, &body).await?))
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path((entity, id)): Path<(String, i64)>,
+) -> ApiResult<impl IntoResponse> {
+    state.store.delete(&who, &entity, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct BulkItems {
+    items: Vec<Value>,
+}
+
+#[derive(Deserialize)]
+struct BulkIds {
+    ids: Vec<i64>,
+}
+
+fn non_empty<T>(items: &[T]) -> ApiResult<()> {
+    if items.is_empty() {
+        return Err(ApiError::BadRequest(
+            "the list is empty: send at least one item".into(),
+        ));
+    }
+    Ok(())
+}
+
+async fn bulk_create(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(entity): Path<String>,
+    JsonBody(body): JsonBody<BulkItems>,
+) -> ApiResult<impl IntoResponse> {
+    non_empty(&body.items)?;
+    let results = state.store.bulk_create(&who, &entity, &body.items).await?;
+    Ok((StatusCode::CREATED, Json(json!({"results": results}))))
+}
+
+async fn bulk_update(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(entity): Path<String>,
+    JsonBody(body): JsonBody<BulkItems>,
+) -> ApiResult<impl IntoResponse> {
+    non_empty(&body.items)?;
+    let results = state.store.bulk_update(&who, &entity, &body.items).await?;
+    Ok(Json(json!({"results": results})))
+}
+
+async fn bulk_delete(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(entity): Path<String>,
+    JsonBody(body): JsonBody<BulkIds>,
+) -> ApiResult<impl IntoResponse> {
+    non_empty(&body.ids)?;
+    let results = state.store.bulk_delete(&who, &entity, &body.ids).await?;
+    Ok(Json(json!({"results": results})))
+}

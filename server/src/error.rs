@@ -1,0 +1,77 @@
+//! Every failure the API reports: a status, a stable `code`, a message a person can act on, and
+//! for bad input the list of items and fields concerned.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use tabiji_storage::{ItemError, StorageError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(
+        "sign in first: send a session cookie (POST /api/auth/login) or an Authorization: Bearer token"
+    )]
+    Unauthenticated,
+    #[error("only administrators may {0}")]
+    AdminOnly(&'static str),
+    #[error("the request body is not valid JSON: {0}")]
+    BadJson(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl ApiError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            ApiError::AdminOnly(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::BadJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::Storage(e) => match e {
+                StorageError::UnknownEntity(_) => (StatusCode::NOT_FOUND, "unknown_entity"),
+                StorageError::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
+                StorageError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
+                StorageError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+                StorageError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+                StorageError::BadCredentials => (StatusCode::UNAUTHORIZED, "bad_credentials"),
+                StorageError::Database(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            },
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let (message, details): (String, &[ItemError]) = match &self {
+            ApiError::Storage(StorageError::Database(e)) => {
+                // The database's words may name tables or values; they go to the log, not out.
+                tracing::error!(error = %e, "database error");
+                (
+                    "the server could not complete the request; it has been logged".into(),
+                    &[],
+                )
+            }
+            ApiError::Storage(StorageError::Invalid(items) | StorageError::Conflict(items)) => {
+                (self.to_string(), items)
+            }
+            _ => (self.to_string(), &[]),
+        };
+        let field = match &self {
+            ApiError::Storage(StorageError::Forbidden { field, .. }) => field.clone(),
+            _ => None,
+        };
+        let mut body = json!({"error": {"code": code, "message": message}});
+        if !details.is_empty() {
+            body["error"]["details"] = json!(details);
+        }
+        if let Some(field) = field {
+            body["error"]["field"] = json!(field);
+        }
+        (status, axum::Json(body)).into_response()
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

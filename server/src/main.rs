@@ -1,0 +1,355 @@
+//! The `tabiji` command.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use tabiji_model::Rights;
+use tabiji_server::{AppState, demo, open_store, serve};
+use tabiji_storage::auth::{self as users, NewUser};
+use tabiji_storage::db::DEFAULT_DATABASE_URL;
+use tabiji_storage::{Db, Principal, migration};
+use tokio::net::TcpListener;
+
+#[derive(Parser)]
+#[command(
+    name = "tabiji",
+    version,
+    about = "CRM and marketing automation for tourism organisations"
+)]
+struct Cli {
+    /// sqlite://PATH (created if missing) or postgres://USER@HOST/DB
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
+    database_url: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API (migrating the database first).
+    Serve {
+        #[arg(long, env = "TABIJI_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Mark the session cookie Secure (when served behind HTTPS).
+        #[arg(long)]
+        secure_cookies: bool,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Load the deterministic demo data set (unless already loaded), then serve.
+    Demo {
+        /// Tourists to create (up to 10,000,000).
+        #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
+        contacts: u64,
+        #[arg(long, default_value_t = 30_000)]
+        businesses: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, env = "TABIJI_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Load the data and exit without serving.
+        #[arg(long)]
+        no_serve: bool,
+    },
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Manage roles.
+    Role {
+        #[command(subcommand)]
+        command: RoleCommand,
+    },
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user. The password is read from TABIJI_PASSWORD or, if unset, from standard input.
+    Create {
+        #[arg(long)]
+        login: String,
+        #[arg(long, default_value = "")]
+        display_name: String,
+        /// Make the user an administrator (all rights, user management).
+        #[arg(long)]
+        admin: bool,
+        /// A role to give the user; repeat for several.
+        #[arg(long = "role")]
+        roles: Vec<String>,
+    },
+    /// List users and their roles.
+    List,
+}
+
+#[derive(Subcommand)]
+enum RoleCommand {
+    /// Create a role from a rights document, e.g.
+    /// '{"entities":{"tourists":{"ops":["view"],"fields":{"phone":"none"}}}}'
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        #[arg(long)]
+        rights: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create an API token for a user and print it (it is shown once).
+    Create {
+        #[arg(long)]
+        login: String,
+        #[arg(long)]
+        name: String,
+        /// Days until it expires; without this it lasts until revoked.
+        #[arg(long)]
+        expires_days: Option<u32>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve {
+            listen,
+            secure_cookies,
+        } => {
+            let store = open_store(&cli.database_url).await?;
+            let mut state = AppState::new(store);
+            state.secure_cookies = secure_cookies;
+            run_server(&listen, state).await
+        }
+        Command::Migrate => {
+            let db = Db::connect(&cli.database_url).await?;
+            let applied = migration::run(&db).await?;
+            println!("{applied} migration(s) applied; the database is up to date");
+            Ok(())
+        }
+        Command::Demo {
+            contacts,
+            businesses,
+            seed,
+            listen,
+            no_serve,
+        } => {
+            let store = open_store(&cli.database_url).await?;
+            let existing = store.count(&Principal::system(), "tourists").await?;
+            if existing > 0 {
+                eprintln!(
+                    "demo data: the database already holds {existing} tourists; nothing loaded"
+                );
+            } else {
+                let started = Instant::now();
+                let mut last = Instant::now();
+                let mut progress = |what: &str, done: usize, total: usize| {
+                    if done == total || last.elapsed().as_millis() >= 500 {
+                        eprint!("\r  {what:<18} {done:>9} / {total:<9}");
+                        if done == total {
+                            eprintln!();
+                        }
+                        let _ = std::io::stderr().flush();
+                        last = Instant::now();
+                    }
+                };
+                eprintln!(
+                    "loading demo data (seed {seed}) into {}",
+                    redact(&cli.database_url)
+                );
+                let summary = demo::load(
+                    &store,
+                    contacts as usize,
+                    businesses as usize,
+                    seed,
+                    &mut progress,
+                )
+                .await?;
+                let rows = summary.tourists
+                    + summary.businesses
+                    + summary.purchases
+                    + summary.point_entries
+                    + summary.inquiries * 2
+                    + summary.interactions;
+                eprintln!(
+                    "loaded {} tourists, {} businesses, {} purchases, {} point entries, {} inquiries, {} interactions in {:.1} s ({:.0} rows/s)",
+                    summary.tourists,
+                    summary.businesses,
+                    summary.purchases,
+                    summary.point_entries,
+                    summary.inquiries,
+                    summary.interactions,
+                    started.elapsed().as_secs_f64(),
+                    demo::rate(rows, started)
+                );
+            }
+            demo::ensure_users(&store).await?;
+            eprintln!(
+                "demo sign-in: {} / {} (administrator), {} / {} (front desk, no phone numbers)",
+                demo::DEMO_ADMIN.0,
+                demo::DEMO_ADMIN.1,
+                demo::DEMO_CLERK.0,
+                demo::DEMO_CLERK.1
+            );
+            if no_serve {
+                return Ok(());
+            }
+            run_server(&listen, AppState::new(store)).await
+        }
+        Command::User { command } => {
+            let db = Db::connect(&cli.database_url).await?;
+            migration::run(&db).await?;
+            match command {
+                UserCommand::Create {
+                    login,
+                    display_name,
+                    admin,
+                    roles,
+                } => {
+                    let password = read_password()?;
+                    let user = users::create_user(
+                        &db,
+                        NewUser {
+                            login,
+                            display_name,
+                            password,
+                            is_admin: admin,
+                            roles,
+                            rights: Rights::default(),
+                        },
+                    )
+                    .await?;
+                    println!("created user {} (id {})", user.login, user.id);
+                }
+                UserCommand::List => {
+                    for (user, roles) in users::list_users(&db).await? {
+                        let admin = if user.is_admin { " [admin]" } else { "" };
+                        println!(
+                            "{}\t{}{admin}\t{}",
+                            user.login,
+                            user.display_name,
+                            roles.join(", ")
+                        );
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Role {
+            command:
+                RoleCommand::Create {
+                    name,
+                    description,
+                    rights,
+                },
+        } => {
+            let rights: Rights =
+                serde_json::from_str(&rights).context("--rights is not a valid rights document")?;
+            let db = Db::connect(&cli.database_url).await?;
+            migration::run(&db).await?;
+            let role = users::create_role(&db, &name, &description, &rights).await?;
+            println!("created role {} (id {})", role.name, role.id);
+            Ok(())
+        }
+        Command::Token {
+            command:
+                TokenCommand::Create {
+                    login,
+                    name,
+                    expires_days,
+                },
+        } => {
+            let db = Db::connect(&cli.database_url).await?;
+            migration::run(&db).await?;
+            let Some(user) = users::find_user(&db, &login).await? else {
+                bail!("no user has the login {login:?}; create one with `tabiji user create`");
+            };
+            let expires =
+                expires_days.map(|d| chrono::Utc::now() + chrono::Duration::days(i64::from(d)));
+            let (_, secret) = users::create_token(&db, user.id, &name, expires).await?;
+            println!("{secret}");
+            eprintln!("this token is shown once; send it as `Authorization: Bearer <token>`");
+            Ok(())
+        }
+    }
+}
+
+fn read_password() -> anyhow::Result<String> {
+    if let Ok(p) = std::env::var("TABIJI_PASSWORD") {
+        return Ok(p);
+    }
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!("password: ");
+        std::io::stderr().flush()?;
+    }
+    let mut line = String::new();
+    stdin.lock().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\r', '\n']).to_string();
+    if password.is_empty() {
+        bail!("no password given: set TABIJI_PASSWORD or write it to standard input");
+    }
+    Ok(password)
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+async fn run_server(listen: &str, state: AppState) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(listen).await.with_context(|| {
+        format!(
+            "cannot listen on {listen}: is another program using it? choose another with --listen"
+        )
+    })?;
+    let addr = listener.local_addr()?;
+    eprintln!(
+        "tabiji is serving on http://{addr} (API: http://{addr}/api/health, OpenAPI: http://{addr}/api/openapi.json)"
+    );
+    serve(listener, state, shutdown_signal()).await?;
+    eprintln!("tabiji stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

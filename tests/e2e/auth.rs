@@ -1,0 +1,158 @@
+//! Signing in with a session cookie or an API token; everything else is closed.
+
+use serde_json::{Value, json};
+use tabiji_e2e::{ADMIN_LOGIN, TestApp, client, on_every_backend};
+
+async fn only_health_and_login_are_open(app: &TestApp) {
+    let anonymous = client();
+    let health: Value = anonymous
+        .get(app.url("/api/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["database"], app.backend);
+    for path in [
+        "/api/data/tourists",
+        "/api/data/tourists/1",
+        "/api/schema",
+        "/api/auth/me",
+        "/api/admin/users",
+    ] {
+        let r = anonymous.get(app.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 401, "{path}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "unauthenticated", "{path}");
+    }
+}
+
+async fn session_cookie_sign_in_and_out(app: &TestApp) {
+    let browser = client();
+    let r = browser
+        .post(app.url("/api/auth/login"))
+        .json(&json!({"login": ADMIN_LOGIN, "password": "wrong password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "bad_credentials"
+    );
+    let r = browser
+        .post(app.url("/api/auth/login"))
+        .json(&json!({"login": "nobody", "password": "whatever123"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "unknown logins get the same answer");
+
+    let r = browser
+        .post(app.url("/api/auth/login"))
+        .json(&json!({"login": ADMIN_LOGIN, "password": tabiji_e2e::ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let me: Value = browser
+        .get(app.url("/api/auth/me"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["user"]["login"], ADMIN_LOGIN);
+    assert_eq!(me["user"]["admin"], true);
+
+    let r = browser
+        .post(app.url("/api/auth/logout"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(
+        browser
+            .get(app.url("/api/auth/me"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+
+    let log: Value = app
+        .admin
+        .get(app.url("/api/admin/access-log?limit=50"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let failed = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "login" && e["outcome"] == "denied")
+        .count();
+    assert_eq!(failed, 2, "failed sign-ins are logged: {log}");
+}
+
+async fn api_tokens_for_integrators(app: &TestApp) {
+    let r = app
+        .admin
+        .post(app.url("/api/auth/tokens"))
+        .json(&json!({"name": "OTA nightly", "expires_in_days": 30}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let token = r.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(token.starts_with("tbj_"));
+
+    let integrator = reqwest::Client::new();
+    let r = integrator
+        .post(app.url("/api/data/tourists"))
+        .bearer_auth(&token)
+        .json(&json!({"email": "token@example.jp"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    for bad in ["tbj_0000", "not-a-token", ""] {
+        let r = integrator
+            .get(app.url("/api/data/tourists"))
+            .bearer_auth(bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{bad:?}");
+    }
+}
+
+#[tokio::test]
+async fn closed_by_default() {
+    on_every_backend!(only_health_and_login_are_open);
+}
+
+#[tokio::test]
+async fn sessions() {
+    on_every_backend!(session_cookie_sign_in_and_out);
+}
+
+#[tokio::test]
+async fn tokens() {
+    on_every_backend!(api_tokens_for_integrators);
+}

@@ -1,0 +1,7 @@
+//! End-to-end tests: one binary, one module per capability.
+
+mod auth;
+mod openapi;
+mod records;
+mod rights;
+mod schema;

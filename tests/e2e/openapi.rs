@@ -1,0 +1,69 @@
+//! The OpenAPI document describes every entity, including what operators added.
+
+use serde_json::{Value, json};
+use tabiji_e2e::{TestApp, client, on_every_backend};
+
+async fn describes_the_live_schema(app: &TestApp) {
+    let doc: Value = client()
+        .get(app.url("/api/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    for entity in [
+        "tourists",
+        "businesses",
+        "inquiries",
+        "inquiry_responses",
+        "interactions",
+        "purchases",
+        "point_ledger",
+    ] {
+        assert!(
+            doc["paths"][format!("/api/data/{entity}")]["post"].is_object(),
+            "{entity}"
+        );
+        assert!(
+            doc["components"]["schemas"][entity]["properties"].is_object(),
+            "{entity}"
+        );
+    }
+    assert_eq!(
+        doc["components"]["schemas"]["tourists"]["required"],
+        json!(["email"])
+    );
+    assert!(
+        doc["components"]["schemas"]["tourists"]["properties"]
+            .as_object()
+            .unwrap()
+            .len()
+            >= 33
+    );
+
+    app.admin
+        .post(app.url("/api/schema/tourists/fields"))
+        .json(&json!({"key": "favourite_onsen", "label": {"ja": "好きな温泉", "en": "Favourite onsen"}, "type": "single_choice", "options": ["下呂", "奥飛騨"]}))
+        .send()
+        .await
+        .unwrap();
+    let doc: Value = client()
+        .get(app.url("/api/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        doc["components"]["schemas"]["tourists"]["properties"]["favourite_onsen"]["enum"],
+        json!(["下呂", "奥飛騨"])
+    );
+}
+
+#[tokio::test]
+async fn openapi_document() {
+    on_every_backend!(describes_the_live_schema);
+}

@@ -1,0 +1,154 @@
+//! The end-to-end harness: [`spawn_app`] starts a real tabiji server on a loopback port over a
+//! fresh database, with an administrator signed in.
+//!
+//! # Layout
+//! - `src/lib.rs`: the harness ([`TestApp`], [`backends`]).
+//! - `e2e/`: the tests, one module per capability, all in one test binary.
+
+use serde_json::{Value, json};
+use tabiji_server::{AppState, open_store, serve};
+use tabiji_storage::auth::{self as users, NewUser};
+use tabiji_storage::scratch::Scratch;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+pub const ADMIN_LOGIN: &str = "admin";
+pub const ADMIN_PASSWORD: &str = "admin-password-1";
+
+pub struct TestApp {
+    pub base: String,
+    pub store: tabiji_storage::Store,
+    /// Signed in as the administrator (session cookie).
+    pub admin: reqwest::Client,
+    pub backend: &'static str,
+    stop: Option<oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<()>,
+    scratch: Option<Scratch>,
+}
+
+/// The databases every end-to-end test runs against: SQLite always, PostgreSQL when
+/// `DATABASE_URL` points at one.
+pub async fn backends() -> Vec<Scratch> {
+    Scratch::all_backends().await
+}
+
+pub async fn spawn_app(scratch: Scratch) -> TestApp {
+    let backend = if scratch.url.starts_with("sqlite") {
+        "sqlite"
+    } else {
+        "postgres"
+    };
+    let store = open_store(&scratch.url)
+        .await
+        .expect("the scratch database opens");
+    users::create_user(
+        store.db(),
+        NewUser {
+            login: ADMIN_LOGIN.into(),
+            display_name: "管理者".into(),
+            password: ADMIN_PASSWORD.into(),
+            is_admin: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("the administrator is created");
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port is free");
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let state = AppState::new(store.clone());
+    let server = tokio::spawn(async move {
+        serve(listener, state, async {
+            let _ = stopped.await;
+        })
+        .await
+        .expect("the server runs");
+    });
+    let admin = client();
+    let response = admin
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({"login": ADMIN_LOGIN, "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "the administrator signs in");
+    TestApp {
+        base,
+        store,
+        admin,
+        backend,
+        stop: Some(stop),
+        server,
+        scratch: Some(scratch),
+    }
+}
+
+/// A client that keeps cookies, as a browser does.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap()
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Creates a user with the given rights document and returns a client signed in as them.
+    pub async fn user_with_rights(&self, login: &str, rights: Value) -> reqwest::Client {
+        let role = format!("role-of-{login}");
+        let r = self
+            .admin
+            .post(self.url("/api/admin/roles"))
+            .json(&json!({"name": role, "rights": rights}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+        let password = format!("{login}-password");
+        let r = self
+            .admin
+            .post(self.url("/api/admin/users"))
+            .json(&json!({"login": login, "password": password, "roles": [role]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+        let user = client();
+        let r = user
+            .post(self.url("/api/auth/login"))
+            .json(&json!({"login": login, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        user
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.server).await;
+        self.store.db().conn.clone().close().await.ok();
+        if let Some(scratch) = self.scratch.take() {
+            scratch.remove().await;
+        }
+    }
+}
+
+/// Runs an async test body against a fresh app on every backend.
+#[macro_export]
+macro_rules! on_every_backend {
+    ($body:ident) => {
+        for scratch in $crate::backends().await {
+            let app = $crate::spawn_app(scratch).await;
+            $body(&app).await;
+            app.stop().await;
+        }
+    };
+}

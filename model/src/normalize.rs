@@ -6,6 +6,13 @@ use unicode_normalization::UnicodeNormalization;
 /// NFKC folds full-width ASCII to half-width and half-width katakana to full-width,
 /// which is what matching on names, kana and codes needs.
 pub fn nfkc(input: &str) -> String {
+    // Most values (e-mail addresses, dates, codes, choices) are plain ASCII, which NFKC leaves
+    // as it is; the quick check skips the full normalisation for them.
+    if unicode_normalization::is_nfkc_quick(input.chars())
+        == unicode_normalization::IsNormalized::Yes
+    {
+        return input.to_string();
+    }
     input.nfkc().collect()
 }
 

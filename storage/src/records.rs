@@ -5,12 +5,15 @@
 //! perform is refused and logged, a field they may not view is never selected, a field they may
 //! not edit is refused with its name.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query, SelectStatement, Value};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, QueryResult, SqlErr, TransactionTrait};
+use sea_orm::{
+    ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, QueryResult, SqlErr, Statement,
+    TransactionTrait,
+};
 use serde::Serialize;
 use serde_json::{Map, Value as Json};
 use tabiji_model::field::{ColumnKind, Label};
@@ -72,19 +75,45 @@ enum Mode {
     Update,
 }
 
-/// One item's parsed values, in schema order.
+/// One item's parsed values, indexed like the schema's fields; `None` where not given.
+#[derive(Clone)]
 struct Parsed {
-    values: Vec<(Arc<str>, ColumnKind, StoredValue)>,
+    values: Vec<Option<StoredValue>>,
 }
 
 impl Parsed {
-    fn get(&self, key: &str) -> Option<&StoredValue> {
+    fn at(&self, field: usize) -> Option<&StoredValue> {
+        self.values[field].as_ref()
+    }
+
+    fn given(&self) -> impl Iterator<Item = (usize, &StoredValue)> {
         self.values
             .iter()
-            .find(|(k, _, _)| &**k == key)
-            .map(|(_, _, v)| v)
+            .enumerate()
+            .filter_map(|(i, v)| v.as_ref().map(|v| (i, v)))
     }
 }
+
+fn field_index(schema: &EntitySchema, key: &str) -> usize {
+    schema
+        .fields
+        .iter()
+        .position(|f| f.key == key)
+        .unwrap_or_else(|| panic!("{} has a built-in field {key}", schema.name))
+}
+
+/// Field positions by key, built once per call rather than searched per value.
+fn key_index(schema: &EntitySchema) -> HashMap<&str, usize> {
+    schema
+        .fields
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.key.as_str(), i))
+        .collect()
+}
+
+/// Items parsed on more than one thread when there are at least this many.
+const PARALLEL_PARSE_FROM: usize = 2_000;
 
 #[derive(Clone)]
 pub struct Store {
@@ -125,6 +154,20 @@ fn to_sql(kind: ColumnKind, value: &StoredValue) -> Value {
         StoredValue::Bool(b) => Value::Bool(Some(*b)),
         StoredValue::Date(d) => Value::ChronoDate(Some(*d)),
         StoredValue::Timestamp(t) => Value::ChronoDateTimeUtc(Some(*t)),
+    }
+}
+
+/// A stored value as JSON, in the text forms the databases' input functions read.
+fn to_json(value: &StoredValue) -> Json {
+    match value {
+        StoredValue::Null => Json::Null,
+        StoredValue::Text(s) => Json::String(s.clone()),
+        StoredValue::Secret(s) => Json::String(hash_password(s)),
+        StoredValue::Int(n) => Json::from(*n),
+        StoredValue::Float(f) => Json::from(*f),
+        StoredValue::Bool(b) => Json::Bool(*b),
+        StoredValue::Date(d) => Json::String(d.to_string()),
+        StoredValue::Timestamp(t) => Json::String(t.to_rfc3339()),
     }
 }
 
@@ -377,9 +420,9 @@ impl Store {
 
     /// Parses one item, checking every field against the schema and the caller's rights.
     fn parse_item(
-        &self,
         who: &Principal,
         schema: &EntitySchema,
+        keys: &HashMap<&str, usize>,
         input: &Json,
         mode: Mode,
         index: Option<usize>,
@@ -398,8 +441,8 @@ impl Store {
             Op::Edit
         };
         let mut errors = Vec::new();
-        let mut given: BTreeMap<&str, StoredValue> = BTreeMap::new();
-        let mut refused: BTreeSet<&str> = BTreeSet::new();
+        let mut values: Vec<Option<StoredValue>> = (0..schema.fields.len()).map(|_| None).collect();
+        let mut refused = vec![false; schema.fields.len()];
         for (key, value) in object {
             if key == "id" && mode == Mode::Update {
                 continue;
@@ -415,7 +458,7 @@ impl Store {
                 );
                 continue;
             }
-            let Some(field) = schema.field(key) else {
+            let Some(&at) = keys.get(key.as_str()) else {
                 errors.push(
                     ItemError::field(
                         key,
@@ -426,6 +469,7 @@ impl Store {
                 );
                 continue;
             };
+            let field = &schema.fields[at];
             if field.read_only {
                 errors.push(
                     ItemError::field(
@@ -441,21 +485,18 @@ impl Store {
                 return Err(forbidden(&schema.name, op, Some(key)));
             }
             match field.parse(value) {
-                Ok(parsed) => {
-                    given.insert(field.key.as_str(), parsed);
-                }
+                Ok(parsed) => values[at] = Some(parsed),
                 Err(e) => {
-                    refused.insert(field.key.as_str());
+                    refused[at] = true;
                     errors.push(ItemError::from(e).at(index));
                 }
             }
         }
-        for field in schema
-            .fields
-            .iter()
-            .filter(|f| f.required && !refused.contains(f.key.as_str()))
-        {
-            let missing = match given.get(field.key.as_str()) {
+        for (at, field) in schema.fields.iter().enumerate() {
+            if !field.required || refused[at] {
+                continue;
+            }
+            let missing = match &values[at] {
                 None => mode == Mode::Create,
                 Some(v) => *v == StoredValue::Null,
             };
@@ -466,16 +507,27 @@ impl Store {
         if !errors.is_empty() {
             return Ok(Err(errors));
         }
-        let values = schema
-            .fields
-            .iter()
-            .filter_map(|f| {
-                given
-                    .remove(f.key.as_str())
-                    .map(|v| (Arc::<str>::from(f.key.as_str()), f.ty.column_kind(), v))
-            })
-            .collect();
         Ok(Ok(Parsed { values }))
+    }
+
+    /// Parses a slice of items; `first` is the index of its first item in the whole request.
+    fn parse_slice(
+        who: &Principal,
+        schema: &EntitySchema,
+        items: &[Json],
+        first: usize,
+        mode: Mode,
+    ) -> Result<(Vec<Parsed>, Vec<ItemError>)> {
+        let keys = key_index(schema);
+        let mut parsed = Vec::with_capacity(items.len());
+        let mut errors = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            match Self::parse_item(who, schema, &keys, item, mode, Some(first + i))? {
+                Ok(p) => parsed.push(p),
+                Err(mut e) => errors.append(&mut e),
+            }
+        }
+        Ok((parsed, errors))
     }
 
     fn parse_all(
@@ -493,14 +545,38 @@ impl Store {
                 message: format!("send at most {MAX_BULK} items per call"),
             }));
         }
-        let mut parsed = Vec::with_capacity(items.len());
-        let mut errors = Vec::new();
-        for (i, item) in items.iter().enumerate() {
-            match self.parse_item(who, schema, item, mode, Some(i))? {
-                Ok(p) => parsed.push(p),
-                Err(mut e) => errors.append(&mut e),
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(8);
+        let (parsed, errors) = if items.len() >= PARALLEL_PARSE_FROM && threads > 1 {
+            // Parsing and normalising is CPU work; large bulk calls spread it over the cores.
+            let per_thread = items.len().div_ceil(threads);
+            let parts: Vec<Result<(Vec<Parsed>, Vec<ItemError>)>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = items
+                    .chunks(per_thread)
+                    .enumerate()
+                    .map(|(n, chunk)| {
+                        scope.spawn(move || {
+                            Self::parse_slice(who, schema, chunk, n * per_thread, mode)
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("parsing does not panic"))
+                    .collect()
+            });
+            let mut parsed = Vec::with_capacity(items.len());
+            let mut errors = Vec::new();
+            for part in parts {
+                let (mut p, mut e) = part?;
+                parsed.append(&mut p);
+                errors.append(&mut e);
             }
-        }
+            (parsed, errors)
+        } else {
+            Self::parse_slice(who, schema, items, 0, mode)?
+        };
         if errors.is_empty() {
             Ok(parsed)
         } else {
@@ -516,12 +592,12 @@ impl Store {
         items: &[(Option<usize>, Option<i64>, &Parsed)],
     ) -> Result<()> {
         let mut errors = Vec::new();
-        for field in schema.fields.iter().filter(|f| f.unique) {
+        for (at, field) in schema.fields.iter().enumerate().filter(|(_, f)| f.unique) {
             let mut first_at: HashMap<String, Option<usize>> = HashMap::new();
             let mut owners: HashMap<String, Option<i64>> = HashMap::new();
             let mut values = Vec::new();
             for (index, id, parsed) in items {
-                let Some(value) = parsed.get(&field.key) else {
+                let Some(value) = parsed.at(at) else {
                     continue;
                 };
                 let Some(key) = unique_key(value) else {
@@ -583,13 +659,13 @@ impl Store {
         items: &[(Option<usize>, &Parsed)],
     ) -> Result<()> {
         let mut errors = Vec::new();
-        for field in &schema.fields {
+        for (at, field) in schema.fields.iter().enumerate() {
             let FieldType::Reference { entity: target } = &field.ty else {
                 continue;
             };
             let wanted: BTreeSet<i64> = items
                 .iter()
-                .filter_map(|(_, p)| match p.get(&field.key) {
+                .filter_map(|(_, p)| match p.at(at) {
                     Some(StoredValue::Int(id)) => Some(*id),
                     _ => None,
                 })
@@ -606,7 +682,7 @@ impl Store {
                 }
             }
             for (index, parsed) in items {
-                if let Some(StoredValue::Int(id)) = parsed.get(&field.key)
+                if let Some(StoredValue::Int(id)) = parsed.at(at)
                     && !found.contains(id)
                 {
                     errors.push(
@@ -679,10 +755,18 @@ impl Store {
         let results = if schema.kind == EntityKind::PointLedger {
             self.insert_ledger(&txn, &schema, &parsed, bulk).await?
         } else {
-            let uniq: Vec<(Option<usize>, Option<i64>, &Parsed)> =
-                refs.iter().map(|(i, p)| (*i, None, *p)).collect();
-            self.check_unique(&txn, &schema, &uniq).await?;
-            let ids = self.insert_rows(&txn, &schema, &parsed).await?;
+            // The unique indexes check on the happy path; only a refused insert pays for the
+            // search that names which items clash.
+            let ids = match self.insert_rows(&txn, &schema, &parsed).await {
+                Err(StorageError::Conflict(generic)) => {
+                    txn.rollback().await?;
+                    let uniq: Vec<(Option<usize>, Option<i64>, &Parsed)> =
+                        refs.iter().map(|(i, p)| (*i, None, *p)).collect();
+                    self.check_unique(&self.db.conn, &schema, &uniq).await?;
+                    return Err(StorageError::Conflict(generic));
+                }
+                other => other?,
+            };
             ids.into_iter()
                 .enumerate()
                 .map(|(index, id)| ItemResult {
@@ -718,44 +802,103 @@ impl Store {
         parsed: &[Parsed],
     ) -> Result<Vec<i64>> {
         let now = Utc::now();
-        let mut columns: Vec<(&str, ColumnKind)> = schema
-            .fields
-            .iter()
-            .filter(|f| parsed.iter().any(|p| p.get(&f.key).is_some()))
-            .map(|f| (f.key.as_str(), f.ty.column_kind()))
+        let backend = txn.get_database_backend();
+        // Tourists start with no points rather than an unknown balance.
+        let balance =
+            (schema.kind == EntityKind::Tourists).then(|| field_index(schema, "points_balance"));
+        let columns: Vec<usize> = (0..schema.fields.len())
+            .filter(|&i| Some(i) == balance || parsed.iter().any(|p| p.at(i).is_some()))
             .collect();
-        if schema.kind == EntityKind::Tourists {
-            columns.push(("points_balance", ColumnKind::BigInt));
+        let width = columns.len() + 2;
+        let mut head = format!("INSERT INTO \"{}\" (", schema.name);
+        for &i in &columns {
+            head.push_str(&format!("\"{}\", ", schema.fields[i].key));
         }
+        head.push_str("\"created_at\", \"updated_at\") VALUES ");
         let mut ids = Vec::with_capacity(parsed.len());
-        for chunk in parsed.chunks(rows_per_statement(columns.len() + 2)) {
-            let mut insert = Query::insert();
-            insert.into_table(col(&schema.name)).columns(
-                columns
-                    .iter()
-                    .map(|(c, _)| col(c))
-                    .chain([col("created_at"), col("updated_at")]),
+        if backend == DbBackend::Postgres {
+            // One JSON parameter for the whole batch: PostgreSQL plans a statement with
+            // thousands of parameters slowly, and json_populate_recordset converts each value
+            // with the column's own input function.
+            let names: Vec<&str> = columns
+                .iter()
+                .map(|&i| schema.fields[i].key.as_str())
+                .collect();
+            let list = names
+                .iter()
+                .map(|n| format!("\"{n}\""))
+                .chain(["\"created_at\"".to_string(), "\"updated_at\"".to_string()])
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "INSERT INTO \"{t}\" ({list}) SELECT {list} FROM json_populate_recordset(NULL::\"{t}\", $1::json) RETURNING \"id\"",
+                t = schema.name
             );
-            for item in chunk {
-                let row = columns
+            let stamp = Json::String(now.to_rfc3339());
+            for chunk in parsed.chunks(10_000) {
+                let rows: Vec<Json> = chunk
                     .iter()
-                    .map(|(key, kind)| match item.get(key) {
-                        Some(v) => to_sql(*kind, v),
-                        None if *key == "points_balance" => Value::BigInt(Some(0)),
-                        None => null_of(*kind),
+                    .map(|item| {
+                        let mut row = Map::with_capacity(width);
+                        for (&i, name) in columns.iter().zip(&names) {
+                            let value = match item.at(i) {
+                                Some(v) => to_json(v),
+                                None if Some(i) == balance => Json::from(0),
+                                None => Json::Null,
+                            };
+                            row.insert((*name).to_string(), value);
+                        }
+                        row.insert("created_at".into(), stamp.clone());
+                        row.insert("updated_at".into(), stamp.clone());
+                        Json::Object(row)
                     })
-                    .chain([
-                        Value::ChronoDateTimeUtc(Some(now)),
-                        Value::ChronoDateTimeUtc(Some(now)),
-                    ])
-                    .map(Expr::val);
-                insert
-                    .values(row)
-                    .map_err(|e| DbErr::Custom(e.to_string()))?;
+                    .collect();
+                let batch = Value::String(Some(Json::Array(rows).to_string()));
+                let mut chunk_ids = txn
+                    .query_all_raw(Statement::from_sql_and_values(
+                        backend,
+                        sql.clone(),
+                        [batch],
+                    ))
+                    .await
+                    .map_err(unique_violation)?
+                    .iter()
+                    .map(|row| row.try_get::<i64>("", "id"))
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                chunk_ids.sort_unstable();
+                ids.extend(chunk_ids);
             }
-            insert.returning_col(col("id"));
+            return Ok(ids);
+        }
+        for chunk in parsed.chunks(rows_per_statement(width)) {
+            // Built as text once per chunk: the identifiers are checked names, the values are
+            // all bound parameters.
+            let mut sql = String::with_capacity(head.len() + chunk.len() * width * 5);
+            sql.push_str(&head);
+            let mut values = Vec::with_capacity(chunk.len() * width);
+            for (r, item) in chunk.iter().enumerate() {
+                sql.push_str(if r == 0 { "(" } else { ", (" });
+                for c in 0..width {
+                    if c > 0 {
+                        sql.push_str(", ");
+                    }
+                    sql.push('?');
+                }
+                sql.push(')');
+                for &i in &columns {
+                    let kind = schema.fields[i].ty.column_kind();
+                    values.push(match item.at(i) {
+                        Some(v) => to_sql(kind, v),
+                        None if Some(i) == balance => Value::BigInt(Some(0)),
+                        None => null_of(kind),
+                    });
+                }
+                values.push(Value::ChronoDateTimeUtc(Some(now)));
+                values.push(Value::ChronoDateTimeUtc(Some(now)));
+            }
+            sql.push_str(" RETURNING \"id\"");
             let mut chunk_ids = txn
-                .query_all(&insert)
+                .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
                 .await
                 .map_err(unique_violation)?
                 .iter()
@@ -781,11 +924,11 @@ impl Store {
         let mut errors = Vec::new();
         let mut seen: HashMap<(String, String), usize> = HashMap::new();
         for (index, item) in parsed.iter().enumerate() {
-            let text = |k: &str| match item.get(k) {
+            let text = |k: &str| match item.at(field_index(schema, k)) {
                 Some(StoredValue::Text(s)) => s.clone(),
                 _ => String::new(),
             };
-            let int = |k: &str| match item.get(k) {
+            let int = |k: &str| match item.at(field_index(schema, k)) {
                 Some(StoredValue::Int(n)) => *n,
                 _ => 0,
             };
@@ -864,13 +1007,9 @@ impl Store {
                 );
                 continue;
             }
-            let mut values = item.values.clone();
-            values.push((
-                Arc::from("balance_after"),
-                ColumnKind::BigInt,
-                StoredValue::Int(balance),
-            ));
-            let ids = self.insert_rows(txn, schema, &[Parsed { values }]).await?;
+            let mut entry = item.clone();
+            entry.values[field_index(schema, "balance_after")] = Some(StoredValue::Int(balance));
+            let ids = self.insert_rows(txn, schema, &[entry]).await?;
             results.push(ItemResult {
                 index,
                 id: ids[0],
@@ -896,10 +1035,11 @@ impl Store {
         if schema.append_only {
             return Err(append_only(entity));
         }
-        let parsed = match self.parse_item(who, &schema, patch, Mode::Update, None)? {
-            Ok(p) => p,
-            Err(errors) => return Err(StorageError::Invalid(errors)),
-        };
+        let parsed =
+            match Self::parse_item(who, &schema, &key_index(&schema), patch, Mode::Update, None)? {
+                Ok(p) => p,
+                Err(errors) => return Err(StorageError::Invalid(errors)),
+            };
         let txn = self.db.conn.begin().await?;
         self.check_references(&txn, &schema, &[(None, &parsed)])
             .await?;
@@ -919,7 +1059,7 @@ impl Store {
             entity,
             Some(id),
             "ok",
-            Some(changed_fields(&parsed)),
+            Some(changed_fields(&schema, &parsed)),
         )
         .await?;
         Ok(record)
@@ -934,8 +1074,9 @@ impl Store {
     ) -> Result<bool> {
         let mut update = Query::update();
         update.table(col(&schema.name));
-        for (key, kind, value) in &parsed.values {
-            update.value(col(key), to_sql(*kind, value));
+        for (at, value) in parsed.given() {
+            let field = &schema.fields[at];
+            update.value(col(&field.key), to_sql(field.ty.column_kind(), value));
         }
         update
             .value(
@@ -1193,8 +1334,11 @@ fn append_only(entity: &str) -> StorageError {
     })
 }
 
-fn changed_fields(parsed: &Parsed) -> String {
-    let keys: Vec<&str> = parsed.values.iter().map(|(k, _, _)| &**k).collect();
+fn changed_fields(schema: &EntitySchema, parsed: &Parsed) -> String {
+    let keys: Vec<&str> = parsed
+        .given()
+        .map(|(at, _)| schema.fields[at].key.as_str())
+        .collect();
     format!("fields: {}", keys.join(", "))
 }
 

@@ -1,0 +1,147 @@
+//! The `tabiji` binary as a user runs it: migrate, create a user and a token, load demo data,
+//! serve, and answer with the token.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use tabiji_storage::scratch::Scratch;
+
+fn tabiji(url: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tabiji"));
+    cmd.env("DATABASE_URL", url).env("RUST_LOG", "warn");
+    cmd
+}
+
+fn run(cmd: &mut Command) -> (String, String) {
+    let out = cmd.output().expect("tabiji runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{cmd:?} failed:\n{stdout}\n{stderr}");
+    (stdout, stderr)
+}
+
+async fn the_command_line(url: &str) {
+    let (out, _) = run(tabiji(url).arg("migrate"));
+    assert!(out.contains("2 migration(s) applied"), "{out}");
+    let (out, _) = run(tabiji(url).arg("migrate"));
+    assert!(out.contains("0 migration(s) applied"), "{out}");
+
+    let (out, _) = run(tabiji(url).args([
+        "role",
+        "create",
+        "--name",
+        "desk",
+        "--rights",
+        r#"{"entities":{"tourists":{"ops":["view"],"fields":{"phone":"none"}}}}"#,
+    ]));
+    assert!(out.contains("created role desk"));
+    let (out, _) = run(tabiji(url)
+        .args(["user", "create", "--login", "yamada", "--role", "desk"])
+        .env("TABIJI_PASSWORD", "yamada-password"));
+    assert!(out.contains("created user yamada"), "{out}");
+    let refused = tabiji(url)
+        .args(["user", "create", "--login", "weak"])
+        .env("TABIJI_PASSWORD", "short")
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("password"),
+        "the error names the field"
+    );
+    let (token, _) =
+        run(tabiji(url).args(["token", "create", "--login", "yamada", "--name", "cli test"]));
+    let token = token.trim().to_string();
+    assert!(token.starts_with("tbj_"));
+
+    let (_, err) = run(tabiji(url).args([
+        "demo",
+        "--contacts",
+        "3000",
+        "--businesses",
+        "300",
+        "--no-serve",
+    ]));
+    assert!(
+        err.contains("loaded 3000 tourists, 300 businesses"),
+        "{err}"
+    );
+    let (_, err) = run(tabiji(url).args(["demo", "--contacts", "3000", "--no-serve"]));
+    assert!(
+        err.contains("already holds 3000 tourists"),
+        "running demo twice loads nothing twice: {err}"
+    );
+
+    let mut server = tabiji(url)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
+    let base = loop {
+        let line = lines.next().expect("serve prints its address").unwrap();
+        if let Some(rest) = line.split("serving on ").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    let client = reqwest::Client::new();
+    let page: serde_json::Value = client
+        .get(format!("{base}/api/data/tourists?limit=5"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 5);
+    assert!(
+        items
+            .iter()
+            .all(|t| t.get("phone").is_none() && t.get("email").is_some())
+    );
+    let r = client
+        .get(format!("{base}/api/data/businesses"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+#[tokio::test]
+async fn command_line() {
+    for scratch in Scratch::all_backends().await {
+        the_command_line(&scratch.url).await;
+        scratch.remove().await;
+    }
+}
+
+#[test]
+fn every_command_has_help() {
+    for args in [
+        vec!["--help"],
+        vec!["serve", "--help"],
+        vec!["migrate", "--help"],
+        vec!["demo", "--help"],
+        vec!["user", "create", "--help"],
+        vec!["token", "create", "--help"],
+    ] {
+        let (out, _) = run(Command::new(env!("CARGO_BIN_EXE_tabiji")).args(&args));
+        assert!(out.contains("Usage"), "{args:?}: {out}");
+    }
+}
+
+#[test]
+fn a_wrong_database_url_is_explained() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tabiji"))
+        .args(["migrate"])
+        .env("DATABASE_URL", "mysql://x")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sqlite:// or postgres://"));
+}

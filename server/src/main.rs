@@ -353,3 +353,15 @@ async fn shutdown_signal() {
         _ = terminate => {},
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn database_passwords_never_reach_messages() {
+        assert_eq!(redact("postgres://tabiji:s3cret@db/tabiji"), "postgres://tabiji@db/tabiji");
+        assert_eq!(redact("postgres://postgres@127.0.0.1/test"), "postgres://postgres@127.0.0.1/test");
+        assert_eq!(redact("sqlite://tabiji.db"), "sqlite://tabiji.db");
+    }
+}

@@ -39,7 +39,10 @@ fn memory_kib(pid: u32, key: &str) -> u64 {
 
 #[tokio::main]
 async fn main() {
-    let rows: usize = std::env::var("BENCH_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let rows: usize = std::env::var("BENCH_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
     let scratch = Scratch::sqlite();
     let db = Db::connect(&scratch.url).await.unwrap();
     migration::run(&db).await.unwrap();
@@ -48,12 +51,32 @@ async fn main() {
     let mut rng = Rng::new(7);
     let system = Principal::system();
     for start in (0..rows).step_by(5_000) {
-        let batch: Vec<Value> = (start..(start + 5_000).min(rows)).map(|i| tourist(&mut rng, i)).collect();
-        store.bulk_create(&system, "tourists", &batch).await.unwrap();
+        let batch: Vec<Value> = (start..(start + 5_000).min(rows))
+            .map(|i| tourist(&mut rng, i))
+            .collect();
+        store
+            .bulk_create(&system, "tourists", &batch)
+            .await
+            .unwrap();
     }
-    println!("loaded {rows} tourists in {:.1} s", started.elapsed().as_secs_f64());
-    let user = users::create_user(&db, NewUser { login: "bench".into(), password: "bench-password".into(), is_admin: true, ..Default::default() }).await.unwrap();
-    let (_, token) = users::create_token(&db, user.id, "bench", None).await.unwrap();
+    println!(
+        "loaded {rows} tourists in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let user = users::create_user(
+        &db,
+        NewUser {
+            login: "bench".into(),
+            password: "bench-password".into(),
+            is_admin: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let (_, token) = users::create_token(&db, user.id, "bench", None)
+        .await
+        .unwrap();
 
     let mut server = Command::new(env!("CARGO_BIN_EXE_tabiji"))
         .args(["serve", "--listen", "127.0.0.1:0"])
@@ -70,15 +93,27 @@ async fn main() {
             break rest.split_whitespace().next().unwrap().to_string();
         }
     };
-    let ids: Vec<i64> = (0..READS).map(|_| 1 + rng.below(rows as u64) as i64).collect();
+    let ids: Vec<i64> = (0..READS)
+        .map(|_| 1 + rng.below(rows as u64) as i64)
+        .collect();
     let client = reqwest::Client::new();
     for id in ids.iter().take(500) {
-        client.get(format!("{base}/api/data/tourists/{id}")).bearer_auth(&token).send().await.unwrap();
+        client
+            .get(format!("{base}/api/data/tourists/{id}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
     }
     let mut api = Vec::with_capacity(READS);
     for id in &ids {
         let t = Instant::now();
-        let r = client.get(format!("{base}/api/data/tourists/{id}")).bearer_auth(&token).send().await.unwrap();
+        let r = client
+            .get(format!("{base}/api/data/tourists/{id}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
         r.bytes().await.unwrap();
         api.push(t.elapsed());
@@ -91,7 +126,11 @@ async fn main() {
         let t = Instant::now();
         let row = db
             .conn
-            .query_one_raw(Statement::from_sql_and_values(DbBackend::Sqlite, "SELECT * FROM tourists WHERE id = ?", [(*id).into()]))
+            .query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Sqlite,
+                "SELECT * FROM tourists WHERE id = ?",
+                [(*id).into()],
+            ))
             .await
             .unwrap();
         assert!(row.is_some());
@@ -99,12 +138,38 @@ async fn main() {
     }
     api.sort();
     direct.sort();
-    let (a50, a99, d50, d99) = (percentile(&api, 0.5), percentile(&api, 0.99), percentile(&direct, 0.5), percentile(&direct, 0.99));
-    println!("GET /api/data/tourists/{{id}} at {rows} stored, {READS} sequential reads over loopback:");
-    println!("  api:    p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms", ms(a50), ms(a99), ms(*api.last().unwrap()));
-    println!("  direct: p50 {:.3} ms  p99 {:.3} ms  (SELECT by id in-process, the reference)", ms(d50), ms(d99));
-    println!("  ratio api/direct: p50 {:.1}x  p99 {:.1}x; target p99 <= 5 ms: {}", ms(a50) / ms(d50), ms(a99) / ms(d99), if ms(a99) <= 5.0 { "met" } else { "NOT met" });
-    println!("tabiji serve memory after the run: VmRSS {} MB, peak VmHWM {} MB; target <= 300 MB: {}", rss / 1024, hwm / 1024, if hwm / 1024 <= 300 { "met" } else { "NOT met" });
+    let (a50, a99, d50, d99) = (
+        percentile(&api, 0.5),
+        percentile(&api, 0.99),
+        percentile(&direct, 0.5),
+        percentile(&direct, 0.99),
+    );
+    println!(
+        "GET /api/data/tourists/{{id}} at {rows} stored, {READS} sequential reads over loopback:"
+    );
+    println!(
+        "  api:    p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms",
+        ms(a50),
+        ms(a99),
+        ms(*api.last().unwrap())
+    );
+    println!(
+        "  direct: p50 {:.3} ms  p99 {:.3} ms  (SELECT by id in-process, the reference)",
+        ms(d50),
+        ms(d99)
+    );
+    println!(
+        "  ratio api/direct: p50 {:.1}x  p99 {:.1}x; target p99 <= 5 ms: {}",
+        ms(a50) / ms(d50),
+        ms(a99) / ms(d99),
+        if ms(a99) <= 5.0 { "met" } else { "NOT met" }
+    );
+    println!(
+        "tabiji serve memory after the run: VmRSS {} MB, peak VmHWM {} MB; target <= 300 MB: {}",
+        rss / 1024,
+        hwm / 1024,
+        if hwm / 1024 <= 300 { "met" } else { "NOT met" }
+    );
     server.kill().unwrap();
     server.wait().unwrap();
     db.conn.close().await.ok();

@@ -360,8 +360,14 @@ mod tests {
 
     #[test]
     fn database_passwords_never_reach_messages() {
-        assert_eq!(redact("postgres://tabiji:s3cret@db/tabiji"), "postgres://tabiji@db/tabiji");
-        assert_eq!(redact("postgres://postgres@127.0.0.1/test"), "postgres://postgres@127.0.0.1/test");
+        assert_eq!(
+            redact("postgres://tabiji:s3cret@db/tabiji"),
+            "postgres://tabiji@db/tabiji"
+        );
+        assert_eq!(
+            redact("postgres://postgres@127.0.0.1/test"),
+            "postgres://postgres@127.0.0.1/test"
+        );
         assert_eq!(redact("sqlite://tabiji.db"), "sqlite://tabiji.db");
     }
 }

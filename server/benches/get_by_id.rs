@@ -54,10 +54,7 @@ async fn main() {
         let batch: Vec<Value> = (start..(start + 5_000).min(rows))
             .map(|i| tourist(&mut rng, i))
             .collect();
-        store
-            .bulk_create(&system, "tourists", &batch)
-            .await
-            .unwrap();
+        store.bulk_create(&system, "tourists", batch).await.unwrap();
     }
     println!(
         "loaded {rows} tourists in {:.1} s",

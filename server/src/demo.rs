@@ -289,7 +289,9 @@ async fn in_batches(
     let system = Principal::system();
     let total = items.len();
     let mut ids = Vec::with_capacity(total);
-    for chunk in items.chunks(BATCH) {
+    let mut rest = items.into_iter().peekable();
+    while rest.peek().is_some() {
+        let chunk: Vec<Value> = rest.by_ref().take(BATCH).collect();
         ids.extend(
             store
                 .bulk_create(&system, entity, chunk)

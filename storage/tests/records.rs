@@ -145,7 +145,7 @@ async fn bulk_is_all_or_nothing(store: &Store) {
         .map(|i| tourist(&format!("user{i}@example.jp")))
         .collect();
     let results = store
-        .bulk_create(&admin(), "tourists", &items)
+        .bulk_create(&admin(), "tourists", items.clone())
         .await
         .unwrap();
     assert_eq!(results.len(), 2500);
@@ -160,6 +160,32 @@ async fn bulk_is_all_or_nothing(store: &Store) {
         .unwrap();
     assert_eq!(last["email"], "user2499@example.jp");
 
+    let awkward = "He said \"ok\", {braces}, back\\slash,\nNULL 改行\ttab";
+    let tricky = vec![
+        json!({"email": "tricky1@example.jp", "notes": awkward, "city": "NULL"}),
+        json!({"email": "tricky2@example.jp", "notes": "{}"}),
+    ];
+    let results_tricky = store
+        .bulk_create(&admin(), "tourists", tricky.clone())
+        .await
+        .unwrap();
+    let stored = store
+        .get(&admin(), "tourists", results_tricky[0].id)
+        .await
+        .unwrap();
+    assert_eq!(
+        (stored["notes"].as_str(), stored["city"].as_str()),
+        (Some(awkward), Some("NULL"))
+    );
+    assert_eq!(stored["family_name"], Value::Null);
+    assert_eq!(
+        store
+            .get(&admin(), "tourists", results_tricky[1].id)
+            .await
+            .unwrap()["notes"],
+        "{}"
+    );
+
     let before = store.count(&admin(), "tourists").await.unwrap();
     let bad = vec![
         tourist("new1@example.jp"),
@@ -168,7 +194,7 @@ async fn bulk_is_all_or_nothing(store: &Store) {
         tourist("new1@example.jp"),
     ];
     let err = store
-        .bulk_create(&admin(), "tourists", &bad)
+        .bulk_create(&admin(), "tourists", bad.clone())
         .await
         .unwrap_err();
     let StorageError::Invalid(errors) = err else {
@@ -187,7 +213,7 @@ async fn bulk_is_all_or_nothing(store: &Store) {
         tourist("new1@example.jp"),
     ];
     let StorageError::Conflict(errors) = store
-        .bulk_create(&admin(), "tourists", &bad)
+        .bulk_create(&admin(), "tourists", bad.clone())
         .await
         .unwrap_err()
     else {
@@ -197,6 +223,40 @@ async fn bulk_is_all_or_nothing(store: &Store) {
     at.sort();
     assert_eq!(at, vec![1, 2]);
     assert_eq!(store.count(&admin(), "tourists").await.unwrap(), before);
+
+    // Errors in later slices of a large call still undo the earlier slices.
+    let mut late: Vec<Value> = (0..2500)
+        .map(|i| tourist(&format!("late{i}@example.jp")))
+        .collect();
+    late[1700] = json!({"email": "late-broken", "gender": "?"});
+    late[2300]["birth_date"] = json!("yesterday");
+    let StorageError::Invalid(errors) = store
+        .bulk_create(&admin(), "tourists", late.clone())
+        .await
+        .unwrap_err()
+    else {
+        panic!()
+    };
+    let at: Vec<usize> = errors.iter().map(|e| e.index.unwrap()).collect();
+    assert_eq!(at, vec![1700, 1700, 2300]);
+    late[1700] = tourist("late-fixed@example.jp");
+    late[2300] = tourist("user42@example.jp");
+    let StorageError::Conflict(errors) = store
+        .bulk_create(&admin(), "tourists", late)
+        .await
+        .unwrap_err()
+    else {
+        panic!()
+    };
+    assert_eq!(
+        errors.iter().map(|e| e.index).collect::<Vec<_>>(),
+        vec![Some(2300)]
+    );
+    assert_eq!(
+        store.count(&admin(), "tourists").await.unwrap(),
+        before,
+        "nothing half-written"
+    );
 
     let ids: Vec<i64> = results.iter().take(3).map(|r| r.id).collect();
     let updates: Vec<Value> = ids

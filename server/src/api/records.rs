@@ -114,7 +114,7 @@ async fn bulk_create(
     JsonBody(body): JsonBody<BulkItems>,
 ) -> ApiResult<impl IntoResponse> {
     non_empty(&body.items)?;
-    let results = state.store.bulk_create(&who, &entity, &body.items).await?;
+    let results = state.store.bulk_create(&who, &entity, body.items).await?;
     Ok((StatusCode::CREATED, Json(json!({"results": results}))))
 }
 

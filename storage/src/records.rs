@@ -175,18 +175,18 @@ fn pg_array<'a>(values: impl Iterator<Item = Option<&'a StoredValue>>) -> String
         if n > 0 {
             out.push(',');
         }
-        let text = match value {
+        let text: std::borrow::Cow<str> = match value {
             None | Some(StoredValue::Null) => {
                 out.push_str("NULL");
                 continue;
             }
-            Some(StoredValue::Text(s)) => s.clone(),
-            Some(StoredValue::Secret(s)) => hash_password(s),
-            Some(StoredValue::Int(n)) => n.to_string(),
-            Some(StoredValue::Float(f)) => f.to_string(),
-            Some(StoredValue::Bool(b)) => (if *b { "t" } else { "f" }).to_string(),
-            Some(StoredValue::Date(d)) => d.to_string(),
-            Some(StoredValue::Timestamp(t)) => t.to_rfc3339(),
+            Some(StoredValue::Text(s)) => s.as_str().into(),
+            Some(StoredValue::Secret(s)) => hash_password(s).into(),
+            Some(StoredValue::Int(n)) => n.to_string().into(),
+            Some(StoredValue::Float(f)) => f.to_string().into(),
+            Some(StoredValue::Bool(b)) => (if *b { "t" } else { "f" }).into(),
+            Some(StoredValue::Date(d)) => d.to_string().into(),
+            Some(StoredValue::Timestamp(t)) => t.to_rfc3339().into(),
         };
         out.push('"');
         for c in text.chars() {
@@ -710,17 +710,7 @@ impl Store {
                     _ => None,
                 })
                 .collect();
-            let mut found = BTreeSet::new();
-            let wanted_list: Vec<i64> = wanted.iter().copied().collect();
-            for chunk in wanted_list.chunks(rows_per_statement(1)) {
-                let mut q = Query::select();
-                q.column(col("id"))
-                    .from(col(target))
-                    .and_where(Expr::col(col("id")).is_in(chunk.iter().copied()));
-                for row in conn.query_all(&q).await? {
-                    found.insert(row.try_get::<i64>("", "id")?);
-                }
-            }
+            let found = existing_ids(conn, target, wanted.iter().copied()).await?;
             for (index, parsed) in items {
                 if let Some(StoredValue::Int(id)) = parsed.at(at)
                     && !found.contains(id)
@@ -1287,16 +1277,7 @@ impl Store {
             return Err(append_only(entity));
         }
         let txn = self.db.conn.begin().await?;
-        let mut found = BTreeSet::new();
-        for chunk in ids.chunks(rows_per_statement(1)) {
-            let mut q = Query::select();
-            q.column(col("id"))
-                .from(col(entity))
-                .and_where(Expr::col(col("id")).is_in(chunk.iter().copied()));
-            for row in txn.query_all(&q).await? {
-                found.insert(row.try_get::<i64>("", "id")?);
-            }
-        }
+        let found = existing_ids(&txn, entity, ids.iter().copied()).await?;
         let missing: Vec<ItemError> = ids
             .iter()
             .enumerate()
@@ -1411,6 +1392,26 @@ impl Store {
             .expect("COUNT returns a row");
         Ok(row.try_get::<i64>("", "n")? as u64)
     }
+}
+
+/// Which of `ids` exist in `table`, asked in chunks under every backend's parameter limit.
+async fn existing_ids<C: ConnectionTrait>(
+    conn: &C,
+    table: &str,
+    ids: impl Iterator<Item = i64>,
+) -> Result<BTreeSet<i64>> {
+    let ids: Vec<i64> = ids.collect();
+    let mut found = BTreeSet::new();
+    for chunk in ids.chunks(rows_per_statement(1)) {
+        let mut q = Query::select();
+        q.column(col("id"))
+            .from(col(table))
+            .and_where(Expr::col(col("id")).is_in(chunk.iter().copied()));
+        for row in conn.query_all(&q).await? {
+            found.insert(row.try_get::<i64>("", "id")?);
+        }
+    }
+    Ok(found)
 }
 
 fn append_only(entity: &str) -> StorageError {

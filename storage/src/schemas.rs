@@ -11,7 +11,7 @@ use sea_orm::{
 };
 use tabiji_model::field::Label;
 use tabiji_model::schema::{self, EntityKind, MAX_CUSTOM_FIELDS, check_identifier};
-use tabiji_model::{EntitySchema, FieldDef};
+use tabiji_model::{EntitySchema, FieldDef, FieldType};
 
 use crate::Db;
 use crate::entities::{field_def, history_store};
@@ -118,6 +118,20 @@ pub fn check_custom_field(entity: &EntitySchema, mut field: FieldDef) -> Result<
         return Err(bad(
             "invalid_label",
             "give a label in Japanese or English".into(),
+        ));
+    }
+    if field.unique
+        && !matches!(
+            field.ty,
+            FieldType::Text { .. }
+                | FieldType::Email
+                | FieldType::Phone
+                | FieldType::Integer { .. }
+        )
+    {
+        return Err(bad(
+            "invalid_definition",
+            "only text, email, phone and integer fields can be unique".into(),
         ));
     }
     if field.required {

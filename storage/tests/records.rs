@@ -505,6 +505,47 @@ async fn custom_fields_and_history_stores(store: &Store) {
         Err(StorageError::Conflict(_))
     ));
 
+    let unique_date = serde_json::from_value(
+        json!({"key": "visa_until", "label": {"ja": "x", "en": "x"}, "type": "date", "unique": true}),
+    )
+    .unwrap();
+    let err = store
+        .add_custom_field(&admin(), "tourists", unique_date)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StorageError::Invalid(ref e) if e[0].code == "invalid_definition"),
+        "{err:?}"
+    );
+    let member_no = serde_json::from_value(
+        json!({"key": "member_no", "label": {"ja": "会員番号", "en": "Member no."}, "type": "text", "unique": true}),
+    )
+    .unwrap();
+    store
+        .add_custom_field(&admin(), "tourists", member_no)
+        .await
+        .unwrap();
+    store
+        .create(
+            &admin(),
+            "tourists",
+            &json!({"email": "m1@example.jp", "member_no": "A-1"}),
+        )
+        .await
+        .unwrap();
+    let err = store
+        .create(
+            &admin(),
+            "tourists",
+            &json!({"email": "m2@example.jp", "member_no": "A-1"}),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StorageError::Conflict(ref e) if e[0].field.as_deref() == Some("member_no")),
+        "{err:?}"
+    );
+
     let label = tabiji_model::field::Label {
         ja: "来訪履歴".into(),
         en: "Visits".into(),

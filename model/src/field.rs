@@ -11,7 +11,9 @@ use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
-use crate::normalize::{self, nfkc};
+use std::borrow::Cow;
+
+use crate::normalize::{self, nfkc, nfkc_cow};
 
 /// Longest text a `text` field takes unless its definition says otherwise.
 pub const DEFAULT_TEXT_MAX: u32 = 255;
@@ -347,9 +349,10 @@ impl FieldDef {
                 })
             }
             FieldType::SingleChoice { options } => {
-                let s = nfkc(self.expect_string(input)?.trim());
-                if options.contains(&s) {
-                    Ok(StoredValue::Text(s))
+                let raw = self.expect_string(input)?;
+                let s = nfkc_cow(raw.trim());
+                if let Some(option) = options.iter().find(|o| **o == *s) {
+                    Ok(StoredValue::Text(option.clone()))
                 } else {
                     Err(err(
                         "invalid_choice",
@@ -395,7 +398,7 @@ impl FieldDef {
                 if s.len() > 1024 {
                     return Err(err("too_long", "must be at most 1024 bytes".into()));
                 }
-                Ok(StoredValue::Secret(s))
+                Ok(StoredValue::Secret(s.into_owned()))
             }
             FieldType::Reference { entity } => match parse_integer(input) {
                 Some(id) if id > 0 => Ok(StoredValue::Int(id)),
@@ -407,10 +410,10 @@ impl FieldDef {
         }
     }
 
-    fn expect_string(&self, input: &Json) -> Result<String, FieldError> {
+    fn expect_string<'a>(&self, input: &'a Json) -> Result<Cow<'a, str>, FieldError> {
         match input {
-            Json::String(s) => Ok(s.clone()),
-            Json::Number(n) => Ok(n.to_string()),
+            Json::String(s) => Ok(Cow::Borrowed(s)),
+            Json::Number(n) => Ok(Cow::Owned(n.to_string())),
             _ => Err(FieldError::new(
                 &self.key,
                 "invalid_type",
@@ -422,7 +425,7 @@ impl FieldDef {
     fn parse_text(&self, input: &Json, max_len: u32) -> Result<StoredValue, FieldError> {
         let raw = self.expect_string(input)?;
         let text = if self.nfkc {
-            nfkc(raw.trim())
+            nfkc_cow(raw.trim()).into_owned()
         } else {
             raw.trim().to_string()
         };
@@ -493,48 +496,91 @@ fn parse_bool(input: &Json) -> Option<bool> {
     }
 }
 
-/// Splits `2024-01-05`, `2024/1/5`, `2024.1.5` and `2024年1月5日` into numbers.
-fn date_parts(s: &str) -> Option<Vec<u32>> {
-    let folded = nfkc(s.trim());
+/// Splits `2024-01-05`, `2024/1/5`, `2024.1.5` and `2024年1月5日` into two or three numbers.
+fn date_parts(s: &str) -> Option<([u32; 3], usize)> {
+    let folded = nfkc_cow(s.trim());
     let folded = folded.trim_end_matches('日');
-    let parts: Vec<&str> = folded.split(['-', '/', '.', '年', '月']).collect();
-    parts.iter().map(|p| p.trim().parse::<u32>().ok()).collect()
+    let mut parts = [0u32; 3];
+    let mut count = 0;
+    for part in folded.split(['-', '/', '.', '年', '月']) {
+        if count == 3 {
+            return None;
+        }
+        parts[count] = part.trim().parse().ok()?;
+        count += 1;
+    }
+    Some((parts, count))
 }
 
 /// Reads the date forms Japanese files use; also `20240105`.
 pub fn parse_date(s: &str) -> Option<NaiveDate> {
-    let folded = nfkc(s.trim());
+    let s = s.trim();
+    let b = s.as_bytes();
+    // The ISO form most systems send, without allocating.
+    if b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && let (Ok(y), Ok(m), Ok(d)) = (s[..4].parse(), s[5..7].parse(), s[8..].parse())
+    {
+        return NaiveDate::from_ymd_opt(y, m, d);
+    }
+    let folded = nfkc_cow(s);
     if folded.len() == 8 && folded.chars().all(|c| c.is_ascii_digit()) {
         return NaiveDate::parse_from_str(&folded, "%Y%m%d").ok();
     }
-    match date_parts(&folded)?.as_slice() {
-        [y, m, d] if *y >= 1000 => NaiveDate::from_ymd_opt(*y as i32, *m, *d),
+    match date_parts(&folded)? {
+        ([y, m, d], 3) if y >= 1000 => NaiveDate::from_ymd_opt(y as i32, m, d),
         _ => None,
     }
 }
 
+/// `10:30`, `10:30:15` or `10:30:15.250`.
+fn parse_time(s: &str) -> Option<chrono::NaiveTime> {
+    let mut parts = s.split(':');
+    let h: u32 = parts.next()?.trim().parse().ok()?;
+    let m: u32 = parts.next()?.trim().parse().ok()?;
+    let (sec, nano) = match parts.next() {
+        None => (0, 0),
+        Some(sec) => {
+            let (whole, fraction) = sec.split_once('.').unwrap_or((sec, ""));
+            let nano = if fraction.is_empty() {
+                0
+            } else if fraction.len() <= 9 && fraction.bytes().all(|c| c.is_ascii_digit()) {
+                format!("{fraction:0<9}").parse().ok()?
+            } else {
+                return None;
+            };
+            (whole.trim().parse().ok()?, nano)
+        }
+    };
+    if parts.next().is_some() {
+        return None;
+    }
+    chrono::NaiveTime::from_hms_nano_opt(h, m, sec, nano)
+}
+
 fn parse_month_day(s: &str) -> Option<String> {
-    match date_parts(s)?.as_slice() {
+    match date_parts(s)? {
         // 2000 is a leap year, so 02-29 is a valid birthday.
-        [m, d] if NaiveDate::from_ymd_opt(2000, *m, *d).is_some() => Some(format!("{m:02}-{d:02}")),
+        ([m, d, _], 2) if NaiveDate::from_ymd_opt(2000, m, d).is_some() => {
+            Some(format!("{m:02}-{d:02}"))
+        }
         _ => None,
     }
 }
 
 /// RFC 3339, or a date and time without a zone, read in Asia/Tokyo.
 pub fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
-    let folded = nfkc(s.trim());
+    let folded = nfkc_cow(s.trim());
     if let Ok(t) = DateTime::parse_from_rfc3339(&folded) {
         return Some(t.with_timezone(&Utc));
     }
     let (date, time) = folded
         .split_once(['T', ' '])
         .map(|(d, t)| (d, t.trim()))
-        .unwrap_or((folded.as_str(), "00:00:00"));
+        .unwrap_or((&folded, "00:00"));
     let date = parse_date(date)?;
-    let time = ["%H:%M:%S%.f", "%H:%M:%S", "%H:%M"]
-        .iter()
-        .find_map(|f| chrono::NaiveTime::parse_from_str(time, f).ok())?;
+    let time = parse_time(time)?;
     let naive = NaiveDateTime::new(date, time);
     tokyo()
         .from_local_datetime(&naive)
@@ -591,6 +637,20 @@ mod tests {
             panic!()
         };
         assert_eq!(t.to_rfc3339(), "2024-01-05T09:30:00+00:00");
+    }
+
+    #[test]
+    fn times_of_day() {
+        let t = |s| parse_time(s).map(|t| t.to_string());
+        assert_eq!(t("9:05").as_deref(), Some("09:05:00"));
+        assert_eq!(t("10:30:15").as_deref(), Some("10:30:15"));
+        assert_eq!(t("10:30:15.25").as_deref(), Some("10:30:15.250"));
+        for bad in ["25:00", "10:3x", "10", "10:30:15:01", "10:30:15.x"] {
+            assert_eq!(t(bad), None, "{bad}");
+        }
+        assert_eq!(parse_date("2024-02-30"), None);
+        assert_eq!(parse_date("2024-1-5"), NaiveDate::from_ymd_opt(2024, 1, 5));
+        assert_eq!(parse_date("2024/1/5/6"), None);
     }
 
     #[test]

@@ -1,19 +1,25 @@
 //! Normalisation of what people type, the way Japanese data arrives: full-width digits and
 //! letters, half-width katakana, many kinds of hyphen.
 
+use std::borrow::Cow;
+
 use unicode_normalization::UnicodeNormalization;
 
 /// NFKC folds full-width ASCII to half-width and half-width katakana to full-width,
 /// which is what matching on names, kana and codes needs.
 pub fn nfkc(input: &str) -> String {
-    // Most values (e-mail addresses, dates, codes, choices) are plain ASCII, which NFKC leaves
-    // as it is; the quick check skips the full normalisation for them.
+    nfkc_cow(input).into_owned()
+}
+
+/// [`nfkc`] without a copy when the input is already normalised, as most values (e-mail
+/// addresses, dates, codes, choices, plain ASCII) are; the quick check finds them.
+pub fn nfkc_cow(input: &str) -> Cow<'_, str> {
     if unicode_normalization::is_nfkc_quick(input.chars())
         == unicode_normalization::IsNormalized::Yes
     {
-        return input.to_string();
+        return Cow::Borrowed(input);
     }
-    input.nfkc().collect()
+    Cow::Owned(input.nfkc().collect())
 }
 
 /// Characters people use as a dash in phone numbers and postal codes.
@@ -37,7 +43,7 @@ pub enum NormalizeError {
 /// E-mail addresses are the merge key for partner data, so two spellings of one address must
 /// become one string: full-width folded, trimmed, lower-cased.
 pub fn email(input: &str) -> Result<String, NormalizeError> {
-    let folded = nfkc(input.trim()).to_lowercase();
+    let folded = nfkc_cow(input.trim()).to_lowercase();
     let (local, domain) = folded
         .rsplit_once('@')
         .ok_or(NormalizeError::Email("it has no @"))?;
@@ -79,7 +85,7 @@ pub fn email(input: &str) -> Result<String, NormalizeError> {
 /// Phone numbers are stored as digits only (with a leading + for international form) so that
 /// 03-1234-5678, ０３（１２３４）５６７８ and 0312345678 are the same number.
 pub fn phone(input: &str) -> Result<String, NormalizeError> {
-    let folded = nfkc(input.trim());
+    let folded = nfkc_cow(input.trim());
     let mut out = String::with_capacity(folded.len());
     for (i, c) in folded.chars().enumerate() {
         match c {

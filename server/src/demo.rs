@@ -344,24 +344,25 @@ pub async fn load(
         if total > 0 {
             spend.push((*id, total));
         }
-        if purchases.len() >= BATCH * 10 {
+        // Written as they accumulate, so that ten million tourists' histories never sit in memory.
+        let last = n + 1 == tourist_ids.len();
+        if purchases.len() >= BATCH * 10 || last {
             summary.purchases +=
                 in_batches(store, "purchases", std::mem::take(&mut purchases), progress)
                     .await?
                     .len();
         }
-    }
-    summary.purchases += in_batches(store, "purchases", purchases, progress)
-        .await?
-        .len();
-    let updates: Vec<Value> = spend
-        .iter()
-        .map(|(id, total)| json!({"id": id, "total_spend": total}))
-        .collect();
-    for chunk in updates.chunks(BATCH) {
-        store
-            .bulk_update(&Principal::system(), "tourists", chunk)
-            .await?;
+        if spend.len() >= BATCH || last {
+            let updates: Vec<Value> = std::mem::take(&mut spend)
+                .into_iter()
+                .map(|(id, total)| json!({"id": id, "total_spend": total}))
+                .collect();
+            if !updates.is_empty() {
+                store
+                    .bulk_update(&Principal::system(), "tourists", &updates)
+                    .await?;
+            }
+        }
     }
 
     let mut entries = Vec::new();
@@ -373,8 +374,18 @@ pub async fn load(
             entries.push(json!({"tourist_id": id, "occurred_at": format!("{} 12:00", base_day()), "kind": "use", "points": 1 + rng.below(granted as u64),
                 "source_system": "point_programme", "transaction_id": format!("U-{n}")}));
         }
+        if entries.len() >= BATCH * 10 {
+            summary.point_entries += in_batches(
+                store,
+                "point_ledger",
+                std::mem::take(&mut entries),
+                progress,
+            )
+            .await?
+            .len();
+        }
     }
-    summary.point_entries = in_batches(store, "point_ledger", entries, progress)
+    summary.point_entries += in_batches(store, "point_ledger", entries, progress)
         .await?
         .len();
 

@@ -8,6 +8,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write;
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query, SelectStatement, Value};
@@ -120,7 +121,13 @@ const PARALLEL_PARSE_FROM: usize = 2_000;
 pub struct Store {
     db: Db,
     schemas: Arc<RwLock<Arc<Schemas>>>,
+    /// When the stored schema definitions were last compared with ours, and what they were.
+    schema_check: Arc<tokio::sync::Mutex<(Option<Instant>, String)>>,
+    schema_check_every: Duration,
 }
+
+/// How often a process looks for custom fields and history stores that another process added.
+pub const SCHEMA_CHECK_EVERY: Duration = Duration::from_secs(2);
 
 fn forbidden(entity: &str, op: Op, field: Option<&str>) -> StorageError {
     StorageError::Forbidden {
@@ -275,10 +282,19 @@ fn rows_per_statement(columns: usize) -> usize {
 impl Store {
     pub async fn open(db: Db) -> Result<Store> {
         let schemas = Schemas::load(&db).await?;
+        let version = schemas::stored_version(&db).await?;
         Ok(Store {
             db,
             schemas: Arc::new(RwLock::new(Arc::new(schemas))),
+            schema_check: Arc::new(tokio::sync::Mutex::new((Some(Instant::now()), version))),
+            schema_check_every: SCHEMA_CHECK_EVERY,
         })
+    }
+
+    /// Changes how often other processes' schema changes are looked for (tests use zero).
+    pub fn with_schema_check_every(mut self, every: Duration) -> Self {
+        self.schema_check_every = every;
+        self
     }
 
     pub fn db(&self) -> &Db {
@@ -298,7 +314,21 @@ impl Store {
         Ok(())
     }
 
-    fn entity(&self, name: &str) -> Result<Arc<EntitySchema>> {
+    /// The entity's schema, reloaded first when another process changed the stored schemas.
+    async fn entity(&self, name: &str) -> Result<Arc<EntitySchema>> {
+        let mut check = self.schema_check.lock().await;
+        if check
+            .0
+            .is_none_or(|at| at.elapsed() >= self.schema_check_every)
+        {
+            let version = schemas::stored_version(&self.db).await?;
+            if version != check.1 {
+                self.reload_schemas().await?;
+                check.1 = version;
+            }
+            check.0 = Some(Instant::now());
+        }
+        drop(check);
         self.schemas().get(name)
     }
 
@@ -338,7 +368,7 @@ impl Store {
     /// The entity's schema with only the fields the caller may view, each marked read-only
     /// where the caller may not edit it.
     pub async fn visible_schema(&self, who: &Principal, entity: &str) -> Result<EntitySchema> {
-        let schema = self.entity(entity)?;
+        let schema = self.entity(entity).await?;
         self.require(who, entity, Op::View).await?;
         let mut visible = (*schema).clone();
         visible
@@ -390,7 +420,7 @@ impl Store {
     }
 
     pub async fn get(&self, who: &Principal, entity: &str, id: i64) -> Result<Record> {
-        let schema = self.entity(entity)?;
+        let schema = self.entity(entity).await?;
         self.require(who, entity, Op::View).await?;
         let record = self.fetch(&self.db.conn, who, &schema, id).await?;
         self.log(who, "view", entity, Some(id), "ok", None).await?;
@@ -418,7 +448,7 @@ impl Store {
     }
 
     pub async fn list(&self, who: &Principal, entity: &str, query: &ListQuery) -> Result<Page> {
-        let schema = self.entity(entity)?;
+        let schema = self.entity(entity).await?;
         self.require(who, entity, Op::View).await?;
         let limit = query.limit.unwrap_or(100).clamp(1, MAX_PAGE);
         let fields = self.readable_fields(who, &schema);
@@ -759,7 +789,7 @@ impl Store {
             .create_many(who, entity, vec![input.clone()], false)
             .await?;
         let result = &results[0];
-        let schema = self.entity(entity)?;
+        let schema = self.entity(entity).await?;
         let record = self.fetch(&self.db.conn, who, &schema, result.id).await?;
         Ok((record, result.status))
     }
@@ -781,7 +811,7 @@ impl Store {
         items: Vec<Json>,
         bulk: bool,
     ) -> Result<Vec<ItemResult>> {
-        let schema = self.entity(entity)?;
+        let schema = self.entity(entity).await?;
         self.require(who, entity, Op::Create).await?;
         let outcome = if schema.kind == EntityKind::PointLedger {
             self.create_ledger_entries(who, &schema, &items, bulk).await
@@ -1129,7 +1159,7 @@ impl Store {
         id: i64,
         patch: &Json,
     ) -> Result<Record> {
-        let schema = self.entity(entity)?;
+        let schema = self.entity(entity).await?;
         self.require(who, entity, Op::Edit).await?;
         if schema.append_only {
             return Err(append_only(entity));
@@ -1195,7 +1225,7 @@ impl Store {
         entity: &str,
         items: &[Json],
     ) -> Result<Vec<ItemResult>> {
-        let schema = self.entity(entity)?;
+        let schema = self.entity(entity).await?;
         self.require(who, entity, Op::Edit).await?;
         if schema.append_only {
             return Err(append_only(entity));
@@ -1292,7 +1322,7 @@ impl Store {
         ids: &[i64],
         bulk: bool,
     ) -> Result<Vec<ItemResult>> {
-        let schema = self.entity(entity)?;
+        let schema = self.entity(entity).await?;
         self.require(who, entity, Op::Delete).await?;
         if schema.kind == EntityKind::PointLedger && !who.is_admin() {
             return Err(append_only(entity));
@@ -1349,7 +1379,7 @@ impl Store {
         entity: &str,
         field: FieldDef,
     ) -> Result<FieldDef> {
-        let schema = self.entity(entity)?;
+        let schema = self.entity(entity).await?;
         self.require(who, entity, Op::Schema).await?;
         let added = schemas::add_custom_field(&self.db, &schema, field).await?;
         self.reload_schemas().await?;
@@ -1400,7 +1430,7 @@ impl Store {
 
     /// How many records an entity holds.
     pub async fn count(&self, who: &Principal, entity: &str) -> Result<u64> {
-        let schema = self.entity(entity)?;
+        let schema = self.entity(entity).await?;
         self.require(who, entity, Op::View).await?;
         let mut q = Query::select();
         q.expr_as(Expr::col(col("id")).count(), col("n"))

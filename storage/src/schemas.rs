@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, Set, TransactionTrait,
 };
 use tabiji_model::field::Label;
 use tabiji_model::schema::{self, EntityKind, MAX_CUSTOM_FIELDS, check_identifier};
@@ -205,6 +205,24 @@ pub async fn add_history_store(
     .await?;
     txn.commit().await?;
     Ok(entity)
+}
+
+/// A fingerprint of the stored custom fields and history stores: it changes whenever any
+/// process adds one, so others know to reload.
+pub async fn stored_version(db: &Db) -> Result<String> {
+    let fields = field_def::Entity::find().count(&db.conn).await?;
+    let stores = history_store::Entity::find().count(&db.conn).await?;
+    let last_field = field_def::Entity::find()
+        .order_by_desc(field_def::Column::Id)
+        .one(&db.conn)
+        .await?
+        .map_or(0, |f| f.id);
+    let last_store = history_store::Entity::find()
+        .order_by_desc(history_store::Column::Id)
+        .one(&db.conn)
+        .await?
+        .map_or(0, |h| h.id);
+    Ok(format!("{fields}/{last_field}/{stores}/{last_store}"))
 }
 
 /// Whether `entity` has a stored custom field called `key` (used by tests and checks).

@@ -459,6 +459,11 @@ async fn point_ledger_is_idempotent_and_moves_the_balance(store: &Store) {
 }
 
 async fn custom_fields_and_history_stores(store: &Store) {
+    // Another process on the same database, opened before the schema changes below.
+    let other_process = Store::open(store.db().clone())
+        .await
+        .unwrap()
+        .with_schema_check_every(std::time::Duration::ZERO);
     let field = serde_json::from_value(
         json!({"key": "favourite_onsen", "label": {"ja": "好きな温泉", "en": "Favourite onsen"},
         "type": "single_choice", "options": ["別府", "草津", "下呂"]}),
@@ -569,6 +574,25 @@ async fn custom_fields_and_history_stores(store: &Store) {
         .unwrap();
     assert_eq!(visit["spot_id"], "S-42");
     assert_eq!(visit["occurred_at"], "2026-10-10T03:00:00Z");
+
+    // A process that was running all along picks the changes up.
+    let (seen, _) = other_process
+        .create(
+            &admin(),
+            "tourists",
+            &json!({"email": "other@example.jp", "favourite_onsen": "別府"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(seen["favourite_onsen"], "別府");
+    other_process
+        .create(
+            &admin(),
+            "visits",
+            &json!({"tourist_id": seen["id"], "occurred_at": "2026-10-11", "spot_id": "S-1"}),
+        )
+        .await
+        .unwrap();
 
     // A restarted process sees what was added.
     let reopened = Store::open(store.db().clone()).await.unwrap();

@@ -135,6 +135,10 @@ async fn postgres_round(
     (ours, reference)
 }
 
+/// The allocator the `tabiji` binary uses, so the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() {
     let rows: usize = std::env::var("BENCH_ROWS")

@@ -37,6 +37,10 @@ fn memory_kib(pid: u32, key: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// The allocator the `tabiji` binary uses, so the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() {
     let rows: usize = std::env::var("BENCH_ROWS")

@@ -117,6 +117,11 @@ enum TokenCommand {
     },
 }
 
+/// mimalloc: the many small allocations of parsing and binding records run faster than with the
+/// system allocator, measurably so in bulk inserts (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()

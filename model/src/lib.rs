@@ -8,12 +8,14 @@
 //!   normalised [`field::StoredValue`]s.
 //! - [`schema`]: the built-in entities (tourists, businesses, inquiries, …) and
 //!   [`schema::EntitySchema`], which operator-defined fields extend.
+//! - [`flow`]: scenarios as data (entry, nodes, exits) and their validation.
 //! - [`rights`]: operations, per-field access and how the rights of several roles combine.
 //!
 //! Nothing here does I/O: the crate compiles for wasm32 so the editor shares it.
 
 pub mod clock;
 pub mod field;
+pub mod flow;
 pub mod normalize;
 pub mod rights;
 pub mod schema;

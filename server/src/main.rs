@@ -68,6 +68,20 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Work with scenario flows (JSON files, see docs/flows.md).
+    Flow {
+        #[command(subcommand)]
+        command: FlowCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum FlowCommand {
+    /// Check flow files; prints every problem with the node it concerns, exits 1 if any.
+    Validate {
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -270,6 +284,33 @@ async fn main() -> anyhow::Result<()> {
             migration::run(&db).await?;
             let role = users::create_role(&db, &name, &description, &rights).await?;
             println!("created role {} (id {})", role.name, role.id);
+            Ok(())
+        }
+        Command::Flow {
+            command: FlowCommand::Validate { files },
+        } => {
+            let mut failed = false;
+            for file in &files {
+                let shown = file.display();
+                let problems = match std::fs::read_to_string(file) {
+                    Err(e) => vec![format!("cannot be read: {e}")],
+                    Ok(text) => match serde_json::from_str::<tabiji_model::flow::Flow>(&text) {
+                        Err(e) => vec![format!("is not a flow: {e}")],
+                        Ok(flow) => flow.validate().iter().map(ToString::to_string).collect(),
+                    },
+                };
+                if problems.is_empty() {
+                    println!("{shown}: valid");
+                } else {
+                    failed = true;
+                    for problem in problems {
+                        println!("{shown}: {problem}");
+                    }
+                }
+            }
+            if failed {
+                std::process::exit(1);
+            }
             Ok(())
         }
         Command::Token {

@@ -121,6 +121,50 @@ async fn command_line() {
 }
 
 #[test]
+fn flow_files_are_validated() {
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/flows/autumn-campaign.json"
+    );
+    let (out, _) =
+        run(Command::new(env!("CARGO_BIN_EXE_tabiji")).args(["flow", "validate", example]));
+    assert!(
+        out.trim_end().ends_with("autumn-campaign.json: valid"),
+        "{out}"
+    );
+
+    let broken =
+        std::env::temp_dir().join(format!("tabiji-broken-flow-{}.json", std::process::id()));
+    let text = std::fs::read_to_string(example)
+        .unwrap()
+        .replace(r#""on_timeout": "sms""#, r#""on_timeout": "sms9""#);
+    std::fs::write(&broken, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tabiji"))
+        .args(["flow", "validate"])
+        .arg(&broken)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.contains("wait_open: exit on_timeout leads to \"sms9\""),
+        "{printed}"
+    );
+    std::fs::write(&broken, "{\"format\": 1,\n \"name\": ").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tabiji"))
+        .args(["flow", "validate"])
+        .arg(&broken)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("line 2"),
+        "JSON errors name the line"
+    );
+    let _ = std::fs::remove_file(&broken);
+}
+
+#[test]
 fn every_command_has_help() {
     for args in [
         vec!["--help"],

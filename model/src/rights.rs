@@ -18,10 +18,12 @@ pub enum Op {
     Export,
     /// Define custom fields and history stores.
     Schema,
+    /// Publish, pause, resume and stop flows.
+    Publish,
 }
 
 impl Op {
-    pub const ALL: [Op; 7] = [
+    pub const ALL: [Op; 8] = [
         Op::View,
         Op::Create,
         Op::Edit,
@@ -29,6 +31,7 @@ impl Op {
         Op::Import,
         Op::Export,
         Op::Schema,
+        Op::Publish,
     ];
 
     pub fn name(self) -> &'static str {
@@ -40,6 +43,7 @@ impl Op {
             Op::Import => "import",
             Op::Export => "export",
             Op::Schema => "schema",
+            Op::Publish => "publish",
         }
     }
 }

@@ -11,6 +11,7 @@
 //! - [`records`]: create, read, update, delete, one by one and in bulk, for every entity,
 //!   with the caller's rights enforced on every field. Every feature reads and writes records
 //!   through here, so none can bypass the rights.
+//! - [`flows`]: flow drafts, immutable published versions and their status.
 //! - [`auth`]: users, roles, password hashing (argon2id), API tokens and browser sessions.
 //! - [`audit`]: the access log.
 //! - [`scratch`]: throw-away databases for tests and benchmarks.
@@ -21,6 +22,7 @@ pub mod auth;
 pub mod db;
 pub mod entities;
 pub mod error;
+pub mod flows;
 pub mod migration;
 pub mod records;
 pub mod schemas;

@@ -332,7 +332,7 @@ impl Store {
         self.schemas().get(name)
     }
 
-    async fn log(
+    pub(crate) async fn log(
         &self,
         who: &Principal,
         action: &str,
@@ -356,7 +356,7 @@ impl Store {
     }
 
     /// Refuses (and logs) an operation the caller may not perform.
-    async fn require(&self, who: &Principal, entity: &str, op: Op) -> Result<()> {
+    pub(crate) async fn require(&self, who: &Principal, entity: &str, op: Op) -> Result<()> {
         if who.rights.allows(entity, op) {
             return Ok(());
         }

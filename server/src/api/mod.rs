@@ -3,6 +3,7 @@
 
 mod admin;
 mod auth;
+mod flows;
 mod openapi;
 mod records;
 mod schema;
@@ -34,6 +35,7 @@ pub fn router(state: AppState) -> Router {
         .merge(schema::routes())
         .merge(records::routes())
         .merge(admin::routes())
+        .merge(flows::routes())
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

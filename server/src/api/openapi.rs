@@ -211,6 +211,23 @@ pub async fn document(State(state): State<AppState>) -> Json<Value> {
     paths.insert("/api/schema/history-stores".into(), json!({"post": {"summary": "Create a history store linked to tourists (administrators)",
         "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["name", "label"]}}}},
         "responses": with_errors(json!({"201": ok("The store", json!({"type": "object"}))}))}}));
+    let flow_id = json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "integer", "format": "int64"}}]);
+    let flow_body = json!({"required": true, "content": {"application/json": {"schema": {"type": "object", "description": "a flow of format 1 (docs/flows.md)"}}}});
+    paths.insert("/api/flows".into(), json!({
+        "get": {"summary": "Flows with their status and the problems of their drafts", "responses": with_errors(json!({"200": ok("Flows", json!({"type": "object"}))}))},
+        "post": {"summary": "Save a new flow draft", "requestBody": flow_body.clone(), "responses": with_errors(json!({"201": ok("The flow", json!({"type": "object"}))}))}}));
+    paths.insert("/api/flows/{id}".into(), json!({"parameters": flow_id.clone(),
+        "get": {"summary": "A flow and its draft", "responses": with_errors(json!({"200": ok("The flow", json!({"type": "object"}))}))},
+        "put": {"summary": "Replace the draft", "requestBody": flow_body, "responses": with_errors(json!({"200": ok("The flow", json!({"type": "object"}))}))}}));
+    paths.insert("/api/flows/{id}/publish".into(), json!({"parameters": flow_id.clone(),
+        "post": {"summary": "Publish the draft as the next immutable version (needs the publish right)", "responses": with_errors(json!({"200": ok("The flow", json!({"type": "object"}))}))}}));
+    paths.insert("/api/flows/{id}/status".into(), json!({"parameters": flow_id.clone(),
+        "post": {"summary": "Pause (paused), resume (active) or stop (stopped) a published flow",
+                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string", "enum": ["active", "paused", "stopped"]}}}}}},
+                 "responses": with_errors(json!({"200": ok("The flow", json!({"type": "object"}))}))}}));
+    paths.insert("/api/flows/{id}/versions/{version}".into(), json!({
+        "parameters": [flow_id[0].clone(), {"name": "version", "in": "path", "required": true, "schema": {"type": "integer"}}],
+        "get": {"summary": "A published version exactly as published", "responses": with_errors(json!({"200": ok("The definition", json!({"type": "object"}))}))}}));
     for (path, summary) in [
         ("/api/admin/users", "Users (administrators)"),
         ("/api/admin/roles", "Roles (administrators)"),

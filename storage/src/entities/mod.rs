@@ -4,6 +4,8 @@
 pub mod access_log;
 pub mod api_token;
 pub mod field_def;
+pub mod flow;
+pub mod flow_version;
 pub mod history_store;
 pub mod role;
 pub mod session;

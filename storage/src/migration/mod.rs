@@ -7,6 +7,7 @@ use sea_orm_migration::prelude::*;
 
 mod m0001_system_tables;
 mod m0002_builtin_entities;
+mod m0003_flows;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m0001_system_tables::Migration),
             Box::new(m0002_builtin_entities::Migration),
+            Box::new(m0003_flows::Migration),
         ]
     }
 }

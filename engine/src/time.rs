@@ -1,0 +1,82 @@
+//! Times of day in a flow's zone. Asia/Tokyo has had no daylight saving since 1951, so a fixed
+//! offset is exact for it; zones with DST arrive with chrono-tz when a flow needs one.
+
+use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveTime, TimeZone, Utc};
+use tabiji_model::flow::parse_time_of_day;
+
+/// The offset of a zone the flow format accepts (`Asia/Tokyo`, `UTC`, `+09:00`).
+pub fn offset(zone: &str) -> Option<FixedOffset> {
+    match zone {
+        "Asia/Tokyo" => FixedOffset::east_opt(9 * 3600),
+        "UTC" => FixedOffset::east_opt(0),
+        _ => {
+            let sign = match zone.chars().next()? {
+                '+' => 1,
+                '-' => -1,
+                _ => return None,
+            };
+            let (h, m) = parse_time_of_day(zone.get(1..)?)?;
+            FixedOffset::east_opt(sign * (h as i32 * 3600 + m as i32 * 60))
+        }
+    }
+}
+
+const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+/// The first moment after `now` that is `time` (`HH:MM`) in `zone`, on one of `weekdays`
+/// (any day when empty).
+pub fn next_time_of_day(
+    now: DateTime<Utc>,
+    time: &str,
+    weekdays: &[String],
+    zone: &str,
+) -> Option<DateTime<Utc>> {
+    let zone = offset(zone)?;
+    let (h, m) = parse_time_of_day(time)?;
+    let local = now.with_timezone(&zone);
+    let at = NaiveTime::from_hms_opt(h, m, 0)?;
+    for days in 0..8 {
+        let date = local.date_naive() + Duration::days(days);
+        let candidate = zone.from_local_datetime(&date.and_time(at)).single()?;
+        let weekday = WEEKDAYS[date.weekday().num_days_from_monday() as usize];
+        if candidate > local && (weekdays.is_empty() || weekdays.iter().any(|d| d == weekday)) {
+            return Some(candidate.with_timezone(&Utc));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn nine_in_the_morning_in_tokyo() {
+        // 2026-11-28 is a Saturday; 08:00 in Tokyo is 23:00 UTC the day before.
+        let now = utc("2026-11-27T23:00:00Z");
+        assert_eq!(
+            next_time_of_day(now, "09:00", &[], "Asia/Tokyo"),
+            Some(utc("2026-11-28T00:00:00Z"))
+        );
+        let now = utc("2026-11-28T00:00:00Z");
+        assert_eq!(
+            next_time_of_day(now, "09:00", &[], "Asia/Tokyo"),
+            Some(utc("2026-11-29T00:00:00Z")),
+            "strictly after now"
+        );
+        let monday = vec!["mon".to_string()];
+        assert_eq!(
+            next_time_of_day(now, "09:00", &monday, "Asia/Tokyo"),
+            Some(utc("2026-11-30T00:00:00Z"))
+        );
+        assert_eq!(
+            next_time_of_day(now, "09:00", &[], "-05:00"),
+            Some(utc("2026-11-28T14:00:00Z"))
+        );
+        assert_eq!(next_time_of_day(now, "9am", &[], "Asia/Tokyo"), None);
+    }
+}

@@ -597,10 +597,7 @@ mod tests {
         }
         for (key, share) in [("A", 5_000), ("B", 4_000), ("holdout", 1_000)] {
             let n = counts[key];
-            assert!(
-                (n - share).abs() < 300,
-                "{key}: {n} of 10,000 ({counts:?})"
-            );
+            assert!((n - share).abs() < 300, "{key}: {n} of 10,000 ({counts:?})");
         }
     }
 

@@ -1,27 +1,8 @@
 //! Times of day in a flow's zone. Asia/Tokyo has had no daylight saving since 1951, so a fixed
 //! offset is exact for it; zones with DST arrive with chrono-tz when a flow needs one.
 
-use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveTime, TimeZone, Utc};
-use tabiji_model::flow::parse_time_of_day;
-
-/// The offset of a zone the flow format accepts (`Asia/Tokyo`, `UTC`, `+09:00`).
-pub fn offset(zone: &str) -> Option<FixedOffset> {
-    match zone {
-        "Asia/Tokyo" => FixedOffset::east_opt(9 * 3600),
-        "UTC" => FixedOffset::east_opt(0),
-        _ => {
-            let sign = match zone.chars().next()? {
-                '+' => 1,
-                '-' => -1,
-                _ => return None,
-            };
-            let (h, m) = parse_time_of_day(zone.get(1..)?)?;
-            FixedOffset::east_opt(sign * (h as i32 * 3600 + m as i32 * 60))
-        }
-    }
-}
-
-const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+use chrono::{DateTime, Datelike, Duration, NaiveTime, TimeZone, Utc};
+use tabiji_model::flow::{WEEKDAYS, parse_time_of_day, zone_offset};
 
 /// The first moment after `now` that is `time` (`HH:MM`) in `zone`, on one of `weekdays`
 /// (any day when empty).
@@ -31,7 +12,7 @@ pub fn next_time_of_day(
     weekdays: &[String],
     zone: &str,
 ) -> Option<DateTime<Utc>> {
-    let zone = offset(zone)?;
+    let zone = zone_offset(zone)?;
     let (h, m) = parse_time_of_day(time)?;
     let local = now.with_timezone(&zone);
     let at = NaiveTime::from_hms_opt(h, m, 0)?;

@@ -308,7 +308,8 @@ pub fn parse_time_of_day(text: &str) -> Option<(u32, u32)> {
     (h < 24 && m < 60 && text.len() == 5).then_some((h, m))
 }
 
-const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+/// Weekday names as flows write them, Monday first.
+pub const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 const BRANCH_OPS: [&str; 9] = [
     "eq",
     "ne",
@@ -389,7 +390,7 @@ impl Flow {
 
     fn validate_settings(&self, errors: &mut Vec<FlowError>) {
         let s = &self.settings;
-        if !known_zone(&s.zone) {
+        if zone_offset(&s.zone).is_none() {
             errors.push(err(
                 "settings",
                 "unknown_zone",
@@ -618,12 +619,22 @@ impl Flow {
     }
 }
 
-/// Zones the engine can evaluate today: Asia/Tokyo (no DST), UTC and fixed offsets.
-fn known_zone(zone: &str) -> bool {
-    matches!(zone, "Asia/Tokyo" | "UTC")
-        || (zone.len() == 6
-            && (zone.starts_with('+') || zone.starts_with('-'))
-            && parse_time_of_day(&zone[1..]).is_some())
+/// The offset of a zone flows accept today: Asia/Tokyo (no DST since 1951, so a fixed offset is
+/// exact), UTC, or an offset such as `+09:00`. Validation and the engine both ask here.
+pub fn zone_offset(zone: &str) -> Option<chrono::FixedOffset> {
+    match zone {
+        "Asia/Tokyo" => Some(crate::field::tokyo()),
+        "UTC" => chrono::FixedOffset::east_opt(0),
+        _ => {
+            let sign = match zone.chars().next()? {
+                '+' => 1,
+                '-' => -1,
+                _ => return None,
+            };
+            let (h, m) = parse_time_of_day(zone.get(1..)?)?;
+            chrono::FixedOffset::east_opt(sign * (h as i32 * 3600 + m as i32 * 60))
+        }
+    }
 }
 
 #[cfg(test)]

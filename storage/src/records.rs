@@ -1052,17 +1052,26 @@ impl Store {
         let mut results = Vec::with_capacity(parsed.len());
         let mut errors = Vec::new();
         let mut seen: HashMap<(String, String), usize> = HashMap::new();
+        let [source, transaction, points_at, kind, tourist, balance_at] = [
+            "source_system",
+            "transaction_id",
+            "points",
+            "kind",
+            "tourist_id",
+            "balance_after",
+        ]
+        .map(|key| field_index(schema, key));
         for (index, item) in parsed.iter().enumerate() {
-            let text = |k: &str| match item.at(field_index(schema, k)) {
+            let text = |at: usize| match item.at(at) {
                 Some(StoredValue::Text(s)) => s.clone(),
                 _ => String::new(),
             };
-            let int = |k: &str| match item.at(field_index(schema, k)) {
+            let int = |at: usize| match item.at(at) {
                 Some(StoredValue::Int(n)) => *n,
                 _ => 0,
             };
             let at = if bulk { Some(index) } else { None };
-            let key = (text("source_system"), text("transaction_id"));
+            let key = (text(source), text(transaction));
             if let Some(first) = seen.get(&key) {
                 errors.push(
                     ItemError::field(
@@ -1089,12 +1098,12 @@ impl Store {
                 });
                 continue;
             }
-            let points = int("points");
-            let delta = match text("kind").as_str() {
+            let points = int(points_at);
+            let delta = match text(kind).as_str() {
                 "grant" | "adjust" => points,
                 _ => -points,
             };
-            let tourist_id = int("tourist_id");
+            let tourist_id = int(tourist);
             let mut update = Query::update();
             update
                 .table(col("tourists"))
@@ -1137,7 +1146,7 @@ impl Store {
                 continue;
             }
             let mut entry = item.clone();
-            entry.values[field_index(schema, "balance_after")] = Some(StoredValue::Int(balance));
+            entry.values[balance_at] = Some(StoredValue::Int(balance));
             let ids = self.insert_rows(txn, schema, vec![entry]).await?;
             results.push(ItemResult {
                 index,

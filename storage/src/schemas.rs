@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, Set, TransactionTrait,
+    ActiveModelTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryOrder, Set,
+    TransactionTrait,
 };
 use tabiji_model::field::Label;
-use tabiji_model::schema::{self, EntityKind, MAX_CUSTOM_FIELDS, check_identifier};
+use tabiji_model::schema::{self, MAX_CUSTOM_FIELDS, check_identifier};
 use tabiji_model::{EntitySchema, FieldDef, FieldType};
 
 use crate::Db;
@@ -33,19 +33,6 @@ impl Schemas {
 
     pub fn all(&self) -> impl Iterator<Item = &Arc<EntitySchema>> {
         self.entities.values()
-    }
-
-    /// Entities whose records point at `parent`, with the field that points.
-    pub fn children_of(&self, parent: &str) -> Vec<(Arc<EntitySchema>, String)> {
-        self.entities
-            .values()
-            .filter_map(|e| {
-                e.parent
-                    .as_ref()
-                    .filter(|p| p.entity == parent)
-                    .map(|p| (e.clone(), p.field.clone()))
-            })
-            .collect()
     }
 
     pub async fn load(db: &Db) -> Result<Schemas> {
@@ -223,23 +210,6 @@ pub async fn stored_version(db: &Db) -> Result<String> {
         .await?
         .map_or(0, |h| h.id);
     Ok(format!("{fields}/{last_field}/{stores}/{last_store}"))
-}
-
-/// Whether `entity` has a stored custom field called `key` (used by tests and checks).
-pub async fn custom_field_stored(db: &Db, entity: &str, key: &str) -> Result<bool> {
-    Ok(field_def::Entity::find()
-        .filter(field_def::Column::Entity.eq(entity))
-        .filter(field_def::Column::Key.eq(key))
-        .one(&db.conn)
-        .await?
-        .is_some())
-}
-
-pub fn is_history(entity: &EntitySchema) -> bool {
-    matches!(
-        entity.kind,
-        EntityKind::Purchases | EntityKind::PointLedger | EntityKind::CustomHistory
-    )
 }
 
 /// Table DDL generated from entity schemas, shared by migrations and runtime schema changes.

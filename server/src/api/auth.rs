@@ -89,15 +89,7 @@ async fn login(
 }
 
 async fn logout(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<impl IntoResponse> {
-    let cookie = headers
-        .get_all(axum::http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|p| p.trim().split_once('='))
-        .find(|(n, _)| *n == SESSION_COOKIE)
-        .map(|(_, v)| v.to_string());
-    if let Some(secret) = cookie {
+    if let Some(secret) = super::session_cookie(&headers) {
         users::logout(state.store.db(), &secret).await?;
     }
     let mut out = HeaderMap::new();

@@ -11,6 +11,7 @@ mod schema;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::http::HeaderMap;
 use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::request::Parts;
 use axum::routing::get;
@@ -59,9 +60,9 @@ async fn health(State(state): State<AppState>) -> ApiResult<axum::Json<serde_jso
 /// The signed-in caller: from `Authorization: Bearer <token>` or the session cookie.
 pub struct Caller(pub Principal);
 
-fn session_cookie(parts: &Parts) -> Option<String> {
-    parts
-        .headers
+/// The session cookie's value, if the request carries one.
+pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -88,7 +89,7 @@ impl FromRequestParts<AppState> for Caller {
                 .map(Caller)
                 .ok_or(ApiError::Unauthenticated);
         }
-        if let Some(secret) = session_cookie(parts) {
+        if let Some(secret) = session_cookie(&parts.headers) {
             return users::session_principal(db, &secret, now)
                 .await?
                 .map(Caller)

@@ -1,13 +1,16 @@
-//! The scenario engine's decisions: given a flow, where a run stands, what just happened and
-//! the time, which actions to take and where the run stands next. Pure: no I/O, no clock of its
-//! own; the runtime (issue 3, next steps) stores runs, fires timers, delivers events and carries
-//! out the actions through an outbox.
+//! The scenario engine. [`machine`] decides: given a flow, where a run stands, what just
+//! happened and the time, which actions to take and where the run stands next; it does no I/O
+//! and has no clock of its own. [`runtime`] acts: it stores runs, fires timers, applies events,
+//! and carries the actions out through an outbox, a batch at a time.
 //!
 //! # Layout
 //! - [`machine`]: [`machine::apply`], runs, inputs and actions.
-//! - [`time`]: durations and times of day in a flow's zone.
+//! - [`time`]: times of day and quiet hours in a flow's zone.
+//! - [`runtime`]: entries, timers, events, deliveries and the worker loops.
 
 pub mod machine;
+pub mod runtime;
 pub mod time;
 
 pub use machine::{Action, Finish, Input, Position, Run, apply};
+pub use runtime::{Config, Runtime, RuntimeError};

@@ -27,6 +27,31 @@ pub fn next_time_of_day(
     None
 }
 
+/// When `now` falls in the quiet hours `(from, to)` (`HH:MM` in `zone`, wrapping past
+/// midnight when `from` is later than `to`), the moment they end; `None` outside them.
+pub fn quiet_until(
+    now: DateTime<Utc>,
+    quiet: &(String, String),
+    zone: &str,
+) -> Option<DateTime<Utc>> {
+    let offset = zone_offset(zone)?;
+    let (fh, fm) = parse_time_of_day(&quiet.0)?;
+    let (th, tm) = parse_time_of_day(&quiet.1)?;
+    let local = now.with_timezone(&offset).time();
+    let from = NaiveTime::from_hms_opt(fh, fm, 0)?;
+    let to = NaiveTime::from_hms_opt(th, tm, 0)?;
+    let inside = if from <= to {
+        local >= from && local < to
+    } else {
+        local >= from || local < to
+    };
+    if inside {
+        next_time_of_day(now, &quiet.1, &[], zone)
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,5 +84,34 @@ mod tests {
             Some(utc("2026-11-28T14:00:00Z"))
         );
         assert_eq!(next_time_of_day(now, "9am", &[], "Asia/Tokyo"), None);
+    }
+
+    #[test]
+    fn quiet_hours_hold_sends_until_they_end() {
+        let night = ("21:00".to_string(), "08:00".to_string());
+        // 23:30 in Tokyo: held until 08:00 the next morning.
+        assert_eq!(
+            quiet_until(utc("2026-11-28T14:30:00Z"), &night, "Asia/Tokyo"),
+            Some(utc("2026-11-28T23:00:00Z"))
+        );
+        // 07:59 in Tokyo: held one minute.
+        assert_eq!(
+            quiet_until(utc("2026-11-28T22:59:00Z"), &night, "Asia/Tokyo"),
+            Some(utc("2026-11-28T23:00:00Z"))
+        );
+        // 08:00 and 20:59 are outside.
+        assert_eq!(
+            quiet_until(utc("2026-11-28T23:00:00Z"), &night, "Asia/Tokyo"),
+            None
+        );
+        assert_eq!(
+            quiet_until(utc("2026-11-28T11:59:00Z"), &night, "Asia/Tokyo"),
+            None
+        );
+        let lunch = ("12:00".to_string(), "13:00".to_string());
+        assert_eq!(
+            quiet_until(utc("2026-11-28T03:30:00Z"), &lunch, "Asia/Tokyo"),
+            Some(utc("2026-11-28T04:00:00Z"))
+        );
     }
 }

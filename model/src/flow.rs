@@ -108,7 +108,20 @@ pub enum Entry {
     },
 }
 
+/// The built-in segment of every contact. Saved segments arrive with the segments issue.
+pub const ALL_CONTACTS: &str = "all";
+
 impl Entry {
+    /// The segment the entry draws from, if any.
+    pub fn segment(&self) -> Option<&str> {
+        match self {
+            Entry::SegmentSnapshot { segment, .. }
+            | Entry::SegmentEnter { segment, .. }
+            | Entry::Schedule { segment, .. } => Some(segment),
+            Entry::Event { .. } | Entry::Api { .. } => None,
+        }
+    }
+
     pub fn next(&self) -> &str {
         match self {
             Entry::SegmentSnapshot { next, .. }
@@ -132,7 +145,7 @@ pub struct Node {
     pub position: Option<(f64, f64)>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
     Email,
@@ -141,6 +154,30 @@ pub enum Channel {
     Webhook,
     /// Records deliveries instead of sending them: for tests and dry runs.
     Test,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Sms => "sms",
+            Channel::Line => "line",
+            Channel::Webhook => "webhook",
+            Channel::Test => "test",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Channel> {
+        [
+            Channel::Email,
+            Channel::Sms,
+            Channel::Line,
+            Channel::Webhook,
+            Channel::Test,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == name)
+    }
 }
 
 /// What a wait-for-event listens for.
@@ -647,7 +684,7 @@ mod tests {
             "format": 1,
             "name": "秋の誘客 / Autumn campaign",
             "settings": {"re_entry": "never", "quiet_hours": ["21:00", "08:00"], "target_product": "飛騨牛ランチ"},
-            "entry": {"type": "segment_snapshot", "segment": "aichi-buyers", "next": "mail1"},
+            "entry": {"type": "segment_snapshot", "segment": "all", "next": "mail1"},
             "nodes": [
                 {"id": "mail1", "type": "send", "channel": "email", "template": "autumn-1", "next": "wait_open"},
                 {"id": "wait_open", "type": "wait_for_event", "event": {"opened": {"of": "mail1"}}, "timeout": "3d",

@@ -9,7 +9,7 @@ use sea_orm::{
 use serde::Serialize;
 use serde_json::Value as Json;
 use tabiji_model::Op;
-use tabiji_model::flow::{Flow, FlowError};
+use tabiji_model::flow::{ALL_CONTACTS, Flow, FlowError};
 
 use crate::entities::{flow, flow_version};
 use crate::error::{ItemError, Result, StorageError};
@@ -143,7 +143,19 @@ pub async fn publish(store: &Store, who: &Principal, id: i64) -> Result<FlowInfo
             id,
         })?;
     let draft: Json = serde_json::from_str(&model.draft).unwrap_or(Json::Null);
-    let problems = parse(&draft)?.validate();
+    let parsed = parse(&draft)?;
+    let mut problems = parsed.validate();
+    if let Some(segment) = parsed.entry.segment()
+        && segment != ALL_CONTACTS
+    {
+        problems.push(FlowError {
+            at: "entry".into(),
+            code: "unknown_segment",
+            message: format!(
+                "there is no segment {segment:?}; use \"{ALL_CONTACTS}\" for every contact"
+            ),
+        });
+    }
     if !problems.is_empty() {
         return Err(StorageError::Invalid(
             problems

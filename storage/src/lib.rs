@@ -12,6 +12,9 @@
 //!   with the caller's rights enforced on every field. Every feature reads and writes records
 //!   through here, so none can bypass the rights.
 //! - [`flows`]: flow drafts, immutable published versions and their status.
+//! - [`journeys`]: the engine's tables (runs, step log, outbox, events, entry cursors), a batch
+//!   at a time, shared between workers by leases and compare-and-set.
+//! - [`sql`]: batches of rows as one statement's row source on SQLite and PostgreSQL.
 //! - [`auth`]: users, roles, password hashing (argon2id), API tokens and browser sessions.
 //! - [`audit`]: the access log.
 //! - [`scratch`]: throw-away databases for tests and benchmarks.
@@ -23,10 +26,12 @@ pub mod db;
 pub mod entities;
 pub mod error;
 pub mod flows;
+pub mod journeys;
 pub mod migration;
 pub mod records;
 pub mod schemas;
 pub mod scratch;
+pub mod sql;
 
 pub use auth::Principal;
 pub use db::Db;

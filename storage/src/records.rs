@@ -1452,6 +1452,82 @@ impl Store {
             .expect("COUNT returns a row");
         Ok(row.try_get::<i64>("", "n")? as u64)
     }
+
+    /// The engine's read of contacts: the fields `keys` (those a flow branches on and its
+    /// channels need) of each of `ids`. Keys the entity does not have are skipped.
+    pub async fn contact_fields(
+        &self,
+        entity: &str,
+        ids: &[i64],
+        keys: &[String],
+    ) -> Result<HashMap<i64, Record>> {
+        let schema = self.entity(entity).await?;
+        let fields: Vec<&FieldDef> = schema
+            .fields
+            .iter()
+            .filter(|f| keys.contains(&f.key) && !matches!(f.ty, FieldType::Password))
+            .collect();
+        let mut records = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(10_000) {
+            let mut q = self.select(&schema, &fields);
+            q.and_where(Expr::col(col("id")).is_in(chunk.iter().copied()));
+            for row in self.db.conn.query_all(&q).await? {
+                let record = Self::to_record(&row, &fields)?;
+                records.insert(row.try_get::<i64>("", "id")?, record);
+            }
+        }
+        Ok(records)
+    }
+
+    /// Changes records inside the caller's transaction (the engine step that decided the
+    /// change commits them together). Each item is checked on its own: an item that does not
+    /// fit the schema or would break a unique field comes back with its index and error, and
+    /// the rest are applied.
+    pub async fn update_within(
+        &self,
+        txn: &DatabaseTransaction,
+        who: &Principal,
+        entity: &str,
+        items: &[(i64, Json)],
+    ) -> Result<Vec<ItemError>> {
+        let schema = self.entity(entity).await?;
+        self.require(who, entity, Op::Edit).await?;
+        if schema.append_only {
+            return Err(append_only(entity));
+        }
+        let keys = key_index(&schema);
+        let mut refused = Vec::new();
+        let mut good = Vec::with_capacity(items.len());
+        for (i, (id, patch)) in items.iter().enumerate() {
+            match Self::parse_item(who, &schema, &keys, patch, Mode::Update, Some(i))? {
+                Ok(parsed) => good.push((i, *id, parsed)),
+                Err(mut errors) => refused.append(&mut errors),
+            }
+        }
+        let refs: Vec<(Option<usize>, &Parsed)> =
+            good.iter().map(|(i, _, p)| (Some(*i), p)).collect();
+        if let Err(StorageError::Invalid(mut errors)) =
+            self.check_references(txn, &schema, &refs).await
+        {
+            refused.append(&mut errors);
+        }
+        let uniq: Vec<(Option<usize>, Option<i64>, &Parsed)> = good
+            .iter()
+            .map(|(i, id, p)| (Some(*i), Some(*id), p))
+            .collect();
+        if let Err(StorageError::Conflict(mut errors)) =
+            self.check_unique(txn, &schema, &uniq).await
+        {
+            refused.append(&mut errors);
+        }
+        let bad: BTreeSet<usize> = refused.iter().filter_map(|e| e.index).collect();
+        for (i, id, parsed) in &good {
+            if !bad.contains(i) {
+                self.update_row(txn, &schema, *id, parsed).await?;
+            }
+        }
+        Ok(refused)
+    }
 }
 
 /// Which of `ids` exist in `table`, asked in chunks under every backend's parameter limit.

@@ -8,6 +8,7 @@ use sea_orm_migration::prelude::*;
 mod m0001_system_tables;
 mod m0002_builtin_entities;
 mod m0003_flows;
+mod m0004_runtime;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0001_system_tables::Migration),
             Box::new(m0002_builtin_entities::Migration),
             Box::new(m0003_flows::Migration),
+            Box::new(m0004_runtime::Migration),
         ]
     }
 }

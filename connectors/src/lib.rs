@@ -1,0 +1,81 @@
+//! Channels behind one trait. The engine hands a connector a batch of messages it has already
+//! recorded in the outbox; the connector says, per message, whether the provider accepted it
+//! or failed transiently (retry later) or permanently (give up, with the reason).
+//!
+//! # Layout
+//! - this file: [`Connector`], [`Message`], [`Outcome`] and the [`Registry`] of connectors by
+//!   channel.
+//! - [`recording`]: the `test` channel, which records what it was given (to a file when asked)
+//!   instead of sending it.
+
+pub mod recording;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::{Map, Value as Json};
+use tabiji_model::flow::Channel;
+
+pub use recording::Recording;
+
+/// A future a connector returns; boxed so connectors can sit behind `dyn`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One message to deliver.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Message {
+    pub delivery_id: i64,
+    /// The same for every attempt of one delivery: providers that deduplicate use it.
+    pub idempotency_key: String,
+    pub contact_id: i64,
+    pub template: String,
+    pub sender: Option<String>,
+    /// The contact fields the channel requires ([`Connector::required_fields`]), and no others.
+    pub to: Map<String, Json>,
+}
+
+/// What the provider said about one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Accepted {
+        provider_ref: String,
+    },
+    /// Worth trying again later (timeouts, rate limits, 5xx).
+    Transient(String),
+    /// Trying again will not help (bad address, refused content).
+    Permanent(String),
+}
+
+pub trait Connector: Send + Sync {
+    fn channel(&self) -> Channel;
+    /// PT-4: the contact fields this channel needs to deliver; the engine reads only these.
+    fn required_fields(&self) -> &[&'static str];
+    /// The most messages one [`Connector::send_batch`] call takes.
+    fn max_batch(&self) -> usize;
+    /// Delivers a batch; the outcomes are in the order of `batch`.
+    fn send_batch<'a>(&'a self, batch: &'a [Message]) -> BoxFuture<'a, Vec<Outcome>>;
+}
+
+/// The connectors a worker can send through, by channel.
+#[derive(Clone, Default)]
+pub struct Registry {
+    by_channel: HashMap<Channel, Arc<dyn Connector>>,
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Registry::default()
+    }
+
+    pub fn with(mut self, connector: Arc<dyn Connector>) -> Self {
+        self.by_channel.insert(connector.channel(), connector);
+        self
+    }
+
+    pub fn get(&self, channel: Channel) -> Option<&Arc<dyn Connector>> {
+        self.by_channel.get(&channel)
+    }
+}

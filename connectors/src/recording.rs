@@ -1,0 +1,164 @@
+//! The `test` channel: accepts every message and records it, in memory and, when a path is
+//! given, as one JSON line per message appended to a file and flushed before it answers. The
+//! file plays the provider in crash tests: what is in it was "sent".
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde_json::json;
+use tabiji_model::flow::Channel;
+
+use crate::{BoxFuture, Connector, Message, Outcome};
+
+pub struct Recording {
+    file: Option<Mutex<std::fs::File>>,
+    /// How long a batch takes, as a slow provider would.
+    delay: Duration,
+    sent: Mutex<Vec<Message>>,
+}
+
+impl Recording {
+    /// Records in memory only.
+    pub fn new() -> Self {
+        Recording {
+            file: None,
+            delay: Duration::ZERO,
+            sent: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Also appends each message to `path` (created if missing).
+    pub fn to_file(path: PathBuf) -> std::io::Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        Ok(Recording {
+            file: Some(Mutex::new(file)),
+            ..Recording::new()
+        })
+    }
+
+    pub fn with_delay(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+
+    /// Everything recorded so far, in order.
+    pub fn sent(&self) -> Vec<Message> {
+        self.sent.lock().expect("not poisoned").clone()
+    }
+}
+
+impl Default for Recording {
+    fn default() -> Self {
+        Recording::new()
+    }
+}
+
+impl Connector for Recording {
+    fn channel(&self) -> Channel {
+        Channel::Test
+    }
+
+    fn required_fields(&self) -> &[&'static str] {
+        &["email"]
+    }
+
+    fn max_batch(&self) -> usize {
+        500
+    }
+
+    fn send_batch<'a>(&'a self, batch: &'a [Message]) -> BoxFuture<'a, Vec<Outcome>> {
+        Box::pin(async move {
+            if !self.delay.is_zero() {
+                tokio::time::sleep(self.delay).await;
+            }
+            if let Some(file) = &self.file {
+                let mut lines = String::new();
+                for m in batch {
+                    lines.push_str(
+                        &json!({
+                            "delivery": m.delivery_id,
+                            "key": m.idempotency_key,
+                            "contact": m.contact_id,
+                            "template": m.template,
+                            "to": m.to,
+                        })
+                        .to_string(),
+                    );
+                    lines.push('\n');
+                }
+                let written = {
+                    let mut file = file.lock().expect("not poisoned");
+                    file.write_all(lines.as_bytes()).and_then(|_| file.flush())
+                };
+                if let Err(e) = written {
+                    let reason = format!("the recording file could not be written: {e}");
+                    return batch
+                        .iter()
+                        .map(|_| Outcome::Transient(reason.clone()))
+                        .collect();
+                }
+            }
+            self.sent
+                .lock()
+                .expect("not poisoned")
+                .extend(batch.iter().cloned());
+            batch
+                .iter()
+                .map(|m| Outcome::Accepted {
+                    provider_ref: format!("test-{}", m.delivery_id),
+                })
+                .collect()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Map;
+
+    fn message(id: i64) -> Message {
+        Message {
+            delivery_id: id,
+            idempotency_key: format!("1:n{id}:0"),
+            contact_id: id * 10,
+            template: "welcome".into(),
+            sender: None,
+            to: Map::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn records_in_memory_and_to_the_file() {
+        let path = std::env::temp_dir().join(format!("tabiji-rec-{}.jsonl", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let channel = Recording::to_file(path.clone()).unwrap();
+        let outcomes = channel.send_batch(&[message(1), message(2)]).await;
+        assert_eq!(
+            outcomes,
+            vec![
+                Outcome::Accepted {
+                    provider_ref: "test-1".into()
+                },
+                Outcome::Accepted {
+                    provider_ref: "test-2".into()
+                }
+            ]
+        );
+        assert_eq!(channel.sent().len(), 2);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[1]["delivery"], 2);
+        assert_eq!(lines[1]["contact"], 20);
+        std::fs::remove_file(path).unwrap();
+    }
+}

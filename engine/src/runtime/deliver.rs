@@ -1,0 +1,209 @@
+//! The outbox: pending deliveries claimed (`sending`, with a lease), handed to their channel's
+//! connector, and their outcome recorded. A delivery whose worker died while the provider was
+//! being asked is declared `unknown` when its lease runs out: never resent silently.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::Duration as Span;
+use serde_json::{Map, Value as Json};
+use tabiji_connectors::{Message, Outcome};
+use tabiji_model::flow::Channel;
+use tabiji_storage::journeys::{self, DeliveryResult, DeliveryRow};
+
+use super::{CONTACTS, Result, Runtime, millis};
+
+/// Why a delivery was not attempted, or how it ended.
+fn result(d: &DeliveryRow, status: &'static str, error: impl Into<String>) -> DeliveryResult {
+    DeliveryResult {
+        id: d.id,
+        status,
+        provider_ref: None,
+        error: Some(error.into()),
+        next_attempt_at: d.next_attempt_at,
+    }
+}
+
+fn is_blank(value: Option<&Json>) -> bool {
+    match value {
+        None | Some(Json::Null) => true,
+        Some(Json::String(s)) => s.trim().is_empty(),
+        Some(_) => false,
+    }
+}
+
+impl Runtime {
+    /// Declares deliveries whose worker stopped mid-send `unknown`. Returns how many.
+    pub async fn expire_step(&self) -> Result<u64> {
+        Ok(journeys::expire_sending(&self.store.db().conn, millis(self.now())).await?)
+    }
+
+    /// Claims one batch of due deliveries of active flows and sends them. Returns how many
+    /// were handled.
+    pub async fn deliver_step(&self) -> Result<usize> {
+        let conn = &self.store.db().conn;
+        let now = self.now();
+        let live = journeys::live_flows(conn).await?;
+        let active: Vec<i64> = live.iter().filter(|f| f.active).map(|f| f.id).collect();
+        let lease = self.config.lease.as_millis() as i64;
+        let claimed = journeys::claim_deliveries(
+            conn,
+            &active,
+            millis(now),
+            lease,
+            self.config.delivery_batch,
+        )
+        .await?;
+        if claimed.is_empty() {
+            return Ok(0);
+        }
+        let handled = claimed.len();
+        let versions: HashMap<i64, i32> = live.iter().map(|f| (f.id, f.version)).collect();
+        let mut results = Vec::with_capacity(claimed.len());
+
+        // Frequency caps count sends across all flows, so this batch's sends count too.
+        let mut contacts: Vec<i64> = claimed.iter().map(|d| d.contact_id).collect();
+        contacts.sort_unstable();
+        contacts.dedup();
+        let mut caps: HashMap<i64, (u32, u32)> = HashMap::new();
+        for d in &claimed {
+            if caps.contains_key(&d.flow_id) {
+                continue;
+            }
+            let version = versions.get(&d.flow_id).copied().unwrap_or_default();
+            if let Ok(flow) = self.flow(d.flow_id, version).await
+                && let Some(cap) = &flow.settings.frequency_cap
+            {
+                caps.insert(d.flow_id, (cap.max_sends, cap.per_days));
+            }
+        }
+        let mut sent_in: HashMap<u32, HashMap<i64, u32>> = HashMap::new();
+        for &(_, days) in caps.values() {
+            if let std::collections::hash_map::Entry::Vacant(slot) = sent_in.entry(days) {
+                let since = millis(now - Span::days(i64::from(days)));
+                slot.insert(journeys::sends_since(conn, &contacts, since).await?);
+            }
+        }
+
+        let mut by_channel: HashMap<String, Vec<DeliveryRow>> = HashMap::new();
+        for d in claimed {
+            if let Some(&(max, days)) = caps.get(&d.flow_id) {
+                let counts = sent_in.get_mut(&days).expect("counted above");
+                let count = counts.entry(d.contact_id).or_default();
+                if *count >= max {
+                    results.push(result(
+                        &d,
+                        "suppressed",
+                        format!("frequency cap: {max} sends per {days} days reached"),
+                    ));
+                    continue;
+                }
+                *count += 1;
+            }
+            by_channel.entry(d.channel.clone()).or_default().push(d);
+        }
+
+        for (channel, deliveries) in by_channel {
+            let connector = Channel::parse(&channel).and_then(|c| self.connectors.get(c));
+            let Some(connector) = connector else {
+                for d in &deliveries {
+                    results.push(result(
+                        d,
+                        "dead",
+                        format!("no connector is configured for the {channel} channel"),
+                    ));
+                }
+                continue;
+            };
+            let fields: Vec<String> = connector
+                .required_fields()
+                .iter()
+                .map(|f| f.to_string())
+                .collect();
+            let ids: Vec<i64> = deliveries.iter().map(|d| d.contact_id).collect();
+            let data = self.store.contact_fields(CONTACTS, &ids, &fields).await?;
+            let mut ready = Vec::with_capacity(deliveries.len());
+            for d in deliveries {
+                let Some(record) = data.get(&d.contact_id) else {
+                    results.push(result(&d, "suppressed", "the contact no longer exists"));
+                    continue;
+                };
+                if let Some(missing) = fields.iter().find(|f| is_blank(record.get(*f))) {
+                    results.push(result(
+                        &d,
+                        "suppressed",
+                        format!("the contact has no {missing}"),
+                    ));
+                    continue;
+                }
+                let to: Map<String, Json> = fields
+                    .iter()
+                    .filter_map(|f| record.get(f).map(|v| (f.clone(), v.clone())))
+                    .collect();
+                let message = Message {
+                    delivery_id: d.id,
+                    idempotency_key: format!("{}:{}:{}", d.run_id, d.node, d.iteration),
+                    contact_id: d.contact_id,
+                    template: d.template.clone(),
+                    sender: d.sender.clone(),
+                    to,
+                };
+                ready.push((d, message));
+            }
+            for chunk in ready.chunks(connector.max_batch().max(1)) {
+                let messages: Vec<Message> = chunk.iter().map(|(_, m)| m.clone()).collect();
+                // Half the lease: an answer later than that could arrive after the delivery
+                // was declared unknown.
+                let limit = self.config.lease / 2;
+                let outcomes = tokio::time::timeout(limit, connector.send_batch(&messages)).await;
+                for (i, (d, _)) in chunk.iter().enumerate() {
+                    results.push(match outcomes.as_ref().map(|o| o.get(i)) {
+                        Ok(Some(Outcome::Accepted { provider_ref })) => DeliveryResult {
+                            id: d.id,
+                            status: "sent",
+                            provider_ref: Some(provider_ref.clone()),
+                            error: None,
+                            next_attempt_at: d.next_attempt_at,
+                        },
+                        Ok(Some(Outcome::Transient(why))) => self.retry_or_give_up(d, why),
+                        Ok(Some(Outcome::Permanent(why))) => result(d, "dead", why.clone()),
+                        Ok(None) => result(d, "unknown", "the connector gave no answer for it"),
+                        Err(_) => result(
+                            d,
+                            "unknown",
+                            format!(
+                                "the provider did not answer within {} s; not resent",
+                                limit.as_secs()
+                            ),
+                        ),
+                    });
+                }
+            }
+        }
+        journeys::finish_deliveries(conn, results, millis(self.now())).await?;
+        Ok(handled)
+    }
+
+    fn retry_or_give_up(&self, d: &DeliveryRow, why: &str) -> DeliveryResult {
+        if d.attempts >= self.config.max_attempts {
+            return result(
+                d,
+                "dead",
+                format!("gave up after {} attempts: {why}", d.attempts),
+            );
+        }
+        let exponent = (d.attempts - 1).clamp(0, 20) as u32;
+        let delay = self
+            .config
+            .retry_base
+            .saturating_mul(2u32.saturating_pow(exponent))
+            .min(Duration::from_secs(3_600));
+        DeliveryResult {
+            id: d.id,
+            status: "pending",
+            provider_ref: None,
+            error: Some(format!("attempt {} failed: {why}", d.attempts)),
+            next_attempt_at: millis(self.now()) + delay.as_millis() as i64,
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! Contacts entering flows: a segment snapshot in batches behind a checkpointed cursor, or a
+//! list of contacts named by an API call.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sea_orm::TransactionTrait;
+use serde::Serialize;
+use serde_json::Map;
+use tabiji_model::flow::{Entry, Flow, ReEntry, zone_offset};
+use tabiji_storage::journeys;
+
+use super::{CONTACTS, Move, Result, Runtime, RuntimeError, millis, run_key};
+use crate::machine::{Input, Run, apply};
+
+/// The entry key of a flow's segment snapshot: taken once, when the flow first runs.
+const SNAPSHOT: &str = "snapshot";
+
+/// What an API entry did with each contact named.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct EnterReport {
+    pub entered: Vec<i64>,
+    /// Already in the flow (or once in it, when the flow allows no re-entry).
+    pub skipped: Vec<i64>,
+    /// No such contact.
+    pub unknown: Vec<i64>,
+}
+
+/// Whether the flow takes entries on `now`'s date in its zone (PT-3 start and end dates).
+/// `None` when the period has ended for good.
+fn entry_open(flow: &Flow, now: DateTime<Utc>) -> Option<bool> {
+    let offset = zone_offset(&flow.settings.zone)?;
+    let today = now.with_timezone(&offset).date_naive();
+    let day = |d: &Option<String>| {
+        d.as_deref()
+            .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+    };
+    if day(&flow.settings.ends_on).is_some_and(|end| today > end) {
+        return None;
+    }
+    Some(day(&flow.settings.starts_on).is_none_or(|start| today >= start))
+}
+
+impl Runtime {
+    /// Moves every open segment snapshot on by one batch. Returns how many contacts entered.
+    pub async fn enter_step(&self) -> Result<usize> {
+        let conn = &self.store.db().conn;
+        let now = self.now();
+        let live = journeys::live_flows(conn).await?;
+        let mut active = Vec::new();
+        for f in live.iter().filter(|f| f.active) {
+            active.push(f.id);
+            let flow = self.flow(f.id, f.version).await?;
+            let begun = self.started.lock().expect("not poisoned").contains(&f.id);
+            if !begun && matches!(flow.entry, Entry::SegmentSnapshot { .. }) {
+                journeys::start_entry(conn, f.id, f.version, SNAPSHOT, millis(now)).await?;
+                self.started.lock().expect("not poisoned").insert(f.id);
+            }
+        }
+        let mut entered = 0;
+        for (flow_id, version, entry_key, cursor) in journeys::open_entries(conn, &active).await? {
+            let flow = self.flow(flow_id, version).await?;
+            let ids = match entry_open(&flow, now) {
+                Some(true) => {
+                    journeys::ids_after(conn, CONTACTS, cursor, self.config.batch).await?
+                }
+                Some(false) => continue,
+                None => Vec::new(),
+            };
+            let to = ids.last().copied().unwrap_or(cursor);
+            let done = ids.len() < self.config.batch;
+            let txn = conn.begin().await?;
+            // First statement of the transaction: it takes the write lock, and only one
+            // worker moves the cursor from here.
+            let n = ids.len() as i64;
+            if !journeys::advance_entry(&txn, flow_id, &entry_key, cursor, to, done, n, millis(now))
+                .await?
+            {
+                txn.rollback().await?;
+                continue;
+            }
+            let report = self
+                .enter_in(&txn, flow_id, version, &flow, ids, &entry_key, now)
+                .await?;
+            txn.commit().await?;
+            entered += report.entered.len();
+        }
+        Ok(entered)
+    }
+
+    /// Puts the named contacts into an active flow whose entry is `api`, under `entry_key`
+    /// (a second call with the same key enters nobody twice).
+    pub async fn enter_contacts(
+        &self,
+        flow_id: i64,
+        contacts: &[i64],
+        entry_key: &str,
+    ) -> Result<EnterReport> {
+        let conn = &self.store.db().conn;
+        let live = journeys::live_flows(conn).await?;
+        let Some(f) = live.iter().find(|f| f.id == flow_id) else {
+            return Err(RuntimeError::NotActive(flow_id));
+        };
+        if !f.active {
+            return Err(RuntimeError::NotActive(flow_id));
+        }
+        let flow = self.flow(f.id, f.version).await?;
+        if !matches!(flow.entry, Entry::Api { .. }) {
+            let entry = serde_json::to_value(&flow.entry)
+                .ok()
+                .and_then(|e| e.get("type").and_then(|t| t.as_str()).map(String::from))
+                .unwrap_or_default();
+            return Err(RuntimeError::NotApiEntry {
+                flow: flow_id,
+                entry,
+            });
+        }
+        let now = self.now();
+        if entry_open(&flow, now) != Some(true) {
+            return Ok(EnterReport {
+                skipped: contacts.to_vec(),
+                ..EnterReport::default()
+            });
+        }
+        let known = journeys::existing(conn, CONTACTS, contacts).await?;
+        let mut unknown = Vec::new();
+        let mut seen = HashSet::new();
+        let mut ids = Vec::new();
+        for &c in contacts {
+            if !known.contains(&c) {
+                unknown.push(c);
+            } else if seen.insert(c) {
+                ids.push(c);
+            }
+        }
+        let txn = conn.begin().await?;
+        let mut report = self
+            .enter_in(
+                &txn,
+                f.id,
+                f.version,
+                &flow,
+                ids,
+                &format!("api:{entry_key}"),
+                now,
+            )
+            .await?;
+        txn.commit().await?;
+        report.unknown = unknown;
+        self.wake.notify_one();
+        Ok(report)
+    }
+
+    /// Enters `contacts` under one entry key, honouring the flow's re-entry rule, in `txn`.
+    #[allow(clippy::too_many_arguments)]
+    async fn enter_in(
+        &self,
+        txn: &sea_orm::DatabaseTransaction,
+        flow_id: i64,
+        version: i32,
+        flow: &std::sync::Arc<Flow>,
+        contacts: Vec<i64>,
+        entry_key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<EnterReport> {
+        let blocked = match flow.settings.re_entry {
+            ReEntry::Never => journeys::contacts_with_runs(txn, flow_id, &contacts, false).await?,
+            ReEntry::AfterExit => {
+                journeys::contacts_with_runs(txn, flow_id, &contacts, true).await?
+            }
+            ReEntry::Always => HashSet::new(),
+        };
+        let (ids, skipped): (Vec<i64>, Vec<i64>) =
+            contacts.into_iter().partition(|c| !blocked.contains(c));
+        let wanted: Vec<_> = ids.iter().map(|&c| (flow.clone(), c)).collect();
+        let data = self.contacts_for(&wanted).await?;
+        let empty = Map::new();
+        let moves: Vec<Move> = ids
+            .iter()
+            .map(|&contact_id| {
+                let run = Run::new(run_key(flow_id, contact_id, entry_key));
+                let contact = data.get(&contact_id).unwrap_or(&empty);
+                let (run, actions) = apply(flow, &run, contact, &Input::Enter, now);
+                Move {
+                    stored: None,
+                    flow_id,
+                    version,
+                    contact_id,
+                    entry_key: entry_key.to_string(),
+                    run,
+                    actions,
+                }
+            })
+            .collect();
+        let entered = self.store_moves(txn, moves, now).await?;
+        let stored: HashSet<i64> = entered.iter().copied().collect();
+        let mut skipped = skipped;
+        skipped.extend(ids.into_iter().filter(|c| !stored.contains(c)));
+        Ok(EnterReport {
+            entered,
+            skipped,
+            unknown: Vec::new(),
+        })
+    }
+}

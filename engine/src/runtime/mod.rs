@@ -1,0 +1,386 @@
+//! The runtime: carries out the machine's decisions against the database and the connectors,
+//! a batch at a time.
+//!
+//! Every step follows one shape: claim due work (a lease, so other workers skip it), decide
+//! with [`crate::machine::apply`], then store the runs' new positions, their step log, their
+//! outbox deliveries and their contact updates in one transaction. A run moves only by a
+//! compare-and-set on its iteration, so a timer and an event racing for one wait, or two
+//! workers holding the same expired lease, move it once. A crash before the commit leaves the
+//! lease to run out and the work to be claimed again; a crash after it loses nothing.
+
+mod deliver;
+mod enter;
+mod events;
+mod timers;
+mod worker;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{DatabaseTransaction, DbErr};
+use serde_json::{Map, Value as Json};
+use tabiji_connectors::Registry;
+use tabiji_model::clock::Clock;
+use tabiji_model::flow::{Flow, Step};
+use tabiji_storage::journeys::{self, NewDelivery, NewRun, NewStep, RunChange, RunRow, RunState};
+use tabiji_storage::{Principal, StorageError, Store};
+use tokio::sync::Notify;
+
+use crate::machine::{Action, Finish, Position, Run};
+use crate::time::quiet_until;
+
+pub use enter::EnterReport;
+pub use events::{IncomingEvent, IngestReport};
+pub use worker::{WorkerHandle, spawn_worker};
+
+/// The entity whose records are the flows' contacts.
+pub const CONTACTS: &str = "tourists";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Runs, entries or events handled per transaction.
+    pub batch: usize,
+    /// How long a claim holds work before another worker may take it.
+    pub lease: Duration,
+    /// Deliveries claimed per round; at most this many are in flight at once.
+    pub delivery_batch: usize,
+    /// Attempts before a transiently failing delivery is given up as dead.
+    pub max_attempts: i32,
+    /// The first retry's delay; each further retry doubles it, up to an hour.
+    pub retry_base: Duration,
+    /// How long an idle worker waits before looking for work again (events posted to this
+    /// process wake it at once).
+    pub idle_poll: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            batch: 2_000,
+            lease: Duration::from_secs(60),
+            delivery_batch: 500,
+            max_attempts: 5,
+            retry_base: Duration::from_secs(30),
+            idle_poll: Duration::from_millis(250),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("database error: {0}")]
+    Database(#[from] DbErr),
+    #[error("flow {0} does not exist or has no published version")]
+    NotPublished(i64),
+    #[error("flow {flow} version {version} cannot be read: {reason}")]
+    BadVersion {
+        flow: i64,
+        version: i32,
+        reason: String,
+    },
+    #[error("flow {0} is not active: activate or resume it first")]
+    NotActive(i64),
+    #[error("flow {flow} does not take contacts through the API (its entry is {entry})")]
+    NotApiEntry { flow: i64, entry: String },
+}
+
+pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;
+
+pub struct Runtime {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    connectors: Registry,
+    config: Config,
+    /// Published versions never change, so each is parsed once per process.
+    flows: Mutex<HashMap<(i64, i32), Arc<Flow>>>,
+    /// Flows whose bulk entry this process has already recorded as begun.
+    started: Mutex<HashSet<i64>>,
+    /// Woken when work arrives through this process (events, API entries).
+    pub(crate) wake: Notify,
+}
+
+/// One run's move, decided and waiting to be stored.
+struct Move {
+    /// The stored run and the iteration it was read at; `None` for a run entering now.
+    stored: Option<(i64, i32)>,
+    flow_id: i64,
+    version: i32,
+    contact_id: i64,
+    entry_key: String,
+    run: Run,
+    actions: Vec<Action>,
+}
+
+fn millis(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+fn from_millis(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+fn run_key(flow_id: i64, contact_id: i64, entry_key: &str) -> String {
+    format!("{flow_id}:{contact_id}:{entry_key}")
+}
+
+/// The machine's view of a stored waiting run.
+fn machine_run(row: &RunRow) -> Run {
+    Run {
+        key: run_key(row.flow_id, row.contact_id, &row.entry_key),
+        position: match (&row.node, row.wake_at) {
+            (Some(node), Some(at)) if row.state == "waiting" => Position::Waiting {
+                node: node.clone(),
+                until: from_millis(at),
+            },
+            _ => Position::Finished(Finish::Broken("stored run is not waiting".into())),
+        },
+        iteration: row.iteration.max(0) as u32,
+    }
+}
+
+fn stored_state(run: &Run, actions: &[Action]) -> RunState {
+    let last_node = actions.iter().rev().find_map(|a| match a {
+        Action::Log { node, .. } => Some(node.clone()),
+        _ => None,
+    });
+    let iteration = run.iteration as i32;
+    match &run.position {
+        Position::Waiting { node, until } => RunState {
+            state: "waiting",
+            node: Some(node.clone()),
+            wake_at: Some(millis(*until)),
+            iteration,
+            outcome: None,
+        },
+        Position::Finished(finish) => RunState {
+            state: "finished",
+            node: last_node,
+            wake_at: None,
+            iteration,
+            outcome: Some(match finish {
+                Finish::Exit => "exit".into(),
+                Finish::Goal(name) => format!("goal:{name}"),
+                Finish::Holdout => "holdout".into(),
+                Finish::Broken(why) => format!("broken: {why}"),
+            }),
+        },
+        Position::NotStarted => RunState {
+            state: "finished",
+            node: last_node,
+            wake_at: None,
+            iteration,
+            outcome: Some("broken: the run did not start".into()),
+        },
+    }
+}
+
+/// The contact fields a flow's branches read.
+fn branch_fields(flow: &Flow) -> Vec<String> {
+    let mut fields: Vec<String> = flow
+        .nodes
+        .iter()
+        .filter_map(|n| match &n.step {
+            Step::Branch { field, .. } => Some(field.clone()),
+            _ => None,
+        })
+        .collect();
+    fields.sort();
+    fields.dedup();
+    fields
+}
+
+impl Runtime {
+    pub fn new(store: Store, clock: Arc<dyn Clock>, connectors: Registry, config: Config) -> Self {
+        Runtime {
+            store,
+            clock,
+            connectors,
+            config,
+            flows: Mutex::new(HashMap::new()),
+            started: Mutex::new(HashSet::new()),
+            wake: Notify::new(),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// A published version, parsed once.
+    async fn flow(&self, flow_id: i64, version: i32) -> Result<Arc<Flow>> {
+        if let Some(flow) = self
+            .flows
+            .lock()
+            .expect("not poisoned")
+            .get(&(flow_id, version))
+        {
+            return Ok(flow.clone());
+        }
+        let text = journeys::flow_version(&self.store.db().conn, flow_id, version)
+            .await?
+            .ok_or(RuntimeError::NotPublished(flow_id))?;
+        let flow: Flow = serde_json::from_str(&text).map_err(|e| RuntimeError::BadVersion {
+            flow: flow_id,
+            version,
+            reason: e.to_string(),
+        })?;
+        let flow = Arc::new(flow);
+        self.flows
+            .lock()
+            .expect("not poisoned")
+            .insert((flow_id, version), flow.clone());
+        Ok(flow)
+    }
+
+    /// The fields each contact's branches need, for the flows of `runs`: `(flow, contact)`.
+    async fn contacts_for(
+        &self,
+        wanted: &[(Arc<Flow>, i64)],
+    ) -> Result<HashMap<i64, Map<String, Json>>> {
+        let mut fields: Vec<String> = Vec::new();
+        let mut ids = Vec::new();
+        for (flow, contact) in wanted {
+            let needed = branch_fields(flow);
+            if !needed.is_empty() {
+                ids.push(*contact);
+                fields.extend(needed);
+            }
+        }
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        fields.sort();
+        fields.dedup();
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(self.store.contact_fields(CONTACTS, &ids, &fields).await?)
+    }
+
+    /// Stores decided moves in `txn`: new runs, moved runs (compare-and-set), their step
+    /// log, outbox deliveries and contact updates. A move whose run another worker moved
+    /// first is dropped with everything it decided. Returns the contacts whose moves were
+    /// stored.
+    async fn store_moves(
+        &self,
+        txn: &DatabaseTransaction,
+        moves: Vec<Move>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<i64>> {
+        let at = millis(now);
+        let mut inserts = Vec::new();
+        let mut changes = Vec::new();
+        for m in &moves {
+            let state = stored_state(&m.run, &m.actions);
+            match m.stored {
+                None => inserts.push(NewRun {
+                    flow_id: m.flow_id,
+                    version: m.version,
+                    contact_id: m.contact_id,
+                    entry_key: m.entry_key.clone(),
+                    state,
+                }),
+                Some((id, expected_iteration)) => changes.push(RunChange {
+                    id,
+                    expected_iteration,
+                    state,
+                }),
+            }
+        }
+        let inserted = journeys::insert_runs(txn, inserts, at).await?;
+        let moved = journeys::update_runs(txn, changes, at).await?;
+        let mut steps = Vec::new();
+        let mut deliveries = Vec::new();
+        let mut updates: Vec<(i64, Json)> = Vec::new();
+        let mut update_owner: Vec<(i64, i64, String)> = Vec::new();
+        let mut stored = Vec::with_capacity(moves.len());
+        for m in moves {
+            let run_id = match m.stored {
+                None => match inserted.get(&(m.flow_id, m.contact_id, m.entry_key.clone())) {
+                    Some(id) => *id,
+                    None => continue,
+                },
+                Some((id, _)) if moved.contains(&id) => id,
+                Some(_) => continue,
+            };
+            stored.push(m.contact_id);
+            let flow = self.flow(m.flow_id, m.version).await?;
+            for action in m.actions {
+                match action {
+                    Action::Log { node, outcome, at } => steps.push(NewStep {
+                        run_id,
+                        flow_id: m.flow_id,
+                        node,
+                        outcome,
+                        at: millis(at),
+                    }),
+                    Action::Send {
+                        node,
+                        iteration,
+                        channel,
+                        template,
+                        sender,
+                    } => {
+                        let send_at = flow
+                            .settings
+                            .quiet_hours
+                            .as_ref()
+                            .and_then(|q| quiet_until(now, q, &flow.settings.zone))
+                            .unwrap_or(now);
+                        deliveries.push(NewDelivery {
+                            run_id,
+                            flow_id: m.flow_id,
+                            node,
+                            iteration: iteration as i32,
+                            contact_id: m.contact_id,
+                            channel: channel.as_str().into(),
+                            template,
+                            sender,
+                            next_attempt_at: millis(send_at),
+                        })
+                    }
+                    Action::UpdateContact { node, set } => {
+                        updates.push((m.contact_id, Json::Object(set)));
+                        update_owner.push((run_id, m.flow_id, node));
+                    }
+                    // The run's stored wake time is the timer.
+                    Action::Timer { .. } => {}
+                }
+            }
+        }
+        if !updates.is_empty() {
+            let refused = self
+                .store
+                .update_within(txn, &Principal::system(), CONTACTS, &updates)
+                .await?;
+            for error in refused {
+                let Some(index) = error.index else { continue };
+                let (run_id, flow_id, node) = update_owner[index].clone();
+                steps.push(NewStep {
+                    run_id,
+                    flow_id,
+                    node,
+                    outcome: format!(
+                        "update refused: {}{}",
+                        error.field.map(|f| format!("{f}: ")).unwrap_or_default(),
+                        error.message
+                    ),
+                    at,
+                });
+            }
+        }
+        journeys::insert_steps(txn, steps).await?;
+        journeys::insert_deliveries(txn, deliveries, at).await?;
+        Ok(stored)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,431 @@
+//! The runtime against real databases (SQLite always, PostgreSQL when `DATABASE_URL` names
+//! one), driven by a test clock.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration as Span, Utc};
+use serde_json::{Value as Json, json};
+use tabiji_connectors::{BoxFuture, Connector, Message, Outcome, Recording, Registry};
+use tabiji_model::clock::FixedClock;
+use tabiji_model::flow::Channel;
+use tabiji_storage::journeys;
+use tabiji_storage::scratch::Scratch;
+use tabiji_storage::{Db, Principal, Store, flows, migration};
+
+use super::*;
+
+fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+struct Fixture {
+    runtime: Arc<Runtime>,
+    clock: Arc<FixedClock>,
+    channel: Arc<Recording>,
+    scratch: Scratch,
+}
+
+async fn fixture(scratch: Scratch, contacts: usize) -> Fixture {
+    let db = Db::connect(&scratch.url).await.unwrap();
+    migration::run(&db).await.unwrap();
+    let store = Store::open(db).await.unwrap();
+    let items: Vec<Json> = (1..=contacts)
+        .map(|i| json!({"email": format!("guest{i}@example.jp"), "prefecture": if i % 2 == 0 { "愛知県" } else { "岐阜県" }}))
+        .collect();
+    store
+        .bulk_create(&Principal::system(), "tourists", items)
+        .await
+        .unwrap();
+    let clock = Arc::new(FixedClock::new(t("2026-12-01T01:00:00Z")));
+    let channel = Arc::new(Recording::new());
+    let registry = Registry::new().with(channel.clone());
+    let runtime = Arc::new(Runtime::new(
+        store,
+        clock.clone(),
+        registry,
+        Config::default(),
+    ));
+    Fixture {
+        runtime,
+        clock,
+        channel,
+        scratch,
+    }
+}
+
+async fn publish(store: &Store, flow: Json) -> i64 {
+    let who = Principal::system();
+    let created = flows::create(store, &who, &flow).await.unwrap();
+    flows::publish(store, &who, created.id).await.unwrap();
+    created.id
+}
+
+/// Runs every step until nothing is left to do now.
+async fn settle(rt: &Runtime) {
+    loop {
+        let done = rt.enter_step().await.unwrap()
+            + rt.event_step().await.unwrap()
+            + rt.timer_step().await.unwrap()
+            + rt.deliver_step().await.unwrap();
+        if done == 0 {
+            return;
+        }
+    }
+}
+
+fn patent_flow() -> Json {
+    json!({
+        "format": 1,
+        "name": "patent",
+        "settings": {"goals": ["purchased"]},
+        "entry": {"type": "segment_snapshot", "segment": "all", "next": "mail1"},
+        "nodes": [
+            {"id": "mail1", "type": "send", "channel": "test", "template": "mail-1", "next": "wait_open"},
+            {"id": "wait_open", "type": "wait_for_event", "event": {"opened": {"of": "mail1"}},
+             "timeout": "3d", "on_event": "mail2", "on_timeout": "sms"},
+            {"id": "mail2", "type": "send", "channel": "test", "template": "mail-2", "next": "wait_click"},
+            {"id": "wait_click", "type": "wait_for_event", "event": {"clicked": {"of": "mail2"}},
+             "timeout": "5d", "on_event": "mail3", "on_timeout": "done"},
+            {"id": "mail3", "type": "send", "channel": "test", "template": "mail-3", "next": "done"},
+            {"id": "sms", "type": "send", "channel": "test", "template": "sms", "next": "done"},
+            {"id": "done", "type": "exit"}
+        ]
+    })
+}
+
+fn templates_of(channel: &Recording, contact: i64) -> Vec<String> {
+    channel
+        .sent()
+        .into_iter()
+        .filter(|m| m.contact_id == contact)
+        .map(|m| m.template)
+        .collect()
+}
+
+async fn delivery_of(rt: &Runtime, contact: i64, node: &str) -> i64 {
+    let sent = journeys::deliveries_by_status(&rt.store.db().conn, "sent", None, 10_000)
+        .await
+        .unwrap();
+    sent.iter()
+        .find(|d| d.contact_id == contact && d.node == node)
+        .unwrap_or_else(|| panic!("contact {contact} was sent {node}"))
+        .id
+}
+
+fn event(key: &str, contact: i64, name: &str, delivery: Option<i64>) -> IncomingEvent {
+    IncomingEvent {
+        event_key: key.into(),
+        contact_id: contact,
+        name: name.into(),
+        delivery_id: delivery,
+        properties: json!({}),
+        occurred_at: None,
+    }
+}
+
+#[tokio::test]
+async fn the_patent_scenario_on_every_backend() {
+    for scratch in Scratch::all_backends().await {
+        let f = fixture(scratch, 6).await;
+        let rt = &f.runtime;
+        let flow_id = publish(rt.store(), patent_flow()).await;
+        settle(rt).await;
+        for c in 1..=6 {
+            assert_eq!(templates_of(&f.channel, c), ["mail-1"], "contact {c}");
+        }
+        // Contacts 1-3 open mail 1 within the three days; 1 then clicks mail 2; 4 buys
+        // (the goal) while waiting.
+        f.clock.advance(Span::hours(30));
+        let mut events = Vec::new();
+        for c in 1..=3 {
+            let d = delivery_of(rt, c, "mail1").await;
+            events.push(event(&format!("open-{c}"), c, "opened", Some(d)));
+        }
+        events.push(event("buy-4", 4, "purchased", None));
+        // The same open reported twice moves the run once.
+        events.push(event("open-1", 1, "opened", None));
+        let report = rt.ingest(events).await.unwrap();
+        assert_eq!(report.accepted, 4);
+        assert_eq!(report.duplicates, ["open-1"]);
+        settle(rt).await;
+        let d = delivery_of(rt, 1, "mail2").await;
+        rt.ingest(vec![event("click-1", 1, "clicked", Some(d))])
+            .await
+            .unwrap();
+        settle(rt).await;
+        // "Not opened" is decided when three days passed without the open (PT-1).
+        f.clock.advance(Span::hours(24));
+        settle(rt).await;
+        assert!(templates_of(&f.channel, 5).len() == 1, "not yet 3 days");
+        f.clock.advance(Span::hours(19));
+        settle(rt).await;
+        // An open after the timeout changes nothing.
+        let d = delivery_of(rt, 5, "mail1").await;
+        rt.ingest(vec![event("late-open-5", 5, "opened", Some(d))])
+            .await
+            .unwrap();
+        f.clock.advance(Span::days(6));
+        settle(rt).await;
+
+        assert_eq!(templates_of(&f.channel, 1), ["mail-1", "mail-2", "mail-3"]);
+        assert_eq!(templates_of(&f.channel, 2), ["mail-1", "mail-2"]);
+        assert_eq!(templates_of(&f.channel, 3), ["mail-1", "mail-2"]);
+        assert_eq!(templates_of(&f.channel, 4), ["mail-1"]);
+        assert_eq!(templates_of(&f.channel, 5), ["mail-1", "sms"]);
+        assert_eq!(templates_of(&f.channel, 6), ["mail-1", "sms"]);
+
+        let conn = &rt.store.db().conn;
+        let stats = journeys::flow_stats(conn, flow_id).await.unwrap();
+        assert_eq!(stats.runs.get("finished"), Some(&6));
+        assert_eq!(stats.outcomes.get("exit"), Some(&5));
+        assert_eq!(stats.outcomes.get("goal:purchased"), Some(&1));
+        assert_eq!(stats.deliveries.get("sent"), Some(&12));
+        assert_eq!(stats.steps["wait_open"].get("opened"), Some(&3));
+        assert_eq!(stats.steps["wait_open"].get("timeout"), Some(&2));
+
+        // The step log (PT-2) of contact 5: node, outcome, time.
+        let run = &journeys::runs_of_contact(conn, 5).await.unwrap()[0];
+        let steps = journeys::steps_of_run(conn, run.id).await.unwrap();
+        let path: Vec<(&str, &str)> = steps
+            .iter()
+            .map(|(n, o, _)| (n.as_str(), o.as_str()))
+            .collect();
+        assert_eq!(
+            path,
+            [
+                ("mail1", "sent"),
+                ("wait_open", "timeout"),
+                ("sms", "sent"),
+                ("done", "exit")
+            ]
+        );
+        assert_eq!(
+            steps[1].2,
+            t("2026-12-04T02:00:00Z").timestamp_millis(),
+            "the timeout fires at the first sweep after three days"
+        );
+        f.scratch.remove().await;
+    }
+}
+
+#[tokio::test]
+async fn pause_holds_timers_and_sends_and_resume_continues_where_it_stopped() {
+    let f = fixture(Scratch::sqlite(), 3).await;
+    let rt = &f.runtime;
+    let who = Principal::system();
+    let id = publish(
+        rt.store(),
+        json!({
+            "format": 1, "name": "pause",
+            "entry": {"type": "segment_snapshot", "segment": "all", "next": "wait"},
+            "nodes": [
+                {"id": "wait", "type": "wait", "duration": "1d", "next": "mail"},
+                {"id": "mail", "type": "send", "channel": "test", "template": "t", "next": "end"},
+                {"id": "end", "type": "exit"}
+            ]
+        }),
+    )
+    .await;
+    settle(rt).await;
+    flows::set_status(rt.store(), &who, id, "paused")
+        .await
+        .unwrap();
+    f.clock.advance(Span::days(2));
+    settle(rt).await;
+    assert!(f.channel.sent().is_empty(), "paused: nothing moves");
+    flows::set_status(rt.store(), &who, id, "active")
+        .await
+        .unwrap();
+    settle(rt).await;
+    assert_eq!(f.channel.sent().len(), 3);
+    // Resuming did not enter anyone again.
+    let stats = journeys::flow_stats(&rt.store.db().conn, id).await.unwrap();
+    assert_eq!(stats.runs.get("finished"), Some(&3));
+    f.scratch.remove().await;
+}
+
+#[tokio::test]
+async fn api_entry_re_entry_rules_and_contact_updates() {
+    let f = fixture(Scratch::sqlite(), 4).await;
+    let rt = &f.runtime;
+    let flow = |re_entry: &str| {
+        json!({
+            "format": 1, "name": format!("api {re_entry}"),
+            "settings": {"re_entry": re_entry},
+            "entry": {"type": "api", "next": "tag"},
+            "nodes": [
+                {"id": "tag", "type": "update_contact", "set": {"notes": "entered by api"}, "next": "aichi"},
+                {"id": "aichi", "type": "branch", "field": "prefecture", "op": "eq", "value": "愛知県",
+                 "on_true": "mail", "on_false": "end"},
+                {"id": "mail", "type": "send", "channel": "test", "template": "aichi", "next": "end"},
+                {"id": "end", "type": "exit"}
+            ]
+        })
+    };
+    let never = publish(rt.store(), flow("never")).await;
+    let always = publish(rt.store(), flow("always")).await;
+    let report = rt.enter_contacts(never, &[1, 2, 2, 99], "a").await.unwrap();
+    assert_eq!(report.entered, [1, 2]);
+    assert_eq!(report.unknown, [99]);
+    let again = rt.enter_contacts(never, &[1, 3], "b").await.unwrap();
+    assert_eq!((again.entered, again.skipped), (vec![3], vec![1]));
+    let twice = rt.enter_contacts(always, &[2], "x").await.unwrap();
+    assert_eq!(twice.entered, [2]);
+    let same_key = rt.enter_contacts(always, &[2], "x").await.unwrap();
+    assert_eq!(same_key.skipped, [2], "one run per (flow, contact, key)");
+    let other_key = rt.enter_contacts(always, &[2], "y").await.unwrap();
+    assert_eq!(other_key.entered, [2]);
+    settle(rt).await;
+    // Only contact 2 lives in Aichi; it went through the never-flow once and the
+    // always-flow twice.
+    assert_eq!(templates_of(&f.channel, 2).len(), 3);
+    assert!(templates_of(&f.channel, 1).is_empty());
+    let record = rt
+        .store
+        .get(&Principal::system(), "tourists", 3)
+        .await
+        .unwrap();
+    assert_eq!(record["notes"], "entered by api");
+
+    let snapshot = publish(
+        rt.store(),
+        json!({"format": 1, "name": "s", "entry": {"type": "segment_snapshot", "segment": "all", "next": "end"},
+               "nodes": [{"id": "end", "type": "exit"}]}),
+    )
+    .await;
+    match rt.enter_contacts(snapshot, &[1], "k").await {
+        Err(RuntimeError::NotApiEntry { entry, .. }) => assert_eq!(entry, "segment_snapshot"),
+        other => panic!("expected NotApiEntry, got {other:?}"),
+    }
+    f.scratch.remove().await;
+}
+
+/// A provider that fails transiently a set number of times, then accepts.
+struct Flaky {
+    failures: std::sync::Mutex<u32>,
+    permanent_for: Option<i64>,
+}
+
+impl Connector for Flaky {
+    fn channel(&self) -> Channel {
+        Channel::Sms
+    }
+    fn required_fields(&self) -> &[&'static str] {
+        &["mobile_phone"]
+    }
+    fn max_batch(&self) -> usize {
+        10
+    }
+    fn send_batch<'a>(&'a self, batch: &'a [Message]) -> BoxFuture<'a, Vec<Outcome>> {
+        Box::pin(async move {
+            let mut failures = self.failures.lock().unwrap();
+            batch
+                .iter()
+                .map(|m| {
+                    if Some(m.contact_id) == self.permanent_for {
+                        Outcome::Permanent("number not in service".into())
+                    } else if *failures > 0 {
+                        *failures -= 1;
+                        Outcome::Transient("503 from the provider".into())
+                    } else {
+                        Outcome::Accepted {
+                            provider_ref: format!("sms-{}", m.delivery_id),
+                        }
+                    }
+                })
+                .collect()
+        })
+    }
+}
+
+#[tokio::test]
+async fn retries_with_backoff_dead_letters_suppression_and_unknown_after_a_crash() {
+    let scratch = Scratch::sqlite();
+    let db = Db::connect(&scratch.url).await.unwrap();
+    migration::run(&db).await.unwrap();
+    let store = Store::open(db).await.unwrap();
+    let who = Principal::system();
+    store
+        .bulk_create(
+            &who,
+            "tourists",
+            vec![
+                json!({"email": "a@example.jp", "mobile_phone": "090-1111-2222"}),
+                json!({"email": "b@example.jp", "mobile_phone": "090-3333-4444"}),
+                json!({"email": "c@example.jp"}),
+            ],
+        )
+        .await
+        .unwrap();
+    let clock = Arc::new(FixedClock::new(t("2026-12-01T03:00:00Z")));
+    let registry = Registry::new().with(Arc::new(Flaky {
+        failures: std::sync::Mutex::new(2),
+        permanent_for: Some(2),
+    }));
+    let config = Config {
+        max_attempts: 3,
+        ..Config::default()
+    };
+    let rt = Runtime::new(store.clone(), clock.clone(), registry, config);
+    let flow = publish(
+        &store,
+        json!({"format": 1, "name": "sms", "entry": {"type": "segment_snapshot", "segment": "all", "next": "sms"},
+               "nodes": [{"id": "sms", "type": "send", "channel": "sms", "template": "t", "next": "end"},
+                         {"id": "end", "type": "exit"}]}),
+    )
+    .await;
+    settle(&rt).await;
+    let conn = &store.db().conn;
+    let status = |s: &'static str| async move {
+        journeys::deliveries_by_status(conn, s, Some(flow), 100)
+            .await
+            .unwrap()
+    };
+    // 1 failed transiently and waits 30 s; 2 is dead; 3 has no mobile phone.
+    let pending = status("pending").await;
+    assert_eq!(pending.len(), 1);
+    assert_eq!(
+        pending[0].next_attempt_at,
+        t("2026-12-01T03:00:30Z").timestamp_millis()
+    );
+    assert_eq!(
+        status("dead").await[0].error.as_deref(),
+        Some("number not in service")
+    );
+    assert_eq!(
+        status("suppressed").await[0].error.as_deref(),
+        Some("the contact has no mobile_phone")
+    );
+    clock.advance(Span::seconds(30));
+    settle(&rt).await;
+    assert_eq!(
+        status("pending").await[0].next_attempt_at,
+        t("2026-12-01T03:01:30Z").timestamp_millis(),
+        "the second retry waits twice as long"
+    );
+    clock.advance(Span::seconds(60));
+    settle(&rt).await;
+    assert_eq!(status("sent").await.len(), 1);
+
+    // A dead delivery retried by an operator goes out again through the queue.
+    let dead = status("dead").await[0].id;
+    assert_eq!(
+        journeys::retry_deliveries(conn, &[dead], clock.now().timestamp_millis())
+            .await
+            .unwrap(),
+        [dead]
+    );
+    assert_eq!(status("pending").await.len(), 1);
+
+    // A worker that died mid-send leaves `sending`; after the lease it is `unknown`.
+    let claimed =
+        journeys::claim_deliveries(conn, &[flow], clock.now().timestamp_millis(), 60_000, 10)
+            .await
+            .unwrap();
+    assert_eq!(claimed.len(), 1);
+    clock.advance(Span::seconds(61));
+    assert_eq!(rt.expire_step().await.unwrap(), 1);
+    settle(&rt).await;
+    assert_eq!(status("unknown").await.len(), 1, "never resent silently");
+    scratch.remove().await;
+}

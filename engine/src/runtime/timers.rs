@@ -1,0 +1,59 @@
+//! Timers: waiting runs whose wake time has come, claimed in batches in wake order.
+
+use sea_orm::TransactionTrait;
+use serde_json::Map;
+use tabiji_storage::journeys;
+
+use super::{Move, Result, Runtime, machine_run, millis};
+use crate::machine::{Input, apply};
+
+impl Runtime {
+    /// Moves one batch of due runs of active flows. Returns how many moved.
+    pub async fn timer_step(&self) -> Result<usize> {
+        let conn = &self.store.db().conn;
+        let now = self.now();
+        let active: Vec<i64> = journeys::live_flows(conn)
+            .await?
+            .into_iter()
+            .filter(|f| f.active)
+            .map(|f| f.id)
+            .collect();
+        let lease = self.config.lease.as_millis() as i64;
+        let due =
+            journeys::claim_due_runs(conn, &active, millis(now), lease, self.config.batch).await?;
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let mut wanted = Vec::with_capacity(due.len());
+        for row in &due {
+            wanted.push((self.flow(row.flow_id, row.version).await?, row.contact_id));
+        }
+        let data = self.contacts_for(&wanted).await?;
+        let empty = Map::new();
+        let moves: Vec<Move> = due
+            .into_iter()
+            .zip(wanted)
+            .map(|(row, (flow, _))| {
+                let run = machine_run(&row);
+                let input = Input::Timer {
+                    iteration: run.iteration,
+                };
+                let contact = data.get(&row.contact_id).unwrap_or(&empty);
+                let (next, actions) = apply(&flow, &run, contact, &input, now);
+                Move {
+                    stored: Some((row.id, row.iteration)),
+                    flow_id: row.flow_id,
+                    version: row.version,
+                    contact_id: row.contact_id,
+                    entry_key: row.entry_key,
+                    run: next,
+                    actions,
+                }
+            })
+            .collect();
+        let txn = conn.begin().await?;
+        let moved = self.store_moves(&txn, moves, now).await?;
+        txn.commit().await?;
+        Ok(moved.len())
+    }
+}

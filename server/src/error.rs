@@ -4,6 +4,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use tabiji_engine::RuntimeError;
 use tabiji_storage::{ItemError, StorageError};
 
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +21,18 @@ pub enum ApiError {
     BadRequest(String),
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error(transparent)]
+    Engine(RuntimeError),
+}
+
+impl From<RuntimeError> for ApiError {
+    fn from(e: RuntimeError) -> Self {
+        match e {
+            RuntimeError::Storage(e) => ApiError::Storage(e),
+            RuntimeError::Database(e) => ApiError::Storage(StorageError::Database(e)),
+            other => ApiError::Engine(other),
+        }
+    }
 }
 
 impl ApiError {
@@ -29,6 +42,14 @@ impl ApiError {
             ApiError::AdminOnly(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::BadJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::Engine(e) => match e {
+                RuntimeError::NotPublished(_) => (StatusCode::NOT_FOUND, "not_published"),
+                RuntimeError::NotActive(_) => (StatusCode::CONFLICT, "flow_not_active"),
+                RuntimeError::NotApiEntry { .. } => {
+                    (StatusCode::UNPROCESSABLE_ENTITY, "not_api_entry")
+                }
+                _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            },
             ApiError::Storage(e) => match e {
                 StorageError::UnknownEntity(_) => (StatusCode::NOT_FOUND, "unknown_entity"),
                 StorageError::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
@@ -46,6 +67,13 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
         let (message, details): (String, &[ItemError]) = match &self {
+            ApiError::Engine(e @ (RuntimeError::BadVersion { .. } | RuntimeError::Database(_))) => {
+                tracing::error!(error = %e, "engine error");
+                (
+                    "the server could not complete the request; it has been logged".into(),
+                    &[],
+                )
+            }
             ApiError::Storage(StorageError::Database(e)) => {
                 // The database's words may name tables or values; they go to the log, not out.
                 tracing::error!(error = %e, "database error");

@@ -14,6 +14,8 @@ pub mod error;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use tabiji_connectors::Registry;
+use tabiji_engine::runtime::{Config as EngineConfig, Runtime};
 use tabiji_model::clock::{Clock, SystemClock};
 use tabiji_storage::{Db, Store, migration};
 use tokio::net::TcpListener;
@@ -22,15 +24,30 @@ use tokio::net::TcpListener;
 pub struct AppState {
     pub store: Store,
     pub clock: Arc<dyn Clock>,
+    /// The engine this process runs: events and API entries go through it.
+    pub runtime: Arc<Runtime>,
     /// Mark the session cookie `Secure` (set when tabiji is served over HTTPS).
     pub secure_cookies: bool,
 }
 
 impl AppState {
-    pub fn new(store: Store) -> Self {
+    /// The API over `store`, with an engine that sends through `connectors`.
+    pub fn new(store: Store, connectors: Registry) -> Self {
+        AppState::with_engine(store, connectors, EngineConfig::default())
+    }
+
+    pub fn with_engine(store: Store, connectors: Registry, config: EngineConfig) -> Self {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let runtime = Arc::new(Runtime::new(
+            store.clone(),
+            clock.clone(),
+            connectors,
+            config,
+        ));
         AppState {
             store,
-            clock: Arc::new(SystemClock),
+            clock,
+            runtime,
             secure_cookies: false,
         }
     }

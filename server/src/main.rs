@@ -1,10 +1,13 @@
 //! The `tabiji` command.
 
 use std::io::{BufRead, IsTerminal, Write};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+use tabiji_connectors::{Recording, Registry};
+use tabiji_engine::runtime::{Config as EngineConfig, spawn_worker};
 use tabiji_model::Rights;
 use tabiji_server::{AppState, demo, open_store, serve};
 use tabiji_storage::auth::{self as users, NewUser};
@@ -35,6 +38,17 @@ enum Command {
         /// Mark the session cookie Secure (when served behind HTTPS).
         #[arg(long)]
         secure_cookies: bool,
+        /// Serve the API only; `tabiji worker` processes run the flows.
+        #[arg(long)]
+        no_worker: bool,
+        #[command(flatten)]
+        channels: ChannelArgs,
+    },
+    /// Run flows (entries, timers, events, deliveries) without serving the API. Start as many
+    /// as you like, on one machine or several, against the same database: they share the work.
+    Worker {
+        #[command(flatten)]
+        channels: ChannelArgs,
     },
     /// Apply pending database migrations and exit.
     Migrate,
@@ -52,6 +66,8 @@ enum Command {
         /// Load the data and exit without serving.
         #[arg(long)]
         no_serve: bool,
+        #[command(flatten)]
+        channels: ChannelArgs,
     },
     /// Manage users.
     User {
@@ -73,6 +89,40 @@ enum Command {
         #[command(subcommand)]
         command: FlowCommand,
     },
+}
+
+/// How the channels send. Until the channel connectors arrive, only the `test` channel exists.
+#[derive(clap::Args, Clone)]
+struct ChannelArgs {
+    /// Append every message the `test` channel sends to this file, one JSON line each.
+    #[arg(long, env = "TABIJI_TEST_CHANNEL_FILE")]
+    test_channel_file: Option<std::path::PathBuf>,
+    /// Make each `test` channel batch take this long, as a slow provider would.
+    #[arg(long, default_value_t = 0)]
+    test_channel_delay_ms: u64,
+    /// Deliveries sent per round (at most this many are in flight at once).
+    #[arg(long, default_value_t = 500)]
+    delivery_batch: usize,
+}
+
+impl ChannelArgs {
+    fn registry(&self) -> anyhow::Result<Registry> {
+        let recording = match &self.test_channel_file {
+            Some(path) => Recording::to_file(path.clone())
+                .with_context(|| format!("the test channel cannot write to {}", path.display()))?,
+            None => Recording::new(),
+        }
+        .with_delay(std::time::Duration::from_millis(self.test_channel_delay_ms));
+        Ok(Registry::new().with(Arc::new(recording)))
+    }
+
+    fn state(&self, store: tabiji_storage::Store) -> anyhow::Result<AppState> {
+        let config = EngineConfig {
+            delivery_batch: self.delivery_batch.max(1),
+            ..EngineConfig::default()
+        };
+        Ok(AppState::with_engine(store, self.registry()?, config))
+    }
 }
 
 #[derive(Subcommand)]
@@ -150,11 +200,32 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve {
             listen,
             secure_cookies,
+            no_worker,
+            channels,
         } => {
             let store = open_store(&cli.database_url).await?;
-            let mut state = AppState::new(store);
+            let mut state = channels.state(store)?;
             state.secure_cookies = secure_cookies;
-            run_server(&listen, state).await
+            let worker = (!no_worker).then(|| spawn_worker(state.runtime.clone()));
+            let served = run_server(&listen, state).await;
+            if let Some(worker) = worker {
+                worker.stop().await;
+            }
+            served
+        }
+        Command::Worker { channels } => {
+            let store = open_store(&cli.database_url).await?;
+            let state = channels.state(store)?;
+            let worker = spawn_worker(state.runtime.clone());
+            eprintln!(
+                "tabiji worker {} is running flows from {}",
+                std::process::id(),
+                redact(&cli.database_url)
+            );
+            shutdown_signal().await;
+            worker.stop().await;
+            eprintln!("tabiji worker stopped");
+            Ok(())
         }
         Command::Migrate => {
             let db = Db::connect(&cli.database_url).await?;
@@ -168,6 +239,7 @@ async fn main() -> anyhow::Result<()> {
             seed,
             listen,
             no_serve,
+            channels,
         } => {
             let store = open_store(&cli.database_url).await?;
             let existing = store.count(&Principal::system(), "tourists").await?;
@@ -229,7 +301,11 @@ async fn main() -> anyhow::Result<()> {
             if no_serve {
                 return Ok(());
             }
-            run_server(&listen, AppState::new(store)).await
+            let state = channels.state(store)?;
+            let worker = spawn_worker(state.runtime.clone());
+            let served = run_server(&listen, state).await;
+            worker.stop().await;
+            served
         }
         Command::User { command } => {
             let db = Db::connect(&cli.database_url).await?;

@@ -356,7 +356,7 @@ impl Store {
     }
 
     /// Refuses (and logs) an operation the caller may not perform.
-    pub(crate) async fn require(&self, who: &Principal, entity: &str, op: Op) -> Result<()> {
+    pub async fn require(&self, who: &Principal, entity: &str, op: Op) -> Result<()> {
         if who.rights.allows(entity, op) {
             return Ok(());
         }

@@ -1,11 +1,16 @@
 //! The end-to-end harness: [`spawn_app`] starts a real tabiji server on a loopback port over a
-//! fresh database, with an administrator signed in.
+//! fresh database, with an administrator signed in and a worker running flows through a
+//! recording `test` channel.
 //!
 //! # Layout
 //! - `src/lib.rs`: the harness ([`TestApp`], [`backends`]).
 //! - `e2e/`: the tests, one module per capability, all in one test binary.
 
+use std::sync::Arc;
+
 use serde_json::{Value, json};
+use tabiji_connectors::{Recording, Registry};
+use tabiji_engine::runtime::{WorkerHandle, spawn_worker};
 use tabiji_server::{AppState, open_store, serve};
 use tabiji_storage::auth::{self as users, NewUser};
 use tabiji_storage::scratch::Scratch;
@@ -21,6 +26,9 @@ pub struct TestApp {
     /// Signed in as the administrator (session cookie).
     pub admin: reqwest::Client,
     pub backend: &'static str,
+    /// What the server's `test` channel has sent.
+    pub channel: Arc<Recording>,
+    worker: Option<WorkerHandle>,
     stop: Option<oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<()>,
     scratch: Option<Scratch>,
@@ -58,7 +66,9 @@ pub async fn spawn_app(scratch: Scratch) -> TestApp {
         .expect("a loopback port is free");
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = oneshot::channel::<()>();
-    let state = AppState::new(store.clone());
+    let channel = Arc::new(Recording::new());
+    let state = AppState::new(store.clone(), Registry::new().with(channel.clone()));
+    let worker = Some(spawn_worker(state.runtime.clone()));
     let server = tokio::spawn(async move {
         serve(listener, state, async {
             let _ = stopped.await;
@@ -79,6 +89,8 @@ pub async fn spawn_app(scratch: Scratch) -> TestApp {
         store,
         admin,
         backend,
+        channel,
+        worker,
         stop: Some(stop),
         server,
         scratch: Some(scratch),
@@ -130,6 +142,9 @@ impl TestApp {
     }
 
     pub async fn stop(mut self) {
+        if let Some(worker) = self.worker.take() {
+            worker.stop().await;
+        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

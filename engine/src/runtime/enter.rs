@@ -147,7 +147,7 @@ impl Runtime {
             .await?;
         txn.commit().await?;
         report.unknown = unknown;
-        self.wake.notify_one();
+        self.wake();
         Ok(report)
     }
 

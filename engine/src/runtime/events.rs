@@ -64,7 +64,7 @@ impl Runtime {
             })
             .collect();
         let stored = journeys::insert_events(&self.store.db().conn, rows, millis(now)).await?;
-        self.wake.notify_one();
+        self.wake();
         let mut seen = HashSet::new();
         let duplicates: Vec<String> = keys
             .into_iter()

@@ -210,6 +210,11 @@ impl Runtime {
         &self.store
     }
 
+    /// Wakes this process's idle worker loops: work has just been stored.
+    pub fn wake(&self) {
+        self.wake.notify_waiters();
+    }
+
     fn now(&self) -> DateTime<Utc> {
         self.clock.now()
     }

@@ -3,6 +3,7 @@
 
 mod admin;
 mod auth;
+mod engine;
 mod flows;
 mod openapi;
 mod records;
@@ -37,6 +38,7 @@ pub fn router(state: AppState) -> Router {
         .merge(records::routes())
         .merge(admin::routes())
         .merge(flows::routes())
+        .merge(engine::routes())
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

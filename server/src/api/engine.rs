@@ -1,0 +1,313 @@
+//! The running engine through HTTP: events in, contacts into API-entry flows, each flow's
+//! counts, a contact's runs and their step log, and the outbox's dead letters.
+
+use axum::extract::{Path, Query, State};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tabiji_engine::runtime::{CONTACTS, IncomingEvent};
+use tabiji_model::Op;
+use tabiji_model::normalize::email as normalize_email;
+use tabiji_storage::flows::FLOWS;
+use tabiji_storage::journeys;
+use tabiji_storage::{ItemError, StorageError};
+
+use super::{Caller, JsonBody};
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+
+/// The rights entity for posting events: `{"entities": {"events": {"ops": ["create"]}}}`.
+pub const EVENTS: &str = "events";
+
+/// Events per call.
+const MAX_EVENTS: usize = 10_000;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/events", post(post_events))
+        .route("/api/flows/{id}/runs", post(enter))
+        .route("/api/flows/{id}/stats", get(stats))
+        .route("/api/runs", get(runs_of_contact))
+        .route("/api/runs/{id}/steps", get(steps))
+        .route("/api/deliveries", get(deliveries))
+        .route("/api/deliveries/retry", post(retry))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventIn {
+    /// The sender's unique id for the event (deduplication key).
+    id: Option<String>,
+    contact_id: Option<i64>,
+    email: Option<String>,
+    name: Option<String>,
+    delivery_id: Option<i64>,
+    #[serde(default)]
+    properties: Value,
+    occurred_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Deserialize)]
+struct EventBatch {
+    events: Vec<Value>,
+}
+
+fn rejected(index: usize, field: &str, code: &'static str, message: String) -> ItemError {
+    ItemError::field(field, code, message).at(Some(index))
+}
+
+/// `POST /api/events`: `{"events": [{"id", "contact_id" | "email", "name", "delivery_id"?,
+/// "properties"?, "occurred_at"?}]}`. Good events are kept and bad ones named, each by index.
+async fn post_events(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    JsonBody(batch): JsonBody<EventBatch>,
+) -> ApiResult<impl IntoResponse> {
+    state.store.require(&who, EVENTS, Op::Create).await?;
+    if batch.events.len() > MAX_EVENTS {
+        return Err(ApiError::BadRequest(format!(
+            "send at most {MAX_EVENTS} events per call (got {})",
+            batch.events.len()
+        )));
+    }
+    let mut errors = Vec::new();
+    let mut parsed = Vec::with_capacity(batch.events.len());
+    for (i, raw) in batch.events.into_iter().enumerate() {
+        let event: EventIn = match serde_json::from_value(raw) {
+            Ok(e) => e,
+            Err(e) => {
+                errors.push(ItemError {
+                    index: Some(i),
+                    field: None,
+                    code: "invalid_event",
+                    message: e.to_string(),
+                });
+                continue;
+            }
+        };
+        let key = event.id.clone().filter(|k| !k.trim().is_empty());
+        let name = event.name.clone().filter(|n| !n.trim().is_empty());
+        match (key, name) {
+            (None, _) => errors.push(rejected(
+                i,
+                "id",
+                "required",
+                "each event needs the sender's unique id, so a resent event counts once".into(),
+            )),
+            (_, None) => errors.push(rejected(i, "name", "required", "name the event".into())),
+            (Some(key), Some(name)) if event.contact_id.is_some() || event.email.is_some() => {
+                parsed.push((i, key, name, event))
+            }
+            _ => errors.push(rejected(
+                i,
+                "contact_id",
+                "required",
+                "name the contact by contact_id or email".into(),
+            )),
+        }
+    }
+    let emails: Vec<String> = parsed
+        .iter()
+        .filter(|(_, _, _, e)| e.contact_id.is_none())
+        .filter_map(|(_, _, _, e)| e.email.as_deref().and_then(|m| normalize_email(m).ok()))
+        .collect();
+    let conn = &state.store.db().conn;
+    let by_email = journeys::contacts_by_email(conn, &emails)
+        .await
+        .map_err(StorageError::from)?;
+    let ids: Vec<i64> = parsed
+        .iter()
+        .filter_map(|(_, _, _, e)| e.contact_id)
+        .collect();
+    let known = journeys::existing(conn, CONTACTS, &ids)
+        .await
+        .map_err(StorageError::from)?;
+    let mut events = Vec::with_capacity(parsed.len());
+    for (i, key, name, e) in parsed {
+        let contact = match (e.contact_id, &e.email) {
+            (Some(id), _) if known.contains(&id) => id,
+            (Some(id), _) => {
+                errors.push(rejected(
+                    i,
+                    "contact_id",
+                    "unknown_contact",
+                    format!("there is no tourist {id}"),
+                ));
+                continue;
+            }
+            (None, Some(mail)) => match normalize_email(mail).ok().and_then(|m| by_email.get(&m)) {
+                Some(id) => *id,
+                None => {
+                    errors.push(rejected(
+                        i,
+                        "email",
+                        "unknown_contact",
+                        format!("no tourist has the e-mail address {mail}"),
+                    ));
+                    continue;
+                }
+            },
+            (None, None) => unreachable!("checked above"),
+        };
+        events.push(IncomingEvent {
+            event_key: key,
+            contact_id: contact,
+            name,
+            delivery_id: e.delivery_id,
+            properties: e.properties,
+            occurred_at: e.occurred_at,
+        });
+    }
+    let report = state.runtime.ingest(events).await?;
+    errors.sort_by_key(|e| e.index);
+    Ok(Json(json!({
+        "accepted": report.accepted,
+        "duplicates": report.duplicates,
+        "rejected": errors,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnterRequest {
+    contacts: Vec<i64>,
+    /// Entries with the same key enter a contact once; defaults to one key per call.
+    key: Option<String>,
+}
+
+/// `POST /api/flows/{id}/runs`: puts contacts into a flow whose entry is `api`.
+async fn enter(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<i64>,
+    JsonBody(body): JsonBody<EnterRequest>,
+) -> ApiResult<impl IntoResponse> {
+    state.store.require(&who, FLOWS, Op::Edit).await?;
+    if body.contacts.len() > MAX_EVENTS {
+        return Err(ApiError::BadRequest(format!(
+            "enter at most {MAX_EVENTS} contacts per call"
+        )));
+    }
+    let key = body
+        .key
+        .unwrap_or_else(|| state.clock.now().timestamp_micros().to_string());
+    let report = state
+        .runtime
+        .enter_contacts(id, &body.contacts, &key)
+        .await?;
+    Ok(Json(report))
+}
+
+async fn stats(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<i64>,
+) -> ApiResult<impl IntoResponse> {
+    state.store.require(&who, FLOWS, Op::View).await?;
+    let stats = journeys::flow_stats(&state.store.db().conn, id)
+        .await
+        .map_err(StorageError::from)?;
+    Ok(Json(stats))
+}
+
+#[derive(Deserialize)]
+struct RunsQuery {
+    contact: i64,
+}
+
+async fn runs_of_contact(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Query(q): Query<RunsQuery>,
+) -> ApiResult<impl IntoResponse> {
+    state.store.require(&who, FLOWS, Op::View).await?;
+    state.store.require(&who, CONTACTS, Op::View).await?;
+    let runs = journeys::runs_of_contact(&state.store.db().conn, q.contact)
+        .await
+        .map_err(StorageError::from)?;
+    Ok(Json(json!({"runs": runs})))
+}
+
+async fn steps(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<i64>,
+) -> ApiResult<impl IntoResponse> {
+    state.store.require(&who, FLOWS, Op::View).await?;
+    let steps = journeys::steps_of_run(&state.store.db().conn, id)
+        .await
+        .map_err(StorageError::from)?;
+    let steps: Vec<Value> = steps
+        .into_iter()
+        .map(|(node, outcome, at)| {
+            json!({"node": node, "outcome": outcome,
+                   "at": DateTime::from_timestamp_millis(at).map(|t| t.to_rfc3339())})
+        })
+        .collect();
+    Ok(Json(json!({"steps": steps})))
+}
+
+#[derive(Deserialize)]
+struct DeliveriesQuery {
+    status: String,
+    flow: Option<i64>,
+    limit: Option<u64>,
+}
+
+const STATUSES: [&str; 7] = [
+    "pending",
+    "sending",
+    "sent",
+    "dead",
+    "unknown",
+    "suppressed",
+    "failed",
+];
+
+/// `GET /api/deliveries?status=dead`: the dead letters (or any other status), newest first.
+async fn deliveries(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Query(q): Query<DeliveriesQuery>,
+) -> ApiResult<impl IntoResponse> {
+    state.store.require(&who, FLOWS, Op::View).await?;
+    if !STATUSES.contains(&q.status.as_str()) {
+        return Err(ApiError::BadRequest(format!(
+            "status must be one of {}",
+            STATUSES.join(", ")
+        )));
+    }
+    let rows = journeys::deliveries_by_status(
+        &state.store.db().conn,
+        &q.status,
+        q.flow,
+        q.limit.unwrap_or(100).clamp(1, 1_000),
+    )
+    .await
+    .map_err(StorageError::from)?;
+    Ok(Json(json!({"deliveries": rows})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetryRequest {
+    ids: Vec<i64>,
+}
+
+/// `POST /api/deliveries/retry`: puts dead or unknown deliveries back in the queue.
+async fn retry(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    JsonBody(body): JsonBody<RetryRequest>,
+) -> ApiResult<impl IntoResponse> {
+    state.store.require(&who, FLOWS, Op::Publish).await?;
+    let now = state.clock.now().timestamp_millis();
+    let requeued = journeys::retry_deliveries(&state.store.db().conn, &body.ids, now)
+        .await
+        .map_err(StorageError::from)?;
+    state.runtime.wake();
+    Ok(Json(json!({"requeued": requeued})))
+}

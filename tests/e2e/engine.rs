@@ -1,0 +1,256 @@
+//! The running engine through the API: contacts enter a flow, the worker sends through the
+//! recording channel, an event posted by a partner moves a waiting run at once, and the
+//! counts, runs, step log and dead letters are there to read.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tabiji_e2e::{TestApp, on_every_backend};
+
+/// Waits (up to 20 s) until `done` holds.
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn get(app: &TestApp, path: &str) -> Value {
+    let r = app.admin.get(app.url(path)).send().await.unwrap();
+    assert_eq!(r.status(), 200, "{path}");
+    r.json().await.unwrap()
+}
+
+/// Reads `path` until `done` holds of the answer (up to 20 s).
+async fn get_until(app: &TestApp, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let start = Instant::now();
+    loop {
+        let value = get(app, path).await;
+        if done(&value) {
+            return value;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "timed out waiting on {path}: {value}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn post(app: &TestApp, path: &str, body: Value) -> (u16, Value) {
+    let r = app
+        .admin
+        .post(app.url(path))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+async fn opened_moves_the_run_on(app: &TestApp) {
+    let (status, created) = post(
+        app,
+        "/api/data/tourists/bulk",
+        json!({"items": [{"email": "guest1@example.jp"}, {"email": "guest2@example.jp"}, {"email": "guest3@example.jp"}]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let ids: Vec<i64> = created["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_i64().unwrap())
+        .collect();
+    let flow = json!({
+        "format": 1, "name": "welcome",
+        "entry": {"type": "api", "next": "mail1"},
+        "nodes": [
+            {"id": "mail1", "type": "send", "channel": "test", "template": "welcome-1", "next": "wait_open"},
+            {"id": "wait_open", "type": "wait_for_event", "event": {"opened": {"of": "mail1"}},
+             "timeout": "1d", "on_event": "mail2", "on_timeout": "end"},
+            {"id": "mail2", "type": "send", "channel": "test", "template": "welcome-2", "next": "end"},
+            {"id": "end", "type": "exit"}
+        ]
+    });
+    let (_, created) = post(app, "/api/flows", flow).await;
+    let flow_id = created["id"].as_i64().unwrap();
+
+    // Entering before publishing is refused with a reason.
+    let (status, body) = post(
+        app,
+        &format!("/api/flows/{flow_id}/runs"),
+        json!({"contacts": ids}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("flow_not_active"))
+    );
+
+    let (status, _) = post(app, &format!("/api/flows/{flow_id}/publish"), json!({})).await;
+    assert_eq!(status, 200);
+    let (status, report) = post(
+        app,
+        &format!("/api/flows/{flow_id}/runs"),
+        json!({"contacts": [ids[0], ids[1], ids[2], 999_999], "key": "launch"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["entered"], json!(ids));
+    assert_eq!(report["unknown"], json!([999_999]));
+
+    eventually("three welcome mails", || app.channel.sent().len() == 3).await;
+    let sent = get_until(
+        app,
+        &format!("/api/deliveries?status=sent&flow={flow_id}"),
+        |v| v["deliveries"].as_array().unwrap().len() == 3,
+    )
+    .await;
+    let delivery = sent["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["contact_id"] == ids[0])
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+
+    let (status, report) = post(
+        app,
+        "/api/events",
+        json!({"events": [
+            {"id": "open-1", "contact_id": ids[0], "name": "opened", "delivery_id": delivery},
+            {"id": "open-1", "contact_id": ids[0], "name": "opened", "delivery_id": delivery},
+            {"id": "visit-2", "email": "ＧＵＥＳＴ２@Example.jp", "name": "visited", "properties": {"spot": "白川郷"}},
+            {"id": "x", "email": "nobody@example.jp", "name": "opened"},
+            {"contact_id": ids[0], "name": "opened"},
+            {"id": "y", "contact_id": ids[0], "name": "opened", "colour": "red"}
+        ]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["accepted"], 2);
+    assert_eq!(report["duplicates"], json!(["open-1"]));
+    let rejected: Vec<(i64, &str)> = report["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["index"].as_i64().unwrap(), e["code"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        rejected,
+        [
+            (3, "unknown_contact"),
+            (4, "required"),
+            (5, "invalid_event")
+        ]
+    );
+
+    eventually("the second mail to the contact who opened", || {
+        app.channel
+            .sent()
+            .iter()
+            .any(|m| m.contact_id == ids[0] && m.template == "welcome-2")
+    })
+    .await;
+    let stats = get_until(app, &format!("/api/flows/{flow_id}/stats"), |v| {
+        v["deliveries"]["sent"] == 4
+    })
+    .await;
+    assert_eq!(stats["waiting"]["wait_open"], 2);
+    assert_eq!(stats["outcomes"]["exit"], 1);
+    assert_eq!(stats["deliveries"]["sent"], 4);
+    assert_eq!(stats["steps"]["wait_open"]["opened"], 1);
+
+    let runs = get(app, &format!("/api/runs?contact={}", ids[0])).await;
+    let run = &runs["runs"][0];
+    assert_eq!(
+        (run["state"].as_str(), run["outcome"].as_str()),
+        (Some("finished"), Some("exit"))
+    );
+    let steps = get(app, &format!("/api/runs/{}/steps", run["id"])).await;
+    let path: Vec<(&str, &str)> = steps["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["node"].as_str().unwrap(), s["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        path,
+        [
+            ("mail1", "sent"),
+            ("wait_open", "opened"),
+            ("mail2", "sent"),
+            ("end", "exit")
+        ]
+    );
+    assert!(
+        steps["steps"][0]["at"]
+            .as_str()
+            .unwrap()
+            .ends_with("+00:00")
+    );
+
+    // Nothing is dead; a retry of a delivery that is not dead requeues nothing.
+    let dead = get(app, "/api/deliveries?status=dead").await;
+    assert_eq!(dead["deliveries"], json!([]));
+    let (status, body) = post(app, "/api/deliveries/retry", json!({"ids": [delivery]})).await;
+    assert_eq!((status, body["requeued"].clone()), (200, json!([])));
+    let r = app
+        .admin
+        .get(app.url("/api/deliveries?status=lost"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+}
+
+async fn events_need_the_right(app: &TestApp) {
+    let clerk = app
+        .user_with_rights(
+            "clerk",
+            json!({"entities": {"tourists": {"ops": ["view"]}}}),
+        )
+        .await;
+    let r = clerk
+        .post(app.url("/api/events"))
+        .json(&json!({"events": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = clerk
+        .get(app.url("/api/flows/1/stats"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let partner = app
+        .user_with_rights(
+            "partner",
+            json!({"entities": {"events": {"ops": ["create"]}}}),
+        )
+        .await;
+    let r = partner
+        .post(app.url("/api/events"))
+        .json(&json!({"events": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn an_event_moves_a_waiting_run() {
+    on_every_backend!(opened_moves_the_run_on);
+}
+
+#[tokio::test]
+async fn posting_events_needs_the_events_right() {
+    on_every_backend!(events_need_the_right);
+}

@@ -1,8 +1,8 @@
-//! Times of day in a flow's zone. Asia/Tokyo has had no daylight saving since 1951, so a fixed
-//! offset is exact for it; zones with DST arrive with chrono-tz when a flow needs one.
+//! Times of day in a flow's zone, daylight saving included (see [`tabiji_model::zone`]).
 
-use chrono::{DateTime, Datelike, Duration, NaiveTime, TimeZone, Utc};
-use tabiji_model::flow::{WEEKDAYS, parse_time_of_day, zone_offset};
+use chrono::{DateTime, Datelike, Duration, NaiveTime, Utc};
+use tabiji_model::flow::{WEEKDAYS, parse_time_of_day};
+use tabiji_model::zone::Zone;
 
 /// The first moment after `now` that is `time` (`HH:MM`) in `zone`, on one of `weekdays`
 /// (any day when empty).
@@ -12,16 +12,16 @@ pub fn next_time_of_day(
     weekdays: &[String],
     zone: &str,
 ) -> Option<DateTime<Utc>> {
-    let zone = zone_offset(zone)?;
+    let zone = Zone::parse(zone)?;
     let (h, m) = parse_time_of_day(time)?;
-    let local = now.with_timezone(&zone);
+    let today = zone.local(now).date();
     let at = NaiveTime::from_hms_opt(h, m, 0)?;
     for days in 0..8 {
-        let date = local.date_naive() + Duration::days(days);
-        let candidate = zone.from_local_datetime(&date.and_time(at)).single()?;
+        let date = today + Duration::days(days);
+        let candidate = zone.instant(date.and_time(at));
         let weekday = WEEKDAYS[date.weekday().num_days_from_monday() as usize];
-        if candidate > local && (weekdays.is_empty() || weekdays.iter().any(|d| d == weekday)) {
-            return Some(candidate.with_timezone(&Utc));
+        if candidate > now && (weekdays.is_empty() || weekdays.iter().any(|d| d == weekday)) {
+            return Some(candidate);
         }
     }
     None
@@ -34,10 +34,9 @@ pub fn quiet_until(
     quiet: &(String, String),
     zone: &str,
 ) -> Option<DateTime<Utc>> {
-    let offset = zone_offset(zone)?;
     let (fh, fm) = parse_time_of_day(&quiet.0)?;
     let (th, tm) = parse_time_of_day(&quiet.1)?;
-    let local = now.with_timezone(&offset).time();
+    let local = Zone::parse(zone)?.local(now).time();
     let from = NaiveTime::from_hms_opt(fh, fm, 0)?;
     let to = NaiveTime::from_hms_opt(th, tm, 0)?;
     let inside = if from <= to {

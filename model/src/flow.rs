@@ -8,6 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::schedule::{Cron, Recurrence, Schedule};
+use crate::zone::Zone;
+
 /// The flow format this code reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -100,12 +103,33 @@ pub enum Entry {
     Event { event: String, next: String },
     /// Contacts added by a call to the API.
     Api { next: String },
-    /// Everyone in a segment, on a schedule (cron, in the flow's zone).
+    /// Everyone in a segment, on a schedule in the flow's zone: a five-field `cron`
+    /// expression or a friendly `recurrence` (one of the two).
     Schedule {
-        cron: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cron: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        recurrence: Option<Recurrence>,
         segment: String,
         next: String,
     },
+}
+
+impl Entry {
+    /// A scheduled entry's schedule, or why it has none.
+    pub fn schedule(&self) -> Option<Result<Schedule, String>> {
+        let Entry::Schedule {
+            cron, recurrence, ..
+        } = self
+        else {
+            return None;
+        };
+        Some(match (cron, recurrence) {
+            (Some(cron), None) => Cron::parse(cron).map(Schedule::Cron),
+            (None, Some(recurrence)) => recurrence.schedule(),
+            _ => Err("give either a cron expression or a recurrence, not both or neither".into()),
+        })
+    }
 }
 
 /// The built-in segment of every contact. Saved segments arrive with the segments issue.
@@ -427,12 +451,12 @@ impl Flow {
 
     fn validate_settings(&self, errors: &mut Vec<FlowError>) {
         let s = &self.settings;
-        if zone_offset(&s.zone).is_none() {
+        if Zone::parse(&s.zone).is_none() {
             errors.push(err(
                 "settings",
                 "unknown_zone",
                 format!(
-                    "zone {:?} is not known; use Asia/Tokyo, UTC or an offset such as +09:00",
+                    "zone {:?} is not known; use a zone name such as Asia/Tokyo, UTC, or an offset such as +09:00",
                     s.zone
                 ),
             ));
@@ -488,9 +512,9 @@ impl Flow {
                 "required",
                 "name the event that starts the flow",
             )),
-            Entry::Schedule { cron, segment, .. } => {
-                if cron.split_whitespace().count() != 5 {
-                    errors.push(err("entry", "invalid_cron", format!("{cron:?} is not a cron expression of five fields (minute hour day month weekday)")));
+            Entry::Schedule { segment, .. } => {
+                if let Some(Err(problem)) = self.entry.schedule() {
+                    errors.push(err("entry", "invalid_schedule", problem));
                 }
                 if blank(segment) {
                     errors.push(err(
@@ -652,24 +676,6 @@ impl Flow {
                     }
                 }
             }
-        }
-    }
-}
-
-/// The offset of a zone flows accept today: Asia/Tokyo (no DST since 1951, so a fixed offset is
-/// exact), UTC, or an offset such as `+09:00`. Validation and the engine both ask here.
-pub fn zone_offset(zone: &str) -> Option<chrono::FixedOffset> {
-    match zone {
-        "Asia/Tokyo" => Some(crate::field::tokyo()),
-        "UTC" => chrono::FixedOffset::east_opt(0),
-        _ => {
-            let sign = match zone.chars().next()? {
-                '+' => 1,
-                '-' => -1,
-                _ => return None,
-            };
-            let (h, m) = parse_time_of_day(zone.get(1..)?)?;
-            chrono::FixedOffset::east_opt(sign * (h as i32 * 3600 + m as i32 * 60))
         }
     }
 }

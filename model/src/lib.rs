@@ -10,6 +10,8 @@
 //!   [`schema::EntitySchema`], which operator-defined fields extend.
 //! - [`flow`]: scenarios as data (entry, nodes, exits) and their validation.
 //! - [`rights`]: operations, per-field access and how the rights of several roles combine.
+//! - [`schedule`]: cron expressions and friendly recurrences for scheduled flows (MA-3).
+//! - [`zone`]: time zones by name or offset, with daylight saving resolved one way.
 //!
 //! Nothing here does I/O: the crate compiles for wasm32 so the editor shares it.
 
@@ -18,7 +20,9 @@ pub mod field;
 pub mod flow;
 pub mod normalize;
 pub mod rights;
+pub mod schedule;
 pub mod schema;
+pub mod zone;
 
 pub use field::{FieldDef, FieldError, FieldType, StoredValue};
 pub use rights::{FieldAccess, Op, Rights};

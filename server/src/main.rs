@@ -42,13 +42,13 @@ enum Command {
         #[arg(long)]
         no_worker: bool,
         #[command(flatten)]
-        channels: ChannelArgs,
+        engine: EngineArgs,
     },
     /// Run flows (entries, timers, events, deliveries) without serving the API. Start as many
     /// as you like, on one machine or several, against the same database: they share the work.
     Worker {
         #[command(flatten)]
-        channels: ChannelArgs,
+        engine: EngineArgs,
     },
     /// Apply pending database migrations and exit.
     Migrate,
@@ -67,7 +67,7 @@ enum Command {
         #[arg(long)]
         no_serve: bool,
         #[command(flatten)]
-        channels: ChannelArgs,
+        engine: EngineArgs,
     },
     /// Manage users.
     User {
@@ -91,9 +91,10 @@ enum Command {
     },
 }
 
-/// How the channels send. Until the channel connectors arrive, only the `test` channel exists.
+/// How the engine runs and the channels send. Until the channel connectors arrive, only the
+/// `test` channel exists.
 #[derive(clap::Args, Clone)]
-struct ChannelArgs {
+struct EngineArgs {
     /// Append every message the `test` channel sends to this file, one JSON line each.
     #[arg(long, env = "TABIJI_TEST_CHANNEL_FILE")]
     test_channel_file: Option<std::path::PathBuf>,
@@ -103,14 +104,18 @@ struct ChannelArgs {
     /// Deliveries sent per round (at most this many are in flight at once).
     #[arg(long, default_value_t = 500)]
     delivery_batch: usize,
+    /// How long claimed work stays with this process before another may take it; a send
+    /// interrupted by a crash is reported `unknown` after this.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    lease_secs: u64,
 }
 
-impl ChannelArgs {
+impl EngineArgs {
     fn registry(&self) -> anyhow::Result<Registry> {
         let recording = match &self.test_channel_file {
             Some(path) => Recording::to_file(path.clone())
                 .with_context(|| format!("the test channel cannot write to {}", path.display()))?,
-            None => Recording::new(),
+            None => Recording::counting(),
         }
         .with_delay(std::time::Duration::from_millis(self.test_channel_delay_ms));
         Ok(Registry::new().with(Arc::new(recording)))
@@ -119,6 +124,7 @@ impl ChannelArgs {
     fn state(&self, store: tabiji_storage::Store) -> anyhow::Result<AppState> {
         let config = EngineConfig {
             delivery_batch: self.delivery_batch.max(1),
+            lease: std::time::Duration::from_secs(self.lease_secs),
             ..EngineConfig::default()
         };
         Ok(AppState::with_engine(store, self.registry()?, config))
@@ -201,10 +207,10 @@ async fn main() -> anyhow::Result<()> {
             listen,
             secure_cookies,
             no_worker,
-            channels,
+            engine,
         } => {
             let store = open_store(&cli.database_url).await?;
-            let mut state = channels.state(store)?;
+            let mut state = engine.state(store)?;
             state.secure_cookies = secure_cookies;
             let worker = (!no_worker).then(|| spawn_worker(state.runtime.clone()));
             let served = run_server(&listen, state).await;
@@ -213,9 +219,9 @@ async fn main() -> anyhow::Result<()> {
             }
             served
         }
-        Command::Worker { channels } => {
+        Command::Worker { engine } => {
             let store = open_store(&cli.database_url).await?;
-            let state = channels.state(store)?;
+            let state = engine.state(store)?;
             let worker = spawn_worker(state.runtime.clone());
             eprintln!(
                 "tabiji worker {} is running flows from {}",
@@ -239,7 +245,7 @@ async fn main() -> anyhow::Result<()> {
             seed,
             listen,
             no_serve,
-            channels,
+            engine,
         } => {
             let store = open_store(&cli.database_url).await?;
             let existing = store.count(&Principal::system(), "tourists").await?;
@@ -301,7 +307,7 @@ async fn main() -> anyhow::Result<()> {
             if no_serve {
                 return Ok(());
             }
-            let state = channels.state(store)?;
+            let state = engine.state(store)?;
             let worker = spawn_worker(state.runtime.clone());
             let served = run_server(&listen, state).await;
             worker.stop().await;

@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, Statement};
 use serde::Serialize;
 
 use crate::sql::{Cell, Sql, Ty, max_rows};
@@ -207,7 +207,7 @@ pub struct LiveFlow {
 
 pub async fn live_flows<C: ConnectionTrait>(conn: &C) -> Result<Vec<LiveFlow>> {
     let rows = conn
-        .query_all_raw(sea_orm::Statement::from_string(
+        .query_all_raw(Statement::from_string(
             conn.get_database_backend(),
             "SELECT id, current_version, status FROM sys_flows \
              WHERE status IN ('active', 'paused') AND current_version IS NOT NULL ORDER BY id",
@@ -454,7 +454,8 @@ pub async fn claim_due_runs<C: ConnectionTrait>(
         .bind(now)
         .push(" AND (lease_until IS NULL OR lease_until < ")
         .bind(now)
-        .push(") AND flow_id IN ")
+        // `+flow_id`: walk the due index in wake order (see `claim_deliveries`).
+        .push(") AND +flow_id IN ")
         .bind_list(flows.iter().copied())
         .push(&format!(
             " ORDER BY wake_at LIMIT {limit}{}) RETURNING {RUN_COLUMNS}",
@@ -480,7 +481,9 @@ pub async fn waiting_runs_of<C: ConnectionTrait>(
             "SELECT {RUN_COLUMNS} FROM sys_runs WHERE state = 'waiting' AND contact_id IN "
         ))
         .bind_list(chunk.iter().copied())
-        .push(" AND flow_id IN ")
+        // `+flow_id`: look the contacts up by the contact index, not every waiting run of
+        // the flows.
+        .push(" AND +flow_id IN ")
         .bind_list(flows.iter().copied());
         for row in conn.query_all_raw(sql.statement()).await? {
             runs.push(run_row(&row)?);
@@ -646,11 +649,13 @@ pub async fn claim_deliveries<C: ConnectionTrait>(
     .push(", updated_at = ")
     .bind(now)
     .push(
-        " WHERE id IN (SELECT id FROM sys_deliveries WHERE status IN ('pending', 'sending') \
-             AND status = 'pending' AND next_attempt_at <= ",
+        " WHERE id IN (SELECT id FROM sys_deliveries WHERE status = 'pending' \
+         AND next_attempt_at <= ",
     )
     .bind(now)
-    .push(" AND flow_id IN ")
+    // `+flow_id`: filter while walking the due index in order, rather than let SQLite pick
+    // the flow index and sort every pending delivery for each batch.
+    .push(" AND +flow_id IN ")
     .bind_list(flows.iter().copied())
     .push(&format!(
         " ORDER BY next_attempt_at LIMIT {limit}{}) RETURNING {DELIVERY_COLUMNS}",
@@ -716,7 +721,7 @@ pub async fn expire_sending<C: ConnectionTrait>(conn: &C, now: i64) -> Result<u6
          updated_at = ",
     )
     .bind(now)
-    .push(" WHERE status IN ('pending', 'sending') AND status = 'sending' AND lease_until < ")
+    .push(" WHERE status = 'sending' AND lease_until < ")
     .bind(now);
     Ok(conn.execute_raw(sql.statement()).await?.rows_affected())
 }
@@ -1053,4 +1058,62 @@ pub async fn existing<C: ConnectionTrait>(
         }
     }
     Ok(found)
+}
+
+/// The engine's state across all flows, for `/metrics`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct EngineGauges {
+    pub runs: Vec<(String, i64)>,
+    pub deliveries: Vec<(String, i64)>,
+    /// Waiting runs whose timer is due.
+    pub timers_due: i64,
+    /// How late the most overdue timer is, in milliseconds (0 when none is due).
+    pub timer_lag_ms: i64,
+    pub events_unprocessed: i64,
+}
+
+pub async fn engine_gauges<C: ConnectionTrait>(conn: &C, now: i64) -> Result<EngineGauges> {
+    let backend = conn.get_database_backend();
+    let mut gauges = EngineGauges::default();
+    let pairs = |sql: &str| Statement::from_string(backend, sql.to_string());
+    for row in conn
+        .query_all_raw(pairs(
+            "SELECT state AS k, COUNT(*) AS n FROM sys_runs GROUP BY state ORDER BY state",
+        ))
+        .await?
+    {
+        gauges
+            .runs
+            .push((row.try_get("", "k")?, row.try_get("", "n")?));
+    }
+    for row in conn
+        .query_all_raw(pairs(
+            "SELECT status AS k, COUNT(*) AS n FROM sys_deliveries GROUP BY status ORDER BY status",
+        ))
+        .await?
+    {
+        gauges
+            .deliveries
+            .push((row.try_get("", "k")?, row.try_get("", "n")?));
+    }
+    let mut sql = Sql::new(backend);
+    sql.push(
+        "SELECT COUNT(*) AS n, MIN(wake_at) AS oldest FROM sys_runs \
+         WHERE state = 'waiting' AND wake_at <= ",
+    )
+    .bind(now);
+    if let Some(row) = conn.query_one_raw(sql.statement()).await? {
+        gauges.timers_due = row.try_get("", "n")?;
+        let oldest: Option<i64> = row.try_get("", "oldest")?;
+        gauges.timer_lag_ms = oldest.map_or(0, |at| (now - at).max(0));
+    }
+    if let Some(row) = conn
+        .query_one_raw(pairs(
+            "SELECT COUNT(*) AS n FROM sys_events WHERE processed_at IS NULL",
+        ))
+        .await?
+    {
+        gauges.events_unprocessed = row.try_get("", "n")?;
+    }
+    Ok(gauges)
 }

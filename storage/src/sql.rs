@@ -92,8 +92,24 @@ impl Sql {
         self
     }
 
-    /// Appends `(?, ?, …)` for a list of ids, for `IN`.
+    /// Appends a list of ids for `IN`: `(?, ?, …)` on SQLite; on PostgreSQL one array
+    /// parameter, `(SELECT UNNEST($n::bigint[]))`, because it plans thousands of parameters
+    /// slowly.
     pub fn bind_list(&mut self, ids: impl IntoIterator<Item = i64>) -> &mut Self {
+        if self.backend == DbBackend::Postgres {
+            let mut array = String::from("{");
+            for (i, id) in ids.into_iter().enumerate() {
+                if i > 0 {
+                    array.push(',');
+                }
+                array.push_str(&id.to_string());
+            }
+            array.push('}');
+            self.text.push_str("(SELECT UNNEST(");
+            self.bind(array);
+            self.text.push_str("::bigint[]))");
+            return self;
+        }
         self.text.push('(');
         for (i, id) in ids.into_iter().enumerate() {
             if i > 0 {
@@ -211,6 +227,17 @@ mod tests {
             "(SELECT column1 AS \"id\", column2 AS \"name\" FROM (VALUES (?, ?), (?, ?)))"
         );
         assert_eq!(sql.values.len(), 4);
+    }
+
+    #[test]
+    fn id_lists_are_placeholders_on_sqlite_and_one_array_on_postgres() {
+        let mut sql = Sql::new(DbBackend::Sqlite);
+        sql.push("id IN ").bind_list([1, 2]);
+        assert_eq!(sql.text, "id IN (?, ?)");
+        let mut sql = Sql::new(DbBackend::Postgres);
+        sql.push("id IN ").bind_list([1, 2]);
+        assert_eq!(sql.text, "id IN (SELECT UNNEST($1::bigint[]))");
+        assert_eq!(sql.values, [Value::String(Some("{1,2}".into()))]);
     }
 
     #[test]

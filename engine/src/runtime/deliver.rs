@@ -180,6 +180,20 @@ impl Runtime {
                 }
             }
         }
+        {
+            let mut counts = self.counters.deliveries.lock().expect("not poisoned");
+            for r in &results {
+                *counts.entry(r.status).or_default() += 1;
+                if r.status != "sent" {
+                    tracing::info!(
+                        delivery_id = r.id,
+                        status = r.status,
+                        reason = r.error.as_deref().unwrap_or(""),
+                        "delivery not sent"
+                    );
+                }
+            }
+        }
         journeys::finish_deliveries(conn, results, millis(self.now())).await?;
         Ok(handled)
     }

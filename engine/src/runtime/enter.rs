@@ -7,7 +7,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::TransactionTrait;
 use serde::Serialize;
 use serde_json::Map;
-use tabiji_model::flow::{Entry, Flow, ReEntry, zone_offset};
+use tabiji_model::flow::{Entry, Flow, ReEntry};
+use tabiji_model::zone::Zone;
 use tabiji_storage::journeys;
 
 use super::{CONTACTS, Move, Result, Runtime, RuntimeError, millis, run_key};
@@ -29,8 +30,7 @@ pub struct EnterReport {
 /// Whether the flow takes entries on `now`'s date in its zone (PT-3 start and end dates).
 /// `None` when the period has ended for good.
 fn entry_open(flow: &Flow, now: DateTime<Utc>) -> Option<bool> {
-    let offset = zone_offset(&flow.settings.zone)?;
-    let today = now.with_timezone(&offset).date_naive();
+    let today = Zone::parse(&flow.settings.zone)?.local(now).date();
     let day = |d: &Option<String>| {
         d.as_deref()
             .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())

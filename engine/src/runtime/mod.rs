@@ -15,6 +15,7 @@ mod timers;
 mod worker;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -101,6 +102,18 @@ pub struct Runtime {
     started: Mutex<HashSet<i64>>,
     /// Woken when work arrives through this process (events, API entries).
     pub(crate) wake: Notify,
+    pub counters: Counters,
+}
+
+/// What this process's engine has done since it started, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Runs stored after a move (entered, moved by a timer or an event).
+    pub moves: AtomicU64,
+    /// Step-log rows written.
+    pub steps: AtomicU64,
+    /// Deliveries handed back by connectors or settled by rule, by the status they went to.
+    pub deliveries: Mutex<HashMap<&'static str, u64>>,
 }
 
 /// One run's move, decided and waiting to be stored.
@@ -203,6 +216,7 @@ impl Runtime {
             flows: Mutex::new(HashMap::new()),
             started: Mutex::new(HashSet::new()),
             wake: Notify::new(),
+            counters: Counters::default(),
         }
     }
 
@@ -379,6 +393,23 @@ impl Runtime {
                     ),
                     at,
                 });
+            }
+        }
+        self.counters
+            .moves
+            .fetch_add(stored.len() as u64, Ordering::Relaxed);
+        self.counters
+            .steps
+            .fetch_add(steps.len() as u64, Ordering::Relaxed);
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            for step in &steps {
+                tracing::debug!(
+                    run_id = step.run_id,
+                    flow_id = step.flow_id,
+                    node = %step.node,
+                    outcome = %step.outcome,
+                    "step"
+                );
             }
         }
         journeys::insert_steps(txn, steps).await?;

@@ -5,6 +5,7 @@ mod admin;
 mod auth;
 mod engine;
 mod flows;
+mod metrics;
 mod openapi;
 mod records;
 mod schema;
@@ -39,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::routes())
         .merge(flows::routes())
         .merge(engine::routes())
+        .merge(metrics::routes())
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

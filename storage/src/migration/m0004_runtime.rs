@@ -141,7 +141,9 @@ impl MigrationTrait for Migration {
             "CREATE INDEX sys_run_steps_flow ON sys_run_steps (flow_id, node, outcome)",
             "CREATE UNIQUE INDEX sys_deliveries_key ON sys_deliveries (run_id, node, iteration)",
             "CREATE INDEX sys_deliveries_due ON sys_deliveries (next_attempt_at) \
-             WHERE status IN ('pending', 'sending')",
+             WHERE status = 'pending'",
+            "CREATE INDEX sys_deliveries_sending ON sys_deliveries (lease_until) \
+             WHERE status = 'sending'",
             "CREATE INDEX sys_deliveries_flow ON sys_deliveries (flow_id, status)",
             "CREATE INDEX sys_deliveries_contact ON sys_deliveries (contact_id, created_at)",
             "CREATE UNIQUE INDEX sys_events_key ON sys_events (event_key)",

@@ -6,10 +6,12 @@
 //! # Layout
 //! - [`machine`]: [`machine::apply`], runs, inputs and actions.
 //! - [`time`]: times of day and quiet hours in a flow's zone.
-//! - [`runtime`]: entries, timers, events, deliveries and the worker loops.
+//! - [`runtime`]: schedule ticks, entries, timers, events, deliveries and the worker loops.
+//! - [`simulate`]: dry runs predicting how many contacts reach each node.
 
 pub mod machine;
 pub mod runtime;
+pub mod simulate;
 pub mod time;
 
 pub use machine::{Action, Finish, Input, Position, Run, apply};

@@ -516,6 +516,13 @@ impl Flow {
                 if let Some(Err(problem)) = self.entry.schedule() {
                     errors.push(err("entry", "invalid_schedule", problem));
                 }
+                if self.settings.re_entry == ReEntry::Never {
+                    errors.push(err(
+                        "settings",
+                        "schedule_never_reenters",
+                        "with re_entry \"never\" a scheduled flow reaches each contact at the first tick only; choose \"after_exit\" or \"always\"",
+                    ));
+                }
                 if blank(segment) {
                     errors.push(err(
                         "entry",
@@ -716,6 +723,40 @@ mod tests {
         let again: Flow = serde_json::from_value(serde_json::to_value(&flow).unwrap()).unwrap();
         assert_eq!(again, flow);
         assert_eq!(flow.settings.zone, "Asia/Tokyo");
+    }
+
+    #[test]
+    fn schedules_by_cron_or_recurrence() {
+        let with_entry = |entry: serde_json::Value, re_entry: &str| {
+            let mut json = patent_flow();
+            json["entry"] = entry;
+            json["settings"]["re_entry"] = re_entry.into();
+            json["settings"]["zone"] = "Europe/Berlin".into();
+            serde_json::from_value::<Flow>(json).unwrap()
+        };
+        let weekly = serde_json::json!({"type": "schedule", "segment": "all", "next": "mail1",
+            "recurrence": {"every": "week", "on": ["mon", "thu"], "at": "09:00"}});
+        assert_eq!(codes(&with_entry(weekly.clone(), "always")), vec![]);
+        assert_eq!(
+            codes(&with_entry(weekly, "never")),
+            vec![("settings".into(), "schedule_never_reenters")]
+        );
+        let cron = serde_json::json!({"type": "schedule", "segment": "all", "next": "mail1", "cron": "0 9 * * 1-5"});
+        assert_eq!(codes(&with_entry(cron, "after_exit")), vec![]);
+        for bad in [
+            serde_json::json!({"type": "schedule", "segment": "all", "next": "mail1", "cron": "0 25 * * *"}),
+            serde_json::json!({"type": "schedule", "segment": "all", "next": "mail1"}),
+            serde_json::json!({"type": "schedule", "segment": "all", "next": "mail1", "cron": "0 9 * * *",
+                               "recurrence": {"every": "day", "at": "09:00"}}),
+            serde_json::json!({"type": "schedule", "segment": "all", "next": "mail1",
+                               "recurrence": {"every": "month", "day": 32, "at": "09:00"}}),
+        ] {
+            assert_eq!(
+                codes(&with_entry(bad.clone(), "always")),
+                vec![("entry".into(), "invalid_schedule")],
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -280,9 +280,9 @@ pub async fn open_entries<C: ConnectionTrait>(
     let mut sql = Sql::new(conn.get_database_backend());
     sql.push(
         "SELECT flow_id, version, entry_key, cursor FROM sys_flow_entries \
-         WHERE done = false AND flow_id IN ",
+         WHERE done = false AND ",
     )
-    .bind_list(flow_ids.iter().copied())
+    .in_list("flow_id", flow_ids.iter().copied())
     .push(" ORDER BY started_at");
     let rows = conn.query_all_raw(sql.statement()).await?;
     rows.iter()
@@ -361,8 +361,8 @@ pub async fn contacts_with_runs<C: ConnectionTrait>(
             } else {
                 ""
             })
-            .push(" AND contact_id IN ")
-            .bind_list(chunk.iter().copied());
+            .push(" AND ")
+            .in_list("contact_id", chunk.iter().copied());
         for row in conn.query_all_raw(sql.statement()).await? {
             found.insert(row.try_get("", "contact_id")?);
         }
@@ -455,8 +455,8 @@ pub async fn claim_due_runs<C: ConnectionTrait>(
         .push(" AND (lease_until IS NULL OR lease_until < ")
         .bind(now)
         // `+flow_id`: walk the due index in wake order (see `claim_deliveries`).
-        .push(") AND +flow_id IN ")
-        .bind_list(flows.iter().copied())
+        .push(") AND ")
+        .in_list("+flow_id", flows.iter().copied())
         .push(&format!(
             " ORDER BY wake_at LIMIT {limit}{}) RETURNING {RUN_COLUMNS}",
             skip_locked(backend)
@@ -478,13 +478,13 @@ pub async fn waiting_runs_of<C: ConnectionTrait>(
     for chunk in contacts.chunks(max_rows(1) - flows.len()) {
         let mut sql = Sql::new(conn.get_database_backend());
         sql.push(&format!(
-            "SELECT {RUN_COLUMNS} FROM sys_runs WHERE state = 'waiting' AND contact_id IN "
+            "SELECT {RUN_COLUMNS} FROM sys_runs WHERE state = 'waiting' AND "
         ))
-        .bind_list(chunk.iter().copied())
+        .in_list("contact_id", chunk.iter().copied())
         // `+flow_id`: look the contacts up by the contact index, not every waiting run of
         // the flows.
-        .push(" AND +flow_id IN ")
-        .bind_list(flows.iter().copied());
+        .push(" AND ")
+        .in_list("+flow_id", flows.iter().copied());
         for row in conn.query_all_raw(sql.statement()).await? {
             runs.push(run_row(&row)?);
         }
@@ -655,8 +655,8 @@ pub async fn claim_deliveries<C: ConnectionTrait>(
     .bind(now)
     // `+flow_id`: filter while walking the due index in order, rather than let SQLite pick
     // the flow index and sort every pending delivery for each batch.
-    .push(" AND +flow_id IN ")
-    .bind_list(flows.iter().copied())
+    .push(" AND ")
+    .in_list("+flow_id", flows.iter().copied())
     .push(&format!(
         " ORDER BY next_attempt_at LIMIT {limit}{}) RETURNING {DELIVERY_COLUMNS}",
         skip_locked(backend)
@@ -759,8 +759,8 @@ pub async fn retry_deliveries<C: ConnectionTrait>(
             .bind(now)
             .push(", updated_at = ")
             .bind(now)
-            .push(" WHERE status IN ('dead', 'unknown') AND id IN ")
-            .bind_list(chunk.iter().copied())
+            .push(" WHERE status IN ('dead', 'unknown') AND ")
+            .in_list("id", chunk.iter().copied())
             .push(" RETURNING id");
         for row in conn.query_all_raw(sql.statement()).await? {
             requeued.push(row.try_get("", "id")?);
@@ -784,8 +784,8 @@ pub async fn sends_since<C: ConnectionTrait>(
              WHERE status IN ('sent', 'unknown') AND updated_at >= ",
         )
         .bind(since)
-        .push(" AND contact_id IN ")
-        .bind_list(chunk.iter().copied())
+        .push(" AND ")
+        .in_list("contact_id", chunk.iter().copied())
         .push(" GROUP BY contact_id");
         for row in conn.query_all_raw(sql.statement()).await? {
             let n: i64 = row.try_get("", "n")?;
@@ -892,8 +892,8 @@ pub async fn mark_events_processed<C: ConnectionTrait>(
         let mut sql = Sql::new(conn.get_database_backend());
         sql.push("UPDATE sys_events SET lease_until = NULL, processed_at = ")
             .bind(now)
-            .push(" WHERE id IN ")
-            .bind_list(chunk.iter().copied());
+            .push(" WHERE ")
+            .in_list("id", chunk.iter().copied());
         conn.execute_raw(sql.statement()).await?;
     }
     Ok(())
@@ -907,8 +907,8 @@ pub async fn delivery_nodes<C: ConnectionTrait>(
     let mut nodes = HashMap::new();
     for chunk in ids.chunks(max_rows(1)) {
         let mut sql = Sql::new(conn.get_database_backend());
-        sql.push("SELECT id, run_id, node FROM sys_deliveries WHERE id IN ")
-            .bind_list(chunk.iter().copied());
+        sql.push("SELECT id, run_id, node FROM sys_deliveries WHERE ")
+            .in_list("id", chunk.iter().copied());
         for row in conn.query_all_raw(sql.statement()).await? {
             nodes.insert(
                 row.try_get("", "id")?,
@@ -1051,8 +1051,8 @@ pub async fn existing<C: ConnectionTrait>(
     let mut found = HashSet::new();
     for chunk in ids.chunks(max_rows(1)) {
         let mut sql = Sql::new(conn.get_database_backend());
-        sql.push(&format!("SELECT id FROM \"{table}\" WHERE id IN "))
-            .bind_list(chunk.iter().copied());
+        sql.push(&format!("SELECT id FROM \"{table}\" WHERE "))
+            .in_list("id", chunk.iter().copied());
         for row in conn.query_all_raw(sql.statement()).await? {
             found.insert(row.try_get("", "id")?);
         }
@@ -1116,4 +1116,48 @@ pub async fn engine_gauges<C: ConnectionTrait>(conn: &C, now: i64) -> Result<Eng
         gauges.events_unprocessed = row.try_get("", "n")?;
     }
     Ok(gauges)
+}
+
+/// When a flow's version was published (a schedule's ticks count from then).
+pub async fn published_at<C: ConnectionTrait>(
+    conn: &C,
+    flow_id: i64,
+    version: i32,
+) -> Result<Option<i64>> {
+    use sea_orm::EntityTrait;
+    Ok(
+        crate::entities::flow_version::Entity::find_by_id((flow_id, version))
+            .one(conn)
+            .await?
+            .map(|v| v.published_at.timestamp_millis()),
+    )
+}
+
+/// The latest tick a flow's schedule fired.
+pub async fn last_tick<C: ConnectionTrait>(conn: &C, flow_id: i64) -> Result<Option<i64>> {
+    let mut sql = Sql::new(conn.get_database_backend());
+    sql.push("SELECT MAX(tick_at) AS t FROM sys_schedule_ticks WHERE flow_id = ")
+        .bind(flow_id);
+    match conn.query_one_raw(sql.statement()).await? {
+        Some(row) => row.try_get("", "t"),
+        None => Ok(None),
+    }
+}
+
+/// Records that a tick fires; `false` when another scheduler recorded it first.
+pub async fn claim_tick<C: ConnectionTrait>(
+    conn: &C,
+    flow_id: i64,
+    tick_at: i64,
+    now: i64,
+) -> Result<bool> {
+    let mut sql = Sql::new(conn.get_database_backend());
+    sql.push("INSERT INTO sys_schedule_ticks (flow_id, tick_at, fired_at) VALUES (")
+        .bind(flow_id)
+        .push(", ")
+        .bind(tick_at)
+        .push(", ")
+        .bind(now)
+        .push(") ON CONFLICT (flow_id, tick_at) DO NOTHING");
+    Ok(conn.execute_raw(sql.statement()).await?.rows_affected() == 1)
 }

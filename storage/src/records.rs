@@ -27,6 +27,7 @@ use crate::audit::{self, Entry};
 use crate::auth::{Principal, hash_password};
 use crate::error::{ItemError, Result, StorageError};
 use crate::schemas::{self, Schemas};
+use crate::sql::Sql;
 
 /// A record as the API shows it: field key → JSON value, plus `id`, `created_at`, `updated_at`.
 pub type Record = Map<String, Json>;
@@ -1467,11 +1468,20 @@ impl Store {
             .iter()
             .filter(|f| keys.contains(&f.key) && !matches!(f.ty, FieldType::Password))
             .collect();
+        let mut columns = String::from("\"id\"");
+        for f in &fields {
+            // Keys are checked identifiers (schema::check_identifier).
+            write!(columns, ", \"{}\"", f.key).expect("writing to a String");
+        }
         let mut records = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(10_000) {
-            let mut q = self.select(&schema, &fields);
-            q.and_where(Expr::col(col("id")).is_in(chunk.iter().copied()));
-            for row in self.db.conn.query_all(&q).await? {
+            let mut sql = Sql::new(self.db.backend());
+            sql.push(&format!(
+                "SELECT {columns}, \"created_at\", \"updated_at\" FROM \"{}\" WHERE ",
+                schema.name
+            ))
+            .in_list("\"id\"", chunk.iter().copied());
+            for row in self.db.conn.query_all_raw(sql.statement()).await? {
                 let record = Self::to_record(&row, &fields)?;
                 records.insert(row.try_get::<i64>("", "id")?, record);
             }

@@ -80,6 +80,22 @@ async fn opened_moves_the_run_on(app: &TestApp) {
     let (_, created) = post(app, "/api/flows", flow).await;
     let flow_id = created["id"].as_i64().unwrap();
 
+    // A dry run over today's contacts, nothing sent: nobody opens, or everybody does.
+    let (status, none) = post(app, &format!("/api/flows/{flow_id}/simulate"), json!({})).await;
+    assert_eq!(status, 200, "{none}");
+    assert_eq!(none["contacts"], 3);
+    assert_eq!(none["sends"], json!({"mail1": 3}));
+    assert_eq!(none["nodes"]["wait_open"], json!({"timeout": 3}));
+    assert_eq!(none["outcomes"], json!({"exit": 3}));
+    let (_, all) = post(
+        app,
+        &format!("/api/flows/{flow_id}/simulate"),
+        json!({"assume": "all_events"}),
+    )
+    .await;
+    assert_eq!(all["sends"], json!({"mail1": 3, "mail2": 3}));
+    assert!(app.channel.sent().is_empty(), "a simulation sends nothing");
+
     // Entering before publishing is refused with a reason.
     let (status, body) = post(
         app,

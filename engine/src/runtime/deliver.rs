@@ -195,6 +195,7 @@ impl Runtime {
             }
         }
         journeys::finish_deliveries(conn, results, millis(self.now())).await?;
+        self.wrote(handled).await?;
         Ok(handled)
     }
 

@@ -83,6 +83,7 @@ impl Runtime {
                 .enter_in(&txn, flow_id, version, &flow, ids, &entry_key, now)
                 .await?;
             txn.commit().await?;
+            self.wrote(report.entered.len()).await?;
             entered += report.entered.len();
         }
         Ok(entered)
@@ -201,5 +202,38 @@ impl Runtime {
             skipped,
             unknown: Vec::new(),
         })
+    }
+}
+
+impl Runtime {
+    /// Predicts how the flow's segment would pass through `flow` now (see
+    /// [`crate::simulate`]); reads contacts in batches, stores and sends nothing.
+    pub async fn simulate(
+        &self,
+        flow: &Flow,
+        assume: crate::simulate::Assume,
+    ) -> Result<crate::simulate::Prediction> {
+        let conn = &self.store.db().conn;
+        let now = self.now();
+        let fields = super::branch_fields(flow);
+        let mut prediction = crate::simulate::Prediction::default();
+        let mut after = 0;
+        let empty = Map::new();
+        loop {
+            let ids = journeys::ids_after(conn, CONTACTS, after, 5_000).await?;
+            let Some(&last) = ids.last() else {
+                return Ok(prediction);
+            };
+            let data = if fields.is_empty() {
+                Default::default()
+            } else {
+                self.store.contact_fields(CONTACTS, &ids, &fields).await?
+            };
+            for id in ids {
+                let contact = data.get(&id).unwrap_or(&empty);
+                prediction.add(flow, &run_key(0, id, "simulation"), contact, assume, now);
+            }
+            after = last;
+        }
     }
 }

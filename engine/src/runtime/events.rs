@@ -213,6 +213,7 @@ impl Runtime {
         self.store_moves(&txn, moves, now).await?;
         journeys::mark_events_processed(&txn, &ids, millis(now)).await?;
         txn.commit().await?;
+        self.wrote(events.len()).await?;
         Ok(events.len())
     }
 }

@@ -11,6 +11,7 @@
 mod deliver;
 mod enter;
 mod events;
+mod schedule;
 mod timers;
 mod worker;
 
@@ -20,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{DatabaseTransaction, DbErr};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 use serde_json::{Map, Value as Json};
 use tabiji_connectors::Registry;
 use tabiji_model::clock::Clock;
@@ -103,7 +104,15 @@ pub struct Runtime {
     /// Woken when work arrives through this process (events, API entries).
     pub(crate) wake: Notify,
     pub counters: Counters,
+    /// Rows this process wrote to the engine tables since it last refreshed PostgreSQL's
+    /// statistics of them.
+    written_since_analyze: AtomicU64,
 }
+
+/// PostgreSQL plans the claim queries from table statistics; tables that grew by this many rows
+/// since their last analysis are analysed again rather than waiting for autovacuum, which
+/// otherwise plans a million-row queue from an empty table's numbers.
+const ANALYZE_EVERY: u64 = 200_000;
 
 /// What this process's engine has done since it started, for `/metrics`.
 #[derive(Debug, Default)]
@@ -217,6 +226,7 @@ impl Runtime {
             started: Mutex::new(HashSet::new()),
             wake: Notify::new(),
             counters: Counters::default(),
+            written_since_analyze: AtomicU64::new(0),
         }
     }
 
@@ -231,6 +241,22 @@ impl Runtime {
 
     fn now(&self) -> DateTime<Utc> {
         self.clock.now()
+    }
+
+    /// Counts rows written and, on PostgreSQL, refreshes the engine tables' statistics when
+    /// they have grown a lot (see [`ANALYZE_EVERY`]).
+    async fn wrote(&self, rows: usize) -> Result<()> {
+        let total = self
+            .written_since_analyze
+            .fetch_add(rows as u64, Ordering::Relaxed)
+            + rows as u64;
+        let conn = &self.store.db().conn;
+        if total >= ANALYZE_EVERY && conn.get_database_backend() == sea_orm::DbBackend::Postgres {
+            self.written_since_analyze.store(0, Ordering::Relaxed);
+            conn.execute_unprepared("ANALYZE sys_runs, sys_deliveries, sys_run_steps, sys_events")
+                .await?;
+        }
+        Ok(())
     }
 
     /// A published version, parsed once.

@@ -13,6 +13,7 @@ use tabiji_storage::scratch::Scratch;
 use tabiji_storage::{Db, Principal, Store, flows, migration};
 
 use super::*;
+use tabiji_model::zone::Zone;
 
 fn t(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -428,4 +429,76 @@ async fn retries_with_backoff_dead_letters_suppression_and_unknown_after_a_crash
     settle(&rt).await;
     assert_eq!(status("unknown").await.len(), 1, "never resent silently");
     scratch.remove().await;
+}
+
+#[tokio::test]
+async fn two_schedulers_fire_each_tick_once_and_catch_up_with_the_latest() {
+    for scratch in Scratch::all_backends().await {
+        let db = Db::connect(&scratch.url).await.unwrap();
+        migration::run(&db).await.unwrap();
+        let store = Store::open(db).await.unwrap();
+        let items = (1..=5)
+            .map(|i| json!({"email": format!("weekly{i}@example.jp")}))
+            .collect();
+        store
+            .bulk_create(&Principal::system(), "tourists", items)
+            .await
+            .unwrap();
+        // Publishing stamps the real time; the schedulers' clock starts there.
+        let id = publish(
+            &store,
+            json!({
+                "format": 1, "name": "daily news",
+                "settings": {"re_entry": "after_exit"},
+                "entry": {"type": "schedule", "segment": "all", "next": "mail",
+                          "recurrence": {"every": "day", "at": "09:00"}},
+                "nodes": [
+                    {"id": "mail", "type": "send", "channel": "test", "template": "news", "next": "end"},
+                    {"id": "end", "type": "exit"}
+                ]
+            }),
+        )
+        .await;
+        let clock = Arc::new(FixedClock::new(Utc::now()));
+        let channel = Arc::new(Recording::new());
+        let scheduler = || {
+            Runtime::new(
+                store.clone(),
+                clock.clone(),
+                Registry::new().with(channel.clone()),
+                Config::default(),
+            )
+        };
+        let (a, b) = (scheduler(), scheduler());
+        let both = async || {
+            let (x, y) = tokio::join!(a.schedule_step(), b.schedule_step());
+            x.unwrap() + y.unwrap()
+        };
+        assert_eq!(both().await, 0, "no 09:00 since publishing");
+        clock.advance(Span::hours(24));
+        assert_eq!(both().await, 1, "one 09:00 passed: fired once by the two");
+        assert_eq!(both().await, 0, "and not again");
+        settle(&a).await;
+        settle(&b).await;
+        assert_eq!(channel.sent().len(), 5);
+
+        // Three days down: only the latest missed tick fires.
+        clock.advance(Span::hours(72));
+        assert_eq!(both().await, 1);
+        settle(&a).await;
+        assert_eq!(channel.sent().len(), 10);
+        let ticks = journeys::last_tick(&store.db().conn, id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            Zone::parse("Asia/Tokyo")
+                .unwrap()
+                .local(from_millis(ticks))
+                .format("%H:%M")
+                .to_string(),
+            "09:00"
+        );
+        scratch.remove().await;
+    }
 }

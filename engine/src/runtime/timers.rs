@@ -54,6 +54,7 @@ impl Runtime {
         let txn = conn.begin().await?;
         let moved = self.store_moves(&txn, moves, now).await?;
         txn.commit().await?;
+        self.wrote(moved.len()).await?;
         Ok(moved.len())
     }
 }

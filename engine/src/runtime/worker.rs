@@ -1,4 +1,5 @@
-//! The worker: two loops sharing one [`Runtime`]. One moves runs (entries, events, timers);
+//! The worker: two loops sharing one [`Runtime`]. One moves runs (schedule ticks, entries,
+//! events, timers);
 //! the other sends the outbox, so a slow provider never holds up the runs. Several workers,
 //! in one process or on several machines, share the work through the tables' leases.
 
@@ -36,10 +37,11 @@ pub fn spawn_worker(runtime: Arc<Runtime>) -> WorkerHandle {
         tokio::spawn(async move {
             run_loop(runtime, stopped, "steps", |rt| {
                 Box::pin(async move {
+                    let ticks = rt.schedule_step().await?;
                     let entered = rt.enter_step().await?;
                     let events = rt.event_step().await?;
                     let timers = rt.timer_step().await?;
-                    Ok(entered + events + timers)
+                    Ok(ticks + entered + events + timers)
                 })
             })
             .await

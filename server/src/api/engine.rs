@@ -9,9 +9,11 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tabiji_engine::runtime::{CONTACTS, IncomingEvent};
+use tabiji_engine::simulate::Assume;
 use tabiji_model::Op;
+use tabiji_model::flow::Flow;
 use tabiji_model::normalize::email as normalize_email;
-use tabiji_storage::flows::FLOWS;
+use tabiji_storage::flows::{self, FLOWS};
 use tabiji_storage::journeys;
 use tabiji_storage::{ItemError, StorageError};
 
@@ -30,6 +32,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/events", post(post_events))
         .route("/api/flows/{id}/runs", post(enter))
         .route("/api/flows/{id}/stats", get(stats))
+        .route("/api/flows/{id}/simulate", post(simulate))
         .route("/api/runs", get(runs_of_contact))
         .route("/api/runs/{id}/steps", get(steps))
         .route("/api/deliveries", get(deliveries))
@@ -211,6 +214,43 @@ async fn stats(
         .await
         .map_err(StorageError::from)?;
     Ok(Json(stats))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SimulateRequest {
+    #[serde(default)]
+    assume: Assume,
+}
+
+/// `POST /api/flows/{id}/simulate`: how the draft would run over today's contacts; nothing is
+/// stored or sent.
+async fn simulate(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<i64>,
+    JsonBody(body): JsonBody<SimulateRequest>,
+) -> ApiResult<impl IntoResponse> {
+    state.store.require(&who, CONTACTS, Op::View).await?;
+    let info = flows::get(&state.store, &who, id).await?;
+    if !info.problems.is_empty() {
+        return Err(StorageError::Invalid(
+            info.problems
+                .into_iter()
+                .map(|p| ItemError {
+                    index: None,
+                    field: Some(p.at),
+                    code: p.code,
+                    message: p.message,
+                })
+                .collect(),
+        )
+        .into());
+    }
+    let flow: Flow = serde_json::from_value(info.draft)
+        .map_err(|e| ApiError::BadRequest(format!("the draft is not a flow: {e}")))?;
+    let prediction = state.runtime.simulate(&flow, body.assume).await?;
+    Ok(Json(prediction))
 }
 
 #[derive(Deserialize)]

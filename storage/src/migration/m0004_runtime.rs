@@ -1,5 +1,5 @@
-//! The engine's runtime tables: runs, the step log, the delivery outbox, events and entry
-//! cursors. Times are milliseconds since the Unix epoch (UTC) in BIGINT columns: compact, the
+//! The engine's runtime tables: runs, the step log, the delivery outbox, events, entry
+//! cursors and schedule ticks. Times are milliseconds since the Unix epoch (UTC) in BIGINT columns: compact, the
 //! same on both backends, and compared without parsing.
 
 use sea_orm_migration::prelude::*;
@@ -128,6 +128,18 @@ impl MigrationTrait for Migration {
                 .col(big("started_at"))
                 .col(big("updated_at"))
                 .primary_key(Index::create().col("flow_id").col("entry_key"))
+                .take(),
+        )
+        .await?;
+        // One row per schedule tick fired: the primary key is what makes a tick fire once
+        // however many schedulers see it.
+        m.create_table(
+            Table::create()
+                .table("sys_schedule_ticks")
+                .col(big("flow_id"))
+                .col(big("tick_at"))
+                .col(big("fired_at"))
+                .primary_key(Index::create().col("flow_id").col("tick_at"))
                 .take(),
         )
         .await?;

@@ -54,6 +54,10 @@ pub struct Settings {
     /// Contacts leave the flow as soon as one of these events happens (goals).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub goals: Vec<String>,
+    /// PT-4 privacy mode: the flow's runs, step log and deliveries hold a pseudonymous id, and
+    /// each action reads only the contact fields it needs, keeping them only for the action.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub privacy: bool,
 }
 
 fn tokyo() -> String {
@@ -71,6 +75,7 @@ impl Default for Settings {
             starts_on: None,
             ends_on: None,
             goals: Vec::new(),
+            privacy: false,
         }
     }
 }

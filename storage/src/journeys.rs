@@ -1161,3 +1161,77 @@ pub async fn claim_tick<C: ConnectionTrait>(
         .push(") ON CONFLICT (flow_id, tick_at) DO NOTHING");
     Ok(conn.execute_raw(sql.statement()).await?.rows_affected() == 1)
 }
+
+/// PT-4: the pseudonym of each contact (negative ids), created for those without one when
+/// `create` is set.
+pub async fn pseudonyms_for<C: ConnectionTrait>(
+    conn: &C,
+    contacts: &[i64],
+    create: bool,
+    now: i64,
+) -> Result<HashMap<i64, i64>> {
+    let lookup = async |contacts: &[i64]| -> Result<HashMap<i64, i64>> {
+        let mut found = HashMap::new();
+        for chunk in contacts.chunks(max_rows(1)) {
+            let mut sql = Sql::new(conn.get_database_backend());
+            sql.push("SELECT pseudonym, contact_id FROM sys_pseudonyms WHERE ")
+                .in_list("contact_id", chunk.iter().copied());
+            for row in conn.query_all_raw(sql.statement()).await? {
+                found.insert(
+                    row.try_get("", "contact_id")?,
+                    row.try_get("", "pseudonym")?,
+                );
+            }
+        }
+        Ok(found)
+    };
+    let mut found = lookup(contacts).await?;
+    let missing: Vec<i64> = contacts
+        .iter()
+        .copied()
+        .filter(|c| !found.contains_key(c))
+        .collect();
+    if !create || missing.is_empty() {
+        return Ok(found);
+    }
+    let columns = [("pseudonym", Ty::BigInt), ("contact_id", Ty::BigInt)];
+    for chunk in missing.chunks(max_rows(2)) {
+        let rows = chunk
+            .iter()
+            .map(|&c| {
+                let pseudonym = -((rand::random::<u64>() >> 2) as i64) - 1;
+                vec![pseudonym.into(), c.into()]
+            })
+            .collect();
+        let mut sql = Sql::new(conn.get_database_backend());
+        sql.push("INSERT INTO sys_pseudonyms (pseudonym, contact_id, created_at) SELECT pseudonym, contact_id, ")
+            .bind(now)
+            .push(" FROM ")
+            .rows(&columns, rows)
+            .push(" AS v WHERE true ON CONFLICT DO NOTHING");
+        conn.execute_raw(sql.statement()).await?;
+    }
+    // Another worker may have given some of them a pseudonym first: read back what is stored.
+    found.extend(lookup(&missing).await?);
+    Ok(found)
+}
+
+/// The contacts behind pseudonyms.
+pub async fn contacts_of<C: ConnectionTrait>(
+    conn: &C,
+    pseudonyms: &[i64],
+) -> Result<HashMap<i64, i64>> {
+    let mut found = HashMap::new();
+    for chunk in pseudonyms.chunks(max_rows(1)) {
+        let mut sql = Sql::new(conn.get_database_backend());
+        sql.push("SELECT pseudonym, contact_id FROM sys_pseudonyms WHERE ")
+            .in_list("pseudonym", chunk.iter().copied());
+        for row in conn.query_all_raw(sql.statement()).await? {
+            found.insert(
+                row.try_get("", "pseudonym")?,
+                row.try_get("", "contact_id")?,
+            );
+        }
+    }
+    Ok(found)
+}

@@ -11,7 +11,7 @@ use tabiji_connectors::{Message, Outcome};
 use tabiji_model::flow::Channel;
 use tabiji_storage::journeys::{self, DeliveryResult, DeliveryRow};
 
-use super::{CONTACTS, Result, Runtime, millis};
+use super::{Result, Runtime, millis};
 
 /// Why a delivery was not attempted, or how it ended.
 fn result(d: &DeliveryRow, status: &'static str, error: impl Into<String>) -> DeliveryResult {
@@ -120,8 +120,8 @@ impl Runtime {
                 .iter()
                 .map(|f| f.to_string())
                 .collect();
-            let ids: Vec<i64> = deliveries.iter().map(|d| d.contact_id).collect();
-            let data = self.store.contact_fields(CONTACTS, &ids, &fields).await?;
+            let subjects: Vec<i64> = deliveries.iter().map(|d| d.contact_id).collect();
+            let data = self.fields_of(&subjects, &fields).await?;
             let mut ready = Vec::with_capacity(deliveries.len());
             for d in deliveries {
                 let Some(record) = data.get(&d.contact_id) else {

@@ -1,7 +1,7 @@
 //! Contacts entering flows: a segment snapshot in batches behind a checkpointed cursor, or a
 //! list of contacts named by an API call.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::TransactionTrait;
@@ -164,6 +164,17 @@ impl Runtime {
         entry_key: &str,
         now: DateTime<Utc>,
     ) -> Result<EnterReport> {
+        // PT-4: a privacy-mode flow holds pseudonyms ("subjects") in place of contact ids.
+        let (subjects, contact_of): (Vec<i64>, HashMap<i64, i64>) = if flow.settings.privacy {
+            let pseudonyms = journeys::pseudonyms_for(txn, &contacts, true, millis(now)).await?;
+            contacts
+                .iter()
+                .filter_map(|c| pseudonyms.get(c).map(|p| (*p, (*p, *c))))
+                .unzip()
+        } else {
+            (contacts.clone(), contacts.iter().map(|&c| (c, c)).collect())
+        };
+        let contacts = subjects;
         let blocked = match flow.settings.re_entry {
             ReEntry::Never => journeys::contacts_with_runs(txn, flow_id, &contacts, false).await?,
             ReEntry::AfterExit => {
@@ -197,9 +208,15 @@ impl Runtime {
         let stored: HashSet<i64> = entered.iter().copied().collect();
         let mut skipped = skipped;
         skipped.extend(ids.into_iter().filter(|c| !stored.contains(c)));
+        let real = |subjects: Vec<i64>| -> Vec<i64> {
+            subjects
+                .into_iter()
+                .filter_map(|s| contact_of.get(&s).copied())
+                .collect()
+        };
         Ok(EnterReport {
-            entered,
-            skipped,
+            entered: real(entered),
+            skipped: real(skipped),
             unknown: Vec::new(),
         })
     }

@@ -90,9 +90,6 @@ impl Runtime {
         let mut contacts: Vec<i64> = events.iter().map(|e| e.contact_id).collect();
         contacts.sort_unstable();
         contacts.dedup();
-        let waiting = journeys::waiting_runs_of(conn, &live_ids, &contacts).await?;
-        let delivery_ids: Vec<i64> = events.iter().filter_map(|e| e.delivery_id).collect();
-        let delivered = journeys::delivery_nodes(conn, &delivery_ids).await?;
 
         // Flows an event starts: active, with an event entry.
         let mut starters: Vec<(i64, i32, Arc<Flow>)> = Vec::new();
@@ -102,6 +99,22 @@ impl Runtime {
                 starters.push((f.id, f.version, flow));
             }
         }
+        // PT-4: privacy-mode runs are filed under the contact's pseudonym; a privacy flow an
+        // event starts gives the contact one.
+        let create = starters.iter().any(|(_, _, f)| f.settings.privacy);
+        let pseudonym = journeys::pseudonyms_for(conn, &contacts, create, millis(now)).await?;
+        let subject = |flow: &Flow, contact: i64| {
+            if flow.settings.privacy {
+                pseudonym.get(&contact).copied()
+            } else {
+                Some(contact)
+            }
+        };
+        let mut subjects = contacts.clone();
+        subjects.extend(pseudonym.values().copied());
+        let waiting = journeys::waiting_runs_of(conn, &live_ids, &subjects).await?;
+        let delivery_ids: Vec<i64> = events.iter().filter_map(|e| e.delivery_id).collect();
+        let delivered = journeys::delivery_nodes(conn, &delivery_ids).await?;
         let mut tracked: Vec<Tracked> = Vec::new();
         let mut by_contact: HashMap<i64, Vec<usize>> = HashMap::new();
         for row in waiting {
@@ -123,9 +136,10 @@ impl Runtime {
         }
         // Re-entry rules for event entries: who is, or was, in each starting flow.
         let mut in_flow: HashMap<i64, (HashSet<i64>, HashSet<i64>)> = HashMap::new();
-        for (flow_id, _, _) in &starters {
-            let ever = journeys::contacts_with_runs(conn, *flow_id, &contacts, false).await?;
-            let open = journeys::contacts_with_runs(conn, *flow_id, &contacts, true).await?;
+        for (flow_id, _, flow) in &starters {
+            let mine: Vec<i64> = contacts.iter().filter_map(|&c| subject(flow, c)).collect();
+            let ever = journeys::contacts_with_runs(conn, *flow_id, &mine, false).await?;
+            let open = journeys::contacts_with_runs(conn, *flow_id, &mine, true).await?;
             in_flow.insert(*flow_id, (ever, open));
         }
         let mut wanted: Vec<(Arc<Flow>, i64)> = tracked
@@ -133,15 +147,28 @@ impl Runtime {
             .map(|t| (t.flow.clone(), t.contact_id))
             .collect();
         for (_, _, flow) in &starters {
-            wanted.extend(contacts.iter().map(|&c| (flow.clone(), c)));
+            wanted.extend(
+                contacts
+                    .iter()
+                    .filter_map(|&c| subject(flow, c))
+                    .map(|s| (flow.clone(), s)),
+            );
         }
         let data = self.contacts_for(&wanted).await?;
         let empty = Map::new();
 
         for event in &events {
-            let contact = data.get(&event.contact_id).unwrap_or(&empty);
             let of_run = event.delivery_id.and_then(|d| delivered.get(&d));
-            for &i in by_contact.get(&event.contact_id).into_iter().flatten() {
+            let mine: Vec<usize> = [
+                Some(event.contact_id),
+                pseudonym.get(&event.contact_id).copied(),
+            ]
+            .into_iter()
+            .flatten()
+            .flat_map(|s| by_contact.get(&s).cloned().unwrap_or_default())
+            .collect();
+            for i in mine {
+                let contact = data.get(&tracked[i].contact_id).unwrap_or(&empty);
                 let t = &mut tracked[i];
                 let of = of_run
                     .filter(|(run_id, _)| Some(*run_id) == t.stored.map(|s| s.0))
@@ -163,32 +190,33 @@ impl Runtime {
                 if *wanted != event.name {
                     continue;
                 }
+                let Some(who) = subject(flow, event.contact_id) else {
+                    continue;
+                };
                 let (ever, open) = in_flow.get_mut(flow_id).expect("filled above");
                 let blocked = match flow.settings.re_entry {
-                    ReEntry::Never => ever.contains(&event.contact_id),
-                    ReEntry::AfterExit => open.contains(&event.contact_id),
+                    ReEntry::Never => ever.contains(&who),
+                    ReEntry::AfterExit => open.contains(&who),
                     ReEntry::Always => false,
                 };
                 if blocked {
                     continue;
                 }
                 let entry_key = format!("event:{}", event.event_key);
-                let run = Run::new(run_key(*flow_id, event.contact_id, &entry_key));
+                let run = Run::new(run_key(*flow_id, who, &entry_key));
+                let contact = data.get(&who).unwrap_or(&empty);
                 let (run, actions) = apply(flow, &run, contact, &Input::Enter, now);
-                ever.insert(event.contact_id);
+                ever.insert(who);
                 if !matches!(run.position, crate::machine::Position::Finished(_)) {
-                    open.insert(event.contact_id);
+                    open.insert(who);
                 }
-                by_contact
-                    .entry(event.contact_id)
-                    .or_default()
-                    .push(tracked.len());
+                by_contact.entry(who).or_default().push(tracked.len());
                 tracked.push(Tracked {
                     stored: None,
                     flow: flow.clone(),
                     flow_id: *flow_id,
                     version: *version,
-                    contact_id: event.contact_id,
+                    contact_id: who,
                     entry_key,
                     run,
                     actions,

@@ -291,22 +291,50 @@ impl Runtime {
         wanted: &[(Arc<Flow>, i64)],
     ) -> Result<HashMap<i64, Map<String, Json>>> {
         let mut fields: Vec<String> = Vec::new();
-        let mut ids = Vec::new();
-        for (flow, contact) in wanted {
+        let mut subjects = Vec::new();
+        for (flow, subject) in wanted {
             let needed = branch_fields(flow);
             if !needed.is_empty() {
-                ids.push(*contact);
+                subjects.push(*subject);
                 fields.extend(needed);
             }
         }
-        if ids.is_empty() {
+        if subjects.is_empty() {
             return Ok(HashMap::new());
         }
         fields.sort();
         fields.dedup();
+        self.fields_of(&subjects, &fields).await
+    }
+
+    /// The real contact behind each subject: a contact id is itself; a pseudonym (negative,
+    /// PT-4) is looked up. Subjects whose contact is gone are missing.
+    async fn real_contacts(&self, subjects: &[i64]) -> Result<HashMap<i64, i64>> {
+        let pseudonyms: Vec<i64> = subjects.iter().copied().filter(|s| *s < 0).collect();
+        let mut real = if pseudonyms.is_empty() {
+            HashMap::new()
+        } else {
+            journeys::contacts_of(&self.store.db().conn, &pseudonyms).await?
+        };
+        real.extend(subjects.iter().filter(|s| **s > 0).map(|&s| (s, s)));
+        Ok(real)
+    }
+
+    /// `fields` of each subject's contact, keyed by subject; read for one action and dropped.
+    async fn fields_of(
+        &self,
+        subjects: &[i64],
+        fields: &[String],
+    ) -> Result<HashMap<i64, Map<String, Json>>> {
+        let real = self.real_contacts(subjects).await?;
+        let mut ids: Vec<i64> = real.values().copied().collect();
         ids.sort_unstable();
         ids.dedup();
-        Ok(self.store.contact_fields(CONTACTS, &ids, &fields).await?)
+        let records = self.store.contact_fields(CONTACTS, &ids, fields).await?;
+        Ok(real
+            .into_iter()
+            .filter_map(|(subject, contact)| records.get(&contact).map(|r| (subject, r.clone())))
+            .collect())
     }
 
     /// Stores decided moves in `txn`: new runs, moved runs (compare-and-set), their step
@@ -401,6 +429,12 @@ impl Runtime {
             }
         }
         if !updates.is_empty() {
+            let subjects: Vec<i64> = updates.iter().map(|(s, _)| *s).collect();
+            let real = self.real_contacts(&subjects).await?;
+            for (subject, _) in updates.iter_mut() {
+                // A contact deleted since has no record to update: id 0 matches nothing.
+                *subject = real.get(subject).copied().unwrap_or(0);
+            }
             let refused = self
                 .store
                 .update_within(txn, &Principal::system(), CONTACTS, &updates)

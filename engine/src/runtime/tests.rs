@@ -502,3 +502,93 @@ async fn two_schedulers_fire_each_tick_once_and_catch_up_with_the_latest() {
         scratch.remove().await;
     }
 }
+
+#[tokio::test]
+async fn privacy_mode_holds_pseudonyms_and_reads_only_what_each_action_needs() {
+    for scratch in Scratch::all_backends().await {
+        let f = fixture(scratch, 4).await;
+        let rt = &f.runtime;
+        let id = publish(
+            rt.store(),
+            json!({
+                "format": 1, "name": "private",
+                "settings": {"privacy": true, "re_entry": "always"},
+                "entry": {"type": "event", "event": "signed_up", "next": "aichi"},
+                "nodes": [
+                    {"id": "aichi", "type": "branch", "field": "prefecture", "op": "eq", "value": "愛知県",
+                     "on_true": "mail", "on_false": "end"},
+                    {"id": "mail", "type": "send", "channel": "test", "template": "hello", "next": "wait"},
+                    {"id": "wait", "type": "wait_for_event", "event": {"opened": {"of": "mail"}},
+                     "timeout": "1d", "on_event": "tag", "on_timeout": "end"},
+                    {"id": "tag", "type": "update_contact", "set": {"notes": "opened privately"}, "next": "end"},
+                    {"id": "end", "type": "exit"}
+                ]
+            }),
+        )
+        .await;
+        let signups = (1..=4)
+            .map(|c| event(&format!("signup-{c}"), c, "signed_up", None))
+            .collect();
+        rt.ingest(signups).await.unwrap();
+        settle(rt).await;
+
+        // Contacts 2 and 4 live in Aichi: the branch read their data through the pseudonym.
+        let sent = f.channel.sent();
+        let mut to: Vec<&str> = sent
+            .iter()
+            .map(|m| m.to["email"].as_str().unwrap())
+            .collect();
+        to.sort();
+        assert_eq!(to, ["guest2@example.jp", "guest4@example.jp"]);
+        assert!(
+            sent.iter().all(|m| m.contact_id < 0),
+            "the channel sees pseudonyms"
+        );
+        assert!(
+            sent.iter().all(|m| m.to.keys().eq(["email"].iter())),
+            "only the fields the channel needs"
+        );
+        let conn = &rt.store.db().conn;
+        for table in ["sys_runs", "sys_deliveries"] {
+            let sql = format!(
+                "SELECT COUNT(*) AS n FROM {table} WHERE flow_id = {id} AND contact_id > 0"
+            );
+            let row = conn
+                .query_one_raw(sea_orm::Statement::from_string(
+                    conn.get_database_backend(),
+                    sql,
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                row.try_get::<i64>("", "n").unwrap(),
+                0,
+                "{table} holds no contact id"
+            );
+        }
+        assert!(journeys::runs_of_contact(conn, 2).await.unwrap().is_empty());
+
+        // Contact 2 opens, reported under its real id: the run moves, and the update reaches
+        // the real record.
+        let mail = sent
+            .iter()
+            .find(|m| m.to["email"] == "guest2@example.jp")
+            .unwrap()
+            .delivery_id;
+        rt.ingest(vec![event("open-2", 2, "opened", Some(mail))])
+            .await
+            .unwrap();
+        settle(rt).await;
+        let record = rt
+            .store
+            .get(&Principal::system(), "tourists", 2)
+            .await
+            .unwrap();
+        assert_eq!(record["notes"], "opened privately");
+        let stats = journeys::flow_stats(conn, id).await.unwrap();
+        assert_eq!(stats.runs.get("finished"), Some(&3));
+        assert_eq!(stats.waiting.get("wait"), Some(&1));
+        f.scratch.remove().await;
+    }
+}

@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::schedule::{Cron, Recurrence, Schedule};
@@ -14,7 +15,7 @@ use crate::zone::Zone;
 /// The flow format this code reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Flow {
     /// The flow format (not the flow's own published version).
@@ -28,7 +29,7 @@ pub struct Flow {
     pub nodes: Vec<Node>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// May a contact enter again?
@@ -80,7 +81,7 @@ impl Default for Settings {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReEntry {
     #[default]
@@ -89,7 +90,7 @@ pub enum ReEntry {
     Always,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FrequencyCap {
     pub max_sends: u32,
@@ -97,7 +98,7 @@ pub struct FrequencyCap {
 }
 
 /// How contacts enter the flow; `next` is the first node.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Entry {
     /// Everyone in a segment when the flow starts.
@@ -137,6 +138,12 @@ impl Entry {
     }
 }
 
+/// The JSON Schema of the flow format, generated from these types: `docs/flow.schema.json`
+/// and `tabiji flow schema` print it, and a test keeps the file in step with the code.
+pub fn json_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(Flow)).expect("a schema is JSON")
+}
+
 /// The built-in segment of every contact. Saved segments arrive with the segments issue.
 pub const ALL_CONTACTS: &str = "all";
 
@@ -164,7 +171,7 @@ impl Entry {
 
 /// Unknown keys of a node are refused by [`Step`], which receives every key but `id` and
 /// `position` (serde cannot deny unknown fields on a struct with a flattened part).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Node {
     pub id: String,
     #[serde(flatten)]
@@ -174,7 +181,7 @@ pub struct Node {
     pub position: Option<(f64, f64)>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
     Email,
@@ -210,7 +217,7 @@ impl Channel {
 }
 
 /// What a wait-for-event listens for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Awaited {
     /// The message sent by node `of` was opened (PT-1).
@@ -228,7 +235,7 @@ pub enum Awaited {
 }
 
 /// One share of a random split.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Variant {
     pub name: String,
@@ -237,7 +244,7 @@ pub struct Variant {
 }
 
 /// What a node does, with its exits.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Step {
     Send {
@@ -728,6 +735,16 @@ mod tests {
         let again: Flow = serde_json::from_value(serde_json::to_value(&flow).unwrap()).unwrap();
         assert_eq!(again, flow);
         assert_eq!(flow.settings.zone, "Asia/Tokyo");
+    }
+
+    #[test]
+    fn the_published_json_schema_is_the_code_s() {
+        let published: serde_json::Value =
+            serde_json::from_str(include_str!("../../docs/flow.schema.json")).unwrap();
+        assert!(
+            published == json_schema(),
+            "docs/flow.schema.json is stale: regenerate it with `tabiji flow schema > docs/flow.schema.json`"
+        );
     }
 
     #[test]

@@ -8,13 +8,14 @@
 //! (as in Vixie cron).
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc, Weekday};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::flow::{WEEKDAYS, parse_time_of_day};
 use crate::zone::Zone;
 
 /// A friendly recurrence, as the editor offers it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "every", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Recurrence {
     /// Every day at `at` (`HH:MM`).

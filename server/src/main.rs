@@ -138,6 +138,8 @@ enum FlowCommand {
         #[arg(required = true)]
         files: Vec<std::path::PathBuf>,
     },
+    /// Print the JSON Schema of the flow format (for editors and partner tooling).
+    Schema,
 }
 
 #[derive(Subcommand)]
@@ -366,6 +368,15 @@ async fn main() -> anyhow::Result<()> {
             migration::run(&db).await?;
             let role = users::create_role(&db, &name, &description, &rights).await?;
             println!("created role {} (id {})", role.name, role.id);
+            Ok(())
+        }
+        Command::Flow {
+            command: FlowCommand::Schema,
+        } => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&tabiji_model::flow::json_schema())?
+            );
             Ok(())
         }
         Command::Flow {

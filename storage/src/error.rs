@@ -28,6 +28,18 @@ impl ItemError {
     }
 }
 
+/// A flow's problem, as an error naming the node (or `entry`, `settings`) as its field.
+impl From<tabiji_model::flow::FlowError> for ItemError {
+    fn from(e: tabiji_model::flow::FlowError) -> Self {
+        ItemError {
+            index: None,
+            field: Some(e.at),
+            code: e.code,
+            message: e.message,
+        }
+    }
+}
+
 impl From<FieldError> for ItemError {
     fn from(e: FieldError) -> Self {
         ItemError {

@@ -158,15 +158,7 @@ pub async fn publish(store: &Store, who: &Principal, id: i64) -> Result<FlowInfo
     }
     if !problems.is_empty() {
         return Err(StorageError::Invalid(
-            problems
-                .into_iter()
-                .map(|p| ItemError {
-                    index: None,
-                    field: Some(p.at),
-                    code: p.code,
-                    message: p.message,
-                })
-                .collect(),
+            problems.into_iter().map(ItemError::from).collect(),
         ));
     }
     if model.status == "stopped" {

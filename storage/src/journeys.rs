@@ -196,6 +196,31 @@ fn state_cells(s: &RunState) -> [Cell; 5] {
     ]
 }
 
+/// Runs one statement per batch of `items` small enough for the backend's parameter limit:
+/// `cells` turns an item into its row of `columns`, `statement` writes the SQL around the
+/// batch's row source. Returns the rows every statement returned.
+async fn per_batch<C: ConnectionTrait, T>(
+    conn: &C,
+    items: Vec<T>,
+    columns: &[(&str, Ty)],
+    cells: impl Fn(T) -> Vec<Cell>,
+    statement: impl Fn(&mut Sql, Vec<Vec<Cell>>),
+) -> Result<Vec<QueryResult>> {
+    let mut returned = Vec::new();
+    let mut rest = items.into_iter().peekable();
+    while rest.peek().is_some() {
+        let rows: Vec<Vec<Cell>> = rest
+            .by_ref()
+            .take(max_rows(columns.len()))
+            .map(&cells)
+            .collect();
+        let mut sql = Sql::new(conn.get_database_backend());
+        statement(&mut sql, rows);
+        returned.extend(conn.query_all_raw(sql.statement()).await?);
+    }
+    Ok(returned)
+}
+
 /// A flow whose runs exist and may move: active, or paused (events still reach its runs;
 /// timers, entries and sends wait for it to resume).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -391,46 +416,46 @@ pub async fn insert_runs<C: ConnectionTrait>(
         ("outcome", Ty::Text),
     ];
     let mut ids = HashMap::with_capacity(runs.len());
-    let mut rest = runs.into_iter().peekable();
-    while rest.peek().is_some() {
-        let rows: Vec<Vec<Cell>> = rest
-            .by_ref()
-            .take(max_rows(columns.len()))
-            .map(|r| {
-                let mut row: Vec<Cell> = vec![
-                    r.flow_id.into(),
-                    i64::from(r.version).into(),
-                    r.contact_id.into(),
-                    r.entry_key.into(),
-                ];
-                row.extend(state_cells(&r.state));
-                row
-            })
-            .collect();
-        let mut sql = Sql::new(conn.get_database_backend());
-        sql.push(
-            "INSERT INTO sys_runs (flow_id, version, contact_id, entry_key, state, node, wake_at, \
-             iteration, outcome, entered_at, updated_at) \
-             SELECT flow_id, version, contact_id, entry_key, state, node, wake_at, iteration, \
-             outcome, ",
-        )
-        .bind(now)
-        .push(", ")
-        .bind(now)
-        .push(" FROM ")
-        .rows(&columns, rows)
-        .push(
-            " AS v WHERE true ON CONFLICT (flow_id, contact_id, entry_key) DO NOTHING \
-             RETURNING id, flow_id, contact_id, entry_key",
-        );
-        for row in conn.query_all_raw(sql.statement()).await? {
-            let key = (
-                row.try_get("", "flow_id")?,
-                row.try_get("", "contact_id")?,
-                row.try_get("", "entry_key")?,
+    let returned = per_batch(
+        conn,
+        runs,
+        &columns,
+        |r| {
+            let mut row: Vec<Cell> = vec![
+                r.flow_id.into(),
+                i64::from(r.version).into(),
+                r.contact_id.into(),
+                r.entry_key.into(),
+            ];
+            row.extend(state_cells(&r.state));
+            row
+        },
+        |sql, rows| {
+            sql.push(
+                "INSERT INTO sys_runs (flow_id, version, contact_id, entry_key, state, node, wake_at, \
+                 iteration, outcome, entered_at, updated_at) \
+                 SELECT flow_id, version, contact_id, entry_key, state, node, wake_at, iteration, \
+                 outcome, ",
+            )
+            .bind(now)
+            .push(", ")
+            .bind(now)
+            .push(" FROM ")
+            .rows(&columns, rows)
+            .push(
+                " AS v WHERE true ON CONFLICT (flow_id, contact_id, entry_key) DO NOTHING \
+                 RETURNING id, flow_id, contact_id, entry_key",
             );
-            ids.insert(key, row.try_get("", "id")?);
-        }
+        },
+    )
+    .await?;
+    for row in returned {
+        let key = (
+            row.try_get("", "flow_id")?,
+            row.try_get("", "contact_id")?,
+            row.try_get("", "entry_key")?,
+        );
+        ids.insert(key, row.try_get("", "id")?);
     }
     Ok(ids)
 }
@@ -509,32 +534,32 @@ pub async fn update_runs<C: ConnectionTrait>(
         ("outcome", Ty::Text),
     ];
     let mut moved = HashSet::with_capacity(changes.len());
-    let mut rest = changes.into_iter().peekable();
-    while rest.peek().is_some() {
-        let rows: Vec<Vec<Cell>> = rest
-            .by_ref()
-            .take(max_rows(columns.len()))
-            .map(|c| {
-                let mut row: Vec<Cell> = vec![c.id.into(), i64::from(c.expected_iteration).into()];
-                row.extend(state_cells(&c.state));
-                row
-            })
-            .collect();
-        let mut sql = Sql::new(conn.get_database_backend());
-        sql.push(
-            "UPDATE sys_runs SET state = v.state, node = v.node, wake_at = v.wake_at, \
-             iteration = v.iteration, outcome = v.outcome, lease_until = NULL, updated_at = ",
-        )
-        .bind(now)
-        .push(" FROM ")
-        .rows(&columns, rows)
-        .push(
-            " AS v WHERE sys_runs.id = v.id AND sys_runs.iteration = v.expected \
-             AND sys_runs.state = 'waiting' RETURNING sys_runs.id",
-        );
-        for row in conn.query_all_raw(sql.statement()).await? {
-            moved.insert(row.try_get("", "id")?);
-        }
+    let returned = per_batch(
+        conn,
+        changes,
+        &columns,
+        |c| {
+            let mut row: Vec<Cell> = vec![c.id.into(), i64::from(c.expected_iteration).into()];
+            row.extend(state_cells(&c.state));
+            row
+        },
+        |sql, rows| {
+            sql.push(
+                "UPDATE sys_runs SET state = v.state, node = v.node, wake_at = v.wake_at, \
+                 iteration = v.iteration, outcome = v.outcome, lease_until = NULL, updated_at = ",
+            )
+            .bind(now)
+            .push(" FROM ")
+            .rows(&columns, rows)
+            .push(
+                " AS v WHERE sys_runs.id = v.id AND sys_runs.iteration = v.expected \
+                 AND sys_runs.state = 'waiting' RETURNING sys_runs.id",
+            );
+        },
+    )
+    .await?;
+    for row in returned {
+        moved.insert(row.try_get("", "id")?);
     }
     Ok(moved)
 }
@@ -547,30 +572,29 @@ pub async fn insert_steps<C: ConnectionTrait>(conn: &C, steps: Vec<NewStep>) -> 
         ("outcome", Ty::Text),
         ("at", Ty::BigInt),
     ];
-    let mut rest = steps.into_iter().peekable();
-    while rest.peek().is_some() {
-        let rows: Vec<Vec<Cell>> = rest
-            .by_ref()
-            .take(max_rows(columns.len()))
-            .map(|s| {
-                vec![
-                    s.run_id.into(),
-                    s.flow_id.into(),
-                    s.node.into(),
-                    s.outcome.into(),
-                    s.at.into(),
-                ]
-            })
-            .collect();
-        let mut sql = Sql::new(conn.get_database_backend());
-        sql.push(
-            "INSERT INTO sys_run_steps (run_id, flow_id, node, outcome, at) \
-             SELECT run_id, flow_id, node, outcome, at FROM ",
-        )
-        .rows(&columns, rows)
-        .push(" AS v");
-        conn.execute_raw(sql.statement()).await?;
-    }
+    per_batch(
+        conn,
+        steps,
+        &columns,
+        |s| {
+            vec![
+                s.run_id.into(),
+                s.flow_id.into(),
+                s.node.into(),
+                s.outcome.into(),
+                s.at.into(),
+            ]
+        },
+        |sql, rows| {
+            sql.push(
+                "INSERT INTO sys_run_steps (run_id, flow_id, node, outcome, at) \
+                 SELECT run_id, flow_id, node, outcome, at FROM ",
+            )
+            .rows(&columns, rows)
+            .push(" AS v");
+        },
+    )
+    .await?;
     Ok(())
 }
 
@@ -591,40 +615,39 @@ pub async fn insert_deliveries<C: ConnectionTrait>(
         ("sender", Ty::Text),
         ("next_attempt_at", Ty::BigInt),
     ];
-    let mut rest = deliveries.into_iter().peekable();
-    while rest.peek().is_some() {
-        let rows: Vec<Vec<Cell>> = rest
-            .by_ref()
-            .take(max_rows(columns.len()))
-            .map(|d| {
-                vec![
-                    d.run_id.into(),
-                    d.flow_id.into(),
-                    d.node.into(),
-                    i64::from(d.iteration).into(),
-                    d.contact_id.into(),
-                    d.channel.into(),
-                    d.template.into(),
-                    d.sender.into(),
-                    d.next_attempt_at.into(),
-                ]
-            })
-            .collect();
-        let mut sql = Sql::new(conn.get_database_backend());
-        sql.push(
-            "INSERT INTO sys_deliveries (run_id, flow_id, node, iteration, contact_id, channel, \
-             template, sender, status, attempts, next_attempt_at, created_at, updated_at) \
-             SELECT run_id, flow_id, node, iteration, contact_id, channel, template, sender, \
-             'pending', 0, next_attempt_at, ",
-        )
-        .bind(now)
-        .push(", ")
-        .bind(now)
-        .push(" FROM ")
-        .rows(&columns, rows)
-        .push(" AS v WHERE true ON CONFLICT (run_id, node, iteration) DO NOTHING");
-        conn.execute_raw(sql.statement()).await?;
-    }
+    per_batch(
+        conn,
+        deliveries,
+        &columns,
+        |d| {
+            vec![
+                d.run_id.into(),
+                d.flow_id.into(),
+                d.node.into(),
+                i64::from(d.iteration).into(),
+                d.contact_id.into(),
+                d.channel.into(),
+                d.template.into(),
+                d.sender.into(),
+                d.next_attempt_at.into(),
+            ]
+        },
+        |sql, rows| {
+            sql.push(
+                "INSERT INTO sys_deliveries (run_id, flow_id, node, iteration, contact_id, channel, \
+                 template, sender, status, attempts, next_attempt_at, created_at, updated_at) \
+                 SELECT run_id, flow_id, node, iteration, contact_id, channel, template, sender, \
+                 'pending', 0, next_attempt_at, ",
+            )
+            .bind(now)
+            .push(", ")
+            .bind(now)
+            .push(" FROM ")
+            .rows(&columns, rows)
+            .push(" AS v WHERE true ON CONFLICT (run_id, node, iteration) DO NOTHING");
+        },
+    )
+    .await?;
     Ok(())
 }
 
@@ -681,32 +704,31 @@ pub async fn finish_deliveries<C: ConnectionTrait>(
         ("error", Ty::Text),
         ("next_attempt_at", Ty::BigInt),
     ];
-    let mut rest = results.into_iter().peekable();
-    while rest.peek().is_some() {
-        let rows: Vec<Vec<Cell>> = rest
-            .by_ref()
-            .take(max_rows(columns.len()))
-            .map(|r| {
-                vec![
-                    r.id.into(),
-                    r.status.into(),
-                    r.provider_ref.into(),
-                    r.error.into(),
-                    r.next_attempt_at.into(),
-                ]
-            })
-            .collect();
-        let mut sql = Sql::new(conn.get_database_backend());
-        sql.push(
-            "UPDATE sys_deliveries SET status = v.status, provider_ref = v.provider_ref, \
-             error = v.error, next_attempt_at = v.next_attempt_at, lease_until = NULL, updated_at = ",
-        )
-        .bind(now)
-        .push(" FROM ")
-        .rows(&columns, rows)
-        .push(" AS v WHERE sys_deliveries.id = v.id AND sys_deliveries.status = 'sending'");
-        conn.execute_raw(sql.statement()).await?;
-    }
+    per_batch(
+        conn,
+        results,
+        &columns,
+        |r| {
+            vec![
+                r.id.into(),
+                r.status.into(),
+                r.provider_ref.into(),
+                r.error.into(),
+                r.next_attempt_at.into(),
+            ]
+        },
+        |sql, rows| {
+            sql.push(
+                        "UPDATE sys_deliveries SET status = v.status, provider_ref = v.provider_ref, \
+                 error = v.error, next_attempt_at = v.next_attempt_at, lease_until = NULL, updated_at = ",
+                    )
+                    .bind(now)
+                    .push(" FROM ")
+                    .rows(&columns, rows)
+                    .push(" AS v WHERE sys_deliveries.id = v.id AND sys_deliveries.status = 'sending'");
+        },
+    )
+    .await?;
     Ok(())
 }
 
@@ -810,35 +832,35 @@ pub async fn insert_events<C: ConnectionTrait>(
         ("occurred_at", Ty::BigInt),
     ];
     let mut stored = HashSet::with_capacity(events.len());
-    let mut rest = events.into_iter().peekable();
-    while rest.peek().is_some() {
-        let rows: Vec<Vec<Cell>> = rest
-            .by_ref()
-            .take(max_rows(columns.len()))
-            .map(|e| {
-                vec![
-                    e.event_key.into(),
-                    e.contact_id.into(),
-                    e.name.into(),
-                    e.delivery_id.into(),
-                    e.properties.into(),
-                    e.occurred_at.into(),
-                ]
-            })
-            .collect();
-        let mut sql = Sql::new(conn.get_database_backend());
-        sql.push(
-            "INSERT INTO sys_events (event_key, contact_id, name, delivery_id, properties, \
-             occurred_at, received_at) \
-             SELECT event_key, contact_id, name, delivery_id, properties, occurred_at, ",
-        )
-        .bind(now)
-        .push(" FROM ")
-        .rows(&columns, rows)
-        .push(" AS v WHERE true ON CONFLICT (event_key) DO NOTHING RETURNING event_key");
-        for row in conn.query_all_raw(sql.statement()).await? {
-            stored.insert(row.try_get("", "event_key")?);
-        }
+    let returned = per_batch(
+        conn,
+        events,
+        &columns,
+        |e| {
+            vec![
+                e.event_key.into(),
+                e.contact_id.into(),
+                e.name.into(),
+                e.delivery_id.into(),
+                e.properties.into(),
+                e.occurred_at.into(),
+            ]
+        },
+        |sql, rows| {
+            sql.push(
+                "INSERT INTO sys_events (event_key, contact_id, name, delivery_id, properties, \
+                 occurred_at, received_at) \
+                 SELECT event_key, contact_id, name, delivery_id, properties, occurred_at, ",
+            )
+            .bind(now)
+            .push(" FROM ")
+            .rows(&columns, rows)
+            .push(" AS v WHERE true ON CONFLICT (event_key) DO NOTHING RETURNING event_key");
+        },
+    )
+    .await?;
+    for row in returned {
+        stored.insert(row.try_get("", "event_key")?);
     }
     Ok(stored)
 }

@@ -58,6 +58,9 @@ impl Cell {
     }
 }
 
+/// Id lists up to this long are compared directly on PostgreSQL (see [`Sql::in_list`]).
+const SHORT_LIST: usize = 64;
+
 /// Statement text and its parameters, numbered for the backend as they are bound.
 pub struct Sql {
     backend: DbBackend,
@@ -92,23 +95,32 @@ impl Sql {
         self
     }
 
-    /// Appends `column IN (?, ?, …)` on SQLite; on PostgreSQL `column = ANY($n::bigint[])`, one
-    /// array parameter, because PostgreSQL plans thousands of parameters slowly and can still
-    /// walk an index in order under an `= ANY` filter.
+    /// Appends `column IN (?, ?, …)` on SQLite. On PostgreSQL, which plans thousands of
+    /// parameters slowly, the ids travel as one array parameter: a short list (the flows of a
+    /// claim) as `column = ANY($n)`, a filter that still lets an index be walked in order; a
+    /// long one (a batch of contacts) as `column IN (SELECT UNNEST($n))`, which PostgreSQL
+    /// hashes, where `= ANY` would compare every row with every id when it scans.
     pub fn in_list(&mut self, column: &str, ids: impl IntoIterator<Item = i64>) -> &mut Self {
+        let ids: Vec<i64> = ids.into_iter().collect();
         self.text.push_str(column);
         if self.backend == DbBackend::Postgres {
             let mut array = String::from("{");
-            for (i, id) in ids.into_iter().enumerate() {
+            for (i, id) in ids.iter().enumerate() {
                 if i > 0 {
                     array.push(',');
                 }
                 array.push_str(&id.to_string());
             }
             array.push('}');
-            self.text.push_str(" = ANY(");
-            self.bind(array);
-            self.text.push_str("::bigint[])");
+            if ids.len() <= SHORT_LIST {
+                self.text.push_str(" = ANY(");
+                self.bind(array);
+                self.text.push_str("::bigint[])");
+            } else {
+                self.text.push_str(" IN (SELECT UNNEST(");
+                self.bind(array);
+                self.text.push_str("::bigint[]))");
+            }
             return self;
         }
         self.text.push_str(" IN (");
@@ -239,6 +251,9 @@ mod tests {
         sql.push("WHERE ").in_list("id", [1, 2]);
         assert_eq!(sql.text, "WHERE id = ANY($1::bigint[])");
         assert_eq!(sql.values, [Value::String(Some("{1,2}".into()))]);
+        let mut sql = Sql::new(DbBackend::Postgres);
+        sql.push("WHERE ").in_list("id", 1..=100);
+        assert_eq!(sql.text, "WHERE id IN (SELECT UNNEST($1::bigint[]))");
     }
 
     #[test]

@@ -235,15 +235,7 @@ async fn simulate(
     let info = flows::get(&state.store, &who, id).await?;
     if !info.problems.is_empty() {
         return Err(StorageError::Invalid(
-            info.problems
-                .into_iter()
-                .map(|p| ItemError {
-                    index: None,
-                    field: Some(p.at),
-                    code: p.code,
-                    message: p.message,
-                })
-                .collect(),
+            info.problems.into_iter().map(ItemError::from).collect(),
         )
         .into());
     }

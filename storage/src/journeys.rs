@@ -490,6 +490,34 @@ pub async fn claim_due_runs<C: ConnectionTrait>(
     rows.iter().map(run_row).collect()
 }
 
+/// PostgreSQL: locks up to `limit` due waiting runs of `flows` for the transaction `conn` is
+/// (skipping rows another worker holds), instead of writing a lease: the transaction that
+/// moves them holds them, and a crash releases them with it.
+pub async fn lock_due_runs<C: ConnectionTrait>(
+    conn: &C,
+    flows: &[i64],
+    now: i64,
+    limit: usize,
+) -> Result<Vec<RunRow>> {
+    if flows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = Sql::new(conn.get_database_backend());
+    sql.push(&format!(
+        "SELECT {RUN_COLUMNS} FROM sys_runs WHERE state = 'waiting' AND wake_at <= "
+    ))
+    .bind(now)
+    .push(" AND (lease_until IS NULL OR lease_until < ")
+    .bind(now)
+    .push(") AND ")
+    .in_list("+flow_id", flows.iter().copied())
+    .push(&format!(
+        " ORDER BY wake_at LIMIT {limit} FOR UPDATE SKIP LOCKED"
+    ));
+    let rows = conn.query_all_raw(sql.statement()).await?;
+    rows.iter().map(run_row).collect()
+}
+
 /// Waiting runs of these contacts in `flows` (for events).
 pub async fn waiting_runs_of<C: ConnectionTrait>(
     conn: &C,

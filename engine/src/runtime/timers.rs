@@ -1,6 +1,6 @@
 //! Timers: waiting runs whose wake time has come, claimed in batches in wake order.
 
-use sea_orm::TransactionTrait;
+use sea_orm::{DbBackend, TransactionTrait};
 use serde_json::Map;
 use tabiji_storage::journeys;
 
@@ -18,9 +18,20 @@ impl Runtime {
             .filter(|f| f.active)
             .map(|f| f.id)
             .collect();
-        let lease = self.config.lease.as_millis() as i64;
-        let due =
-            journeys::claim_due_runs(conn, &active, millis(now), lease, self.config.batch).await?;
+        // PostgreSQL locks the due rows in the transaction that moves them; SQLite, which
+        // has one writer at a time, leases them first and moves them in a second transaction.
+        let (txn, due) = if conn.get_database_backend() == DbBackend::Postgres {
+            let txn = conn.begin().await?;
+            let due =
+                journeys::lock_due_runs(&txn, &active, millis(now), self.config.batch).await?;
+            (Some(txn), due)
+        } else {
+            let lease = self.config.lease.as_millis() as i64;
+            let due =
+                journeys::claim_due_runs(conn, &active, millis(now), lease, self.config.batch)
+                    .await?;
+            (None, due)
+        };
         if due.is_empty() {
             return Ok(0);
         }
@@ -51,7 +62,10 @@ impl Runtime {
                 }
             })
             .collect();
-        let txn = conn.begin().await?;
+        let txn = match txn {
+            Some(txn) => txn,
+            None => conn.begin().await?,
+        };
         let moved = self.store_moves(&txn, moves, now).await?;
         txn.commit().await?;
         self.wrote(moved.len()).await?;

@@ -127,6 +127,12 @@ async fn opened_moves_the_run_on(app: &TestApp) {
         |v| v["deliveries"].as_array().unwrap().len() == 3,
     )
     .await;
+    assert!(
+        sent["deliveries"][0]["created_at"]
+            .as_str()
+            .unwrap()
+            .ends_with("+00:00")
+    );
     let delivery = sent["deliveries"]
         .as_array()
         .unwrap()
@@ -189,6 +195,7 @@ async fn opened_moves_the_run_on(app: &TestApp) {
         (run["state"].as_str(), run["outcome"].as_str()),
         (Some("finished"), Some("exit"))
     );
+    assert!(run["entered_at"].as_str().unwrap().ends_with("+00:00"));
     let steps = get(app, &format!("/api/runs/{}/steps", run["id"])).await;
     let path: Vec<(&str, &str)> = steps["steps"]
         .as_array()

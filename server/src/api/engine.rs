@@ -260,7 +260,24 @@ async fn runs_of_contact(
     let runs = journeys::runs_of_contact(&state.store.db().conn, q.contact)
         .await
         .map_err(StorageError::from)?;
+    let runs: Vec<Value> = runs
+        .into_iter()
+        .map(|r| {
+            json!({
+                "id": r.id, "flow_id": r.flow_id, "version": r.version,
+                "contact_id": r.contact_id, "entry_key": r.entry_key, "state": r.state,
+                "node": r.node, "iteration": r.iteration, "outcome": r.outcome,
+                "wake_at": r.wake_at.map(rfc3339),
+                "entered_at": rfc3339(r.entered_at), "updated_at": rfc3339(r.updated_at),
+            })
+        })
+        .collect();
     Ok(Json(json!({"runs": runs})))
+}
+
+/// The engine keeps times as epoch milliseconds; the API speaks RFC 3339.
+fn rfc3339(ms: i64) -> Option<String> {
+    DateTime::from_timestamp_millis(ms).map(|t| t.to_rfc3339())
 }
 
 async fn steps(
@@ -276,7 +293,7 @@ async fn steps(
         .into_iter()
         .map(|(node, outcome, at)| {
             json!({"node": node, "outcome": outcome,
-                   "at": DateTime::from_timestamp_millis(at).map(|t| t.to_rfc3339())})
+                   "at": rfc3339(at)})
         })
         .collect();
     Ok(Json(json!({"steps": steps})))
@@ -289,14 +306,13 @@ struct DeliveriesQuery {
     limit: Option<u64>,
 }
 
-const STATUSES: [&str; 7] = [
+const STATUSES: [&str; 6] = [
     "pending",
     "sending",
     "sent",
     "dead",
     "unknown",
     "suppressed",
-    "failed",
 ];
 
 /// `GET /api/deliveries?status=dead`: the dead letters (or any other status), newest first.
@@ -320,6 +336,19 @@ async fn deliveries(
     )
     .await
     .map_err(StorageError::from)?;
+    let rows: Vec<Value> = rows
+        .into_iter()
+        .map(|d| {
+            json!({
+                "id": d.id, "run_id": d.run_id, "flow_id": d.flow_id, "node": d.node,
+                "iteration": d.iteration, "contact_id": d.contact_id, "channel": d.channel,
+                "template": d.template, "sender": d.sender, "status": d.status,
+                "attempts": d.attempts, "next_attempt_at": rfc3339(d.next_attempt_at),
+                "provider_ref": d.provider_ref, "error": d.error,
+                "created_at": rfc3339(d.created_at), "updated_at": rfc3339(d.updated_at),
+            })
+        })
+        .collect();
     Ok(Json(json!({"deliveries": rows})))
 }
 

@@ -2,28 +2,10 @@
 
 use sea_orm_migration::prelude::*;
 
+use super::columns::{id, text, time};
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
-
-fn id() -> ColumnDef {
-    ColumnDef::new("id")
-        .big_integer()
-        .not_null()
-        .auto_increment()
-        .primary_key()
-        .take()
-}
-
-fn text(name: &str) -> ColumnDef {
-    ColumnDef::new(name.to_string()).text().not_null().take()
-}
-
-fn time(name: &str) -> ColumnDef {
-    ColumnDef::new(name.to_string())
-        .timestamp_with_time_zone()
-        .not_null()
-        .take()
-}
 
 fn fk(from: &str, table: &str) -> ForeignKeyCreateStatement {
     ForeignKey::create()

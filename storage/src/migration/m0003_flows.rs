@@ -2,6 +2,8 @@
 
 use sea_orm_migration::prelude::*;
 
+use super::columns::id;
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -11,13 +13,7 @@ impl MigrationTrait for Migration {
         m.create_table(
             Table::create()
                 .table("sys_flows")
-                .col(
-                    ColumnDef::new("id")
-                        .big_integer()
-                        .not_null()
-                        .auto_increment()
-                        .primary_key(),
-                )
+                .col(id())
                 .col(ColumnDef::new("name").text().not_null())
                 .col(ColumnDef::new("draft").text().not_null())
                 .col(ColumnDef::new("status").text().not_null())

@@ -1,39 +1,13 @@
 //! The engine's runtime tables: runs, the step log, the delivery outbox, events, entry
-//! cursors, schedule ticks and pseudonyms. Times are milliseconds since the Unix epoch (UTC) in BIGINT columns: compact, the
-//! same on both backends, and compared without parsing.
+//! cursors, schedule ticks and pseudonyms. Times are milliseconds since the Unix epoch (UTC)
+//! in BIGINT columns: compact, the same on both backends, and compared without parsing.
 
 use sea_orm_migration::prelude::*;
 
+use super::columns::{big, big_null, id, text, text_null};
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
-
-fn id() -> ColumnDef {
-    ColumnDef::new("id")
-        .big_integer()
-        .not_null()
-        .auto_increment()
-        .primary_key()
-        .take()
-}
-
-fn big(name: &str) -> ColumnDef {
-    ColumnDef::new(name.to_string())
-        .big_integer()
-        .not_null()
-        .take()
-}
-
-fn big_null(name: &str) -> ColumnDef {
-    ColumnDef::new(name.to_string()).big_integer().null().take()
-}
-
-fn text(name: &str) -> ColumnDef {
-    ColumnDef::new(name.to_string()).text().not_null().take()
-}
-
-fn text_null(name: &str) -> ColumnDef {
-    ColumnDef::new(name.to_string()).text().null().take()
-}
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {

@@ -5,6 +5,7 @@
 
 use sea_orm_migration::prelude::*;
 
+mod columns;
 mod m0001_system_tables;
 mod m0002_builtin_entities;
 mod m0003_flows;

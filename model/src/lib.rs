@@ -8,6 +8,8 @@
 //!   normalised [`field::StoredValue`]s.
 //! - [`schema`]: the built-in entities (tourists, businesses, inquiries, …) and
 //!   [`schema::EntitySchema`], which operator-defined fields extend.
+//! - [`filter`]: filters users write to find records (segments, searches), resolved against
+//!   the schema into conditions storage compiles to SQL.
 //! - [`flow`]: scenarios as data (entry, nodes, exits) and their validation.
 //! - [`rights`]: operations, per-field access and how the rights of several roles combine.
 //! - [`schedule`]: cron expressions and friendly recurrences for scheduled flows (MA-3).
@@ -17,6 +19,7 @@
 
 pub mod clock;
 pub mod field;
+pub mod filter;
 pub mod flow;
 pub mod normalize;
 pub mod rights;

@@ -53,6 +53,7 @@ impl ApiError {
             ApiError::Storage(e) => match e {
                 StorageError::UnknownEntity(_) => (StatusCode::NOT_FOUND, "unknown_entity"),
                 StorageError::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
+                StorageError::NoSuch { .. } => (StatusCode::NOT_FOUND, "not_found"),
                 StorageError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
                 StorageError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
                 StorageError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),

@@ -57,6 +57,8 @@ pub enum StorageError {
     UnknownEntity(String),
     #[error("{entity} {id} does not exist")]
     NotFound { entity: String, id: i64 },
+    #[error("there is no {kind} {name:?}")]
+    NoSuch { kind: &'static str, name: String },
     #[error("you may not {op} {entity}{}", field.as_ref().map(|f| format!(" (field {f})")).unwrap_or_default())]
     Forbidden {
         entity: String,

@@ -14,6 +14,9 @@
 //! - [`flows`]: flow drafts, immutable published versions and their status.
 //! - [`journeys`]: the engine's tables (runs, step log, outbox, events, entry cursors), a batch
 //!   at a time, shared between workers by leases and compare-and-set.
+//! - [`search`]: filters compiled to SQL for SQLite and PostgreSQL: sorted, keyset-paged,
+//!   counted, with the caller's field rights applied to the filter itself.
+//! - [`segments`]: saved segments, named filters that may draw on one another.
 //! - [`sql`]: batches of rows as one statement's row source on SQLite and PostgreSQL.
 //! - [`auth`]: users, roles, password hashing (argon2id), API tokens and browser sessions.
 //! - [`audit`]: the access log.
@@ -31,6 +34,8 @@ pub mod migration;
 pub mod records;
 pub mod schemas;
 pub mod scratch;
+pub mod search;
+pub mod segments;
 pub mod sql;
 
 pub use auth::Principal;

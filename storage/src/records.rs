@@ -316,6 +316,10 @@ impl Store {
     }
 
     /// The entity's schema, reloaded first when another process changed the stored schemas.
+    pub(crate) async fn entity_schema(&self, name: &str) -> Result<Arc<EntitySchema>> {
+        self.entity(name).await
+    }
+
     async fn entity(&self, name: &str) -> Result<Arc<EntitySchema>> {
         let mut check = self.schema_check.lock().await;
         if check
@@ -390,7 +394,11 @@ impl Store {
             .collect()
     }
 
-    fn readable_fields<'a>(&self, who: &Principal, schema: &'a EntitySchema) -> Vec<&'a FieldDef> {
+    pub(crate) fn readable_fields<'a>(
+        &self,
+        who: &Principal,
+        schema: &'a EntitySchema,
+    ) -> Vec<&'a FieldDef> {
         schema
             .fields
             .iter()
@@ -399,7 +407,7 @@ impl Store {
             .collect()
     }
 
-    fn select(&self, schema: &EntitySchema, fields: &[&FieldDef]) -> SelectStatement {
+    pub(crate) fn select(&self, schema: &EntitySchema, fields: &[&FieldDef]) -> SelectStatement {
         let mut q = Query::select();
         q.from(col(&schema.name)).column(col("id"));
         for f in fields {
@@ -409,7 +417,7 @@ impl Store {
         q
     }
 
-    fn to_record(row: &QueryResult, fields: &[&FieldDef]) -> Result<Record> {
+    pub(crate) fn to_record(row: &QueryResult, fields: &[&FieldDef]) -> Result<Record> {
         let mut record = Map::with_capacity(fields.len() + 3);
         record.insert("id".into(), Json::from(row.try_get::<i64>("", "id")?));
         for f in fields {

@@ -31,6 +31,10 @@ impl Schemas {
             .ok_or_else(|| StorageError::UnknownEntity(name.to_string()))
     }
 
+    pub fn find(&self, name: &str) -> Option<&EntitySchema> {
+        self.entities.get(name).map(|e| &**e)
+    }
+
     pub fn all(&self) -> impl Iterator<Item = &Arc<EntitySchema>> {
         self.entities.values()
     }

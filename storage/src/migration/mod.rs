@@ -10,6 +10,7 @@ mod m0001_system_tables;
 mod m0002_builtin_entities;
 mod m0003_flows;
 mod m0004_runtime;
+mod m0005_segments;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_builtin_entities::Migration),
             Box::new(m0003_flows::Migration),
             Box::new(m0004_runtime::Migration),
+            Box::new(m0005_segments::Migration),
         ]
     }
 }

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use crate::field::{ColumnKind, FieldDef, FieldType, Label, StoredValue};
+use crate::flow::CONTACTS;
 use crate::normalize::nfkc;
 use crate::schema::EntitySchema;
 use crate::zone::Zone;
@@ -441,6 +442,10 @@ struct Walk {
     errors: Vec<FilterError>,
 }
 
+fn not_contacts(entity: &str) -> String {
+    format!("flows send to {CONTACTS}; {entity} have no messages or flow runs")
+}
+
 /// The system columns every record has, as fields a filter may test.
 pub fn system_field(key: &str) -> Option<FieldDef> {
     let ty = match key {
@@ -615,6 +620,9 @@ impl Resolver<'_> {
                         "a history condition's `where` tests the store's own fields only".into(),
                     );
                 }
+                if schema.name != CONTACTS {
+                    return fail(walk, path, "not_contacts", not_contacts(&schema.name));
+                }
                 walk.reads_engine = true;
                 let (from_ms, to_ms) = match &m.period {
                     Some(p) => match self.instants(p) {
@@ -652,6 +660,14 @@ impl Resolver<'_> {
                         format!("{path}.journey"),
                         "not_allowed_here",
                         "a history condition's `where` tests the store's own fields only".into(),
+                    );
+                }
+                if schema.name != CONTACTS {
+                    return fail(
+                        walk,
+                        format!("{path}.journey"),
+                        "not_contacts",
+                        not_contacts(&schema.name),
                     );
                 }
                 walk.reads_engine = true;

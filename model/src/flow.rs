@@ -144,8 +144,11 @@ pub fn json_schema() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(Flow)).expect("a schema is JSON")
 }
 
-/// The built-in segment of every contact. Saved segments arrive with the segments issue.
+/// The built-in segment of every contact; any other name is a saved segment's key.
 pub const ALL_CONTACTS: &str = "all";
+
+/// The entity whose records are the flows' contacts.
+pub const CONTACTS: &str = "tourists";
 
 impl Entry {
     /// The segment the entry draws from, if any.

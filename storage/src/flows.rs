@@ -9,7 +9,7 @@ use sea_orm::{
 use serde::Serialize;
 use serde_json::Value as Json;
 use tabiji_model::Op;
-use tabiji_model::flow::{ALL_CONTACTS, Flow, FlowError};
+use tabiji_model::flow::{ALL_CONTACTS, CONTACTS, Flow, FlowError};
 
 use crate::entities::{flow, flow_version};
 use crate::error::{ItemError, Result, StorageError};
@@ -148,13 +148,22 @@ pub async fn publish(store: &Store, who: &Principal, id: i64) -> Result<FlowInfo
     if let Some(segment) = parsed.entry.segment()
         && segment != ALL_CONTACTS
     {
-        problems.push(FlowError {
-            at: "entry".into(),
-            code: "unknown_segment",
-            message: format!(
-                "there is no segment {segment:?}; use \"{ALL_CONTACTS}\" for every contact"
-            ),
-        });
+        match crate::segments::definitions(store.db()).await?.get(segment) {
+            None => problems.push(FlowError {
+                at: "entry".into(),
+                code: "unknown_segment",
+                message: format!(
+                    "there is no segment {segment:?}; save it first, or use \"{ALL_CONTACTS}\" \
+                     for every contact"
+                ),
+            }),
+            Some((entity, _)) if entity != CONTACTS => problems.push(FlowError {
+                at: "entry".into(),
+                code: "wrong_entity",
+                message: format!("segment {segment:?} holds {entity}; flows send to {CONTACTS}"),
+            }),
+            Some(_) => {}
+        }
     }
     if !problems.is_empty() {
         return Err(StorageError::Invalid(

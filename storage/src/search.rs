@@ -436,6 +436,26 @@ fn cursor_value(kind: ValueKind, v: &Json) -> Option<Value> {
     })
 }
 
+/// Resolution itself, kept out of async code: the resolver's lookups are not `Send`.
+fn resolve(
+    entity: &str,
+    filter: &Filter,
+    zone: Zone,
+    now: DateTime<Utc>,
+    schemas: &crate::schemas::Schemas,
+    saved: &HashMap<String, (String, Filter)>,
+) -> Result<Resolved> {
+    let lookup = |name: &str| schemas.find(name);
+    let segment = |key: &str| saved.get(key).cloned();
+    let resolver = Resolver {
+        now,
+        zone,
+        entity: &lookup,
+        segment: &segment,
+    };
+    resolver.resolve(filter, entity).map_err(filter_errors)
+}
+
 impl Store {
     /// Checks a filter against the schema and the caller's rights, fixing relative dates at `now`.
     pub async fn resolve_filter(
@@ -464,15 +484,7 @@ impl Store {
         schemas: &crate::schemas::Schemas,
         saved: &HashMap<String, (String, Filter)>,
     ) -> Result<Resolved> {
-        let lookup = |name: &str| schemas.find(name);
-        let segment = |key: &str| saved.get(key).cloned();
-        let resolver = Resolver {
-            now,
-            zone,
-            entity: &lookup,
-            segment: &segment,
-        };
-        let resolved = resolver.resolve(filter, entity).map_err(filter_errors)?;
+        let resolved = resolve(entity, filter, zone, now, schemas, saved)?;
         if let Some(who) = who {
             for (table, field) in &resolved.fields {
                 if !who.rights.allows(table, Op::View) {

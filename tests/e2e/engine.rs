@@ -20,9 +20,7 @@ async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
 }
 
 async fn get(app: &TestApp, path: &str) -> Value {
-    let r = app.admin.get(app.url(path)).send().await.unwrap();
-    assert_eq!(r.status(), 200, "{path}");
-    r.json().await.unwrap()
+    app.get(path).await
 }
 
 /// Reads `path` until `done` holds of the answer (up to 20 s).
@@ -42,14 +40,7 @@ async fn get_until(app: &TestApp, path: &str, done: impl Fn(&Value) -> bool) -> 
 }
 
 async fn post(app: &TestApp, path: &str, body: Value) -> (u16, Value) {
-    let r = app
-        .admin
-        .post(app.url(path))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
+    app.post(path, body).await
 }
 
 async fn opened_moves_the_run_on(app: &TestApp) {

@@ -7,3 +7,4 @@ mod openapi;
 mod records;
 mod rights;
 mod schema;
+mod segments;

@@ -7,9 +7,10 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::TransactionTrait;
 use serde::Serialize;
 use serde_json::Map;
-use tabiji_model::flow::{Entry, Flow, ReEntry};
+use tabiji_model::filter::Filter;
+use tabiji_model::flow::{ALL_CONTACTS, Entry, Flow, ReEntry};
 use tabiji_model::zone::Zone;
-use tabiji_storage::journeys;
+use tabiji_storage::{StorageError, journeys};
 
 use super::{CONTACTS, Move, Result, Runtime, RuntimeError, millis, run_key};
 use crate::machine::{Input, Run, apply};
@@ -42,6 +43,31 @@ fn entry_open(flow: &Flow, now: DateTime<Utc>) -> Option<bool> {
 }
 
 impl Runtime {
+    /// The next contacts (by id, above `after`) of the segment the flow's entry draws from,
+    /// matched as of `now` in the flow's zone.
+    async fn segment_ids(
+        &self,
+        flow: &Flow,
+        after: i64,
+        limit: usize,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<i64>> {
+        let segment = flow.entry.segment().unwrap_or(ALL_CONTACTS);
+        if segment == ALL_CONTACTS {
+            return Ok(journeys::ids_after(&self.store.db().conn, CONTACTS, after, limit).await?);
+        }
+        let zone =
+            Zone::parse(&flow.settings.zone).unwrap_or(Zone::Fixed(tabiji_model::field::tokyo()));
+        let resolved = self
+            .store
+            .resolve_filter(None, CONTACTS, &Filter::Segment(segment.into()), zone, now)
+            .await?;
+        Ok(self
+            .store
+            .ids_matching(CONTACTS, &resolved.cond, after, limit as u64)
+            .await?)
+    }
+
     /// Moves every open segment snapshot on by one batch. Returns how many contacts entered.
     pub async fn enter_step(&self) -> Result<usize> {
         let conn = &self.store.db().conn;
@@ -61,9 +87,21 @@ impl Runtime {
         for (flow_id, version, entry_key, cursor) in journeys::open_entries(conn, &active).await? {
             let flow = self.flow(flow_id, version).await?;
             let ids = match entry_open(&flow, now) {
-                Some(true) => {
-                    journeys::ids_after(conn, CONTACTS, cursor, self.config.batch).await?
-                }
+                Some(true) => match self
+                    .segment_ids(&flow, cursor, self.config.batch, now)
+                    .await
+                {
+                    Ok(ids) => ids,
+                    // A segment that no longer resolves (a field it tests was removed) stops
+                    // this flow's entry, not every flow's.
+                    Err(RuntimeError::Storage(
+                        e @ (StorageError::Invalid(_) | StorageError::NoSuch { .. }),
+                    )) => {
+                        tracing::warn!(flow = flow_id, error = %e, "the flow's segment cannot be evaluated");
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                },
                 Some(false) => continue,
                 None => Vec::new(),
             };
@@ -230,14 +268,13 @@ impl Runtime {
         flow: &Flow,
         assume: crate::simulate::Assume,
     ) -> Result<crate::simulate::Prediction> {
-        let conn = &self.store.db().conn;
         let now = self.now();
         let fields = super::branch_fields(flow);
         let mut prediction = crate::simulate::Prediction::default();
         let mut after = 0;
         let empty = Map::new();
         loop {
-            let ids = journeys::ids_after(conn, CONTACTS, after, 5_000).await?;
+            let ids = self.segment_ids(flow, after, 5_000, now).await?;
             let Some(&last) = ids.last() else {
                 return Ok(prediction);
             };

@@ -37,8 +37,7 @@ pub use enter::EnterReport;
 pub use events::{IncomingEvent, IngestReport};
 pub use worker::{WorkerHandle, spawn_worker};
 
-/// The entity whose records are the flows' contacts.
-pub const CONTACTS: &str = "tourists";
+pub use tabiji_model::flow::CONTACTS;
 
 #[derive(Debug, Clone)]
 pub struct Config {

@@ -9,6 +9,7 @@ mod metrics;
 mod openapi;
 mod records;
 mod schema;
+mod segments;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -37,6 +38,7 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::routes())
         .merge(schema::routes())
         .merge(records::routes())
+        .merge(segments::routes())
         .merge(admin::routes())
         .merge(flows::routes())
         .merge(engine::routes())

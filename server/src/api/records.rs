@@ -7,7 +7,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tabiji_model::filter::Filter;
 use tabiji_storage::records::{ItemStatus, ListQuery};
+use tabiji_storage::search::{SearchRequest, parse_zone};
 
 use super::{Caller, JsonBody};
 use crate::AppState;
@@ -20,6 +22,8 @@ pub fn routes() -> Router<AppState> {
             "/api/data/{entity}/bulk",
             post(bulk_create).patch(bulk_update).delete(bulk_delete),
         )
+        .route("/api/data/{entity}/search", post(search))
+        .route("/api/data/{entity}/count", post(count))
         .route(
             "/api/data/{entity}/{id}",
             get(read).patch(update).delete(delete),
@@ -138,4 +142,39 @@ async fn bulk_delete(
     non_empty(&body.ids)?;
     let results = state.store.bulk_delete(&who, &entity, &body.ids).await?;
     Ok(Json(json!({"results": results})))
+}
+
+/// Records matching a filter, sorted and paged (CF-4, CF-5).
+async fn search(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(entity): Path<String>,
+    JsonBody(body): JsonBody<SearchRequest>,
+) -> ApiResult<impl IntoResponse> {
+    let now = state.clock.now();
+    Ok(Json(state.store.search(&who, &entity, &body, now).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CountRequest {
+    #[serde(default)]
+    filter: Option<Filter>,
+    #[serde(default)]
+    zone: Option<String>,
+}
+
+async fn count(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(entity): Path<String>,
+    JsonBody(body): JsonBody<CountRequest>,
+) -> ApiResult<impl IntoResponse> {
+    let zone = parse_zone(body.zone.as_deref())?;
+    let filter = body.filter.unwrap_or(Filter::All(vec![]));
+    let n = state
+        .store
+        .count_matching(&who, &entity, &filter, zone, state.clock.now())
+        .await?;
+    Ok(Json(json!({"count": n})))
 }

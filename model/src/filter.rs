@@ -47,6 +47,11 @@ pub enum Filter {
     Segment(String),
 }
 
+/// The JSON Schema of [`Filter`], published as `docs/filter.schema.json`.
+pub fn json_schema() -> Json {
+    serde_json::to_value(schemars::schema_for!(Filter)).expect("a schema is JSON")
+}
+
 /// A test of one field: `{"key": "prefecture", "op": "eq", "value": "愛知県"}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -1504,6 +1509,16 @@ mod tests {
             ValueKind::Text,
             Some(&StoredValue::Text("aichi-ken".into()))
         ));
+    }
+
+    #[test]
+    fn the_published_json_schema_is_the_code_s() {
+        let published: Json =
+            serde_json::from_str(include_str!("../../docs/filter.schema.json")).unwrap();
+        assert!(
+            published == json_schema(),
+            "docs/filter.schema.json is stale: regenerate it with `tabiji filter-schema > docs/filter.schema.json`"
+        );
     }
 
     #[test]

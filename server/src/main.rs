@@ -89,6 +89,8 @@ enum Command {
         #[command(subcommand)]
         command: FlowCommand,
     },
+    /// Print the JSON Schema of filters (searches, segments, bulk actions).
+    FilterSchema,
 }
 
 /// How the engine runs and the channels send. Until the channel connectors arrive, only the
@@ -368,6 +370,13 @@ async fn main() -> anyhow::Result<()> {
             migration::run(&db).await?;
             let role = users::create_role(&db, &name, &description, &rights).await?;
             println!("created role {} (id {})", role.name, role.id);
+            Ok(())
+        }
+        Command::FilterSchema => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&tabiji_model::filter::json_schema())?
+            );
             Ok(())
         }
         Command::Flow {

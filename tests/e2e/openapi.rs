@@ -31,6 +31,14 @@ async fn describes_the_live_schema(app: &TestApp) {
             "{entity}"
         );
     }
+    assert!(doc["paths"]["/api/data/tourists/search"]["post"].is_object());
+    assert!(doc["paths"]["/api/segments/{key}/members"]["get"].is_object());
+    // The filter language is described, its references resolving among the components.
+    let text = doc.to_string();
+    assert!(!text.contains("#/$defs/"));
+    for name in ["Filter", "FieldTest", "HistoryTest", "Period", "Operator"] {
+        assert!(doc["components"]["schemas"][name].is_object(), "{name}");
+    }
     assert_eq!(
         doc["components"]["schemas"]["tourists"]["required"],
         json!(["email"])

@@ -160,6 +160,28 @@ fn entity_paths(entity: &EntitySchema, paths: &mut Map<String, Value>) {
                 "responses": with_errors(json!({"200": ok("Deleted", results)}))}
         }),
     );
+    let filter = json!({"$ref": "#/components/schemas/Filter"});
+    paths.insert(
+        format!("/api/data/{name}/search"),
+        json!({
+            "post": {"tags": tag, "summary": format!("Find {name} with a filter (docs/search.md): sorted on any field, keyset pages, optionally counted"),
+                "requestBody": body(json!({"type": "object", "properties": {
+                    "filter": filter, "sort": {"type": "object", "required": ["field"], "properties": {"field": {"type": "string"}, "desc": {"type": "boolean"}}},
+                    "after": {"type": "string", "description": "next_after of the previous page"},
+                    "limit": {"type": "integer", "minimum": 1, "maximum": 1000}, "count": {"type": "boolean"},
+                    "zone": {"type": "string", "description": "zone of relative dates; Asia/Tokyo by default"}}})),
+                "responses": with_errors(json!({"200": ok("A page", json!({"type": "object", "properties": {
+                    "items": {"type": "array", "items": record}, "next_after": {"type": "string"}, "count": {"type": "integer"}}}))}))}
+        }),
+    );
+    paths.insert(
+        format!("/api/data/{name}/count"),
+        json!({
+            "post": {"tags": tag, "summary": format!("Count the {name} a filter matches"),
+                "requestBody": body(json!({"type": "object", "properties": {"filter": filter, "zone": {"type": "string"}}})),
+                "responses": with_errors(json!({"200": ok("The count", json!({"type": "object", "properties": {"count": {"type": "integer"}}}))}))}
+        }),
+    );
     paths.insert(
         format!("/api/data/{name}/{{id}}"),
         json!({
@@ -187,6 +209,16 @@ pub async fn document(State(state): State<AppState>) -> Json<Value> {
         "ItemResult".into(),
         json!({"type": "object", "properties": {"index": {"type": "integer"}, "id": {"type": "integer"}, "status": {"type": "string", "enum": ["created", "existing", "updated", "deleted"]}}}),
     );
+    // The filter language's own schema, its definitions moved among the components.
+    let filter = tabiji_model::filter::json_schema()
+        .to_string()
+        .replace("#/$defs/", "#/components/schemas/");
+    let mut filter: Map<String, Value> = serde_json::from_str(&filter).expect("still JSON");
+    if let Some(Value::Object(defs)) = filter.remove("$defs") {
+        components.extend(defs);
+    }
+    filter.remove("$schema");
+    components.insert("Filter".into(), Value::Object(filter));
     for entity in schemas.all() {
         components.insert(entity.name.clone(), record_schema(entity));
         entity_paths(entity, &mut paths);
@@ -228,6 +260,25 @@ pub async fn document(State(state): State<AppState>) -> Json<Value> {
     paths.insert("/api/flows/{id}/versions/{version}".into(), json!({
         "parameters": [flow_id[0].clone(), {"name": "version", "in": "path", "required": true, "schema": {"type": "integer"}}],
         "get": {"summary": "A published version exactly as published", "responses": with_errors(json!({"200": ok("The definition", json!({"type": "object"}))}))}}));
+    let key =
+        json!([{"name": "key", "in": "path", "required": true, "schema": {"type": "string"}}]);
+    let segment_body = json!({"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["key", "name", "filter"], "properties": {
+        "key": {"type": "string"}, "name": {"type": "string"}, "entity": {"type": "string", "default": "tourists"},
+        "filter": {"$ref": "#/components/schemas/Filter"}, "description": {"type": "string"}}}}}});
+    paths.insert("/api/segments".into(), json!({
+        "get": {"summary": "Saved segments (needs the view right on segments)", "responses": with_errors(json!({"200": ok("Segments", json!({"type": "object"}))}))},
+        "post": {"summary": "Save a segment: a named filter, evaluated whenever it is used", "requestBody": segment_body,
+                 "responses": with_errors(json!({"201": ok("The segment", json!({"type": "object"}))}))}}));
+    paths.insert("/api/segments/{key}".into(), json!({"parameters": key.clone(),
+        "get": {"summary": "A segment", "responses": with_errors(json!({"200": ok("The segment", json!({"type": "object"}))}))},
+        "patch": {"summary": "Rename it, or change its filter or description", "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object"}}}},
+                  "responses": with_errors(json!({"200": ok("The segment", json!({"type": "object"}))}))},
+        "delete": {"summary": "Delete a segment no other segment and no running flow uses", "responses": with_errors(json!({"204": {"description": "Deleted"}}))}}));
+    paths.insert("/api/segments/{key}/count".into(), json!({"parameters": key.clone(),
+        "get": {"summary": "How many records the segment holds now", "responses": with_errors(json!({"200": ok("The count", json!({"type": "object"}))}))}}));
+    paths.insert("/api/segments/{key}/members".into(), json!({"parameters": key,
+        "get": {"summary": "The segment's records: ?sort=FIELD&desc=true&limit=N&after=CURSOR&count=true",
+                "responses": with_errors(json!({"200": ok("A page", json!({"type": "object"}))}))}}));
     for (path, summary) in [
         ("/api/admin/users", "Users (administrators)"),
         ("/api/admin/roles", "Roles (administrators)"),

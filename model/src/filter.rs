@@ -45,7 +45,46 @@ pub enum Filter {
     Journey(JourneyTest),
     /// The records of another saved segment of the same entity, by its key.
     Segment(String),
+    /// A random draw (DM-10), the same every time for the same seed and records.
+    Sample(SampleTest),
 }
+
+/// `{"sample": {"of": FILTER, "count": 500, "seed": 42}}` draws 500 of the records `of` matches;
+/// `"ratio": 0.1` draws each record with probability 10 %. Which records are drawn depends only
+/// on their ids and the seed, so a saved segment that draws keeps the same members.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SampleTest {
+    /// What to draw from; every record when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub of: Option<Box<Filter>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ratio: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    #[serde(default)]
+    pub seed: u32,
+}
+
+/// Draws per million records for `ratio`.
+pub const DRAW_SCALE: i64 = 1_000_000;
+
+/// Where a record falls in the draw of `seed`: a 32-bit integer hash of its id and the seed
+/// (a multiplicative step, then two xor-shift-multiply rounds so that seeds draw unrelated
+/// records). Every step stays inside 64-bit integers and uses only `*`, `+`, `&`, `|`, `-` and
+/// `>>`, so SQLite and PostgreSQL compute the very same ranks (see `storage::search`).
+pub fn draw_rank(id: i64, seed: u32) -> i64 {
+    let mut x = (id.wrapping_mul(DRAW_MULTIPLIER) + i64::from(seed) * DRAW_SEED_STEP) & DRAW_MASK;
+    for _ in 0..2 {
+        x = (((x >> 16) ^ x) * DRAW_MIX) & DRAW_MASK;
+    }
+    (x >> 16) ^ x
+}
+
+pub const DRAW_MULTIPLIER: i64 = 2_654_435_761;
+pub const DRAW_SEED_STEP: i64 = 40_503;
+pub const DRAW_MIX: i64 = 0x045d_9f3b;
+pub const DRAW_MASK: i64 = 0xffff_ffff;
 
 /// The JSON Schema of [`Filter`], published as `docs/filter.schema.json`.
 pub fn json_schema() -> Json {
@@ -314,6 +353,20 @@ pub enum Cond {
         at: Option<String>,
         status: JourneyStatus,
     },
+    Sample {
+        table: String,
+        of: Box<Cond>,
+        draw: Draw,
+        seed: u32,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Draw {
+    /// Records whose rank modulo [`DRAW_SCALE`] is below this.
+    PerMillion(i64),
+    /// The records of lowest rank (ties broken by id).
+    Count(u64),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -680,6 +733,51 @@ impl Resolver<'_> {
                     flow: j.flow,
                     at: j.at.clone(),
                     status: j.status,
+                })
+            }
+            Filter::Sample(sample) => {
+                let path = format!("{path}.sample");
+                let draw = match (sample.ratio, sample.count) {
+                    (Some(r), None) if r > 0.0 && r <= 1.0 => {
+                        Draw::PerMillion((r * DRAW_SCALE as f64).round() as i64)
+                    }
+                    (None, Some(n)) if (1..=10_000_000).contains(&n) => Draw::Count(n),
+                    (Some(_), None) => {
+                        return fail(
+                            walk,
+                            format!("{path}.ratio"),
+                            "invalid_value",
+                            "a ratio is above 0 and at most 1 (0.1 draws 10 %)".into(),
+                        );
+                    }
+                    (None, Some(_)) => {
+                        return fail(
+                            walk,
+                            format!("{path}.count"),
+                            "invalid_value",
+                            "draw 1 to 10,000,000 records".into(),
+                        );
+                    }
+                    _ => {
+                        return fail(
+                            walk,
+                            path,
+                            "invalid_value",
+                            "give either a ratio or a count".into(),
+                        );
+                    }
+                };
+                let of = match &sample.of {
+                    Some(of) => {
+                        self.walk(of, schema, &format!("{path}.of"), depth + 1, walk, scope)?
+                    }
+                    None => Cond::All(vec![]),
+                };
+                Some(Cond::Sample {
+                    table: schema.name.clone(),
+                    of: Box::new(of),
+                    draw,
+                    seed: sample.seed,
                 })
             }
             Filter::Segment(key) => {
@@ -1488,6 +1586,30 @@ mod tests {
         let r = resolve(json!({"not": {"segment": "aichi"}})).unwrap();
         assert!(matches!(&r.cond, Cond::Not(inner) if matches!(**inner, Cond::Field { .. })));
         assert!(r.segments.contains("aichi"));
+    }
+
+    #[test]
+    fn draws_take_the_ratio_asked_and_depend_on_the_seed() {
+        let drawn = |seed| {
+            (1..=100_000)
+                .filter(|id| draw_rank(*id, seed) % DRAW_SCALE < DRAW_SCALE / 10)
+                .collect::<Vec<i64>>()
+        };
+        let (a, b) = (drawn(1), drawn(2));
+        for d in [&a, &b] {
+            assert!((9_500..=10_500).contains(&d.len()), "{}", d.len());
+        }
+        assert_eq!(a, drawn(1), "the same seed draws the same records");
+        let shared = a.iter().filter(|id| b.binary_search(id).is_ok()).count();
+        assert!(
+            shared < 2_000,
+            "another seed draws other records ({shared} shared)"
+        );
+        assert!(
+            resolve(json!({"sample": {"ratio": 1.5}})).unwrap_err()[0].path
+                == "filter.sample.ratio"
+        );
+        assert!(resolve(json!({"sample": {"ratio": 0.1, "count": 5}})).is_err());
     }
 
     #[test]

@@ -1285,3 +1285,66 @@ pub async fn contacts_of<C: ConnectionTrait>(
     }
     Ok(found)
 }
+
+/// The members of a `segment_enter` flow's segment as last seen, in id order.
+pub async fn flow_members<C: ConnectionTrait>(conn: &C, flow_id: i64) -> Result<Vec<i64>> {
+    let mut sql = Sql::new(conn.get_database_backend());
+    sql.push("SELECT contact_id FROM sys_flow_members WHERE flow_id = ")
+        .bind(flow_id)
+        .push(" ORDER BY contact_id");
+    conn.query_all_raw(sql.statement())
+        .await?
+        .iter()
+        .map(|r| r.try_get("", "contact_id"))
+        .collect()
+}
+
+/// Records contacts as members; returns those that were not members already (another worker
+/// may have recorded some first).
+pub async fn add_flow_members<C: ConnectionTrait>(
+    conn: &C,
+    flow_id: i64,
+    contacts: Vec<i64>,
+    now: i64,
+) -> Result<Vec<i64>> {
+    let columns = [("contact_id", Ty::BigInt)];
+    let returned = per_batch(
+        conn,
+        contacts,
+        &columns,
+        |c| vec![c.into()],
+        |sql, rows| {
+            sql.push("INSERT INTO sys_flow_members (flow_id, contact_id, joined_at) SELECT ")
+                .bind(flow_id)
+                .push(", contact_id, ")
+                .bind(now)
+                .push(" FROM ")
+                .rows(&columns, rows)
+                .push(
+                    " AS v WHERE true ON CONFLICT (flow_id, contact_id) DO NOTHING \
+                     RETURNING contact_id",
+                );
+        },
+    )
+    .await?;
+    returned
+        .iter()
+        .map(|r| r.try_get("", "contact_id"))
+        .collect()
+}
+
+pub async fn remove_flow_members<C: ConnectionTrait>(
+    conn: &C,
+    flow_id: i64,
+    contacts: &[i64],
+) -> Result<()> {
+    for chunk in contacts.chunks(max_rows(1)) {
+        let mut sql = Sql::new(conn.get_database_backend());
+        sql.push("DELETE FROM sys_flow_members WHERE flow_id = ")
+            .bind(flow_id)
+            .push(" AND ")
+            .in_list("contact_id", chunk.iter().copied());
+        conn.execute_raw(sql.statement()).await?;
+    }
+    Ok(())
+}

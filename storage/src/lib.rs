@@ -17,12 +17,17 @@
 //! - [`search`]: filters compiled to SQL for SQLite and PostgreSQL: sorted, keyset-paged,
 //!   counted, with the caller's field rights applied to the filter itself.
 //! - [`segments`]: saved segments, named filters that may draw on one another.
+//! - [`actions`]: bulk actions (set, tag, delete) on the records a filter matches, previewed.
+//! - [`aggregate`]: counts, sums, averages, minimums and maximums grouped by fields or date
+//!   buckets (CF-10).
 //! - [`sql`]: batches of rows as one statement's row source on SQLite and PostgreSQL.
 //! - [`auth`]: users, roles, password hashing (argon2id), API tokens and browser sessions.
 //! - [`audit`]: the access log.
 //! - [`scratch`]: throw-away databases for tests and benchmarks.
 //! - [`error`]: [`StorageError`], the boundary's one error type.
 
+pub mod actions;
+pub mod aggregate;
 pub mod audit;
 pub mod auth;
 pub mod db;

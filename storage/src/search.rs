@@ -9,13 +9,16 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, JoinType, Order, Query, Value};
+use sea_orm::sea_query::{
+    Alias, Expr, ExprTrait, Func, JoinType, Order, Query, SelectStatement, Value,
+};
 use sea_orm::{ConnectionTrait, DbBackend};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use tabiji_model::filter::{
-    Aggregate, Cond, Filter, FilterError, HistoryCond, JourneyStatus, MessageStatus, Resolved,
-    Resolver, Test, ValueKind, system_field,
+    Aggregate, Cond, DRAW_MASK, DRAW_MIX, DRAW_MULTIPLIER, DRAW_SCALE, DRAW_SEED_STEP, Draw,
+    Filter, FilterError, HistoryCond, JourneyStatus, MessageStatus, Resolved, Resolver, Test,
+    ValueKind, system_field,
 };
 use tabiji_model::zone::Zone;
 use tabiji_model::{Op, StoredValue};
@@ -202,6 +205,12 @@ impl Compiler {
                 }
                 Expr::col(col("id")).in_subquery(q)
             }
+            Cond::Sample {
+                table,
+                of,
+                draw,
+                seed,
+            } => Expr::col(col("id")).in_subquery(self.sample(table, of, *draw, *seed)),
             Cond::Journey { flow, at, status } => {
                 let mut q = Query::select();
                 q.column(col("contact_id"))
@@ -226,6 +235,67 @@ impl Compiler {
                 Expr::col(col("id")).in_subquery(q)
             }
         }
+    }
+
+    /// The ids a draw takes: each record ranked by [`tabiji_model::filter::draw_rank`], computed
+    /// layer by layer in derived tables so that no step's text repeats the one before.
+    fn sample(&self, table: &str, of: &Cond, draw: Draw, seed: u32) -> SelectStatement {
+        let mut base = Query::select();
+        base.column(col("id"))
+            .expr_as(
+                self.custom(
+                    &format!("((? * {DRAW_MULTIPLIER} + ?) & {DRAW_MASK})"),
+                    vec![
+                        Expr::col(col("id")),
+                        Expr::val(i64::from(seed) * DRAW_SEED_STEP),
+                    ],
+                ),
+                col("x"),
+            )
+            .from(col(table))
+            .and_where(self.cond(of));
+        let xor_shift = |x: &str| {
+            let x = || Expr::col(col(x));
+            self.custom(
+                "((? | (? >> 16)) - (? & (? >> 16)))",
+                vec![x(), x(), x(), x()],
+            )
+        };
+        let mut layer = base;
+        for round in 0..2 {
+            let mut next = Query::select();
+            next.column(col("id"))
+                .expr_as(
+                    self.custom(
+                        &format!("((? * {DRAW_MIX}) & {DRAW_MASK})"),
+                        vec![xor_shift("x")],
+                    ),
+                    col("x"),
+                )
+                .from_subquery(layer, col(&format!("r{round}")));
+            layer = next;
+        }
+        let mut ranked = Query::select();
+        ranked
+            .column(col("id"))
+            .expr_as(xor_shift("x"), col("rank"))
+            .from_subquery(layer, col("r2"));
+        let mut q = Query::select();
+        q.column(col("id")).from_subquery(ranked, col("ranked"));
+        match draw {
+            Draw::PerMillion(n) => {
+                q.and_where(self.custom(
+                    &format!("(? % {DRAW_SCALE}) < ?"),
+                    vec![Expr::col(col("rank")), Expr::val(n)],
+                ));
+            }
+            Draw::Count(n) => {
+                q.order_by(col("rank"), Order::Asc)
+                    .order_by(col("id"), Order::Asc)
+                    .limit(n);
+            }
+        }
+        q
     }
 
     fn history(&self, h: &HistoryCond) -> Expr {
@@ -272,7 +342,7 @@ impl Compiler {
     }
 
     /// A custom SQL fragment with `?` where each expression goes, in this backend's placeholders.
-    fn custom(&self, template: &str, exprs: Vec<Expr>) -> Expr {
+    pub(crate) fn custom(&self, template: &str, exprs: Vec<Expr>) -> Expr {
         let text = if self.backend == DbBackend::Postgres {
             let mut n = 0;
             template

@@ -311,6 +311,7 @@ fn refers_to(filter: &Filter, key: &str) -> bool {
         Filter::Not(inner) => refers_to(inner, key),
         Filter::Segment(k) => k == key,
         Filter::History(h) => h.filter.as_deref().is_some_and(|f| refers_to(f, key)),
+        Filter::Sample(s) => s.of.as_deref().is_some_and(|f| refers_to(f, key)),
         Filter::Field(_) | Filter::Message(_) | Filter::Journey(_) => false,
     }
 }

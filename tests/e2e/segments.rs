@@ -432,3 +432,168 @@ async fn flows_send_to_saved_segments(app: &TestApp) {
 async fn flows_send_to_saved_segments_only() {
     on_every_backend!(flows_send_to_saved_segments);
 }
+
+async fn act_on_a_filtered_set(app: &TestApp) {
+    let ids = create_tourists(
+        app,
+        vec![
+            json!({"email": "p0@example.jp", "prefecture": "愛知県", "interests": ["food"]}),
+            json!({"email": "p1@example.jp", "prefecture": "愛知県", "interests": []}),
+            json!({"email": "p2@example.jp", "prefecture": "愛知県"}),
+            json!({"email": "p3@example.jp", "prefecture": "東京都"}),
+            json!({"email": "p4@example.jp", "prefecture": "東京都"}),
+        ],
+    )
+    .await;
+    let aichi = json!({"field": {"key": "prefecture", "op": "eq", "value": "愛知県"}});
+    let act = |action: Value, extra: Value| {
+        let mut body = json!({"filter": aichi.clone(), "action": action});
+        if let Value::Object(extra) = extra {
+            body.as_object_mut().unwrap().extend(extra);
+        }
+        app.post("/api/data/tourists/filtered", body)
+    };
+    let premium = json!({"set": {"member_type": "premium"}});
+    let (status, preview) = act(premium.clone(), json!({"preview": true})).await;
+    assert_eq!(status, 200, "{preview}");
+    assert_eq!(
+        (preview["matched"].as_u64(), preview["changed"].as_u64()),
+        (Some(3), Some(0))
+    );
+    let count_premium = || async {
+        let (_, body) = app
+            .post(
+                "/api/data/tourists/count",
+                json!({"filter": {"field": {"key": "member_type", "op": "eq", "value": "premium"}}}),
+            )
+            .await;
+        body["count"].as_u64().unwrap()
+    };
+    assert_eq!(count_premium().await, 0, "a preview changes nothing");
+    let (status, body) = act(premium.clone(), json!({"expected_count": 2})).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["details"][0]["code"], "changed_since_preview");
+    let (status, body) = act(premium, json!({"expected_count": 3})).await;
+    assert_eq!((status, body["changed"].as_u64()), (200, Some(3)), "{body}");
+    assert_eq!(count_premium().await, 3);
+
+    // Tagging: options added to and removed from a multiple-choice field.
+    let (_, body) = act(
+        json!({"add_choices": {"interests": ["history"]}}),
+        json!({}),
+    )
+    .await;
+    assert_eq!(body["changed"], 3, "{body}");
+    let first = app.get(&format!("/api/data/tourists/{}", ids[0])).await;
+    assert_eq!(first["interests"], json!(["food", "history"]));
+    let (_, body) = act(
+        json!({"remove_choices": {"interests": ["food"]}}),
+        json!({}),
+    )
+    .await;
+    assert_eq!(body["changed"], 1, "only one held food: {body}");
+
+    // A bad value refuses the whole action, naming the field; nothing changes.
+    let (status, body) = act(json!({"set": {"member_type": "vip"}}), json!({})).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["details"][0]["field"], "member_type");
+    assert_eq!(count_premium().await, 3);
+    let viewer = app
+        .user_with_rights(
+            "viewer",
+            json!({"entities": {"tourists": {"ops": ["view"]}}}),
+        )
+        .await;
+    let r = viewer
+        .post(app.url("/api/data/tourists/filtered"))
+        .json(&json!({"filter": aichi, "action": "delete"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    let (_, body) = app
+        .post(
+            "/api/data/tourists/filtered",
+            json!({"filter": {"field": {"key": "prefecture", "op": "eq", "value": "東京都"}},
+                   "action": "delete"}),
+        )
+        .await;
+    assert_eq!(body["changed"], 2, "{body}");
+    let (_, body) = app.post("/api/data/tourists/count", json!({})).await;
+    assert_eq!(body["count"], 3);
+}
+
+#[tokio::test]
+async fn bulk_actions_on_a_filtered_set_preview_then_act() {
+    on_every_backend!(act_on_a_filtered_set);
+}
+
+async fn aggregates_and_draws(app: &TestApp) {
+    let items: Vec<Value> = (0..40)
+        .map(|n| {
+            json!({"email": format!("g{n}@example.jp"),
+                   "prefecture": if n % 4 == 0 { "東京都" } else { "愛知県" },
+                   "total_spend": n * 100})
+        })
+        .collect();
+    create_tourists(app, items).await;
+    let (status, body) = app
+        .post(
+            "/api/data/tourists/aggregate",
+            json!({"group_by": [{"field": "prefecture"}],
+                   "measures": ["count", {"sum": "total_spend"}, {"avg": "total_spend"}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // Tokyo: n = 0, 4, …, 36 (10 tourists, 1,800 on average); Aichi the 30 others.
+    assert_eq!(
+        body["groups"],
+        json!([
+            {"prefecture": "愛知県", "count": 30, "sum_total_spend": 60000, "avg_total_spend": 2000.0},
+            {"prefecture": "東京都", "count": 10, "sum_total_spend": 18000, "avg_total_spend": 1800.0}
+        ])
+    );
+
+    // A reproducible draw of 5 Aichi tourists, saved as a segment for a campaign.
+    let draw = |seed: u32| {
+        json!({"sample": {"of": {"field": {"key": "prefecture", "op": "eq", "value": "愛知県"}},
+                          "count": 5, "seed": seed}})
+    };
+    let drawn = |seed: u32| async move {
+        let (_, page) = app
+            .post("/api/data/tourists/search", json!({"filter": draw(seed)}))
+            .await;
+        ids_of(&page)
+    };
+    let first = drawn(7).await;
+    assert_eq!(first.len(), 5);
+    assert_eq!(
+        drawn(7).await,
+        first,
+        "the same seed draws the same tourists"
+    );
+    assert_ne!(drawn(8).await, first);
+    let (status, _) = app
+        .post(
+            "/api/segments",
+            json!({"key": "lucky_five", "name": "抽選5名", "filter": draw(7)}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let members = app.get("/api/segments/lucky_five/members").await;
+    assert_eq!(ids_of(&members), first);
+    let (_, tenth) = app
+        .post(
+            "/api/data/tourists/count",
+            json!({"filter": {"sample": {"ratio": 0.5, "seed": 3}}}),
+        )
+        .await;
+    let n = tenth["count"].as_u64().unwrap();
+    assert!((10..=30).contains(&n), "about half of 40: {n}");
+}
+
+#[tokio::test]
+async fn aggregates_group_and_draws_are_reproducible() {
+    on_every_backend!(aggregates_and_draws);
+}

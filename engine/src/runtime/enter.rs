@@ -127,6 +127,80 @@ impl Runtime {
         Ok(entered)
     }
 
+    /// Evaluates the segment of each active `segment_enter` flow (at most once per
+    /// `segment_every`) and enters the contacts who started matching since the last time;
+    /// those who stopped matching are forgotten, so they enter again when they match again
+    /// (if the flow's re-entry rule lets them). Returns how many entered.
+    pub async fn segment_enter_step(&self) -> Result<usize> {
+        let conn = &self.store.db().conn;
+        let now = self.now();
+        let mut entered = 0;
+        for f in journeys::live_flows(conn)
+            .await?
+            .into_iter()
+            .filter(|f| f.active)
+        {
+            let flow = self.flow(f.id, f.version).await?;
+            if !matches!(flow.entry, Entry::SegmentEnter { .. })
+                || entry_open(&flow, now) != Some(true)
+            {
+                continue;
+            }
+            {
+                let mut swept = self.swept.lock().expect("not poisoned");
+                let due = swept.get(&f.id).is_none_or(|last| {
+                    now.signed_duration_since(*last)
+                        .to_std()
+                        .unwrap_or_default()
+                        >= self.config.segment_every
+                });
+                if !due {
+                    continue;
+                }
+                swept.insert(f.id, now);
+            }
+            let mut matching = Vec::new();
+            loop {
+                let after = matching.last().copied().unwrap_or(0);
+                let ids = match self.segment_ids(&flow, after, 50_000, now).await {
+                    Ok(ids) => ids,
+                    Err(RuntimeError::Storage(
+                        e @ (StorageError::Invalid(_) | StorageError::NoSuch { .. }),
+                    )) => {
+                        tracing::warn!(flow = f.id, error = %e, "the flow's segment cannot be evaluated");
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                };
+                let done = ids.len() < 50_000;
+                matching.extend(ids);
+                if done {
+                    break;
+                }
+            }
+            let members = journeys::flow_members(conn, f.id).await?;
+            let (joined, left) = sorted_difference(&matching, &members);
+            if !left.is_empty() {
+                journeys::remove_flow_members(conn, f.id, &left).await?;
+            }
+            let entry_key = format!("joined:{}", millis(now));
+            for chunk in joined.chunks(self.config.batch) {
+                let txn = conn.begin().await?;
+                // Only the contacts this worker recorded first enter: another worker sweeping
+                // at the same moment enters the rest.
+                let fresh =
+                    journeys::add_flow_members(&txn, f.id, chunk.to_vec(), millis(now)).await?;
+                let report = self
+                    .enter_in(&txn, f.id, f.version, &flow, fresh, &entry_key, now)
+                    .await?;
+                txn.commit().await?;
+                self.wrote(report.entered.len()).await?;
+                entered += report.entered.len();
+            }
+        }
+        Ok(entered)
+    }
+
     /// Puts the named contacts into an active flow whose entry is `api`, under `entry_key`
     /// (a second call with the same key enters nobody twice).
     pub async fn enter_contacts(
@@ -289,5 +363,48 @@ impl Runtime {
             }
             after = last;
         }
+    }
+}
+
+/// What is in `now` and not in `before`, and what is in `before` and not in `now` (both sorted).
+fn sorted_difference(now: &[i64], before: &[i64]) -> (Vec<i64>, Vec<i64>) {
+    let (mut joined, mut left) = (Vec::new(), Vec::new());
+    let (mut i, mut j) = (0, 0);
+    while i < now.len() || j < before.len() {
+        match (now.get(i), before.get(j)) {
+            (Some(a), Some(b)) if a == b => {
+                i += 1;
+                j += 1;
+            }
+            (Some(a), Some(b)) if a < b => {
+                joined.push(*a);
+                i += 1;
+            }
+            (Some(a), None) => {
+                joined.push(*a);
+                i += 1;
+            }
+            (_, Some(b)) => {
+                left.push(*b);
+                j += 1;
+            }
+            (None, None) => unreachable!("the loop stops first"),
+        }
+    }
+    (joined, left)
+}
+
+#[cfg(test)]
+mod difference_tests {
+    use super::sorted_difference;
+
+    #[test]
+    fn joined_and_left_are_the_two_sides_of_the_difference() {
+        assert_eq!(
+            sorted_difference(&[1, 3, 4, 9], &[2, 3, 9, 10]),
+            (vec![1, 4], vec![2, 10])
+        );
+        assert_eq!(sorted_difference(&[], &[5]), (vec![], vec![5]));
+        assert_eq!(sorted_difference(&[5], &[]), (vec![5], vec![]));
     }
 }

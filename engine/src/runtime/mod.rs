@@ -54,6 +54,9 @@ pub struct Config {
     /// How long an idle worker waits before looking for work again (events posted to this
     /// process wake it at once).
     pub idle_poll: Duration,
+    /// How often the segment of each `segment_enter` flow is evaluated for contacts who have
+    /// started matching.
+    pub segment_every: Duration,
 }
 
 impl Default for Config {
@@ -65,6 +68,7 @@ impl Default for Config {
             max_attempts: 5,
             retry_base: Duration::from_secs(30),
             idle_poll: Duration::from_millis(250),
+            segment_every: Duration::from_secs(60),
         }
     }
 }
@@ -100,6 +104,8 @@ pub struct Runtime {
     flows: Mutex<HashMap<(i64, i32), Arc<Flow>>>,
     /// Flows whose bulk entry this process has already recorded as begun.
     started: Mutex<HashSet<i64>>,
+    /// When this process last evaluated each `segment_enter` flow's segment.
+    swept: Mutex<HashMap<i64, DateTime<Utc>>>,
     /// Woken when work arrives through this process (events, API entries).
     pub(crate) wake: Notify,
     pub counters: Counters,
@@ -223,6 +229,7 @@ impl Runtime {
             config,
             flows: Mutex::new(HashMap::new()),
             started: Mutex::new(HashSet::new()),
+            swept: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             counters: Counters::default(),
             written_since_analyze: AtomicU64::new(0),

@@ -592,3 +592,82 @@ async fn privacy_mode_holds_pseudonyms_and_reads_only_what_each_action_needs() {
         f.scratch.remove().await;
     }
 }
+
+#[tokio::test]
+async fn segment_enter_takes_contacts_as_they_start_matching() {
+    for scratch in Scratch::all_backends().await {
+        let f = fixture(scratch, 6).await;
+        let rt = &f.runtime;
+        let store = rt.store();
+        let who = Principal::system();
+        tabiji_storage::segments::create(
+            store,
+            &who,
+            &serde_json::from_value(json!({"key": "premium", "name": "Premium",
+                "filter": {"field": {"key": "member_type", "op": "eq", "value": "premium"}}}))
+            .unwrap(),
+            f.clock.now(),
+        )
+        .await
+        .unwrap();
+        let who = &who;
+        let set = |ids: &[i64], member_type: &str| {
+            let items: Vec<Json> = ids
+                .iter()
+                .map(|id| json!({"id": id, "member_type": member_type}))
+                .collect();
+            async move { store.bulk_update(who, "tourists", &items).await.unwrap() }
+        };
+        set(&[1, 2], "premium").await;
+        let flow = publish(
+            store,
+            json!({
+                "format": 1, "name": "welcome to premium",
+                "settings": {"re_entry": "after_exit"},
+                "entry": {"type": "segment_enter", "segment": "premium", "next": "mail"},
+                "nodes": [
+                    {"id": "mail", "type": "send", "channel": "test", "template": "premium", "next": "end"},
+                    {"id": "end", "type": "exit"}
+                ]
+            }),
+        )
+        .await;
+        let sweep = async || {
+            let n = rt.segment_enter_step().await.unwrap();
+            settle(rt).await;
+            n
+        };
+        // The first look enters everyone matching.
+        assert_eq!(sweep().await, 2);
+        let sent = |c: i64| templates_of(&f.channel, c).len();
+        assert_eq!((sent(1), sent(2), sent(3)), (1, 1, 0));
+
+        // Within the interval nothing is evaluated, even if someone joined.
+        set(&[3], "premium").await;
+        f.clock.advance(Span::seconds(30));
+        assert_eq!(sweep().await, 0);
+        f.clock.advance(Span::seconds(31));
+        assert_eq!(sweep().await, 1, "3 started matching");
+        assert_eq!(sent(3), 1);
+
+        // Leaving and coming back enters again (the run had finished: re-entry after exit).
+        set(&[1], "general").await;
+        f.clock.advance(Span::seconds(61));
+        assert_eq!(sweep().await, 0);
+        set(&[1], "premium").await;
+        f.clock.advance(Span::seconds(61));
+        assert_eq!(sweep().await, 1);
+        assert_eq!(sent(1), 2);
+        // Staying in the segment enters nobody twice.
+        f.clock.advance(Span::seconds(61));
+        assert_eq!(sweep().await, 0);
+        assert_eq!(f.channel.sent().len(), 4);
+        assert_eq!(
+            journeys::flow_members(&store.db().conn, flow)
+                .await
+                .unwrap(),
+            vec![1, 2, 3]
+        );
+        f.scratch.remove().await;
+    }
+}

@@ -39,9 +39,10 @@ pub fn spawn_worker(runtime: Arc<Runtime>) -> WorkerHandle {
                 Box::pin(async move {
                     let ticks = rt.schedule_step().await?;
                     let entered = rt.enter_step().await?;
+                    let joined = rt.segment_enter_step().await?;
                     let events = rt.event_step().await?;
                     let timers = rt.timer_step().await?;
-                    Ok(ticks + entered + events + timers)
+                    Ok(ticks + entered + joined + events + timers)
                 })
             })
             .await

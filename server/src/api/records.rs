@@ -8,6 +8,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tabiji_model::filter::Filter;
+use tabiji_storage::actions::FilteredAction;
+use tabiji_storage::aggregate::AggregateRequest;
 use tabiji_storage::records::{ItemStatus, ListQuery};
 use tabiji_storage::search::{SearchRequest, parse_zone};
 
@@ -24,6 +26,8 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/api/data/{entity}/search", post(search))
         .route("/api/data/{entity}/count", post(count))
+        .route("/api/data/{entity}/aggregate", post(aggregate))
+        .route("/api/data/{entity}/filtered", post(act_on_filtered))
         .route(
             "/api/data/{entity}/{id}",
             get(read).patch(update).delete(delete),
@@ -177,4 +181,34 @@ async fn count(
         .count_matching(&who, &entity, &filter, zone, state.clock.now())
         .await?;
     Ok(Json(json!({"count": n})))
+}
+
+/// Counts, sums, averages, minimums and maximums, grouped (CF-10).
+async fn aggregate(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(entity): Path<String>,
+    JsonBody(body): JsonBody<AggregateRequest>,
+) -> ApiResult<impl IntoResponse> {
+    let now = state.clock.now();
+    Ok(Json(
+        state.store.aggregate(&who, &entity, &body, now).await?,
+    ))
+}
+
+/// Sets fields, adds or removes choices, or deletes every record a filter matches (DM-2);
+/// `"preview": true` only counts.
+async fn act_on_filtered(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(entity): Path<String>,
+    JsonBody(body): JsonBody<FilteredAction>,
+) -> ApiResult<impl IntoResponse> {
+    let now = state.clock.now();
+    Ok(Json(
+        state
+            .store
+            .act_on_filtered(&who, &entity, &body, now)
+            .await?,
+    ))
 }

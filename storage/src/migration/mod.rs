@@ -11,6 +11,7 @@ mod m0002_builtin_entities;
 mod m0003_flows;
 mod m0004_runtime;
 mod m0005_segments;
+mod m0006_flow_members;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0003_flows::Migration),
             Box::new(m0004_runtime::Migration),
             Box::new(m0005_segments::Migration),
+            Box::new(m0006_flow_members::Migration),
         ]
     }
 }

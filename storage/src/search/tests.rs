@@ -8,7 +8,10 @@ use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value as Json, json};
-use tabiji_model::filter::{Aggregate, Cond, Filter, ValueKind, compare, eval_test, system_field};
+use tabiji_model::filter::{
+    Aggregate, Cond, DRAW_SCALE, Draw, Filter, ValueKind, compare, draw_rank, eval_test,
+    system_field,
+};
 use tabiji_model::{EntitySchema, StoredValue};
 
 use super::*;
@@ -227,6 +230,28 @@ fn eval(cond: &Cond, row: &Row, world: &World) -> bool {
                 ),
             };
             value.is_some_and(|v| eval_test(&h.test, kind, Some(&v)))
+        }
+        Cond::Sample { of, draw, seed, .. } => {
+            let id_of = |row: &Row| match row["id"] {
+                StoredValue::Int(id) => id,
+                _ => unreachable!(),
+            };
+            let id = id_of(row);
+            match draw {
+                Draw::PerMillion(n) => {
+                    eval(of, row, world) && draw_rank(id, *seed) % DRAW_SCALE < *n
+                }
+                Draw::Count(n) => {
+                    let mut drawn: Vec<(i64, i64)> = world
+                        .tourists
+                        .iter()
+                        .filter(|r| eval(of, r, world))
+                        .map(|r| (draw_rank(id_of(r), *seed), id_of(r)))
+                        .collect();
+                    drawn.sort_unstable();
+                    drawn.iter().take(*n as usize).any(|(_, i)| *i == id)
+                }
+            }
         }
         Cond::Message { .. } | Cond::Journey { .. } => {
             unreachable!("the generator writes no message or flow conditions")
@@ -542,6 +567,18 @@ fn filter(rng: &mut StdRng, depth: u32) -> Json {
     }
     if depth < 3 && roll == 3 {
         return json!({"not": filter(rng, depth + 1)});
+    }
+    if depth < 3 && roll == 4 && rng.random_bool(0.4) {
+        let seed = rng.random_range(0..1000);
+        let mut sample = if rng.random_bool(0.5) {
+            json!({"ratio": rng.random_range(0.05..0.9), "seed": seed})
+        } else {
+            json!({"count": rng.random_range(1..200), "seed": seed})
+        };
+        if rng.random_bool(0.7) {
+            sample["of"] = filter(rng, depth + 1);
+        }
+        return json!({ "sample": sample });
     }
     if roll < 6 {
         history_test(rng)

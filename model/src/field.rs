@@ -217,6 +217,9 @@ pub struct FieldDef {
     pub read_only: bool,
     #[serde(default)]
     pub builtin: bool,
+    /// Kept in a database index of its own, for filters that pick few records by it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub indexed: bool,
 }
 
 /// Why a value was refused, naming the field. `code` is stable for programs; `message` is for people.
@@ -606,6 +609,7 @@ mod tests {
             nfkc: false,
             read_only: false,
             builtin: false,
+            indexed: false,
         }
     }
 

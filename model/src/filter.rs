@@ -523,6 +523,7 @@ pub fn system_field(key: &str) -> Option<FieldDef> {
         nfkc: false,
         read_only: true,
         builtin: true,
+        indexed: key == "id",
     })
 }
 
@@ -972,6 +973,7 @@ impl Resolver<'_> {
             nfkc: false,
             read_only: false,
             builtin: false,
+            indexed: false,
         };
         let (op, value) = match (h.op, &h.value) {
             (None, None) if measure == Aggregate::Count => (Operator::Gte, Some(Json::from(1))),

@@ -95,6 +95,7 @@ impl F {
             nfkc: false,
             read_only: false,
             builtin: true,
+            indexed: false,
         })
     }
     fn required(mut self) -> Self {
@@ -107,6 +108,10 @@ impl F {
     }
     fn nfkc(mut self) -> Self {
         self.0.nfkc = true;
+        self
+    }
+    fn indexed(mut self) -> Self {
+        self.0.indexed = true;
         self
     }
     fn read_only(mut self) -> Self {
@@ -185,7 +190,9 @@ pub fn tourists() -> EntitySchema {
             ),
             F::new("birth_date", "生年月日", "Birth date", T::Date),
             F::new("postal_code", "郵便番号", "Postal code", T::PostalCode),
-            F::new("prefecture", "都道府県", PREFECTURES_NOTE, text(20)).nfkc(),
+            F::new("prefecture", "都道府県", PREFECTURES_NOTE, text(20))
+                .nfkc()
+                .indexed(),
             F::new("city", "市区町村", "City", text(100)),
             F::new("address_line", "番地・建物", "Address", text(200)),
             F::new("phone", "電話番号", "Phone", T::Phone),
@@ -211,7 +218,7 @@ pub fn tourists() -> EntitySchema {
                 "Registration source",
                 text(60),
             ),
-            F::new("registered_at", "登録日時", "Registered at", T::Timestamp),
+            F::new("registered_at", "登録日時", "Registered at", T::Timestamp).indexed(),
             F::new("opt_in_email", "メール配信可", "E-mail opt-in", T::Boolean),
             F::new("opt_in_sms", "SMS配信可", "SMS opt-in", T::Boolean),
             F::new("opt_in_line", "LINE配信可", "LINE opt-in", T::Boolean),
@@ -224,7 +231,7 @@ pub fn tourists() -> EntitySchema {
             )
             .read_only(),
             F::new("first_visit_on", "初回来訪日", "First visit", T::Date),
-            F::new("last_visit_on", "最終来訪日", "Last visit", T::Date),
+            F::new("last_visit_on", "最終来訪日", "Last visit", T::Date).indexed(),
             F::new(
                 "visit_count",
                 "来訪回数",
@@ -331,7 +338,9 @@ pub fn businesses() -> EntitySchema {
             F::new("phone", "電話番号", "Phone", T::Phone),
             F::new("fax", "FAX番号", "Fax", T::Phone),
             F::new("postal_code", "郵便番号", "Postal code", T::PostalCode),
-            F::new("prefecture", "都道府県", "Prefecture", text(20)).nfkc(),
+            F::new("prefecture", "都道府県", "Prefecture", text(20))
+                .nfkc()
+                .indexed(),
             F::new("city", "市区町村", "City", text(100)),
             F::new("address_line", "番地・建物", "Address", text(200)),
             F::new("area", "エリア", "Area", text(60)),
@@ -628,6 +637,32 @@ mod tests {
                 assert!(entity.field(&parent.field).unwrap().required);
             }
         }
+    }
+
+    /// The indexes migration `m0007_search_indexes` creates; a field marked here without a
+    /// migration would be searched as if indexed while it is not.
+    #[test]
+    fn indexed_fields_are_the_migrated_ones() {
+        let indexed: Vec<(String, String)> = builtin()
+            .into_iter()
+            .flat_map(|e| {
+                e.fields
+                    .iter()
+                    .filter(|f| f.indexed)
+                    .map(|f| (e.name.clone(), f.key.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let expected: Vec<(String, String)> = [
+            ("tourists", "prefecture"),
+            ("tourists", "registered_at"),
+            ("tourists", "last_visit_on"),
+            ("businesses", "prefecture"),
+        ]
+        .iter()
+        .map(|(e, f)| (e.to_string(), f.to_string()))
+        .collect();
+        assert_eq!(indexed, expected);
     }
 
     #[test]

@@ -230,10 +230,7 @@ fn duckdb_statement(select: &sea_orm::sea_query::SelectStatement) -> Value {
 }
 
 fn duckdb_queries(cond: &Cond) -> Value {
-    let matches = Compiler {
-        backend: DbBackend::Sqlite,
-    }
-    .cond(cond);
+    let matches = Compiler::new(DbBackend::Sqlite, &tabiji_model::schema::tourists()).cond(cond);
     let mut count = Query::select();
     count
         .expr(Expr::cust("COUNT(*)"))
@@ -286,6 +283,56 @@ fn duckdb(dir: &Path, queries: &Value) -> Option<(f64, f64, u64)> {
     ))
 }
 
+/// A database for one run, or one kept between runs.
+enum Kept {
+    Scratch(Scratch),
+    Url(String),
+}
+
+impl Kept {
+    fn url(&self) -> &str {
+        match self {
+            Kept::Scratch(s) => &s.url,
+            Kept::Url(u) => u,
+        }
+    }
+
+    fn sqlite(tourists: usize, per_tourist: u64) -> Kept {
+        let path =
+            std::env::temp_dir().join(format!("tabiji-bench-segments-{tourists}-{per_tourist}.db"));
+        Kept::Url(format!("sqlite://{}", path.display()))
+    }
+
+    async fn postgres(admin_url: &str, tourists: usize, per_tourist: u64) -> Kept {
+        let name = format!("tabiji_bench_segments_{tourists}_{per_tourist}");
+        let admin = Db::connect(admin_url).await.expect("PostgreSQL");
+        let exists = admin
+            .conn
+            .query_one_raw(Statement::from_string(
+                DbBackend::Postgres,
+                format!("SELECT 1 AS one FROM pg_database WHERE datname = '{name}'"),
+            ))
+            .await
+            .unwrap()
+            .is_some();
+        if !exists {
+            admin
+                .conn
+                .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                .await
+                .unwrap();
+        }
+        let (base, query) = admin_url.split_once('?').unwrap_or((admin_url, ""));
+        let server = base.rsplit_once('/').map_or(base, |(s, _)| s);
+        let query = if query.is_empty() {
+            String::new()
+        } else {
+            format!("?{query}")
+        };
+        Kept::Url(format!("{server}/{name}{query}"))
+    }
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -301,29 +348,45 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(10);
     let only = std::env::var("BENCH_BACKENDS").unwrap_or_default();
+    // BENCH_KEEP=1 keeps the loaded databases (a SQLite file in the temp folder, a PostgreSQL
+    // database next to DATABASE_URL's) and reuses them in later runs: loading is the slow part.
+    let keep = std::env::var("BENCH_KEEP").is_ok_and(|v| v == "1");
     let mut backends = Vec::new();
     if only.is_empty() || only.contains("sqlite") {
-        backends.push(Scratch::sqlite());
+        backends.push(if keep {
+            Kept::sqlite(tourists, per_tourist)
+        } else {
+            Kept::Scratch(Scratch::sqlite())
+        });
     }
     if let Ok(url) = std::env::var("DATABASE_URL")
         && url.starts_with("postgres")
         && (only.is_empty() || only.contains("postgres"))
     {
-        backends.push(
-            Scratch::postgres(&url)
-                .await
-                .expect("PostgreSQL scratch database"),
-        );
+        backends.push(if keep {
+            Kept::postgres(&url, tourists, per_tourist).await
+        } else {
+            Kept::Scratch(
+                Scratch::postgres(&url)
+                    .await
+                    .expect("PostgreSQL scratch database"),
+            )
+        });
     }
     let dir = std::env::temp_dir().join(format!("tabiji-bench-segments-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut reference = None;
     let mut rows = Vec::new();
     for scratch in backends {
-        let store = open(&scratch.url).await;
+        let store = open(scratch.url()).await;
         let backend = format!("{:?}", store.db().backend());
         println!("{backend}:");
-        load(&store, tourists, per_tourist).await;
+        let loaded = store.count(&Principal::system(), "tourists").await.unwrap();
+        if loaded == 0 {
+            load(&store, tourists, per_tourist).await;
+        } else {
+            println!("  reusing the {loaded} tourists kept from an earlier run");
+        }
         let figures = measure(&store).await;
         println!(
             "  typical segment: {} tourists; count {:.1} ms, first sorted page {:.1} ms",
@@ -377,7 +440,9 @@ async fn main() {
         }
         rows.push((backend, figures));
         store.db().conn.clone().close().await.ok();
-        scratch.remove().await;
+        if let Kept::Scratch(scratch) = scratch {
+            scratch.remove().await;
+        }
     }
     let _ = std::fs::remove_dir_all(&dir);
     println!(

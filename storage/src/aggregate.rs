@@ -174,9 +174,9 @@ impl Store {
             Ok(f)
         };
 
+        let compiler = Compiler::new(backend, &schema);
         let mut q = Query::select();
-        q.from(col(entity))
-            .and_where(Compiler { backend }.cond(&resolved.cond));
+        q.from(col(entity)).and_where(compiler.cond(&resolved.cond));
         let mut columns: Vec<(String, Read)> = Vec::new();
         for (i, g) in request.group_by.iter().enumerate() {
             let at = format!("group_by[{i}]");
@@ -255,15 +255,15 @@ impl Store {
                     let (f, int) = numeric(k)?;
                     let sum: Expr = Func::sum(Expr::col(col(&f.key))).into();
                     if int {
-                        (cast(backend, sum, "BIGINT"), Read::Int)
+                        (cast(&compiler, sum, "BIGINT"), Read::Int)
                     } else {
-                        (cast(backend, sum, "DOUBLE PRECISION"), Read::Float)
+                        (cast(&compiler, sum, "DOUBLE PRECISION"), Read::Float)
                     }
                 }
                 AggregateMeasure::Avg(k) => {
                     let (f, _) = numeric(k)?;
                     let avg: Expr = Func::avg(Expr::col(col(&f.key))).into();
-                    (cast(backend, avg, "DOUBLE PRECISION"), Read::Float)
+                    (cast(&compiler, avg, "DOUBLE PRECISION"), Read::Float)
                 }
                 AggregateMeasure::Min(k) | AggregateMeasure::Max(k) => {
                     let (f, int) = numeric(k)?;
@@ -314,8 +314,8 @@ impl Store {
     }
 }
 
-fn cast(backend: DbBackend, e: Expr, ty: &str) -> Expr {
-    Compiler { backend }.custom(&format!("CAST(? AS {ty})"), vec![e])
+fn cast(compiler: &Compiler, e: Expr, ty: &str) -> Expr {
+    compiler.custom(&format!("CAST(? AS {ty})"), vec![e])
 }
 
 fn bucket_name(b: Bucket) -> &'static str {

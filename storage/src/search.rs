@@ -6,7 +6,7 @@
 //! conditions need the right to view flows, and the records come back with only the fields
 //! the caller may view.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::sea_query::{
@@ -21,7 +21,7 @@ use tabiji_model::filter::{
     ValueKind, system_field,
 };
 use tabiji_model::zone::Zone;
-use tabiji_model::{Op, StoredValue};
+use tabiji_model::{EntitySchema, Op, StoredValue};
 
 use crate::auth::Principal;
 use crate::error::{ItemError, Result, StorageError};
@@ -126,22 +126,94 @@ fn like_escape(s: &str) -> String {
 /// Compiles resolved conditions for one backend.
 pub struct Compiler {
     pub backend: DbBackend,
+    /// The entity the conditions are about.
+    pub table: String,
+    /// Its fields with an index of their own (and `id`).
+    pub indexed: BTreeSet<String>,
+}
+
+/// Whether a condition costs a subquery: evaluated after the plain field tests of its group.
+fn costly(cond: &Cond) -> bool {
+    match cond {
+        Cond::Field { .. } => false,
+        Cond::All(items) | Cond::Any(items) => items.iter().any(costly),
+        Cond::Not(inner) => costly(inner),
+        Cond::History(_) | Cond::Message { .. } | Cond::Journey { .. } | Cond::Sample { .. } => {
+            true
+        }
+    }
 }
 
 impl Compiler {
-    pub fn cond(&self, cond: &Cond) -> Expr {
+    /// A compiler for conditions about `schema`'s records.
+    pub fn new(backend: DbBackend, schema: &EntitySchema) -> Compiler {
+        let mut indexed: BTreeSet<String> = schema
+            .fields
+            .iter()
+            .filter(|f| f.indexed || f.unique)
+            .map(|f| f.key.clone())
+            .collect();
+        indexed.insert("id".into());
+        if let Some(parent) = &schema.parent {
+            indexed.insert(parent.field.clone());
+        }
+        Compiler {
+            backend,
+            table: schema.name.clone(),
+            indexed,
+        }
+    }
+
+    /// Whether a test can pick its records from an index: then the group it is in holds few
+    /// candidates, and history conditions beside it are better evaluated per candidate.
+    fn narrows(&self, cond: &Cond) -> bool {
         match cond {
-            Cond::All(items) => items
-                .iter()
-                .map(|c| self.cond(c))
-                .reduce(|a, b| a.and(b))
-                .unwrap_or_else(|| Expr::cust("1 = 1")),
+            Cond::Field { key, test, .. } => {
+                self.indexed.contains(key)
+                    && matches!(
+                        test,
+                        Test::Eq(_)
+                            | Test::In(_)
+                            | Test::Lt(_)
+                            | Test::Lte(_)
+                            | Test::Gt(_)
+                            | Test::Gte(_)
+                            | Test::Between(..)
+                            | Test::Range(..)
+                    )
+            }
+            Cond::All(items) => items.iter().any(|c| self.narrows(c)),
+            _ => false,
+        }
+    }
+
+    pub fn cond(&self, cond: &Cond) -> Expr {
+        self.cond_in(cond, false)
+    }
+
+    /// `per_candidate`: the enclosing group narrows to few records by an index.
+    fn cond_in(&self, cond: &Cond, per_candidate: bool) -> Expr {
+        match cond {
+            Cond::All(items) => {
+                let per_candidate = per_candidate || items.iter().any(|c| self.narrows(c));
+                // Plain field tests first: the database meets the subqueries only for the
+                // records that pass them.
+                let (cheap, dear): (Vec<&Cond>, Vec<&Cond>) =
+                    items.iter().partition(|c| !costly(c));
+                cheap
+                    .into_iter()
+                    .chain(dear)
+                    .map(|c| self.cond_in(c, per_candidate))
+                    .reduce(|a, b| a.and(b))
+                    .unwrap_or_else(|| Expr::cust("1 = 1"))
+            }
+            Cond::History(h) if per_candidate => self.history_per_candidate(h),
             Cond::Any(items) => items
                 .iter()
-                .map(|c| self.cond(c))
+                .map(|c| self.cond_in(c, per_candidate))
                 .reduce(|a, b| a.or(b))
                 .unwrap_or_else(|| Expr::cust("1 = 0")),
-            Cond::Not(inner) => self.cond(inner).not(),
+            Cond::Not(inner) => self.cond_in(inner, per_candidate).not(),
             Cond::Field { key, kind, test } => self.test(Expr::col(col(key)), *kind, test),
             Cond::History(h) => self.history(h),
             Cond::Message {
@@ -298,33 +370,55 @@ impl Compiler {
         q
     }
 
+    /// A history condition as a subquery about one record (`… WHERE owner = tourists.id`),
+    /// evaluated for each candidate the rest of its group let through.
+    fn history_per_candidate(&self, h: &HistoryCond) -> Expr {
+        let mut q = Query::select();
+        q.from(col(&h.store))
+            .and_where(
+                Expr::col((col(&h.store), col(&h.owner_field)))
+                    .equals((col(&self.table), col("id"))),
+            )
+            .and_where(self.cond(&h.rows));
+        if h.measure == Aggregate::Count && is_any_row(&h.test) {
+            q.expr(Expr::val(1));
+            return Expr::exists(q);
+        }
+        let (measure, kind) = self.measure(&h.measure);
+        q.expr(measure);
+        let value = Expr::SubQuery(None, Box::new(q.into()));
+        // COUNT and COALESCE(SUM, 0) are never NULL, so records with no rows pass exactly
+        // when `holds_for_none` says.
+        value
+            .clone()
+            .is_not_null()
+            .and(self.test(value, kind, &h.test))
+    }
+
+    fn measure(&self, measure: &Aggregate) -> (Expr, ValueKind) {
+        match measure {
+            Aggregate::Count => (Expr::cust("COUNT(*)"), ValueKind::Int),
+            Aggregate::Sum(k) => (
+                Func::coalesce([Expr::from(Func::sum(Expr::col(col(k)))), Expr::val(0i64)]).into(),
+                ValueKind::Float,
+            ),
+            Aggregate::Avg(k) => (Func::avg(Expr::col(col(k))).into(), ValueKind::Float),
+            Aggregate::Min(k) => (Func::min(Expr::col(col(k))).into(), ValueKind::Float),
+            Aggregate::Max(k) => (Func::max(Expr::col(col(k))).into(), ValueKind::Float),
+            Aggregate::First(k) => (Func::min(Expr::col(col(k))).into(), ValueKind::Timestamp),
+            Aggregate::Last(k) => (Func::max(Expr::col(col(k))).into(), ValueKind::Timestamp),
+        }
+    }
+
     fn history(&self, h: &HistoryCond) -> Expr {
         let mut q = Query::select();
         q.column(col(&h.owner_field))
             .from(col(&h.store))
             .and_where(self.cond(&h.rows));
-        let any_row = h.measure == Aggregate::Count
-            && matches!(
-                &h.test,
-                Test::Gte(StoredValue::Int(1)) | Test::Gt(StoredValue::Int(0))
-            );
-        if any_row {
+        if h.measure == Aggregate::Count && is_any_row(&h.test) {
             return Expr::col(col("id")).in_subquery(q);
         }
-        let measure = match &h.measure {
-            Aggregate::Count => Expr::cust("COUNT(*)"),
-            Aggregate::Sum(k) => {
-                Func::coalesce([Expr::from(Func::sum(Expr::col(col(k)))), Expr::val(0i64)]).into()
-            }
-            Aggregate::Avg(k) => Func::avg(Expr::col(col(k))).into(),
-            Aggregate::Min(k) | Aggregate::First(k) => Func::min(Expr::col(col(k))).into(),
-            Aggregate::Max(k) | Aggregate::Last(k) => Func::max(Expr::col(col(k))).into(),
-        };
-        let kind = match &h.measure {
-            Aggregate::Count => ValueKind::Int,
-            Aggregate::First(_) | Aggregate::Last(_) => ValueKind::Timestamp,
-            _ => ValueKind::Float,
-        };
+        let (measure, kind) = self.measure(&h.measure);
         // Strict: an owner whose rows have no value to measure (an average of nothing) fails.
         let test = measure
             .clone()
@@ -466,6 +560,14 @@ impl Compiler {
     }
 }
 
+/// "At least one row".
+fn is_any_row(test: &Test) -> bool {
+    matches!(
+        test,
+        Test::Gte(StoredValue::Int(1)) | Test::Gt(StoredValue::Int(0))
+    )
+}
+
 /// A position in a sorted result: the sort field's value (as the API shows it) and the id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Cursor {
@@ -582,10 +684,9 @@ impl Store {
         Ok(resolved)
     }
 
-    fn compiler(&self) -> Compiler {
-        Compiler {
-            backend: self.db().backend(),
-        }
+    async fn compiler(&self, entity: &str) -> Result<Compiler> {
+        let schema = self.entity_schema(entity).await?;
+        Ok(Compiler::new(self.db().backend(), &schema))
     }
 
     /// One page of the records a filter matches, sorted, with only the fields the caller may view.
@@ -628,7 +729,7 @@ impl Store {
             });
         }
         let kind = ValueKind::of(&sort_field.ty);
-        let compiler = self.compiler();
+        let compiler = Compiler::new(self.db().backend(), &schema);
         let matches = compiler.cond(&resolved.cond);
 
         let fields = self.readable_fields(who, &schema);
@@ -751,7 +852,7 @@ impl Store {
             .resolve_filter(Some(who), entity, filter, zone, now)
             .await?;
         let n = self
-            .count_where(entity, self.compiler().cond(&resolved.cond))
+            .count_where(entity, self.compiler(entity).await?.cond(&resolved.cond))
             .await?;
         self.log(
             who,
@@ -778,7 +879,7 @@ impl Store {
         q.column(col("id"))
             .from(col(entity))
             .and_where(Expr::col(col("id")).gt(after))
-            .and_where(self.compiler().cond(cond))
+            .and_where(self.compiler(entity).await?.cond(cond))
             .order_by(col("id"), Order::Asc)
             .limit(limit);
         let rows = self.db().conn.query_all(&q).await?;

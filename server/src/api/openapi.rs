@@ -183,6 +183,32 @@ fn entity_paths(entity: &EntitySchema, paths: &mut Map<String, Value>) {
         }),
     );
     paths.insert(
+        format!("/api/data/{name}/aggregate"),
+        json!({
+            "post": {"tags": tag, "summary": format!("Count, sum, average, minimum, maximum of {name} a filter matches, grouped by up to two fields or date buckets"),
+                "requestBody": body(json!({"type": "object", "properties": {
+                    "filter": filter,
+                    "group_by": {"type": "array", "maxItems": 2, "items": {"type": "object", "required": ["field"], "properties": {
+                        "field": {"type": "string"}, "bucket": {"type": "string", "enum": ["day", "week", "month", "year"]}}}},
+                    "measures": {"type": "array", "items": {"description": "\"count\", or {\"sum\"|\"avg\"|\"min\"|\"max\": field}"}},
+                    "zone": {"type": "string"}, "limit": {"type": "integer", "minimum": 1, "maximum": 10000}}})),
+                "responses": with_errors(json!({"200": ok("Groups", json!({"type": "object", "properties": {
+                    "groups": {"type": "array", "items": {"type": "object"}}, "truncated": {"type": "boolean"}}}))}))}
+        }),
+    );
+    paths.insert(
+        format!("/api/data/{name}/filtered"),
+        json!({
+            "post": {"tags": tag, "summary": format!("Set fields, add or remove choices, or delete every one of {name} a filter matches; preview first"),
+                "requestBody": body(json!({"type": "object", "required": ["filter", "action"], "properties": {
+                    "filter": filter,
+                    "action": {"description": "{\"set\": {…}}, {\"add_choices\": {…}}, {\"remove_choices\": {…}} or \"delete\""},
+                    "preview": {"type": "boolean"}, "expected_count": {"type": "integer"}, "zone": {"type": "string"}}})),
+                "responses": with_errors(json!({"200": ok("What was (or would be) done", json!({"type": "object", "properties": {
+                    "matched": {"type": "integer"}, "changed": {"type": "integer"}, "preview": {"type": "boolean"}}}))}))}
+        }),
+    );
+    paths.insert(
         format!("/api/data/{name}/{{id}}"),
         json!({
             "parameters": id_param,

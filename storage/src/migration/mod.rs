@@ -12,6 +12,7 @@ mod m0003_flows;
 mod m0004_runtime;
 mod m0005_segments;
 mod m0006_flow_members;
+mod m0007_search_indexes;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_runtime::Migration),
             Box::new(m0005_segments::Migration),
             Box::new(m0006_flow_members::Migration),
+            Box::new(m0007_search_indexes::Migration),
         ]
     }
 }

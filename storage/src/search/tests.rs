@@ -664,7 +664,14 @@ async fn generated_filters_match_the_in_memory_evaluator() {
                 expected.difference(&got).take(5).collect::<Vec<_>>(),
             );
             let count = store
-                .count_where("tourists", store.compiler().cond(&resolved.cond))
+                .count_where(
+                    "tourists",
+                    store
+                        .compiler("tourists")
+                        .await
+                        .unwrap()
+                        .cond(&resolved.cond),
+                )
                 .await
                 .unwrap();
             assert_eq!(

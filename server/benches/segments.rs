@@ -153,6 +153,20 @@ async fn measure(store: &Store) -> Figures {
         assert_eq!(page.items.len() as u64, Ord::min(count, 50));
     })
     .await;
+    // What every call costs besides its SQL: resolution, rights, the access-log entry.
+    let by_id: Filter =
+        serde_json::from_value(json!({"field": {"key": "id", "op": "eq", "value": 1}})).unwrap();
+    let fixed = timed(async || {
+        store
+            .count_matching(&admin, "tourists", &by_id, zone, now())
+            .await
+            .unwrap();
+    })
+    .await;
+    println!(
+        "  a count by id (the fixed cost of a call): {:.1} ms",
+        ms(fixed)
+    );
     Figures {
         count,
         count_time,

@@ -384,15 +384,18 @@ impl Compiler {
             q.expr(Expr::val(1));
             return Expr::exists(q);
         }
+        // One aggregate row per candidate, tested in HAVING: the rows are read once, and a
+        // candidate with no rows still yields its row (COUNT 0, COALESCE(SUM, 0), or NULL for
+        // averages, minimums and times, whose tests then fail), so EXISTS is exactly the test.
         let (measure, kind) = self.measure(&h.measure);
-        q.expr(measure);
-        let value = Expr::SubQuery(None, Box::new(q.into()));
-        // COUNT and COALESCE(SUM, 0) are never NULL, so records with no rows pass exactly
-        // when `holds_for_none` says.
-        value
-            .clone()
-            .is_not_null()
-            .and(self.test(value, kind, &h.test))
+        // The measure is selected too: that is what makes it an aggregate query to SQLite.
+        q.expr(measure.clone()).and_having(
+            measure
+                .clone()
+                .is_not_null()
+                .and(self.test(measure, kind, &h.test)),
+        );
+        Expr::exists(q)
     }
 
     fn measure(&self, measure: &Aggregate) -> (Expr, ValueKind) {

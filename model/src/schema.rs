@@ -639,32 +639,6 @@ mod tests {
         }
     }
 
-    /// The indexes migration `m0007_search_indexes` creates; a field marked here without a
-    /// migration would be searched as if indexed while it is not.
-    #[test]
-    fn indexed_fields_are_the_migrated_ones() {
-        let indexed: Vec<(String, String)> = builtin()
-            .into_iter()
-            .flat_map(|e| {
-                e.fields
-                    .iter()
-                    .filter(|f| f.indexed)
-                    .map(|f| (e.name.clone(), f.key.clone()))
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        let expected: Vec<(String, String)> = [
-            ("tourists", "prefecture"),
-            ("tourists", "registered_at"),
-            ("tourists", "last_visit_on"),
-            ("businesses", "prefecture"),
-        ]
-        .iter()
-        .map(|(e, f)| (e.to_string(), f.to_string()))
-        .collect();
-        assert_eq!(indexed, expected);
-    }
-
     #[test]
     fn reserved_names_are_refused() {
         assert!(check_identifier("sys_users").is_err());

@@ -737,7 +737,18 @@ impl Store {
 
         let fields = self.readable_fields(who, &schema);
         let mut q = self.select(&schema, &fields);
-        q.and_where(matches.clone());
+        if self.db().backend() == DbBackend::Postgres && resolved.cond != Cond::All(vec![]) {
+            // PostgreSQL plans `SELECT *` with a filter as a bitmap scan that reads every
+            // candidate row before testing it; asking for the ids first lets it answer the
+            // filter from the index, as for a count, and read only the rows of the page.
+            let mut ids = Query::select();
+            ids.column(col("id"))
+                .from(col(entity))
+                .and_where(matches.clone());
+            q.and_where(Expr::col(col("id")).in_subquery(ids));
+        } else {
+            q.and_where(matches.clone());
+        }
         let by_id = sort_field.key == "id";
         if let Some(after) = &request.after {
             let bad = || {

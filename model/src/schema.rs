@@ -218,7 +218,7 @@ pub fn tourists() -> EntitySchema {
                 "Registration source",
                 text(60),
             ),
-            F::new("registered_at", "登録日時", "Registered at", T::Timestamp).indexed(),
+            F::new("registered_at", "登録日時", "Registered at", T::Timestamp),
             F::new("opt_in_email", "メール配信可", "E-mail opt-in", T::Boolean),
             F::new("opt_in_sms", "SMS配信可", "SMS opt-in", T::Boolean),
             F::new("opt_in_line", "LINE配信可", "LINE opt-in", T::Boolean),
@@ -231,7 +231,7 @@ pub fn tourists() -> EntitySchema {
             )
             .read_only(),
             F::new("first_visit_on", "初回来訪日", "First visit", T::Date),
-            F::new("last_visit_on", "最終来訪日", "Last visit", T::Date).indexed(),
+            F::new("last_visit_on", "最終来訪日", "Last visit", T::Date),
             F::new(
                 "visit_count",
                 "来訪回数",

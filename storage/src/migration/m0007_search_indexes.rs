@@ -1,8 +1,8 @@
 //! Indexes for filters. Segments pick tourists mostly by place, gender and age or birthday, so
-//! one index holds all three (and the id, so that PostgreSQL answers from the index alone);
-//! registration and last visit take ranges. Purchase indexes answer "spent more than X in a
-//! period" without reading the rows: by period for everyone at once, by tourist for a few
-//! candidates.
+//! one index holds all three (and the id, so that PostgreSQL answers from the index alone).
+//! Purchase indexes answer "spent more than X in a period" without reading the rows: by period
+//! for everyone at once, by tourist for a few candidates. Every index slows bulk loading
+//! (DM-1), so there are no more than these.
 
 use sea_orm_migration::prelude::*;
 
@@ -16,8 +16,6 @@ const INDEXES: &[(&str, &str, &[&str])] = &[
         "tourists",
         &["prefecture", "gender", "birth_date", "id"],
     ),
-    ("tourists_registered_at", "tourists", &["registered_at"]),
-    ("tourists_last_visit_on", "tourists", &["last_visit_on"]),
     ("businesses_prefecture", "businesses", &["prefecture"]),
     (
         "purchases_by_time",

@@ -583,6 +583,19 @@ impl Resolver<'_> {
                 format!("groups and segments nest at most {MAX_DEPTH} deep"),
             );
         }
+        if scope == Scope::HistoryRows
+            && !matches!(
+                filter,
+                Filter::All(_) | Filter::Any(_) | Filter::Not(_) | Filter::Field(_)
+            )
+        {
+            return fail(
+                walk,
+                path.into(),
+                "not_allowed_here",
+                "a history condition's `where` tests the store's own fields only".into(),
+            );
+        }
         walk.conditions += 1;
         if walk.conditions == MAX_CONDITIONS + 1 {
             return fail(
@@ -659,26 +672,10 @@ impl Resolver<'_> {
             }
             Filter::History(h) => {
                 let path = format!("{path}.history");
-                if scope == Scope::HistoryRows {
-                    return fail(
-                        walk,
-                        path,
-                        "not_allowed_here",
-                        "a history condition's `where` tests the store's own fields only".into(),
-                    );
-                }
                 self.history(h, schema, &path, depth, walk)
             }
             Filter::Message(m) => {
                 let path = format!("{path}.message");
-                if scope == Scope::HistoryRows {
-                    return fail(
-                        walk,
-                        path,
-                        "not_allowed_here",
-                        "a history condition's `where` tests the store's own fields only".into(),
-                    );
-                }
                 if schema.name != CONTACTS {
                     return fail(walk, path, "not_contacts", not_contacts(&schema.name));
                 }
@@ -713,14 +710,6 @@ impl Resolver<'_> {
                 })
             }
             Filter::Journey(j) => {
-                if scope == Scope::HistoryRows {
-                    return fail(
-                        walk,
-                        format!("{path}.journey"),
-                        "not_allowed_here",
-                        "a history condition's `where` tests the store's own fields only".into(),
-                    );
-                }
                 if schema.name != CONTACTS {
                     return fail(
                         walk,
@@ -783,14 +772,6 @@ impl Resolver<'_> {
             }
             Filter::Segment(key) => {
                 let path = format!("{path}.segment");
-                if scope == Scope::HistoryRows {
-                    return fail(
-                        walk,
-                        path,
-                        "not_allowed_here",
-                        "a history condition's `where` tests the store's own fields only".into(),
-                    );
-                }
                 if walk.stack.contains(key) {
                     return fail(
                         walk,

@@ -478,6 +478,15 @@ impl Compiler {
         self.custom(function, vec![subject, Expr::val(quoted)])
     }
 
+    /// Whether the choices held include any (or, with `all`, every) one of `options`.
+    fn options(&self, subject: &Expr, options: &[String], all: bool) -> Expr {
+        options
+            .iter()
+            .map(|o| self.holds_option(subject.clone(), o))
+            .reduce(|a, b| if all { a.and(b) } else { a.or(b) })
+            .expect("option lists are never empty")
+    }
+
     /// A two-valued test: never NULL, so `not` around it means what it says.
     fn test(&self, subject: Expr, kind: ValueKind, test: &Test) -> Expr {
         let present = || {
@@ -537,28 +546,9 @@ impl Compiler {
                 let part = self.custom(template, vec![subject.clone()]);
                 guard(part.eq(month))
             }
-            Test::AnyOf(options) => guard(
-                options
-                    .iter()
-                    .map(|o| self.holds_option(subject.clone(), o))
-                    .reduce(|a, b| a.or(b))
-                    .expect("option lists are never empty"),
-            ),
-            Test::AllOf(options) => guard(
-                options
-                    .iter()
-                    .map(|o| self.holds_option(subject.clone(), o))
-                    .reduce(|a, b| a.and(b))
-                    .expect("option lists are never empty"),
-            ),
-            Test::NoneOf(options) => or_missing(
-                options
-                    .iter()
-                    .map(|o| self.holds_option(subject.clone(), o))
-                    .reduce(|a, b| a.or(b))
-                    .expect("option lists are never empty")
-                    .not(),
-            ),
+            Test::AnyOf(options) => guard(self.options(&subject, options, false)),
+            Test::AllOf(options) => guard(self.options(&subject, options, true)),
+            Test::NoneOf(options) => or_missing(self.options(&subject, options, false).not()),
         }
     }
 }

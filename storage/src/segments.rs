@@ -103,23 +103,22 @@ fn from_row(row: &QueryResult) -> Result<Segment> {
     })
 }
 
+/// The columns of `sys_segments`; every one but the id is written on create.
+const COLUMNS: [&str; 9] = [
+    "id",
+    "key",
+    "name",
+    "entity",
+    "filter",
+    "description",
+    "created_by",
+    "created_at",
+    "updated_at",
+];
+
 fn select() -> sea_orm::sea_query::SelectStatement {
     let mut q = Query::select();
-    q.columns(
-        [
-            "id",
-            "key",
-            "name",
-            "entity",
-            "filter",
-            "description",
-            "created_by",
-            "created_at",
-            "updated_at",
-        ]
-        .map(col),
-    )
-    .from(col("sys_segments"));
+    q.columns(COLUMNS.map(col)).from(col("sys_segments"));
     q
 }
 
@@ -224,19 +223,7 @@ pub async fn create(
     let filter = serde_json::to_string(&new.filter).expect("a filter serialises");
     let insert = Query::insert()
         .into_table(col("sys_segments"))
-        .columns(
-            [
-                "key",
-                "name",
-                "entity",
-                "filter",
-                "description",
-                "created_by",
-                "created_at",
-                "updated_at",
-            ]
-            .map(col),
-        )
+        .columns(COLUMNS[1..].iter().map(|c| col(c)))
         .values_panic([
             new.key.as_str().into(),
             new.name.trim().into(),

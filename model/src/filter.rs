@@ -86,6 +86,28 @@ pub const DRAW_SEED_STEP: i64 = 40_503;
 pub const DRAW_MIX: i64 = 0x045d_9f3b;
 pub const DRAW_MASK: i64 = 0xffff_ffff;
 
+impl Filter {
+    /// The keys of the saved segments this filter names itself (not those they name in turn).
+    pub fn segments(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        self.collect_segments(&mut out);
+        out
+    }
+
+    fn collect_segments<'a>(&'a self, out: &mut Vec<&'a str>) {
+        match self {
+            Filter::All(items) | Filter::Any(items) => {
+                items.iter().for_each(|f| f.collect_segments(out))
+            }
+            Filter::Not(inner) => inner.collect_segments(out),
+            Filter::Segment(k) => out.push(k),
+            Filter::History(h) => h.filter.iter().for_each(|f| f.collect_segments(out)),
+            Filter::Sample(s) => s.of.iter().for_each(|f| f.collect_segments(out)),
+            Filter::Field(_) | Filter::Message(_) | Filter::Journey(_) => {}
+        }
+    }
+}
+
 /// The JSON Schema of [`Filter`], published as `docs/filter.schema.json`.
 pub fn json_schema() -> Json {
     serde_json::to_value(schemars::schema_for!(Filter)).expect("a schema is JSON")
@@ -1562,6 +1584,18 @@ mod tests {
             "{}",
             errors[1].message
         );
+    }
+
+    #[test]
+    fn a_filter_lists_the_segments_it_names() {
+        let filter: Filter = serde_json::from_value(json!({"all": [
+            {"segment": "a"},
+            {"not": {"sample": {"of": {"segment": "b"}, "ratio": 0.5}}},
+            {"field": {"key": "city", "op": "empty"}}
+        ]}))
+        .unwrap();
+        assert_eq!(filter.segments(), vec!["a", "b"]);
+        assert!(Filter::All(vec![]).segments().is_empty());
     }
 
     #[test]

@@ -633,7 +633,12 @@ impl Store {
     ) -> Result<Resolved> {
         self.entity_schema(entity).await?;
         let schemas = self.schemas();
-        let saved = segments::definitions(self.db()).await?;
+        // Most filters name no segment: only those that do read the saved definitions.
+        let saved = if filter.segments().is_empty() {
+            HashMap::new()
+        } else {
+            segments::definitions(self.db()).await?
+        };
         self.resolve_with(who, entity, filter, zone, now, &schemas, &saved)
             .await
     }

@@ -292,17 +292,6 @@ pub async fn update(
     find(store, key).await
 }
 
-fn refers_to(filter: &Filter, key: &str) -> bool {
-    match filter {
-        Filter::All(items) | Filter::Any(items) => items.iter().any(|f| refers_to(f, key)),
-        Filter::Not(inner) => refers_to(inner, key),
-        Filter::Segment(k) => k == key,
-        Filter::History(h) => h.filter.as_deref().is_some_and(|f| refers_to(f, key)),
-        Filter::Sample(s) => s.of.as_deref().is_some_and(|f| refers_to(f, key)),
-        Filter::Field(_) | Filter::Message(_) | Filter::Journey(_) => false,
-    }
-}
-
 /// Deletes a segment no other segment and no running flow draws on.
 pub async fn delete(store: &Store, who: &Principal, key: &str) -> Result<()> {
     store.require(who, SEGMENTS, Op::Delete).await?;
@@ -310,7 +299,7 @@ pub async fn delete(store: &Store, who: &Principal, key: &str) -> Result<()> {
     let saved = definitions(store.db()).await?;
     let mut users: Vec<String> = saved
         .iter()
-        .filter(|(k, (_, f))| k.as_str() != key && refers_to(f, key))
+        .filter(|(k, (_, f))| k.as_str() != key && f.segments().contains(&key))
         .map(|(k, _)| format!("segment {k:?}"))
         .collect();
     for live in journeys::live_flows(&store.db().conn).await? {

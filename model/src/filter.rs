@@ -47,6 +47,24 @@ pub enum Filter {
     Segment(String),
     /// A random draw (DM-10), the same every time for the same seed and records.
     Sample(SampleTest),
+    /// The records whose ids an output table of the SQL workspace holds (MA-9): a list made
+    /// with SQL, usable like any other condition.
+    OutputTable(OutputTableTest),
+}
+
+/// `{"output_table": {"name": "vip_2026", "column": "tourist_id"}}`: records whose id is in
+/// that column of the output table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutputTableTest {
+    pub name: String,
+    /// An integer column holding record ids; `id` when left out.
+    #[serde(default = "id_column")]
+    pub column: String,
+}
+
+fn id_column() -> String {
+    "id".into()
 }
 
 /// `{"sample": {"of": FILTER, "count": 500, "seed": 42}}` draws 500 of the records `of` matches;
@@ -90,20 +108,38 @@ impl Filter {
     /// The keys of the saved segments this filter names itself (not those they name in turn).
     pub fn segments(&self) -> Vec<&str> {
         let mut out = Vec::new();
-        self.collect_segments(&mut out);
+        self.each(&mut |f| {
+            if let Filter::Segment(key) = f {
+                out.push(key.as_str());
+            }
+        });
         out
     }
 
-    fn collect_segments<'a>(&'a self, out: &mut Vec<&'a str>) {
-        match self {
-            Filter::All(items) | Filter::Any(items) => {
-                items.iter().for_each(|f| f.collect_segments(out))
+    /// The output tables this filter names itself.
+    pub fn output_tables(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        self.each(&mut |f| {
+            if let Filter::OutputTable(t) = f {
+                out.push(t.name.as_str());
             }
-            Filter::Not(inner) => inner.collect_segments(out),
-            Filter::Segment(k) => out.push(k),
-            Filter::History(h) => h.filter.iter().for_each(|f| f.collect_segments(out)),
-            Filter::Sample(s) => s.of.iter().for_each(|f| f.collect_segments(out)),
-            Filter::Field(_) | Filter::Message(_) | Filter::Journey(_) => {}
+        });
+        out
+    }
+
+    /// Calls `visit` on this filter and every filter inside it.
+    fn each<'a>(&'a self, visit: &mut impl FnMut(&'a Filter)) {
+        visit(self);
+        match self {
+            Filter::All(items) | Filter::Any(items) => items.iter().for_each(|f| f.each(visit)),
+            Filter::Not(inner) => inner.each(visit),
+            Filter::History(h) => h.filter.iter().for_each(|f| f.each(visit)),
+            Filter::Sample(s) => s.of.iter().for_each(|f| f.each(visit)),
+            Filter::Field(_)
+            | Filter::Message(_)
+            | Filter::Journey(_)
+            | Filter::Segment(_)
+            | Filter::OutputTable(_) => {}
         }
     }
 }
@@ -375,6 +411,11 @@ pub enum Cond {
         at: Option<String>,
         status: JourneyStatus,
     },
+    /// The record's id is in `column` of output table `name`.
+    InTable {
+        name: String,
+        column: String,
+    },
     Sample {
         table: String,
         of: Box<Cond>,
@@ -501,6 +542,8 @@ pub struct Resolved {
     pub reads_engine: bool,
     /// The saved segments it draws on.
     pub segments: BTreeSet<String>,
+    /// The output tables it reads.
+    pub output_tables: BTreeSet<String>,
 }
 
 /// What resolving needs to know about the world.
@@ -510,12 +553,15 @@ pub struct Resolver<'a> {
     pub entity: &'a dyn Fn(&str) -> Option<&'a EntitySchema>,
     /// A saved segment's entity and filter, by key.
     pub segment: &'a dyn Fn(&str) -> Option<(String, Filter)>,
+    /// An output table's integer columns, by name; `None` for tables the caller may not read.
+    pub output_table: &'a dyn Fn(&str) -> Option<Vec<String>>,
 }
 
 struct Walk {
     fields: BTreeSet<(String, String)>,
     reads_engine: bool,
     segments: BTreeSet<String>,
+    output_tables: BTreeSet<String>,
     /// Segments being expanded, to refuse cycles.
     stack: Vec<String>,
     conditions: usize,
@@ -556,6 +602,7 @@ impl Resolver<'_> {
             fields: BTreeSet::new(),
             reads_engine: false,
             segments: BTreeSet::new(),
+            output_tables: BTreeSet::new(),
             stack: Vec::new(),
             conditions: 0,
             errors: Vec::new(),
@@ -574,6 +621,7 @@ impl Resolver<'_> {
                 fields: walk.fields,
                 reads_engine: walk.reads_engine,
                 segments: walk.segments,
+                output_tables: walk.output_tables,
             })
         } else {
             Err(walk.errors)
@@ -833,6 +881,35 @@ impl Resolver<'_> {
                 );
                 walk.stack.pop();
                 cond
+            }
+            Filter::OutputTable(table) => {
+                let path = format!("{path}.output_table");
+                let Some(columns) = (self.output_table)(&table.name) else {
+                    return fail(
+                        walk,
+                        format!("{path}.name"),
+                        "unknown_output_table",
+                        format!("there is no output table {:?} you may read", table.name),
+                    );
+                };
+                if !columns.contains(&table.column) {
+                    return fail(
+                        walk,
+                        format!("{path}.column"),
+                        "unknown_column",
+                        format!(
+                            "output table {:?} has no integer column {:?}; its integer columns: {}",
+                            table.name,
+                            table.column,
+                            columns.join(", ")
+                        ),
+                    );
+                }
+                walk.output_tables.insert(table.name.clone());
+                Some(Cond::InTable {
+                    name: table.name.clone(),
+                    column: table.column.clone(),
+                })
             }
         }
     }
@@ -1448,6 +1525,9 @@ mod tests {
             zone: Zone::parse("Asia/Tokyo").unwrap(),
             entity: &lookup,
             segment: &segments,
+            output_table: &|name: &str| {
+                (name == "vip").then(|| vec!["id".to_string(), "tourist_id".to_string()])
+            },
         };
         let filter: Filter = serde_json::from_value(filter).unwrap();
         resolver.resolve(&filter, "tourists")
@@ -1596,6 +1676,45 @@ mod tests {
         .unwrap();
         assert_eq!(filter.segments(), vec!["a", "b"]);
         assert!(Filter::All(vec![]).segments().is_empty());
+        assert!(filter.output_tables().is_empty());
+    }
+
+    #[test]
+    fn output_tables_are_lists_of_ids() {
+        let r = resolve(json!({"any": [
+            {"output_table": {"name": "vip", "column": "tourist_id"}},
+            {"output_table": {"name": "vip"}}
+        ]}))
+        .unwrap();
+        assert_eq!(r.output_tables, ["vip".to_string()].into());
+        assert_eq!(
+            r.cond,
+            Cond::Any(vec![
+                Cond::InTable {
+                    name: "vip".into(),
+                    column: "tourist_id".into()
+                },
+                Cond::InTable {
+                    name: "vip".into(),
+                    column: "id".into()
+                }
+            ])
+        );
+        let filter = json!({"all": [
+            {"output_table": {"name": "secret"}},
+            {"output_table": {"name": "vip", "column": "email"}}
+        ]});
+        let parsed: Filter = serde_json::from_value(filter.clone()).unwrap();
+        assert_eq!(parsed.output_tables(), vec!["secret", "vip"]);
+        let errors = resolve(filter).unwrap_err();
+        let found: Vec<(&str, &str)> = errors.iter().map(|e| (e.path.as_str(), e.code)).collect();
+        assert_eq!(
+            found,
+            [
+                ("filter.all[0].output_table.name", "unknown_output_table"),
+                ("filter.all[1].output_table.column", "unknown_column")
+            ]
+        );
     }
 
     #[test]

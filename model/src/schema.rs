@@ -70,7 +70,10 @@ pub fn check_identifier(name: &str) -> Result<(), String> {
             "{name:?} must start with a-z and hold only a-z, 0-9 and _, at most 40 characters"
         ));
     }
-    if name.starts_with("sys_") || name.starts_with("sqlite_") || name.starts_with("pg_") {
+    if ["sys_", "sqlite_", "pg_", "sqlout_", "tabiji_"]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+    {
         return Err(format!("{name:?} uses a prefix reserved for the system"));
     }
     if SYSTEM_FIELDS.contains(&name) {

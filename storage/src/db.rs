@@ -1,15 +1,17 @@
 //! Connections: SQLite (embedded default) or PostgreSQL, chosen by the URL.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use sea_orm::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sea_orm::sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sea_orm::sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sea_orm::{
     DatabaseBackend, DatabaseConnection, DbErr, SqlxPostgresConnector, SqlxSqliteConnector,
 };
+use tokio::sync::OnceCell;
 
 /// The database tabiji uses when `DATABASE_URL` is not set.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://tabiji.db";
@@ -17,7 +19,32 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://tabiji.db";
 #[derive(Clone, Debug)]
 pub struct Db {
     pub conn: DatabaseConnection,
+    url: Url,
+    /// The SQL workspace's read-only connections, opened when first used.
+    sandbox: Arc<OnceCell<Sandbox>>,
 }
+
+/// The database URL, which may hold a password: never printed.
+#[derive(Clone)]
+struct Url(Arc<str>);
+
+impl std::fmt::Debug for Url {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Url(…)")
+    }
+}
+
+/// Connections that cannot write: the database refuses, whatever the SQL says.
+#[derive(Clone, Debug)]
+pub enum Sandbox {
+    /// Opened read-only (`SQLITE_OPEN_READONLY`, `query_only`).
+    Sqlite(SqlitePool),
+    /// Every transaction read-only by default; the workspace also begins each one `READ ONLY`.
+    Postgres(PgPool),
+}
+
+/// At most this many workspace queries run at once; more wait for a connection.
+const SANDBOX_CONNECTIONS: u32 = 2;
 
 impl Db {
     /// Opens `sqlite://PATH` (created if missing) or `postgres://…`.
@@ -64,7 +91,48 @@ impl Db {
                 url.split(':').next().unwrap_or("")
             )));
         };
-        Ok(Db { conn })
+        Ok(Db {
+            conn,
+            url: Url(url.into()),
+            sandbox: Arc::new(OnceCell::new()),
+        })
+    }
+
+    /// The read-only connections of the SQL workspace.
+    pub async fn sandbox(&self) -> Result<&Sandbox, DbErr> {
+        self.sandbox
+            .get_or_try_init(|| async {
+                let url = &*self.url.0;
+                let connect_error =
+                    |e: sea_orm::sqlx::Error| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e.into()));
+                let sandbox = if url.starts_with("sqlite:") {
+                    let options = SqliteConnectOptions::from_str(url)
+                        .map_err(|e| DbErr::Custom(format!("DATABASE_URL: {e}")))?
+                        .read_only(true)
+                        .busy_timeout(Duration::from_secs(10))
+                        .pragma("query_only", "1")
+                        .pragma("mmap_size", "2147418112");
+                    let pool = SqlitePoolOptions::new()
+                        .max_connections(SANDBOX_CONNECTIONS)
+                        .connect_with(options)
+                        .await
+                        .map_err(connect_error)?;
+                    Sandbox::Sqlite(pool)
+                } else {
+                    let options = PgConnectOptions::from_str(url)
+                        .map_err(|e| DbErr::Custom(format!("DATABASE_URL: {e}")))?
+                        .options([("jit", "off"), ("default_transaction_read_only", "on")]);
+                    let pool = PgPoolOptions::new()
+                        .max_connections(SANDBOX_CONNECTIONS)
+                        .acquire_timeout(Duration::from_secs(30))
+                        .connect_with(options)
+                        .await
+                        .map_err(connect_error)?;
+                    Sandbox::Postgres(pool)
+                };
+                Ok(sandbox)
+            })
+            .await
     }
 
     pub fn backend(&self) -> DatabaseBackend {

@@ -21,6 +21,9 @@
 //! - [`aggregate`]: counts, sums, averages, minimums and maximums grouped by fields or date
 //!   buckets (CF-10).
 //! - [`sql`]: batches of rows as one statement's row source on SQLite and PostgreSQL.
+//! - [`workspace`]: the SQL workspace (MA-7, MA-9): read-only queries checked by an allow-list,
+//!   over views that honour field rights, on connections the database keeps from writing;
+//!   results kept as output tables.
 //! - [`auth`]: users, roles, password hashing (argon2id), API tokens and browser sessions.
 //! - [`audit`]: the access log.
 //! - [`scratch`]: throw-away databases for tests and benchmarks.
@@ -42,6 +45,7 @@ pub mod scratch;
 pub mod search;
 pub mod segments;
 pub mod sql;
+pub mod workspace;
 
 pub use auth::Principal;
 pub use db::Db;

@@ -28,6 +28,7 @@ use crate::error::{ItemError, Result, StorageError};
 use crate::flows::FLOWS;
 use crate::records::{MAX_PAGE, Record, Store};
 use crate::segments;
+use crate::workspace;
 
 /// The zone relative periods are read in when a request names none.
 pub const DEFAULT_ZONE: &str = "Asia/Tokyo";
@@ -138,9 +139,11 @@ fn costly(cond: &Cond) -> bool {
         Cond::Field { .. } => false,
         Cond::All(items) | Cond::Any(items) => items.iter().any(costly),
         Cond::Not(inner) => costly(inner),
-        Cond::History(_) | Cond::Message { .. } | Cond::Journey { .. } | Cond::Sample { .. } => {
-            true
-        }
+        Cond::History(_)
+        | Cond::Message { .. }
+        | Cond::Journey { .. }
+        | Cond::Sample { .. }
+        | Cond::InTable { .. } => true,
     }
 }
 
@@ -283,6 +286,13 @@ impl Compiler {
                 draw,
                 seed,
             } => Expr::col(col("id")).in_subquery(self.sample(table, of, *draw, *seed)),
+            Cond::InTable { name, column } => {
+                let mut q = Query::select();
+                q.column(col(column))
+                    .from(col(&workspace::physical_name(name)))
+                    .and_where(Expr::col(col(column)).is_not_null());
+                Expr::col(col("id")).in_subquery(q)
+            }
             Cond::Journey { flow, at, status } => {
                 let mut q = Query::select();
                 q.column(col("contact_id"))
@@ -601,6 +611,13 @@ fn cursor_value(kind: ValueKind, v: &Json) -> Option<Value> {
     })
 }
 
+/// What a filter may name: saved segments and output tables, loaded only when it does.
+#[derive(Debug, Default)]
+pub(crate) struct Named {
+    pub segments: HashMap<String, (String, Filter)>,
+    pub tables: HashMap<String, workspace::ListTable>,
+}
+
 /// Resolution itself, kept out of async code: the resolver's lookups are not `Send`.
 fn resolve(
     entity: &str,
@@ -608,15 +625,17 @@ fn resolve(
     zone: Zone,
     now: DateTime<Utc>,
     schemas: &crate::schemas::Schemas,
-    saved: &HashMap<String, (String, Filter)>,
+    named: &Named,
 ) -> Result<Resolved> {
     let lookup = |name: &str| schemas.find(name);
-    let segment = |key: &str| saved.get(key).cloned();
+    let segment = |key: &str| named.segments.get(key).cloned();
+    let output_table = |name: &str| named.tables.get(name).map(|t| t.id_columns.clone());
     let resolver = Resolver {
         now,
         zone,
         entity: &lookup,
         segment: &segment,
+        output_table: &output_table,
     };
     resolver.resolve(filter, entity).map_err(filter_errors)
 }
@@ -633,13 +652,21 @@ impl Store {
     ) -> Result<Resolved> {
         self.entity_schema(entity).await?;
         let schemas = self.schemas();
-        // Most filters name no segment: only those that do read the saved definitions.
-        let saved = if filter.segments().is_empty() {
-            HashMap::new()
-        } else {
-            segments::definitions(self.db()).await?
-        };
-        self.resolve_with(who, entity, filter, zone, now, &schemas, &saved)
+        // Most filters name no segment or output table: only those that do read the stored
+        // definitions (a segment may name a table in turn).
+        let mut named = Named::default();
+        if !filter.segments().is_empty() {
+            named.segments = segments::definitions(self.db()).await?;
+        }
+        if !filter.output_tables().is_empty()
+            || named
+                .segments
+                .values()
+                .any(|(_, f)| !f.output_tables().is_empty())
+        {
+            named.tables = workspace::lists(self).await?;
+        }
+        self.resolve_with(who, entity, filter, zone, now, &schemas, &named)
             .await
     }
 
@@ -652,9 +679,9 @@ impl Store {
         zone: Zone,
         now: DateTime<Utc>,
         schemas: &crate::schemas::Schemas,
-        saved: &HashMap<String, (String, Filter)>,
+        named: &Named,
     ) -> Result<Resolved> {
-        let resolved = resolve(entity, filter, zone, now, schemas, saved)?;
+        let resolved = resolve(entity, filter, zone, now, schemas, named)?;
         if let Some(who) = who {
             for (table, field) in &resolved.fields {
                 if !who.rights.allows(table, Op::View) {
@@ -677,6 +704,29 @@ impl Store {
             }
             if resolved.reads_engine {
                 self.require(who, FLOWS, Op::View).await?;
+            }
+            if !resolved.output_tables.is_empty() {
+                self.require(who, workspace::SQL, Op::View).await?;
+                for name in &resolved.output_tables {
+                    if let Some(table) = named.tables.get(name)
+                        && !workspace::may_read(who, &table.reads)
+                    {
+                        self.log(
+                            who,
+                            "search",
+                            workspace::SQL,
+                            None,
+                            "denied",
+                            Some(name.clone()),
+                        )
+                        .await?;
+                        return Err(StorageError::Forbidden {
+                            entity: format!("output table {name}"),
+                            op: Op::View.name(),
+                            field: None,
+                        });
+                    }
+                }
             }
         }
         Ok(resolved)

@@ -18,7 +18,8 @@ use crate::auth::Principal;
 use crate::error::{ItemError, Result, StorageError};
 use crate::journeys;
 use crate::records::Store;
-use crate::search::parse_zone;
+use crate::search::{Named, parse_zone};
+use crate::workspace;
 
 /// The resource whose rights govern saved segments.
 pub const SEGMENTS: &str = "segments";
@@ -172,8 +173,12 @@ async fn check_filter(
     filter: &Filter,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let mut saved = definitions(store.db()).await?;
-    saved.insert(key.to_string(), (entity.to_string(), filter.clone()));
+    let mut segments = definitions(store.db()).await?;
+    segments.insert(key.to_string(), (entity.to_string(), filter.clone()));
+    let named = Named {
+        segments,
+        tables: workspace::lists(store).await?,
+    };
     let schemas = store.schemas();
     store
         .resolve_with(
@@ -183,7 +188,7 @@ async fn check_filter(
             parse_zone(None)?,
             now,
             &schemas,
-            &saved,
+            &named,
         )
         .await
         .map_err(|e| match e {

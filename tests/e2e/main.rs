@@ -8,3 +8,4 @@ mod records;
 mod rights;
 mod schema;
 mod segments;
+mod workspace;

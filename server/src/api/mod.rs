@@ -10,6 +10,7 @@ mod openapi;
 mod records;
 mod schema;
 mod segments;
+mod sql;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -39,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .merge(schema::routes())
         .merge(records::routes())
         .merge(segments::routes())
+        .merge(sql::routes())
         .merge(admin::routes())
         .merge(flows::routes())
         .merge(engine::routes())

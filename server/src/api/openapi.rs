@@ -305,6 +305,32 @@ pub async fn document(State(state): State<AppState>) -> Json<Value> {
     paths.insert("/api/segments/{key}/members".into(), json!({"parameters": key,
         "get": {"summary": "The segment's records: ?sort=FIELD&desc=true&limit=N&after=CURSOR&count=true",
                 "responses": with_errors(json!({"200": ok("A page", json!({"type": "object"}))}))}}));
+    let query_body = json!({"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["sql"], "properties": {
+        "sql": {"type": "string", "description": "One SELECT over the tables /api/sql/catalog lists"},
+        "limit": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 1000},
+        "timeout_seconds": {"type": "integer", "minimum": 1, "maximum": 60, "default": 10}}}}}});
+    paths.insert("/api/sql/query".into(), json!({
+        "post": {"summary": "Run a read-only query over the data the caller may see (needs the view right on sql)", "requestBody": query_body,
+                 "responses": with_errors(json!({"200": ok("Columns, rows, truncated, elapsed_ms", json!({"type": "object"}))}))}}));
+    paths.insert("/api/sql/catalog".into(), json!({
+        "get": {"summary": "The tables and columns the caller may name in a query, and the functions it may call", "responses": with_errors(json!({"200": ok("Tables and functions", json!({"type": "object"}))}))}}));
+    let save_body = json!({"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["name", "sql"], "properties": {
+        "name": {"type": "string"}, "sql": {"type": "string"},
+        "mode": {"type": "string", "enum": ["create", "overwrite", "append"], "default": "create"},
+        "description": {"type": "string"}, "timeout_seconds": {"type": "integer", "minimum": 1, "maximum": 60}}}}}});
+    paths.insert("/api/sql/tables".into(), json!({
+        "get": {"summary": "Output tables the caller may read", "responses": with_errors(json!({"200": ok("Output tables", json!({"type": "object"}))}))},
+        "post": {"summary": "Keep a query's rows as an output table: create (create right), overwrite or append (edit right)", "requestBody": save_body,
+                 "responses": with_errors(json!({"201": ok("The new table", json!({"type": "object"})), "200": ok("The changed table", json!({"type": "object"}))}))}}));
+    let name =
+        json!([{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}]);
+    paths.insert("/api/sql/tables/{name}".into(), json!({"parameters": name.clone(),
+        "get": {"summary": "An output table: columns, rows, what it was made from", "responses": with_errors(json!({"200": ok("The table", json!({"type": "object"}))}))},
+        "delete": {"summary": "Drop an output table (delete right)", "responses": with_errors(json!({"204": {"description": "Dropped"}}))}}));
+    paths.insert("/api/sql/tables/{name}/copy".into(), json!({"parameters": name,
+        "post": {"summary": "Copy an output table to a new name (create right)",
+                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["to"], "properties": {"to": {"type": "string"}}}}}},
+                 "responses": with_errors(json!({"201": ok("The copy", json!({"type": "object"}))}))}}));
     for (path, summary) in [
         ("/api/admin/users", "Users (administrators)"),
         ("/api/admin/roles", "Roles (administrators)"),

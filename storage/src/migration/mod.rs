@@ -13,6 +13,7 @@ mod m0004_runtime;
 mod m0005_segments;
 mod m0006_flow_members;
 mod m0007_search_indexes;
+mod m0008_output_tables;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0005_segments::Migration),
             Box::new(m0006_flow_members::Migration),
             Box::new(m0007_search_indexes::Migration),
+            Box::new(m0008_output_tables::Migration),
         ]
     }
 }

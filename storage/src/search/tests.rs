@@ -253,8 +253,8 @@ fn eval(cond: &Cond, row: &Row, world: &World) -> bool {
                 }
             }
         }
-        Cond::Message { .. } | Cond::Journey { .. } => {
-            unreachable!("the generator writes no message or flow conditions")
+        Cond::Message { .. } | Cond::Journey { .. } | Cond::InTable { .. } => {
+            unreachable!("the generator writes no message, flow or output-table conditions")
         }
     }
 }

@@ -595,6 +595,25 @@ pub fn system_field(key: &str) -> Option<FieldDef> {
     })
 }
 
+impl Period {
+    /// The period as a half-open span of instants (local midnights in `zone`), read at `now`.
+    #[allow(clippy::type_complexity)]
+    pub fn instants(
+        &self,
+        zone: Zone,
+        now: DateTime<Utc>,
+    ) -> Result<(Option<DateTime<Utc>>, Option<DateTime<Utc>>), String> {
+        let resolver = Resolver {
+            now,
+            zone,
+            entity: &|_| None,
+            segment: &|_| None,
+            output_table: &|_| None,
+        };
+        resolver.instants(self)
+    }
+}
+
 impl Resolver<'_> {
     /// Checks `filter` against `entity` and fixes every value, or says everything wrong with it.
     pub fn resolve(&self, filter: &Filter, entity: &str) -> Result<Resolved, Vec<FilterError>> {

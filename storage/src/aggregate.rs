@@ -329,7 +329,7 @@ fn bucket_name(b: Bucket) -> &'static str {
 
 /// A date or time as the text of its bucket (`2026-11-28`, `2026-11-23` for a week, `2026-11`,
 /// `2026`), times read in `zone`.
-fn bucket_expr(
+pub(crate) fn bucket_expr(
     backend: DbBackend,
     c: Expr,
     kind: ValueKind,

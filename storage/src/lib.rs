@@ -20,6 +20,8 @@
 //! - [`actions`]: bulk actions (set, tag, delete) on the records a filter matches, previewed.
 //! - [`aggregate`]: counts, sums, averages, minimums and maximums grouped by fields or date
 //!   buckets (CF-10).
+//! - [`reports`]: reports (records or messages, dimensions, measures, a chart type) and
+//!   dashboards, evaluated with the viewer's rights.
 //! - [`sql`]: batches of rows as one statement's row source on SQLite and PostgreSQL.
 //! - [`workspace`]: the SQL workspace (MA-7, MA-9): read-only queries checked by an allow-list,
 //!   over views that honour field rights, on connections the database keeps from writing;
@@ -40,6 +42,7 @@ pub mod flows;
 pub mod journeys;
 pub mod migration;
 pub mod records;
+pub mod reports;
 pub mod schemas;
 pub mod scratch;
 pub mod search;

@@ -5,6 +5,7 @@ mod engine;
 mod flows;
 mod openapi;
 mod records;
+mod reports;
 mod rights;
 mod schema;
 mod segments;

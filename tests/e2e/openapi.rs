@@ -3,6 +3,21 @@
 use serde_json::{Value, json};
 use tabiji_e2e::{TestApp, client, on_every_backend};
 
+fn collect_refs(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                match (k.as_str(), v) {
+                    ("$ref", Value::String(r)) => out.push(r.clone()),
+                    _ => collect_refs(v, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_refs(v, out)),
+        _ => {}
+    }
+}
+
 async fn describes_the_live_schema(app: &TestApp) {
     let doc: Value = client()
         .get(app.url("/api/openapi.json"))
@@ -38,6 +53,25 @@ async fn describes_the_live_schema(app: &TestApp) {
     assert!(!text.contains("#/$defs/"));
     for name in ["Filter", "FieldTest", "HistoryTest", "Period", "Operator"] {
         assert!(doc["components"]["schemas"][name].is_object(), "{name}");
+    }
+    for path in [
+        "/api/sql/query",
+        "/api/sql/tables/{name}/copy",
+        "/api/reports/run",
+        "/api/dashboards/{key}",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path}");
+    }
+    let mut refs = Vec::new();
+    collect_refs(&doc, &mut refs);
+    for r in refs {
+        let name = r
+            .strip_prefix("#/components/schemas/")
+            .unwrap_or_else(|| panic!("{r} points outside the components"));
+        assert!(
+            doc["components"]["schemas"][name].is_object(),
+            "{r} resolves to nothing"
+        );
     }
     assert_eq!(
         doc["components"]["schemas"]["tourists"]["required"],

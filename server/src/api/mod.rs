@@ -8,6 +8,7 @@ mod flows;
 mod metrics;
 mod openapi;
 mod records;
+mod reports;
 mod schema;
 mod segments;
 mod sql;
@@ -41,6 +42,7 @@ pub fn router(state: AppState) -> Router {
         .merge(records::routes())
         .merge(segments::routes())
         .merge(sql::routes())
+        .merge(reports::routes())
         .merge(admin::routes())
         .merge(flows::routes())
         .merge(engine::routes())

@@ -236,15 +236,40 @@ pub async fn document(State(state): State<AppState>) -> Json<Value> {
         json!({"type": "object", "properties": {"index": {"type": "integer"}, "id": {"type": "integer"}, "status": {"type": "string", "enum": ["created", "existing", "updated", "deleted"]}}}),
     );
     // The filter language's own schema, its definitions moved among the components.
+    // Its references to itself (`#`, the root of its own document) become references to the
+    // Filter component.
     let filter = tabiji_model::filter::json_schema()
         .to_string()
-        .replace("#/$defs/", "#/components/schemas/");
+        .replace("#/$defs/", "#/components/schemas/")
+        .replace(r##""$ref":"#""##, r##""$ref":"#/components/schemas/Filter""##);
     let mut filter: Map<String, Value> = serde_json::from_str(&filter).expect("still JSON");
     if let Some(Value::Object(defs)) = filter.remove("$defs") {
         components.extend(defs);
     }
     filter.remove("$schema");
     components.insert("Filter".into(), Value::Object(filter));
+    let grouping = json!({"type": "object", "required": ["field"], "properties": {
+        "field": {"type": "string"}, "bucket": {"type": "string", "enum": ["day", "week", "month", "year"]}}});
+    let measure = json!({"oneOf": [{"type": "string", "enum": ["count"]}, {"type": "object", "minProperties": 1, "maxProperties": 1,
+        "properties": {"sum": {"type": "string"}, "avg": {"type": "string"}, "min": {"type": "string"}, "max": {"type": "string"}}}]});
+    components.insert(
+        "ReportDefinition".into(),
+        json!({"type": "object", "required": ["chart", "source"], "properties": {
+            "chart": {"type": "string", "enum": ["bar", "line", "pie", "table", "funnel"]},
+            "zone": {"type": "string", "default": "Asia/Tokyo"},
+            "limit": {"type": "integer", "minimum": 1, "maximum": 10000},
+            "source": {"oneOf": [
+                {"type": "object", "required": ["records"], "properties": {"records": {"type": "object", "required": ["entity"], "properties": {
+                    "entity": {"type": "string"}, "filter": {"$ref": "#/components/schemas/Filter"},
+                    "group_by": {"type": "array", "maxItems": 2, "items": grouping}, "measures": {"type": "array", "items": measure}}}}},
+                {"type": "object", "required": ["messages"], "properties": {"messages": {"type": "object", "properties": {
+                    "flow": {"type": "integer"}, "period": {"$ref": "#/components/schemas/Period"},
+                    "recipients": {"$ref": "#/components/schemas/Filter"},
+                    "group_by": {"type": "array", "maxItems": 2, "items": {"type": "string",
+                        "description": "flow, node, template, channel, day, week, month, age_group or tourists.FIELD"}},
+                    "measures": {"type": "array", "items": {"type": "string", "enum": ["sent", "failed", "opened", "clicked", "open_rate", "click_rate"]}}}}}}
+            ]}}}),
+    );
     for entity in schemas.all() {
         components.insert(entity.name.clone(), record_schema(entity));
         entity_paths(entity, &mut paths);
@@ -331,6 +356,37 @@ pub async fn document(State(state): State<AppState>) -> Json<Value> {
         "post": {"summary": "Copy an output table to a new name (create right)",
                  "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["to"], "properties": {"to": {"type": "string"}}}}}},
                  "responses": with_errors(json!({"201": ok("The copy", json!({"type": "object"}))}))}}));
+    let report_body = json!({"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["key", "name", "definition"], "properties": {
+        "key": {"type": "string"}, "name": {"type": "string"}, "description": {"type": "string"},
+        "definition": {"$ref": "#/components/schemas/ReportDefinition"}}}}}});
+    paths.insert("/api/reports".into(), json!({
+        "get": {"summary": "Saved reports (needs the view right on reports)", "responses": with_errors(json!({"200": ok("Reports", json!({"type": "object"}))}))},
+        "post": {"summary": "Save a report; it runs once first, as its author", "requestBody": report_body.clone(),
+                 "responses": with_errors(json!({"201": ok("The report", json!({"type": "object"}))}))}}));
+    paths.insert("/api/reports/run".into(), json!({
+        "post": {"summary": "Evaluate a report definition without saving it",
+                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ReportDefinition"}}}},
+                 "responses": with_errors(json!({"200": ok("Dimensions, measures and rows", json!({"type": "object"}))}))}}));
+    paths.insert("/api/reports/{key}".into(), json!({"parameters": key.clone(),
+        "get": {"summary": "A report's definition", "responses": with_errors(json!({"200": ok("The report", json!({"type": "object"}))}))},
+        "put": {"summary": "Replace its name, description and definition", "requestBody": report_body,
+                "responses": with_errors(json!({"200": ok("The report", json!({"type": "object"}))}))},
+        "delete": {"summary": "Delete a report no dashboard shows", "responses": with_errors(json!({"204": {"description": "Deleted"}}))}}));
+    paths.insert("/api/reports/{key}/data".into(), json!({"parameters": key.clone(),
+        "get": {"summary": "Evaluate a saved report with the caller's rights", "responses": with_errors(json!({"200": ok("Dimensions, measures and rows", json!({"type": "object"}))}))}}));
+    let dashboard_body = json!({"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["key", "name"], "properties": {
+        "key": {"type": "string"}, "name": {"type": "string"},
+        "widgets": {"type": "array", "items": {"type": "object", "required": ["report"], "properties": {
+            "report": {"type": "string"}, "width": {"type": "integer", "minimum": 1, "maximum": 12, "default": 6}, "title": {"type": "string"}}}}}}}}});
+    paths.insert("/api/dashboards".into(), json!({
+        "get": {"summary": "Dashboards", "responses": with_errors(json!({"200": ok("Dashboards", json!({"type": "object"}))}))},
+        "post": {"summary": "Create a dashboard of report widgets", "requestBody": dashboard_body.clone(),
+                 "responses": with_errors(json!({"201": ok("The dashboard", json!({"type": "object"}))}))}}));
+    paths.insert("/api/dashboards/{key}".into(), json!({"parameters": key.clone(),
+        "get": {"summary": "A dashboard with every widget evaluated for the caller (data, or the error in its place)", "responses": with_errors(json!({"200": ok("The dashboard", json!({"type": "object"}))}))},
+        "put": {"summary": "Replace its name and widgets", "requestBody": dashboard_body,
+                "responses": with_errors(json!({"200": ok("The dashboard", json!({"type": "object"}))}))},
+        "delete": {"summary": "Delete a dashboard", "responses": with_errors(json!({"204": {"description": "Deleted"}}))}}));
     for (path, summary) in [
         ("/api/admin/users", "Users (administrators)"),
         ("/api/admin/roles", "Roles (administrators)"),

@@ -14,6 +14,7 @@ mod m0005_segments;
 mod m0006_flow_members;
 mod m0007_search_indexes;
 mod m0008_output_tables;
+mod m0009_reports;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0006_flow_members::Migration),
             Box::new(m0007_search_indexes::Migration),
             Box::new(m0008_output_tables::Migration),
+            Box::new(m0009_reports::Migration),
         ]
     }
 }

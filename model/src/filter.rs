@@ -50,6 +50,9 @@ pub enum Filter {
     /// The records whose ids an output table of the SQL workspace holds (MA-9): a list made
     /// with SQL, usable like any other condition.
     OutputTable(OutputTableTest),
+    /// The members of a static list (CF-5), by its key: records added to it by hand, by ids or
+    /// by a filter at one moment, kept until removed.
+    List(String),
 }
 
 /// `{"output_table": {"name": "vip_2026", "column": "tourist_id"}}`: records whose id is in
@@ -127,6 +130,17 @@ impl Filter {
         out
     }
 
+    /// The static lists this filter names itself.
+    pub fn lists(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        self.each(&mut |f| {
+            if let Filter::List(key) = f {
+                out.push(key.as_str());
+            }
+        });
+        out
+    }
+
     /// Calls `visit` on this filter and every filter inside it.
     fn each<'a>(&'a self, visit: &mut impl FnMut(&'a Filter)) {
         visit(self);
@@ -139,7 +153,8 @@ impl Filter {
             | Filter::Message(_)
             | Filter::Journey(_)
             | Filter::Segment(_)
-            | Filter::OutputTable(_) => {}
+            | Filter::OutputTable(_)
+            | Filter::List(_) => {}
         }
     }
 }
@@ -411,6 +426,10 @@ pub enum Cond {
         at: Option<String>,
         status: JourneyStatus,
     },
+    /// The record is a member of static list `list` (its id).
+    InList {
+        list: i64,
+    },
     /// The record's id is in `column` of output table `name`.
     InTable {
         name: String,
@@ -544,6 +563,8 @@ pub struct Resolved {
     pub segments: BTreeSet<String>,
     /// The output tables it reads.
     pub output_tables: BTreeSet<String>,
+    /// The static lists it reads.
+    pub lists: BTreeSet<String>,
 }
 
 /// What resolving needs to know about the world.
@@ -555,6 +576,8 @@ pub struct Resolver<'a> {
     pub segment: &'a dyn Fn(&str) -> Option<(String, Filter)>,
     /// An output table's integer columns, by name; `None` for tables the caller may not read.
     pub output_table: &'a dyn Fn(&str) -> Option<Vec<String>>,
+    /// A static list's id and entity, by key.
+    pub list: &'a dyn Fn(&str) -> Option<(i64, String)>,
 }
 
 struct Walk {
@@ -562,6 +585,7 @@ struct Walk {
     reads_engine: bool,
     segments: BTreeSet<String>,
     output_tables: BTreeSet<String>,
+    lists: BTreeSet<String>,
     /// Segments being expanded, to refuse cycles.
     stack: Vec<String>,
     conditions: usize,
@@ -609,6 +633,7 @@ impl Period {
             entity: &|_| None,
             segment: &|_| None,
             output_table: &|_| None,
+            list: &|_| None,
         };
         resolver.instants(self)
     }
@@ -622,6 +647,7 @@ impl Resolver<'_> {
             reads_engine: false,
             segments: BTreeSet::new(),
             output_tables: BTreeSet::new(),
+            lists: BTreeSet::new(),
             stack: Vec::new(),
             conditions: 0,
             errors: Vec::new(),
@@ -641,6 +667,7 @@ impl Resolver<'_> {
                 reads_engine: walk.reads_engine,
                 segments: walk.segments,
                 output_tables: walk.output_tables,
+                lists: walk.lists,
             })
         } else {
             Err(walk.errors)
@@ -929,6 +956,27 @@ impl Resolver<'_> {
                     name: table.name.clone(),
                     column: table.column.clone(),
                 })
+            }
+            Filter::List(key) => {
+                let path = format!("{path}.list");
+                let Some((id, entity)) = (self.list)(key) else {
+                    return fail(
+                        walk,
+                        path,
+                        "unknown_list",
+                        format!("there is no list {key:?}"),
+                    );
+                };
+                if entity != schema.name {
+                    return fail(
+                        walk,
+                        path,
+                        "wrong_entity",
+                        format!("list {key:?} holds {entity}, not {}", schema.name),
+                    );
+                }
+                walk.lists.insert(key.clone());
+                Some(Cond::InList { list: id })
             }
         }
     }
@@ -1547,6 +1595,11 @@ mod tests {
             output_table: &|name: &str| {
                 (name == "vip").then(|| vec!["id".to_string(), "tourist_id".to_string()])
             },
+            list: &|key: &str| match key {
+                "fair_visitors" => Some((7, "tourists".to_string())),
+                "partners" => Some((8, "businesses".to_string())),
+                _ => None,
+            },
         };
         let filter: Filter = serde_json::from_value(filter).unwrap();
         resolver.resolve(&filter, "tourists")
@@ -1696,6 +1749,26 @@ mod tests {
         assert_eq!(filter.segments(), vec!["a", "b"]);
         assert!(Filter::All(vec![]).segments().is_empty());
         assert!(filter.output_tables().is_empty());
+    }
+
+    #[test]
+    fn static_lists_are_named_by_key_and_hold_one_entity() {
+        let filter =
+            json!({"any": [{"list": "fair_visitors"}, {"list": "partners"}, {"list": "gone"}]});
+        let parsed: Filter = serde_json::from_value(filter.clone()).unwrap();
+        assert_eq!(parsed.lists(), vec!["fair_visitors", "partners", "gone"]);
+        let errors = resolve(filter).unwrap_err();
+        let found: Vec<(&str, &str)> = errors.iter().map(|e| (e.path.as_str(), e.code)).collect();
+        assert_eq!(
+            found,
+            [
+                ("filter.any[1].list", "wrong_entity"),
+                ("filter.any[2].list", "unknown_list")
+            ]
+        );
+        let r = resolve(json!({"not": {"list": "fair_visitors"}})).unwrap();
+        assert_eq!(r.cond, Cond::Not(Box::new(Cond::InList { list: 7 })));
+        assert_eq!(r.lists, ["fair_visitors".to_string()].into());
     }
 
     #[test]

@@ -46,6 +46,11 @@ pub enum Sandbox {
 /// At most this many workspace queries run at once; more wait for a connection.
 const SANDBOX_CONNECTIONS: u32 = 2;
 
+/// The longest text or blob a workspace query may build on SQLite (16 MiB): a query that
+/// doubles a string until memory runs out stops here with "string or blob too big", long
+/// before the time limit would notice (SQLite's progress handler counts steps, not bytes).
+const SANDBOX_MAX_LENGTH: i32 = 16 * 1024 * 1024;
+
 impl Db {
     /// Opens `sqlite://PATH` (created if missing) or `postgres://…`.
     pub async fn connect(url: &str) -> Result<Db, DbErr> {
@@ -114,6 +119,21 @@ impl Db {
                         .pragma("mmap_size", "2147418112");
                     let pool = SqlitePoolOptions::new()
                         .max_connections(SANDBOX_CONNECTIONS)
+                        .after_connect(|conn, _| {
+                            Box::pin(async move {
+                                let mut handle = conn.lock_handle().await?;
+                                // SAFETY: the handle is this open connection's, held locked
+                                // for the call; sqlite3_limit only sets a number on it.
+                                unsafe {
+                                    libsqlite3_sys::sqlite3_limit(
+                                        handle.as_raw_handle().as_ptr(),
+                                        libsqlite3_sys::SQLITE_LIMIT_LENGTH,
+                                        SANDBOX_MAX_LENGTH,
+                                    );
+                                }
+                                Ok(())
+                            })
+                        })
                         .connect_with(options)
                         .await
                         .map_err(connect_error)?;
@@ -121,7 +141,12 @@ impl Db {
                 } else {
                     let options = PgConnectOptions::from_str(url)
                         .map_err(|e| DbErr::Custom(format!("DATABASE_URL: {e}")))?
-                        .options([("jit", "off"), ("default_transaction_read_only", "on")]);
+                        // Sorts and hashes past 16 MB spill to disk instead of memory.
+                        .options([
+                            ("jit", "off"),
+                            ("default_transaction_read_only", "on"),
+                            ("work_mem", "16MB"),
+                        ]);
                     let pool = PgPoolOptions::new()
                         .max_connections(SANDBOX_CONNECTIONS)
                         .acquire_timeout(Duration::from_secs(30))

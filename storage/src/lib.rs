@@ -17,7 +17,12 @@
 //! - [`search`]: filters compiled to SQL for SQLite and PostgreSQL: sorted, keyset-paged,
 //!   counted, with the caller's field rights applied to the filter itself.
 //! - [`segments`]: saved segments, named filters that may draw on one another.
+//! - [`lists`]: static lists: records added by id or by a filter, kept until removed.
+//! - [`views`]: each user's own views: a filter, a date field and a period picked when opened,
+//!   columns and sort (CF-4).
 //! - [`actions`]: bulk actions (set, tag, delete) on the records a filter matches, previewed.
+//! - [`analyses`]: decile, RFM and basket analyses (AN-3), written as SQL and run through the
+//!   workspace's fences.
 //! - [`aggregate`]: counts, sums, averages, minimums and maximums grouped by fields or date
 //!   buckets (CF-10).
 //! - [`reports`]: reports (records or messages, dimensions, measures, a chart type) and
@@ -33,6 +38,7 @@
 
 pub mod actions;
 pub mod aggregate;
+pub mod analyses;
 pub mod audit;
 pub mod auth;
 pub mod db;
@@ -40,6 +46,7 @@ pub mod entities;
 pub mod error;
 pub mod flows;
 pub mod journeys;
+pub mod lists;
 pub mod migration;
 pub mod records;
 pub mod reports;
@@ -48,6 +55,7 @@ pub mod scratch;
 pub mod search;
 pub mod segments;
 pub mod sql;
+pub mod views;
 pub mod workspace;
 
 pub use auth::Principal;

@@ -18,6 +18,7 @@ use tabiji_model::schema::check_identifier;
 use tabiji_model::zone::Zone;
 
 use crate::aggregate::{AggregateMeasure, AggregateRequest, Bucket, Grouping, bucket_expr};
+use crate::analyses::{self, Analysis};
 use crate::auth::Principal;
 use crate::error::{ItemError, Result, StorageError};
 use crate::flows::FLOWS;
@@ -77,6 +78,8 @@ pub enum Source {
         #[serde(default)]
         measures: Vec<MessageMeasure>,
     },
+    /// A decile, RFM or basket analysis (AN-3).
+    Analysis(Analysis),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -305,6 +308,33 @@ impl Store {
                 })
             }
             Source::Messages { .. } => self.message_report(who, def, now).await,
+            Source::Analysis(analysis) => {
+                let dimensions = analysis.dimensions();
+                // Every analysis gives two or more measures.
+                check_chart(def, dimensions.len(), 2, false)?;
+                let zone = parse_zone(def.zone.as_deref())?;
+                let limit = def.limit.unwrap_or(1_000).clamp(1, 10_000) as usize;
+                let (rows, columns, truncated) = analyses::run(
+                    self,
+                    who,
+                    analysis,
+                    zone,
+                    now,
+                    limit,
+                    "definition.source.analysis",
+                )
+                .await?;
+                Ok(ReportData {
+                    chart: def.chart,
+                    measures: columns
+                        .into_iter()
+                        .filter(|c| !dimensions.contains(c))
+                        .collect(),
+                    dimensions,
+                    rows,
+                    truncated,
+                })
+            }
         }
     }
 

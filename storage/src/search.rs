@@ -26,6 +26,7 @@ use tabiji_model::{EntitySchema, Op, StoredValue};
 use crate::auth::Principal;
 use crate::error::{ItemError, Result, StorageError};
 use crate::flows::FLOWS;
+use crate::lists;
 use crate::records::{MAX_PAGE, Record, Store};
 use crate::segments;
 use crate::workspace;
@@ -143,7 +144,8 @@ fn costly(cond: &Cond) -> bool {
         | Cond::Message { .. }
         | Cond::Journey { .. }
         | Cond::Sample { .. }
-        | Cond::InTable { .. } => true,
+        | Cond::InTable { .. }
+        | Cond::InList { .. } => true,
     }
 }
 
@@ -286,6 +288,13 @@ impl Compiler {
                 draw,
                 seed,
             } => Expr::col(col("id")).in_subquery(self.sample(table, of, *draw, *seed)),
+            Cond::InList { list } => {
+                let mut q = Query::select();
+                q.column(col("record_id"))
+                    .from(col("sys_list_members"))
+                    .and_where(Expr::col(col("list_id")).eq(*list));
+                Expr::col(col("id")).in_subquery(q)
+            }
             Cond::InTable { name, column } => {
                 let mut q = Query::select();
                 q.column(col(column))
@@ -616,6 +625,8 @@ fn cursor_value(kind: ValueKind, v: &Json) -> Option<Value> {
 pub(crate) struct Named {
     pub segments: HashMap<String, (String, Filter)>,
     pub tables: HashMap<String, workspace::ListTable>,
+    /// Static lists' ids and entities, by key.
+    pub lists: HashMap<String, (i64, String)>,
 }
 
 /// Resolution itself, kept out of async code: the resolver's lookups are not `Send`.
@@ -630,12 +641,14 @@ fn resolve(
     let lookup = |name: &str| schemas.find(name);
     let segment = |key: &str| named.segments.get(key).cloned();
     let output_table = |name: &str| named.tables.get(name).map(|t| t.id_columns.clone());
+    let list = |key: &str| named.lists.get(key).cloned();
     let resolver = Resolver {
         now,
         zone,
         entity: &lookup,
         segment: &segment,
         output_table: &output_table,
+        list: &list,
     };
     resolver.resolve(filter, entity).map_err(filter_errors)
 }
@@ -665,6 +678,10 @@ impl Store {
                 .any(|(_, f)| !f.output_tables().is_empty())
         {
             named.tables = workspace::lists(self).await?;
+        }
+        if !filter.lists().is_empty() || named.segments.values().any(|(_, f)| !f.lists().is_empty())
+        {
+            named.lists = lists::keys(self.db()).await?;
         }
         self.resolve_with(who, entity, filter, zone, now, &schemas, &named)
             .await
@@ -704,6 +721,9 @@ impl Store {
             }
             if resolved.reads_engine {
                 self.require(who, FLOWS, Op::View).await?;
+            }
+            if !resolved.lists.is_empty() {
+                self.require(who, lists::LISTS, Op::View).await?;
             }
             if !resolved.output_tables.is_empty() {
                 self.require(who, workspace::SQL, Op::View).await?;

@@ -178,6 +178,7 @@ async fn check_filter(
     let named = Named {
         segments,
         tables: workspace::lists(store).await?,
+        lists: crate::lists::keys(store.db()).await?,
     };
     let schemas = store.schemas();
     store

@@ -355,14 +355,16 @@ fn query_failed(e: sqlx::Error, timeout: Duration, interrupted: bool) -> Storage
     }
 }
 
-/// A database message with the generated table names turned back into the user's.
+/// A database message with the generated table names turned back into words the user knows:
+/// the workspace's tables by their names, the query's own `WITH` tables as such.
 fn readable_names(message: &str) -> String {
     let mut out = message.replace(check::VIEW_PREFIX, "");
     while let Some(at) = out.find("tabiji_cte_") {
-        let rest = &out[at + "tabiji_cte_".len()..];
-        let digits = rest.chars().take_while(char::is_ascii_digit).count();
-        let skip = "tabiji_cte_".len() + digits + usize::from(rest[digits..].starts_with('_'));
-        out.replace_range(at..at + skip, "");
+        let digits = out[at + "tabiji_cte_".len()..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .count();
+        out.replace_range(at..at + "tabiji_cte_".len() + digits, "a WITH table");
     }
     out
 }
@@ -581,6 +583,11 @@ fn timeout_of(seconds: Option<u64>) -> Result<Duration> {
 /// Checks a query as `who` may run it: their tables, the allow-list.
 async fn prepare(store: &Store, who: &Principal, sql: &str) -> Result<(check::Checked, Offer)> {
     store.require(who, SQL, Op::View).await?;
+    checked(store, who, sql).await
+}
+
+/// Checks a query against the allow-list and the tables `who` may read.
+async fn checked(store: &Store, who: &Principal, sql: &str) -> Result<(check::Checked, Offer)> {
     let offer = offer(store, who).await?;
     match check::check(store.db().backend(), sql, &offer.names()) {
         Ok(checked) => Ok((checked, offer)),
@@ -648,11 +655,54 @@ pub async fn query(store: &Store, who: &Principal, request: &QueryRequest) -> Re
     }
     let timeout = timeout_of(request.timeout_seconds)?;
     let (checked, offer) = prepare(store, who, &request.sql).await?;
+    answer(
+        store,
+        who,
+        "sql_query",
+        &request.sql,
+        (&checked, &offer),
+        limit,
+        timeout,
+    )
+    .await
+}
+
+/// Runs SQL that tabiji wrote (an analysis) with every fence of the workspace: the allow-list,
+/// `who`'s views, the read-only sandbox. The caller has checked the right to ask for it.
+pub(crate) async fn query_generated(
+    store: &Store,
+    who: &Principal,
+    action: &str,
+    sql: &str,
+    limit: usize,
+) -> Result<Answer> {
+    let (checked, offer) = checked(store, who, sql).await?;
+    answer(
+        store,
+        who,
+        action,
+        sql,
+        (&checked, &offer),
+        limit,
+        DEFAULT_TIMEOUT,
+    )
+    .await
+}
+
+async fn answer(
+    store: &Store,
+    who: &Principal,
+    action: &str,
+    sql: &str,
+    (checked, offer): (&check::Checked, &Offer),
+    limit: usize,
+    timeout: Duration,
+) -> Result<Answer> {
     let started = Instant::now();
     let sandbox = store.db().sandbox().await?;
     let plan = Plan {
-        checked: &checked,
-        offer: &offer,
+        checked,
+        offer,
         limit: limit as u64 + 1,
         timeout,
     };
@@ -671,14 +721,7 @@ pub async fn query(store: &Store, who: &Principal, request: &QueryRequest) -> Re
     let (produced, (described, mut rows)) = tokio::join!(produce(sandbox, &plan, sender), collect);
     let outcome = if produced.is_ok() { "ok" } else { "failed" };
     store
-        .log(
-            who,
-            "sql_query",
-            SQL,
-            None,
-            outcome,
-            Some(excerpt(&request.sql)),
-        )
+        .log(who, action, SQL, None, outcome, Some(excerpt(sql)))
         .await?;
     produced?;
     let truncated = rows.len() > limit;

@@ -3,6 +3,7 @@
 mod auth;
 mod engine;
 mod flows;
+mod lists;
 mod openapi;
 mod records;
 mod reports;

@@ -163,3 +163,71 @@ async fn reports_and_dashboards(app: &TestApp) {
 async fn message_reports_and_dashboards_with_the_viewers_rights() {
     on_every_backend!(reports_and_dashboards);
 }
+
+async fn analyses_as_reports_and_lists(app: &TestApp) {
+    let (status, body) = app
+        .post(
+            "/api/data/tourists/bulk",
+            json!({"items": [{"email": "x@example.jp"}, {"email": "y@example.jp"}, {"email": "z@example.jp"}]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let ids: Vec<i64> = body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    let bought = |id: i64, product: &str, amount: i64| json!({"tourist_id": id, "product": product, "amount": amount, "occurred_at": "2026-11-01T01:00:00Z"});
+    let (status, body) = app
+        .post(
+            "/api/data/purchases/bulk",
+            json!({"items": [
+                bought(ids[0], "onsen", 9000), bought(ids[0], "sake", 1000),
+                bought(ids[1], "onsen", 3000), bought(ids[1], "sake", 500),
+                bought(ids[2], "ticket", 800)
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, data) = app
+        .post(
+            "/api/reports/run",
+            json!({"chart": "table", "source": {"analysis": {"basket": {}}}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{data}");
+    assert_eq!(data["dimensions"], json!(["item_a", "item_b"]));
+    assert_eq!(data["rows"][0]["item_a"], "onsen");
+    assert_eq!(data["rows"][0]["together"], 2);
+    let (status, data) = app
+        .post(
+            "/api/reports/run",
+            json!({"chart": "bar", "source": {"analysis": {"decile": {}}}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{data}");
+    assert_eq!(data["rows"][0]["total"], 10000);
+
+    let (status, table) = app
+        .post(
+            "/api/analyses/tables",
+            json!({"name": "deciles", "analysis": {"decile": {"per_tourist": true}}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{table}");
+    assert_eq!(table["row_count"], 3);
+    let (status, count) = app
+        .post(
+            "/api/data/tourists/count",
+            json!({"filter": {"output_table": {"name": "deciles", "column": "tourist_id"}}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{count}");
+    assert_eq!(count["count"], 3);
+}
+
+#[tokio::test]
+async fn analyses_run_as_reports_and_keep_their_rows_as_lists() {
+    on_every_backend!(analyses_as_reports_and_lists);
+}

@@ -5,6 +5,7 @@ mod admin;
 mod auth;
 mod engine;
 mod flows;
+mod lists;
 mod metrics;
 mod openapi;
 mod records;
@@ -12,6 +13,7 @@ mod reports;
 mod schema;
 mod segments;
 mod sql;
+mod views;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -41,6 +43,8 @@ pub fn router(state: AppState) -> Router {
         .merge(schema::routes())
         .merge(records::routes())
         .merge(segments::routes())
+        .merge(lists::routes())
+        .merge(views::routes())
         .merge(sql::routes())
         .merge(reports::routes())
         .merge(admin::routes())

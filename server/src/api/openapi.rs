@@ -241,7 +241,10 @@ pub async fn document(State(state): State<AppState>) -> Json<Value> {
     let filter = tabiji_model::filter::json_schema()
         .to_string()
         .replace("#/$defs/", "#/components/schemas/")
-        .replace(r##""$ref":"#""##, r##""$ref":"#/components/schemas/Filter""##);
+        .replace(
+            r##""$ref":"#""##,
+            r##""$ref":"#/components/schemas/Filter""##,
+        );
     let mut filter: Map<String, Value> = serde_json::from_str(&filter).expect("still JSON");
     if let Some(Value::Object(defs)) = filter.remove("$defs") {
         components.extend(defs);
@@ -267,7 +270,9 @@ pub async fn document(State(state): State<AppState>) -> Json<Value> {
                     "recipients": {"$ref": "#/components/schemas/Filter"},
                     "group_by": {"type": "array", "maxItems": 2, "items": {"type": "string",
                         "description": "flow, node, template, channel, day, week, month, age_group or tourists.FIELD"}},
-                    "measures": {"type": "array", "items": {"type": "string", "enum": ["sent", "failed", "opened", "clicked", "open_rate", "click_rate"]}}}}}}
+                    "measures": {"type": "array", "items": {"type": "string", "enum": ["sent", "failed", "opened", "clicked", "open_rate", "click_rate"]}}}}}},
+                {"type": "object", "required": ["analysis"], "properties": {"analysis": {"type": "object",
+                    "description": "{\"decile\": {…}}, {\"rfm\": {…}} or {\"basket\": {…}}: see docs/reports.md"}}}
             ]}}}),
     );
     for entity in schemas.all() {
@@ -330,6 +335,42 @@ pub async fn document(State(state): State<AppState>) -> Json<Value> {
     paths.insert("/api/segments/{key}/members".into(), json!({"parameters": key,
         "get": {"summary": "The segment's records: ?sort=FIELD&desc=true&limit=N&after=CURSOR&count=true",
                 "responses": with_errors(json!({"200": ok("A page", json!({"type": "object"}))}))}}));
+    let list_body = json!({"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["key", "name"], "properties": {
+        "key": {"type": "string"}, "name": {"type": "string"}, "entity": {"type": "string", "default": "tourists"}, "description": {"type": "string"}}}}}});
+    let members_body = json!({"required": true, "content": {"application/json": {"schema": {"type": "object", "properties": {
+        "ids": {"type": "array", "items": {"type": "integer"}}, "filter": {"$ref": "#/components/schemas/Filter"}, "zone": {"type": "string"}}}}}});
+    paths.insert("/api/lists".into(), json!({
+        "get": {"summary": "Static lists (needs the view right on lists)", "responses": with_errors(json!({"200": ok("Lists", json!({"type": "object"}))}))},
+        "post": {"summary": "Create a static list", "requestBody": list_body, "responses": with_errors(json!({"201": ok("The list", json!({"type": "object"}))}))}}));
+    paths.insert("/api/lists/{key}".into(), json!({"parameters": key.clone(),
+        "get": {"summary": "A list and its member count", "responses": with_errors(json!({"200": ok("The list", json!({"type": "object"}))}))},
+        "delete": {"summary": "Drop a list no segment uses", "responses": with_errors(json!({"204": {"description": "Dropped"}}))}}));
+    paths.insert("/api/lists/{key}/members".into(), json!({"parameters": key.clone(),
+        "get": {"summary": "The list's records: ?sort=FIELD&desc=true&limit=N&after=CURSOR&count=true", "responses": with_errors(json!({"200": ok("A page", json!({"type": "object"}))}))},
+        "post": {"summary": "Add records by ids or by a filter (edit right)", "requestBody": members_body.clone(),
+                 "responses": with_errors(json!({"200": ok("changed, unchanged, missing, members", json!({"type": "object"}))}))}}));
+    paths.insert("/api/lists/{key}/members/remove".into(), json!({"parameters": key.clone(),
+        "post": {"summary": "Remove records by ids or by a filter (edit right)", "requestBody": members_body,
+                 "responses": with_errors(json!({"200": ok("changed, unchanged, missing, members", json!({"type": "object"}))}))}}));
+    let view_body = json!({"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["key", "name", "definition"], "properties": {
+        "key": {"type": "string"}, "name": {"type": "string"}, "favourite": {"type": "boolean"},
+        "definition": {"type": "object", "properties": {
+            "entity": {"type": "string", "default": "tourists"}, "filter": {"$ref": "#/components/schemas/Filter"},
+            "period_field": {"type": "string"}, "period": {"$ref": "#/components/schemas/Period"},
+            "columns": {"type": "array", "items": {"type": "string"}},
+            "sort": {"type": "object", "properties": {"field": {"type": "string"}, "desc": {"type": "boolean"}}}, "zone": {"type": "string"}}}}}}}});
+    paths.insert("/api/views".into(), json!({
+        "get": {"summary": "The caller's own views, favourites first", "responses": with_errors(json!({"200": ok("Views", json!({"type": "object"}))}))},
+        "post": {"summary": "Keep a view of one's own", "requestBody": view_body.clone(), "responses": with_errors(json!({"201": ok("The view", json!({"type": "object"}))}))}}));
+    paths.insert("/api/views/{key}".into(), json!({"parameters": key.clone(),
+        "get": {"summary": "One of the caller's views", "responses": with_errors(json!({"200": ok("The view", json!({"type": "object"}))}))},
+        "put": {"summary": "Replace it", "requestBody": view_body, "responses": with_errors(json!({"200": ok("The view", json!({"type": "object"}))}))},
+        "delete": {"summary": "Delete it", "responses": with_errors(json!({"204": {"description": "Deleted"}}))}}));
+    paths.insert("/api/views/{key}/open".into(), json!({"parameters": key.clone(),
+        "post": {"summary": "Open a view: its records in the period picked now (or its own), paged",
+                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "properties": {
+                     "period": {"$ref": "#/components/schemas/Period"}, "after": {"type": "string"}, "limit": {"type": "integer"}, "count": {"type": "boolean"}}}}}},
+                 "responses": with_errors(json!({"200": ok("columns, period, items, next_after, count", json!({"type": "object"}))}))}}));
     let query_body = json!({"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["sql"], "properties": {
         "sql": {"type": "string", "description": "One SELECT over the tables /api/sql/catalog lists"},
         "limit": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 1000},
@@ -374,6 +415,12 @@ pub async fn document(State(state): State<AppState>) -> Json<Value> {
         "delete": {"summary": "Delete a report no dashboard shows", "responses": with_errors(json!({"204": {"description": "Deleted"}}))}}));
     paths.insert("/api/reports/{key}/data".into(), json!({"parameters": key.clone(),
         "get": {"summary": "Evaluate a saved report with the caller's rights", "responses": with_errors(json!({"200": ok("Dimensions, measures and rows", json!({"type": "object"}))}))}}));
+    paths.insert("/api/analyses/tables".into(), json!({
+        "post": {"summary": "Keep a decile, RFM or basket analysis as an output table of the SQL workspace (needs the create right on sql)",
+                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["name", "analysis"], "properties": {
+                     "name": {"type": "string"}, "mode": {"type": "string", "enum": ["create", "overwrite", "append"]},
+                     "description": {"type": "string"}, "zone": {"type": "string"}, "analysis": {"type": "object"}}}}}},
+                 "responses": with_errors(json!({"201": ok("The output table", json!({"type": "object"}))}))}}));
     let dashboard_body = json!({"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["key", "name"], "properties": {
         "key": {"type": "string"}, "name": {"type": "string"},
         "widgets": {"type": "array", "items": {"type": "object", "required": ["report"], "properties": {

@@ -1,5 +1,6 @@
 //! `/api/reports` and `/api/dashboards` (CF-7, CF-8, MA-12, MA-17, PT-5): reports evaluated on
-//! the server with the viewer's rights, and dashboards of report widgets.
+//! the server with the viewer's rights, dashboards of report widgets, and analyses (AN-3) kept
+//! as output tables.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -7,6 +8,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
+use tabiji_storage::analyses::{self, SaveAnalysis};
 use tabiji_storage::reports::{self, NewDashboard, NewReport, ReportDef};
 
 use super::{Caller, JsonBody};
@@ -19,6 +21,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/reports/run", post(run))
         .route("/api/reports/{key}", get(read).put(replace).delete(delete))
         .route("/api/reports/{key}/data", get(data))
+        .route("/api/analyses/tables", post(save_analysis))
         .route(
             "/api/dashboards",
             get(list_dashboards).post(create_dashboard),
@@ -140,4 +143,13 @@ async fn delete_dashboard(
 ) -> ApiResult<impl IntoResponse> {
     reports::delete_dashboard(&state.store, &who, &key).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+async fn save_analysis(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    JsonBody(body): JsonBody<SaveAnalysis>,
+) -> ApiResult<impl IntoResponse> {
+    let table = analyses::save(&state.store, &who, &body, state.clock.now()).await?;
+    Ok((StatusCode::CREATED, Json(table)))
 }

@@ -70,9 +70,10 @@ async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// A page of a saved set's records, as query parameters: `?sort=F&desc=true&limit=N&after=C`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Evaluate {
+pub(super) struct Evaluate {
     zone: Option<String>,
     after: Option<String>,
     limit: Option<u64>,
@@ -81,6 +82,22 @@ struct Evaluate {
     desc: bool,
     #[serde(default)]
     count: bool,
+}
+
+impl Evaluate {
+    pub(super) fn search(self, filter: Filter) -> SearchRequest {
+        SearchRequest {
+            filter: Some(filter),
+            sort: self.sort.map(|field| Sort {
+                field,
+                desc: self.desc,
+            }),
+            after: self.after,
+            limit: self.limit,
+            count: self.count,
+            zone: self.zone,
+        }
+    }
 }
 
 async fn count(
@@ -112,17 +129,7 @@ async fn members(
 ) -> ApiResult<impl IntoResponse> {
     state.store.require(&who, SEGMENTS, Op::View).await?;
     let segment = segments::get(&state.store, &who, &key).await?;
-    let request = SearchRequest {
-        filter: Some(Filter::Segment(key)),
-        sort: params.sort.map(|field| Sort {
-            field,
-            desc: params.desc,
-        }),
-        after: params.after,
-        limit: params.limit,
-        count: params.count,
-        zone: params.zone,
-    };
+    let request = params.search(Filter::Segment(key));
     Ok(Json(
         state
             .store

@@ -15,6 +15,7 @@ mod m0006_flow_members;
 mod m0007_search_indexes;
 mod m0008_output_tables;
 mod m0009_reports;
+mod m0010_lists_views;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0007_search_indexes::Migration),
             Box::new(m0008_output_tables::Migration),
             Box::new(m0009_reports::Migration),
+            Box::new(m0010_lists_views::Migration),
         ]
     }
 }

@@ -253,7 +253,10 @@ fn eval(cond: &Cond, row: &Row, world: &World) -> bool {
                 }
             }
         }
-        Cond::Message { .. } | Cond::Journey { .. } | Cond::InTable { .. } => {
+        Cond::Message { .. }
+        | Cond::Journey { .. }
+        | Cond::InTable { .. }
+        | Cond::InList { .. } => {
             unreachable!("the generator writes no message, flow or output-table conditions")
         }
     }

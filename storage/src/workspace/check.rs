@@ -15,8 +15,9 @@ use std::ops::ControlFlow;
 
 use sea_orm::DbBackend;
 use sqlparser::ast::{
-    Expr, Ident, ObjectName, ObjectNamePart, Query, Select, SelectItem, SetExpr, Statement,
-    TableAlias, TableFactor, Value, VisitMut, VisitorMut,
+    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName, ObjectNamePart,
+    Query, Select, SelectItem, SetExpr, Statement, TableAlias, TableFactor, Value, VisitMut,
+    VisitorMut,
 };
 use sqlparser::dialect::{Dialect, PostgreSqlDialect, SQLiteDialect};
 use sqlparser::parser::Parser;
@@ -233,6 +234,22 @@ pub fn view_name(table: &str) -> String {
     format!("{VIEW_PREFIX}{table}")
 }
 
+/// A generated name as the rewritten query prints it: always quoted, so that no text can
+/// escape from it, whatever it holds.
+fn generated(name: String) -> Ident {
+    Ident::with_quote('"', name)
+}
+
+/// Whether a set expression has `TABLE x` anywhere in it: a table reference the walker would
+/// not see (it is no `FROM` item), so it is refused.
+fn holds_table(set: &SetExpr) -> bool {
+    match set {
+        SetExpr::Table(_) => true,
+        SetExpr::SetOperation { left, right, .. } => holds_table(left) || holds_table(right),
+        _ => false,
+    }
+}
+
 fn dialect(backend: DbBackend) -> Box<dyn Dialect> {
     match backend {
         DbBackend::Postgres => Box::new(PostgreSqlDialect {}),
@@ -393,7 +410,7 @@ impl VisitorMut for Walker<'_> {
         {
             self.refuse("the query uses a clause neither SQLite nor PostgreSQL has".into());
         }
-        if let SetExpr::Table(_) = query.body.as_ref() {
+        if holds_table(&query.body) {
             self.refuse("write SELECT * FROM t instead of TABLE t".into());
         }
         let mut scope = Scope {
@@ -403,9 +420,11 @@ impl VisitorMut for Walker<'_> {
             for cte in &mut with.cte_tables {
                 let name = cte.alias.name.value.to_lowercase();
                 self.next_cte += 1;
-                let generated = format!("{CTE_PREFIX}{}_{name}", self.next_cte);
-                cte.alias.name = Ident::new(generated.clone());
-                scope.ctes.insert(name, generated);
+                // The user's name stays out of the generated one: it is only ever printed
+                // as the alias sqlparser quotes.
+                let name_inside = format!("{CTE_PREFIX}{}", self.next_cte);
+                cte.alias.name = generated(name_inside.clone());
+                scope.ctes.insert(name, name_inside);
             }
         }
         self.scopes.push(scope);
@@ -462,12 +481,12 @@ impl VisitorMut for Walker<'_> {
                     ));
                     return ControlFlow::Continue(());
                 };
-                let Some(generated) = self.resolve(&ident.value) else {
+                let Some(name_inside) = self.resolve(&ident.value) else {
                     let problem = self.unknown_table(&ident.value);
                     self.refuse(problem);
                     return ControlFlow::Continue(());
                 };
-                *name = ObjectName(vec![ObjectNamePart::Identifier(Ident::new(generated))]);
+                *name = ObjectName(vec![ObjectNamePart::Identifier(generated(name_inside))]);
                 match alias {
                     Some(alias) => {
                         self.aliases.insert(alias.name.value.to_lowercase());
@@ -502,8 +521,26 @@ impl VisitorMut for Walker<'_> {
     fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
         match expr {
             Expr::Function(function) => {
-                let allowed = single_name(&function.name)
-                    .is_some_and(|i| FUNCTIONS.contains(&i.value.to_lowercase().as_str()));
+                let name = single_name(&function.name).map(|i| i.value.to_lowercase());
+                let allowed = name.as_deref().is_some_and(|n| FUNCTIONS.contains(&n));
+                // `f(t.*)` hands a whole row to a function; `count(*)` reads no column.
+                if let FunctionArguments::List(list) = &function.args
+                    && list.args.iter().any(|arg| {
+                        let arg = match arg {
+                            FunctionArg::Unnamed(a)
+                            | FunctionArg::Named { arg: a, .. }
+                            | FunctionArg::ExprNamed { arg: a, .. } => a,
+                        };
+                        match arg {
+                            FunctionArgExpr::QualifiedWildcard(_)
+                            | FunctionArgExpr::WildcardWithOptions(_) => true,
+                            FunctionArgExpr::Wildcard => name.as_deref() != Some("count"),
+                            FunctionArgExpr::Expr(_) => false,
+                        }
+                    })
+                {
+                    self.whole_rows = true;
+                }
                 if !allowed {
                     self.refuse(format!(
                         "the function {} is not allowed in the workspace (see docs/sql.md for \
@@ -512,7 +549,9 @@ impl VisitorMut for Walker<'_> {
                     ));
                 }
             }
-            Expr::Cast { data_type, .. } => {
+            Expr::Wildcard(_) | Expr::QualifiedWildcard(..) => self.whole_rows = true,
+            Expr::Cast { data_type, .. }
+            | Expr::TypedString(sqlparser::ast::TypedString { data_type, .. }) => {
                 let text = data_type.to_string().to_lowercase();
                 let base = text
                     .split(|c: char| c == '(' || c.is_whitespace())
@@ -570,11 +609,15 @@ mod tests {
                  ON p.tourist_id = tourists.id GROUP BY tourists.email",
             );
             assert!(
-                c.sql.contains("FROM tabiji_view_tourists AS tourists"),
+                c.sql.contains(r#"FROM "tabiji_view_tourists" AS tourists"#),
                 "{}",
                 c.sql
             );
-            assert!(c.sql.contains("JOIN tabiji_view_purchases p"), "{}", c.sql);
+            assert!(
+                c.sql.contains(r#"JOIN "tabiji_view_purchases" p"#),
+                "{}",
+                c.sql
+            );
             assert_eq!(c.tables, ["purchases", "tourists"].map(String::from).into());
             assert!(c.words.contains("email") && c.words.contains("tourist_id"));
             assert!(!c.whole_rows);
@@ -589,9 +632,9 @@ mod tests {
                 "WITH big AS (SELECT tourist_id FROM purchases WHERE amount > 1000) \
                  SELECT * FROM big WHERE tourist_id IN (WITH big AS (SELECT 1 AS tourist_id) SELECT tourist_id FROM big)",
             );
-            assert!(c.sql.contains("WITH tabiji_cte_1_big AS"), "{}", c.sql);
-            assert!(c.sql.contains("FROM tabiji_cte_1_big AS big"), "{}", c.sql);
-            assert!(c.sql.contains("FROM tabiji_cte_2_big AS big"), "{}", c.sql);
+            assert!(c.sql.contains(r#"WITH "tabiji_cte_1" AS"#), "{}", c.sql);
+            assert!(c.sql.contains(r#"FROM "tabiji_cte_1" AS big"#), "{}", c.sql);
+            assert!(c.sql.contains(r#"FROM "tabiji_cte_2" AS big"#), "{}", c.sql);
             assert_eq!(c.tables, ["purchases"].map(String::from).into());
             assert!(c.whole_rows, "SELECT * reads whole rows");
         }
@@ -611,6 +654,62 @@ mod tests {
             "WITH sys_users AS (SELECT 1 AS x) SELECT x FROM sys_users",
         );
         assert!(!c.sql.contains(" sys_users AS ("), "{}", c.sql);
+    }
+
+    #[test]
+    fn a_with_table_name_cannot_carry_sql_into_the_rewritten_query() {
+        for (b, sql) in [
+            (
+                DbBackend::Sqlite,
+                r#"WITH "x AS (SELECT 1) SELECT * FROM sys_users) --" AS (SELECT 1) SELECT 1"#,
+            ),
+            (
+                DbBackend::Postgres,
+                r#"WITH "x AS (SELECT 1) SELECT to_json(u) FROM sys_users u) AS tabiji_result(c1) --" AS (SELECT 1) SELECT 1"#,
+            ),
+        ] {
+            let c = ok(b, sql);
+            assert!(!c.sql.contains("sys_users"), "{}", c.sql);
+            assert!(
+                c.sql.starts_with(r#"WITH "tabiji_cte_1" AS ("#),
+                "{}",
+                c.sql
+            );
+        }
+        let c = ok(
+            DbBackend::Sqlite,
+            r#"WITH "we ird" AS (SELECT 1 AS a) SELECT a FROM "we ird""#,
+        );
+        assert!(
+            c.sql.contains(r#"FROM "tabiji_cte_1" AS "we ird""#),
+            "{}",
+            c.sql
+        );
+    }
+
+    #[test]
+    fn table_statements_are_refused_inside_set_operations_too() {
+        for sql in [
+            "TABLE sys_users UNION TABLE sys_users",
+            "SELECT 1 UNION TABLE tourists",
+            "TABLE public.sys_sessions INTERSECT TABLE public.sys_sessions",
+        ] {
+            let problems = refused(DbBackend::Postgres, sql);
+            assert!(problems.contains("TABLE"), "{sql}: {problems}");
+        }
+    }
+
+    #[test]
+    fn rows_handed_whole_to_functions_count_as_whole_rows() {
+        for sql in [
+            "SELECT to_json(t.*) AS j FROM tourists t",
+            "SELECT json_build_array(t.*) FROM tourists t",
+        ] {
+            assert!(ok(DbBackend::Postgres, sql).whole_rows, "{sql}");
+        }
+        assert!(!ok(DbBackend::Postgres, "SELECT count(*) FROM tourists").whole_rows);
+        let problems = refused(DbBackend::Postgres, "SELECT regclass 'sys_users'");
+        assert!(problems.contains("cannot be cast"), "{problems}");
     }
 
     #[test]

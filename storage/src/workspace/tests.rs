@@ -538,8 +538,8 @@ fn a_later_row_of_another_type_is_refused_with_its_row_and_column() {
 #[test]
 fn generated_names_are_turned_back_in_messages() {
     assert_eq!(
-        readable_names("no such column: tabiji_view_tourists.phone in tabiji_cte_12_big"),
-        "no such column: tourists.phone in big"
+        readable_names("no such column: tabiji_view_tourists.phone in tabiji_cte_12"),
+        "no such column: tourists.phone in a WITH table"
     );
 }
 
@@ -614,6 +614,46 @@ async fn an_output_table_is_a_list_filters_and_segments_select_by() {
         .unwrap();
         let e = delete(&store, &admin, "big_spenders").await.unwrap_err();
         assert_eq!(codes(e), ["output_table_in_use"]);
+        scratch.remove().await;
+    }
+}
+
+#[tokio::test]
+async fn a_query_that_builds_a_huge_value_is_stopped_on_sqlite() {
+    let scratch = Scratch::sqlite();
+    let store = seeded(&scratch).await;
+    let e = query(
+        &store,
+        &Principal::system(),
+        &ask("WITH RECURSIVE r(s) AS (SELECT 'x' UNION ALL SELECT s || s FROM r WHERE length(s) < 500000000) \
+              SELECT max(length(s)) FROM r"),
+    )
+    .await
+    .unwrap_err();
+    assert!(message(&e).contains("too big"), "{e}");
+    scratch.remove().await;
+}
+
+#[tokio::test]
+async fn sql_smuggled_in_a_with_table_name_stays_a_name() {
+    for scratch in Scratch::all_backends().await {
+        let store = seeded(&scratch).await;
+        let answer = query(
+            &store,
+            &clerk(),
+            &ask(r#"WITH "x AS (SELECT 1) SELECT login FROM sys_users) --" AS (SELECT 1 AS one) SELECT one FROM "x AS (SELECT 1) SELECT login FROM sys_users) --""#),
+        )
+        .await
+        .unwrap();
+        assert_eq!(answer.rows, vec![vec![json!(1)]]);
+        let e = query(
+            &store,
+            &clerk(),
+            &ask("SELECT 1 AS a UNION TABLE sys_users"),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(codes(e), ["sql_not_allowed"]);
         scratch.remove().await;
     }
 }

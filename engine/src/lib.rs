@@ -6,7 +6,8 @@
 //! # Layout
 //! - [`machine`]: [`machine::apply`], runs, inputs and actions.
 //! - [`time`]: times of day and quiet hours in a flow's zone.
-//! - [`runtime`]: schedule ticks, entries, timers, events, deliveries and the worker loops.
+//! - [`runtime`]: schedule ticks, entries, timers, events, deliveries, calculated attributes
+//!   and the worker loops.
 //! - [`simulate`]: dry runs predicting how many contacts reach each node.
 
 pub mod machine;

@@ -31,6 +31,8 @@
 //! - [`workspace`]: the SQL workspace (MA-7, MA-9): read-only queries checked by an allow-list,
 //!   over views that honour field rights, on connections the database keeps from writing;
 //!   results kept as output tables.
+//! - [`calculated`]: calculated attributes (DM-9): tourist fields kept from history stores,
+//!   incrementally and by a daily batch.
 //! - [`auth`]: users, roles, password hashing (argon2id), API tokens and browser sessions.
 //! - [`audit`]: the access log.
 //! - [`scratch`]: throw-away databases for tests and benchmarks.
@@ -41,6 +43,7 @@ pub mod aggregate;
 pub mod analyses;
 pub mod audit;
 pub mod auth;
+pub mod calculated;
 pub mod db;
 pub mod entities;
 pub mod error;

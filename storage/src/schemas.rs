@@ -141,6 +141,17 @@ pub fn check_custom_field(entity: &EntitySchema, mut field: FieldDef) -> Result<
 /// where the database allows DDL in transactions (both SQLite and PostgreSQL do).
 pub async fn add_custom_field(db: &Db, entity: &EntitySchema, field: FieldDef) -> Result<FieldDef> {
     let field = check_custom_field(entity, field)?;
+    add_checked_field(db, entity, field).await
+}
+
+/// Adds a field only tabiji writes (a calculated attribute): read-only to every user.
+pub async fn add_kept_field(db: &Db, entity: &EntitySchema, field: FieldDef) -> Result<FieldDef> {
+    let mut field = check_custom_field(entity, field)?;
+    field.read_only = true;
+    add_checked_field(db, entity, field).await
+}
+
+async fn add_checked_field(db: &Db, entity: &EntitySchema, field: FieldDef) -> Result<FieldDef> {
     let txn = db.conn.begin().await?;
     let backend = txn.get_database_backend();
     txn.execute_raw(backend.build(&ddl::add_column(&entity.name, &field)))

@@ -127,3 +127,69 @@ async fn lists_and_views(app: &TestApp) {
 async fn static_lists_and_each_users_views() {
     on_every_backend!(lists_and_views);
 }
+
+async fn calculated_attributes(app: &TestApp) {
+    let (status, body) = app
+        .post(
+            "/api/data/tourists/bulk",
+            json!({"items": [{"email": "k0@example.jp"}, {"email": "k1@example.jp"}]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let ids: Vec<i64> = body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    let bought = |id: i64, amount: i64| json!({"tourist_id": id, "amount": amount, "occurred_at": chrono::Utc::now().to_rfc3339()});
+    app.post(
+        "/api/data/purchases/bulk",
+        json!({"items": [bought(ids[0], 1200), bought(ids[0], 800)]}),
+    )
+    .await;
+    let (status, body) = app
+        .post(
+            "/api/calculated",
+            json!({"key": "total_bought", "label": {"ja": "累計購入額", "en": "Total bought"},
+                   "store": "purchases", "measure": {"sum": "amount"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let first = app.get(&format!("/api/data/tourists/{}", ids[0])).await;
+    assert_eq!(first["total_bought"], 2000);
+    app.post(
+        "/api/data/purchases/bulk",
+        json!({"items": [bought(ids[1], 300)]}),
+    )
+    .await;
+    let (status, body) = app
+        .post("/api/calculated/total_bought/refresh", json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["changed"], 1);
+    let second = app.get(&format!("/api/data/tourists/{}", ids[1])).await;
+    assert_eq!(second["total_bought"], 300);
+    let (status, body) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/data/tourists/{}", ids[1]),
+            Some(json!({"total_bought": 1})),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let schema = app.get("/api/schema/tourists").await;
+    let field = schema["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["key"] == "total_bought")
+        .unwrap()
+        .clone();
+    assert_eq!(field["read_only"], true, "{field}");
+}
+
+#[tokio::test]
+async fn calculated_attributes_are_kept_and_read_only() {
+    on_every_backend!(calculated_attributes);
+}

@@ -8,6 +8,7 @@
 //! workers holding the same expired lease, move it once. A crash before the commit leaves the
 //! lease to run out and the work to be claimed again; a crash after it loses nothing.
 
+mod calculated;
 mod deliver;
 mod enter;
 mod events;
@@ -57,6 +58,9 @@ pub struct Config {
     /// How often the segment of each `segment_enter` flow is evaluated for contacts who have
     /// started matching.
     pub segment_every: Duration,
+    /// How often calculated attributes are brought up to date for the tourists whose history
+    /// changed (and, once a day, for everyone).
+    pub calculated_every: Duration,
 }
 
 impl Default for Config {
@@ -69,6 +73,7 @@ impl Default for Config {
             retry_base: Duration::from_secs(30),
             idle_poll: Duration::from_millis(250),
             segment_every: Duration::from_secs(60),
+            calculated_every: Duration::from_secs(30),
         }
     }
 }
@@ -106,6 +111,8 @@ pub struct Runtime {
     started: Mutex<HashSet<i64>>,
     /// When this process last evaluated each `segment_enter` flow's segment.
     swept: Mutex<HashMap<i64, DateTime<Utc>>>,
+    /// When this process last brought calculated attributes up to date.
+    calculated_at: Mutex<Option<DateTime<Utc>>>,
     /// Woken when work arrives through this process (events, API entries).
     pub(crate) wake: Notify,
     pub counters: Counters,
@@ -230,6 +237,7 @@ impl Runtime {
             flows: Mutex::new(HashMap::new()),
             started: Mutex::new(HashSet::new()),
             swept: Mutex::new(HashMap::new()),
+            calculated_at: Mutex::new(None),
             wake: Notify::new(),
             counters: Counters::default(),
             written_since_analyze: AtomicU64::new(0),

@@ -42,7 +42,8 @@ pub fn spawn_worker(runtime: Arc<Runtime>) -> WorkerHandle {
                     let joined = rt.segment_enter_step().await?;
                     let events = rt.event_step().await?;
                     let timers = rt.timer_step().await?;
-                    Ok(ticks + entered + joined + events + timers)
+                    let calculated = rt.calculated_step().await?;
+                    Ok(ticks + entered + joined + events + timers + calculated)
                 })
             })
             .await

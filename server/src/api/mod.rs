@@ -3,6 +3,7 @@
 
 mod admin;
 mod auth;
+mod calculated;
 mod engine;
 mod flows;
 mod lists;
@@ -44,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         .merge(records::routes())
         .merge(segments::routes())
         .merge(lists::routes())
+        .merge(calculated::routes())
         .merge(views::routes())
         .merge(sql::routes())
         .merge(reports::routes())

@@ -371,6 +371,22 @@ pub async fn document(State(state): State<AppState>) -> Json<Value> {
                  "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "properties": {
                      "period": {"$ref": "#/components/schemas/Period"}, "after": {"type": "string"}, "limit": {"type": "integer"}, "count": {"type": "boolean"}}}}}},
                  "responses": with_errors(json!({"200": ok("columns, period, items, next_after, count", json!({"type": "object"}))}))}}));
+    let calculated_body = json!({"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["key", "label", "store", "measure"], "properties": {
+        "key": {"type": "string", "description": "the tourist field it fills"},
+        "label": {"type": "object", "properties": {"ja": {"type": "string"}, "en": {"type": "string"}}},
+        "store": {"type": "string", "description": "a history store of tourists"},
+        "measure": {"oneOf": [{"type": "string", "enum": ["count", "first_at", "last_at"]},
+            {"type": "object", "minProperties": 1, "maxProperties": 1, "properties": {"sum": {"type": "string"}, "avg": {"type": "string"}, "min": {"type": "string"}, "max": {"type": "string"}}}]},
+        "filter": {"$ref": "#/components/schemas/Filter"}, "period": {"$ref": "#/components/schemas/Period"}}}}}});
+    paths.insert("/api/calculated".into(), json!({
+        "get": {"summary": "Calculated attributes of tourists", "responses": with_errors(json!({"200": ok("Attributes", json!({"type": "object"}))}))},
+        "post": {"summary": "Define one: adds its read-only tourist field and computes it for everyone (schema right on tourists)", "requestBody": calculated_body,
+                 "responses": with_errors(json!({"201": ok("The attribute", json!({"type": "object"}))}))}}));
+    paths.insert("/api/calculated/{key}".into(), json!({"parameters": key.clone(),
+        "get": {"summary": "One attribute", "responses": with_errors(json!({"200": ok("The attribute", json!({"type": "object"}))}))},
+        "delete": {"summary": "Stop keeping it (the field stays with its last values)", "responses": with_errors(json!({"204": {"description": "Stopped"}}))}}));
+    paths.insert("/api/calculated/{key}/refresh".into(), json!({"parameters": key.clone(),
+        "post": {"summary": "Recompute it for every tourist now", "responses": with_errors(json!({"200": ok("How many values changed", json!({"type": "object"}))}))}}));
     let query_body = json!({"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["sql"], "properties": {
         "sql": {"type": "string", "description": "One SELECT over the tables /api/sql/catalog lists"},
         "limit": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 1000},

@@ -16,6 +16,7 @@ mod m0007_search_indexes;
 mod m0008_output_tables;
 mod m0009_reports;
 mod m0010_lists_views;
+mod m0011_calculated;
 
 pub struct Migrator;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0008_output_tables::Migration),
             Box::new(m0009_reports::Migration),
             Box::new(m0010_lists_views::Migration),
+            Box::new(m0011_calculated::Migration),
         ]
     }
 }

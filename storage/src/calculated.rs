@@ -202,6 +202,8 @@ pub async fn refresh(
         .and_where(condition);
     if let Some(ids) = owners {
         per_owner.and_where(Expr::col(col(&owner)).is_in(ids.iter().copied()));
+        // Only these tourists' rows: otherwise the reset below reads every owner's.
+        matching.and_where(Expr::col(col(&owner)).is_in(ids.iter().copied()));
     }
     let (sub, values) = render(backend, &per_owner);
     let key = format!("\"{}\"", def.key);
@@ -516,18 +518,22 @@ async fn refresh_stored(store: &Store, key: &str, full: bool, now: DateTime<Utc>
     let changed = if full {
         refresh(store, def, None, now).await?
     } else {
+        // Append-only stores (purchases, the point ledger) only gain rows: the id watermark
+        // alone finds them through the primary key. Others are also read for changed rows.
+        let new_rows = Expr::col(col("id")).gt(s.watermark_id);
+        let wanted = if schema.append_only {
+            new_rows
+        } else {
+            new_rows.or(Expr::col(col("updated_at"))
+                .gt(DateTime::from_timestamp_millis(s.watermark_at).unwrap_or_default()))
+        };
         let mut touched = Query::select();
         touched
             .distinct()
             .column(col(&owner))
             .from(col(&def.store))
             .and_where(Expr::col(col(&owner)).is_not_null())
-            .and_where(
-                Expr::col(col("id"))
-                    .gt(s.watermark_id)
-                    .or(Expr::col(col("updated_at"))
-                        .gt(DateTime::from_timestamp_millis(s.watermark_at).unwrap_or_default())),
-            );
+            .and_where(wanted);
         let owners: Vec<i64> = conn
             .query_all(&touched)
             .await?

@@ -79,13 +79,17 @@ fn invalid(field: &str, code: &'static str, message: impl Into<String>) -> Stora
     StorageError::invalid(ItemError::field(field, code, message))
 }
 
-/// The store's owner and time fields, if it is a history of tourists.
-fn history_fields(schema: &EntitySchema) -> Option<(String, String)> {
+/// The store's owner and time fields, or why it is not a history of tourists.
+fn history_fields(schema: &EntitySchema) -> Result<(String, String)> {
     match (&schema.parent, &schema.time_field) {
         (Some(parent), Some(time)) if parent.entity == OWNER => {
-            Some((parent.field.clone(), time.clone()))
+            Ok((parent.field.clone(), time.clone()))
         }
-        _ => None,
+        _ => Err(invalid(
+            "store",
+            "not_a_history_store",
+            format!("{} is not a history of tourists", schema.name),
+        )),
     }
 }
 
@@ -139,13 +143,7 @@ async fn rows_condition(
     now: DateTime<Utc>,
 ) -> Result<Expr> {
     let schema = store.entity_schema(&def.store).await?;
-    let (_, time) = history_fields(&schema).ok_or_else(|| {
-        invalid(
-            "store",
-            "not_a_history_store",
-            format!("{} is not a history of tourists", def.store),
-        )
-    })?;
+    let (_, time) = history_fields(&schema)?;
     let mut parts: Vec<Filter> = def.filter.iter().cloned().collect();
     if let Some(period) = &def.period {
         parts.push(Filter::Field(FieldTest {
@@ -176,13 +174,7 @@ pub async fn refresh(
     now: DateTime<Utc>,
 ) -> Result<u64> {
     let schema = store.entity_schema(&def.store).await?;
-    let (owner, time) = history_fields(&schema).ok_or_else(|| {
-        invalid(
-            "store",
-            "not_a_history_store",
-            format!("{} is not a history of tourists", def.store),
-        )
-    })?;
+    let (owner, time) = history_fields(&schema)?;
     let backend = store.db().backend();
     let condition = rows_condition(store, None, def, parse_zone(None)?, now).await?;
     let (value, empty) = aggregate(&def.measure, &time);
@@ -319,13 +311,7 @@ pub async fn create(
             format!("there is no history store {:?}", new.store),
         )
     })?;
-    if history_fields(&history).is_none() {
-        return Err(invalid(
-            "store",
-            "not_a_history_store",
-            format!("{} is not a history of tourists", new.store),
-        ));
-    }
+    history_fields(&history)?;
     store.require(who, &new.store, Op::View).await?;
     let ty = field_type(&history, &new.measure)?;
     if let Measure::Sum(k) | Measure::Avg(k) | Measure::Min(k) | Measure::Max(k) = &new.measure
@@ -488,13 +474,7 @@ async fn refresh_stored(store: &Store, key: &str, full: bool, now: DateTime<Utc>
     };
     let def = &s.definition;
     let schema = store.entity_schema(&def.store).await?;
-    let (owner, _) = history_fields(&schema).ok_or_else(|| {
-        invalid(
-            "store",
-            "not_a_history_store",
-            format!("{} is not a history of tourists", def.store),
-        )
-    })?;
+    let (owner, _) = history_fields(&schema)?;
     let conn = &store.db().conn;
     // The watermark is read before the rows, so a row written meanwhile is seen next time; it
     // is the store's own highest id and update time, so no clock but the rows' counts.

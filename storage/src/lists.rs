@@ -355,22 +355,15 @@ pub async fn add(
     }
     touch(&txn, row.id, now).await?;
     txn.commit().await?;
-    store
-        .log(
-            who,
-            "edit",
-            LISTS,
-            None,
-            "ok",
-            Some(format!("{key}: {changed} added")),
-        )
-        .await?;
-    Ok(MembersChanged {
-        changed,
-        unchanged: ids.len() as u64 - changed,
+    changed_members(
+        store,
+        who,
+        &row,
+        "added",
+        (changed, ids.len() as u64),
         missing,
-        members: count_members(store, row.id, &row.list.entity).await?,
-    })
+    )
+    .await
 }
 
 /// Removes records from a list.
@@ -397,6 +390,26 @@ pub async fn remove(
     }
     touch(&txn, row.id, now).await?;
     txn.commit().await?;
+    changed_members(
+        store,
+        who,
+        &row,
+        "removed",
+        (changed, ids.len() as u64),
+        missing,
+    )
+    .await
+}
+
+/// Logs a change of members and answers what it did and how many members remain.
+async fn changed_members(
+    store: &Store,
+    who: &Principal,
+    row: &Row,
+    verb: &str,
+    (changed, named): (u64, u64),
+    missing: Vec<i64>,
+) -> Result<MembersChanged> {
     store
         .log(
             who,
@@ -404,12 +417,12 @@ pub async fn remove(
             LISTS,
             None,
             "ok",
-            Some(format!("{key}: {changed} removed")),
+            Some(format!("{}: {changed} {verb}", row.list.key)),
         )
         .await?;
     Ok(MembersChanged {
         changed,
-        unchanged: ids.len() as u64 - changed,
+        unchanged: named - changed,
         missing,
         members: count_members(store, row.id, &row.list.entity).await?,
     })

@@ -4,12 +4,15 @@
 //! and carries the actions out through an outbox, a batch at a time.
 //!
 //! # Layout
+//! - [`import`]: import pipelines: a file read by its flow (encoding, header, rows) and
+//!   written in batches with the import history.
 //! - [`machine`]: [`machine::apply`], runs, inputs and actions.
 //! - [`time`]: times of day and quiet hours in a flow's zone.
 //! - [`runtime`]: schedule ticks, entries, timers, events, deliveries, calculated attributes
 //!   and the worker loops.
 //! - [`simulate`]: dry runs predicting how many contacts reach each node.
 
+pub mod import;
 pub mod machine;
 pub mod runtime;
 pub mod simulate;

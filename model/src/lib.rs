@@ -11,6 +11,7 @@
 //! - [`filter`]: filters users write to find records (segments, searches), resolved against
 //!   the schema into conditions storage compiles to SQL.
 //! - [`flow`]: scenarios as data (entry, nodes, exits) and their validation.
+//! - [`import`]: import flows (partner files into records) as data, checked against the schema.
 //! - [`rights`]: operations, per-field access and how the rights of several roles combine.
 //! - [`schedule`]: cron expressions and friendly recurrences for scheduled flows (MA-3).
 //! - [`zone`]: time zones by name or offset, with daylight saving resolved one way.
@@ -21,6 +22,7 @@ pub mod clock;
 pub mod field;
 pub mod filter;
 pub mod flow;
+pub mod import;
 pub mod normalize;
 pub mod rights;
 pub mod schedule;

@@ -91,6 +91,35 @@ enum Command {
     },
     /// Print the JSON Schema of filters (searches, segments, bulk actions).
     FilterSchema,
+    /// Import partner files with import flows (JSON files, see docs/imports.md).
+    Import {
+        #[command(subcommand)]
+        command: ImportCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImportCommand {
+    /// Check import-flow files against the database's schema; prints every problem with the
+    /// part it concerns, exits 1 if any.
+    Check {
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+    },
+    /// Save an import flow under a key, replacing the flow saved under it.
+    Save {
+        key: String,
+        file: std::path::PathBuf,
+    },
+    /// Run the flow saved under `key` over files, in order, as tabiji itself; prints each run
+    /// and exits 1 if a run failed or rejected rows.
+    Run {
+        key: String,
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+    },
+    /// Print the JSON Schema of the import-flow format.
+    Schema,
 }
 
 /// How the engine runs and the channels send. Until the channel connectors arrive, only the
@@ -372,6 +401,7 @@ async fn main() -> anyhow::Result<()> {
             println!("created role {} (id {})", role.name, role.id);
             Ok(())
         }
+        Command::Import { command } => import(&cli.database_url, command).await,
         Command::FilterSchema => {
             println!(
                 "{}",
@@ -500,6 +530,120 @@ async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = terminate => {},
     }
+}
+
+fn read_import_flow(file: &std::path::Path) -> anyhow::Result<tabiji_model::import::ImportFlow> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("{} cannot be read", file.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not an import flow", file.display()))
+}
+
+async fn import(database_url: &str, command: ImportCommand) -> anyhow::Result<()> {
+    use tabiji_model::clock::Clock as _;
+    use tabiji_storage::imports;
+    if let ImportCommand::Schema = command {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&tabiji_model::import::json_schema())?
+        );
+        return Ok(());
+    }
+    let store = open_store(database_url).await?;
+    let system = Principal::system();
+    let clock = tabiji_model::clock::SystemClock;
+    let mut failed = false;
+    match command {
+        ImportCommand::Schema => {}
+        ImportCommand::Check { files } => {
+            for file in &files {
+                let shown = file.display();
+                let problems = match read_import_flow(file) {
+                    Err(e) => vec![format!("{e:#}")],
+                    Ok(flow) => match imports::check(&store, &flow).await {
+                        Ok(()) => vec![],
+                        Err(tabiji_storage::StorageError::Invalid(errors)) => errors
+                            .iter()
+                            .map(|e| {
+                                format!(
+                                    "{}: {} ({})",
+                                    e.field.as_deref().unwrap_or("flow"),
+                                    e.message,
+                                    e.code
+                                )
+                            })
+                            .collect(),
+                        Err(e) => return Err(e.into()),
+                    },
+                };
+                if problems.is_empty() {
+                    println!("{shown}: valid");
+                }
+                for problem in problems {
+                    failed = true;
+                    println!("{shown}: {problem}");
+                }
+            }
+        }
+        ImportCommand::Save { key, file } => {
+            let flow = read_import_flow(&file)?;
+            let saved = imports::save(&store, &system, &key, &flow, clock.now()).await?;
+            println!(
+                "saved import flow {} ({})",
+                saved.key, saved.definition.name
+            );
+        }
+        ImportCommand::Run { key, files } => {
+            let saved = imports::get(&store, &system, &key).await?;
+            for file in &files {
+                let bytes = std::fs::read(file)
+                    .with_context(|| format!("{} cannot be read", file.display()))?;
+                let name = file.file_name().map_or_else(
+                    || file.display().to_string(),
+                    |n| n.to_string_lossy().into(),
+                );
+                let run = tabiji_engine::import::run_file(
+                    &store,
+                    &system,
+                    &key,
+                    &saved.definition,
+                    &name,
+                    &bytes,
+                    &clock,
+                )
+                .await?;
+                println!(
+                    "import {}: {name}: {} rows read, {} created, {} updated, {} unchanged, {} deleted, {} merged, {} rejected ({}){}",
+                    run.id,
+                    run.rows_read,
+                    run.created,
+                    run.updated,
+                    run.unchanged,
+                    run.deleted,
+                    run.merged,
+                    run.rejected,
+                    run.encoding.as_deref().unwrap_or("-"),
+                    run.error
+                        .as_deref()
+                        .map(|e| format!("; failed: {e}"))
+                        .unwrap_or_default(),
+                );
+                if run.error.is_some() || run.rejected > 0 {
+                    failed = true;
+                    for r in imports::rejects(&store, &system, run.id)
+                        .await?
+                        .iter()
+                        .take(20)
+                    {
+                        println!("  line {}: {}", r.line, r.reason);
+                    }
+                }
+            }
+        }
+    }
+    if failed {
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

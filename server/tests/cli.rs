@@ -22,7 +22,7 @@ fn run(cmd: &mut Command) -> (String, String) {
 
 async fn the_command_line(url: &str) {
     let (out, _) = run(tabiji(url).arg("migrate"));
-    assert!(out.contains("11 migration(s) applied"), "{out}");
+    assert!(out.contains("12 migration(s) applied"), "{out}");
     let (out, _) = run(tabiji(url).arg("migrate"));
     assert!(out.contains("0 migration(s) applied"), "{out}");
 
@@ -164,6 +164,83 @@ fn flow_files_are_validated() {
     let _ = std::fs::remove_file(&broken);
 }
 
+/// The example partner files through the example import flows, as an operator runs them.
+async fn example_imports(url: &str) {
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/imports");
+    let users = format!("{examples}/ota_users.json");
+    let points = format!("{examples}/ota_points.json");
+    let (out, _) = run(tabiji(url).args(["import", "check", &users, &points]));
+    assert_eq!(out.matches(": valid").count(), 2, "{out}");
+    run(tabiji(url).args(["import", "save", "ota_users", &users]));
+    run(tabiji(url).args(["import", "save", "ota_points", &points]));
+    let out = tabiji(url)
+        .args([
+            "import",
+            "run",
+            "ota_users",
+            &format!("{examples}/ota_users_sjis.csv"),
+        ])
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "rejected rows fail the command: {printed}"
+    );
+    assert!(
+        printed.contains(
+            "ota_users_sjis.csv: 6 rows read, 1 created, 0 updated, 1 unchanged, 0 deleted, 2 merged, 2 rejected (shift_jis)"
+        ),
+        "{printed}"
+    );
+    assert!(printed.contains("  line 5: email: "), "{printed}");
+    assert!(printed.contains("  line 6: birth_date: "), "{printed}");
+    let out = tabiji(url)
+        .args([
+            "import",
+            "run",
+            "ota_points",
+            &format!("{examples}/ota_points_sjis.csv"),
+        ])
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.contains(
+            "3 rows read, 2 created, 0 updated, 0 unchanged, 0 deleted, 0 merged, 1 rejected"
+        ),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("line 4: メールアドレス: no tourists record has email unknown@example.jp"),
+        "{printed}"
+    );
+    // The UTF-8 copy of the user file holds the same rows: nothing changes.
+    let out = tabiji(url)
+        .args([
+            "import",
+            "run",
+            "ota_users",
+            &format!("{examples}/ota_users.csv"),
+        ])
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.contains("6 rows read, 0 created, 0 updated, 2 unchanged, 0 deleted, 2 merged, 2 rejected (utf-8)"),
+        "{printed}"
+    );
+}
+
+#[tokio::test]
+async fn example_import_flows_run() {
+    for scratch in Scratch::all_backends().await {
+        example_imports(&scratch.url).await;
+        scratch.remove().await;
+    }
+}
+
 #[test]
 fn every_command_has_help() {
     for args in [
@@ -173,6 +250,7 @@ fn every_command_has_help() {
         vec!["demo", "--help"],
         vec!["user", "create", "--help"],
         vec!["token", "create", "--help"],
+        vec!["import", "run", "--help"],
     ] {
         let (out, _) = run(Command::new(env!("CARGO_BIN_EXE_tabiji")).args(&args));
         assert!(out.contains("Usage"), "{args:?}: {out}");

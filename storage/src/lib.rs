@@ -11,6 +11,9 @@
 //! - [`records`]: create, read, update, delete, one by one and in bulk, for every entity,
 //!   with the caller's rights enforced on every field. Every feature reads and writes records
 //!   through here, so none can bypass the rights.
+//! - [`imports`]: saved import flows and the import history with each run's rejected rows;
+//!   the rows themselves are written by [`records`] (`Store::import_rows`): rejected one by
+//!   one, upserted by key, appended once.
 //! - [`flows`]: flow drafts, immutable published versions and their status.
 //! - [`journeys`]: the engine's tables (runs, step log, outbox, events, entry cursors), a batch
 //!   at a time, shared between workers by leases and compare-and-set.
@@ -48,6 +51,7 @@ pub mod db;
 pub mod entities;
 pub mod error;
 pub mod flows;
+pub mod imports;
 pub mod journeys;
 pub mod lists;
 pub mod migration;

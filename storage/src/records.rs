@@ -29,6 +29,9 @@ use crate::error::{ItemError, Result, StorageError};
 use crate::schemas::{self, Schemas};
 use crate::sql::Sql;
 
+mod import;
+pub use import::{ImportRow, Rejected, Tally};
+
 /// A record as the API shows it: field key → JSON value, plus `id`, `created_at`, `updated_at`.
 pub type Record = Map<String, Json>;
 
@@ -879,7 +882,10 @@ impl Store {
             .map(|(i, p)| (Some(i), p))
             .collect();
         self.check_references(&txn, schema, &refs).await?;
-        let results = self.insert_ledger(&txn, schema, &parsed, bulk).await?;
+        let (results, errors) = self.insert_ledger(&txn, schema, &parsed, bulk).await?;
+        if !errors.is_empty() {
+            return Err(StorageError::Invalid(errors));
+        }
         txn.commit().await?;
         Ok(results)
     }
@@ -1050,14 +1056,15 @@ impl Store {
     }
 
     /// Point-ledger entries: idempotent by (source_system, transaction_id), each moving the
-    /// tourist's balance in the same transaction; a use beyond the balance is refused.
+    /// tourist's balance in the same transaction; a use beyond the balance is refused. A
+    /// refused entry leaves no trace, so the others may be committed without it.
     async fn insert_ledger(
         &self,
         txn: &DatabaseTransaction,
         schema: &EntitySchema,
         parsed: &[Parsed],
         bulk: bool,
-    ) -> Result<Vec<ItemResult>> {
+    ) -> Result<(Vec<ItemResult>, Vec<ItemError>)> {
         let mut results = Vec::with_capacity(parsed.len());
         let mut errors = Vec::new();
         let mut seen: HashMap<(String, String), usize> = HashMap::new();
@@ -1125,35 +1132,36 @@ impl Store {
                     Value::ChronoDateTimeUtc(Some(Utc::now())),
                 )
                 .and_where(Expr::col(col("id")).eq(tourist_id))
+                .and_where(Expr::col(col("points_balance")).add(delta).gte(0))
                 .returning_col(col("points_balance"));
             let balance: i64 = match txn.query_one(&update).await? {
                 Some(row) => row.try_get("", "points_balance")?,
                 None => {
-                    errors.push(
-                        ItemError::field(
+                    let mut current = Query::select();
+                    current
+                        .column(col("points_balance"))
+                        .from(col("tourists"))
+                        .and_where(Expr::col(col("id")).eq(tourist_id));
+                    errors.push(match txn.query_one(&current).await? {
+                        Some(row) => ItemError::field(
+                            "points",
+                            "insufficient_points",
+                            format!(
+                                "tourist {tourist_id} has {} points, fewer than the {points} to use",
+                                row.try_get::<i64>("", "points_balance")?
+                            ),
+                        )
+                        .at(at),
+                        None => ItemError::field(
                             "tourist_id",
                             "unknown_reference",
                             format!("tourists {tourist_id} does not exist"),
                         )
                         .at(at),
-                    );
+                    });
                     continue;
                 }
             };
-            if balance < 0 {
-                errors.push(
-                    ItemError::field(
-                        "points",
-                        "insufficient_points",
-                        format!(
-                            "tourist {tourist_id} has {} points, fewer than the {points} to use",
-                            balance + points
-                        ),
-                    )
-                    .at(at),
-                );
-                continue;
-            }
             let mut entry = item.clone();
             entry.values[balance_at] = Some(StoredValue::Int(balance));
             let ids = self.insert_rows(txn, schema, vec![entry]).await?;
@@ -1163,11 +1171,7 @@ impl Store {
                 status: ItemStatus::Created,
             });
         }
-        if errors.is_empty() {
-            Ok(results)
-        } else {
-            Err(StorageError::Invalid(errors))
-        }
+        Ok((results, errors))
     }
 
     pub async fn update(

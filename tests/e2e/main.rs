@@ -3,6 +3,7 @@
 mod auth;
 mod engine;
 mod flows;
+mod imports;
 mod lists;
 mod openapi;
 mod records;

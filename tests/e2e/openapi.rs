@@ -54,7 +54,10 @@ async fn describes_the_live_schema(app: &TestApp) {
     for name in ["Filter", "FieldTest", "HistoryTest", "Period", "Operator"] {
         assert!(doc["components"]["schemas"][name].is_object(), "{name}");
     }
+    assert!(doc["components"]["schemas"]["ImportFlow"]["properties"]["columns"].is_object());
     for path in [
+        "/api/imports/flows/{key}/run",
+        "/api/imports/{id}/rejected",
         "/api/sql/query",
         "/api/sql/tables/{name}/copy",
         "/api/reports/run",

@@ -6,6 +6,7 @@ mod auth;
 mod calculated;
 mod engine;
 mod flows;
+mod imports;
 mod lists;
 mod metrics;
 mod openapi;
@@ -45,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .merge(records::routes())
         .merge(segments::routes())
         .merge(lists::routes())
+        .merge(imports::routes())
         .merge(calculated::routes())
         .merge(views::routes())
         .merge(sql::routes())

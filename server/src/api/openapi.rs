@@ -251,6 +251,16 @@ pub async fn document(State(state): State<AppState>) -> Json<Value> {
     }
     filter.remove("$schema");
     components.insert("Filter".into(), Value::Object(filter));
+    // Import flows likewise, their definitions prefixed so no name meets the filter's.
+    let import = tabiji_model::import::json_schema()
+        .to_string()
+        .replace("#/$defs/", "#/components/schemas/Import");
+    let mut import: Map<String, Value> = serde_json::from_str(&import).expect("still JSON");
+    if let Some(Value::Object(defs)) = import.remove("$defs") {
+        components.extend(defs.into_iter().map(|(k, v)| (format!("Import{k}"), v)));
+    }
+    import.remove("$schema");
+    components.insert("ImportFlow".into(), Value::Object(import));
     let grouping = json!({"type": "object", "required": ["field"], "properties": {
         "field": {"type": "string"}, "bucket": {"type": "string", "enum": ["day", "week", "month", "year"]}}});
     let measure = json!({"oneOf": [{"type": "string", "enum": ["count"]}, {"type": "object", "minProperties": 1, "maxProperties": 1,
@@ -387,6 +397,33 @@ pub async fn document(State(state): State<AppState>) -> Json<Value> {
         "delete": {"summary": "Stop keeping it (the field stays with its last values)", "responses": with_errors(json!({"204": {"description": "Stopped"}}))}}));
     paths.insert("/api/calculated/{key}/refresh".into(), json!({"parameters": key.clone(),
         "post": {"summary": "Recompute it for every tourist now", "responses": with_errors(json!({"200": ok("How many values changed", json!({"type": "object"}))}))}}));
+    let flow_body = json!({"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ImportFlow"}}}});
+    let id = json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}]);
+    paths.insert("/api/imports".into(), json!({
+        "get": {"summary": "The import history, newest first: file, flow as run, rows read, created, updated, unchanged, deleted, merged, rejected",
+                "parameters": [{"name": "flow", "in": "query", "schema": {"type": "string"}}, {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
+                "responses": with_errors(json!({"200": ok("Runs", json!({"type": "object"}))}))}}));
+    paths.insert("/api/imports/check".into(), json!({
+        "post": {"summary": "Check an import flow against the schema without saving it", "requestBody": flow_body.clone(),
+                 "responses": with_errors(json!({"200": ok("Valid", json!({"type": "object"}))}))}}));
+    paths.insert("/api/imports/flows".into(), json!({
+        "get": {"summary": "Import flows whose entity the caller may import into", "responses": with_errors(json!({"200": ok("Flows", json!({"type": "object"}))}))}}));
+    paths.insert("/api/imports/flows/{key}".into(), json!({"parameters": key.clone(),
+        "get": {"summary": "One import flow", "responses": with_errors(json!({"200": ok("The flow", json!({"type": "object"}))}))},
+        "put": {"summary": "Save an import flow (import right on its entity, and the rights its rows need)", "requestBody": flow_body,
+                "responses": with_errors(json!({"200": ok("The saved flow", json!({"type": "object"}))}))},
+        "delete": {"summary": "Delete an import flow (its history stays)", "responses": with_errors(json!({"204": {"description": "Deleted"}}))}}));
+    paths.insert("/api/imports/flows/{key}/run".into(), json!({"parameters": key.clone(),
+        "post": {"summary": "Run the flow over the file sent as the body; a file the flow cannot read gives a failed run",
+                 "parameters": [{"name": "file", "in": "query", "schema": {"type": "string"}, "description": "the file's name for the history"}],
+                 "requestBody": {"required": true, "content": {"text/csv": {"schema": {"type": "string", "format": "binary"}}, "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+                 "responses": with_errors(json!({"201": ok("The run with its counts", json!({"type": "object"}))}))}}));
+    paths.insert("/api/imports/{id}".into(), json!({"parameters": id.clone(),
+        "get": {"summary": "One import run", "responses": with_errors(json!({"200": ok("The run", json!({"type": "object"}))}))}}));
+    paths.insert("/api/imports/{id}/rejected".into(), json!({"parameters": id,
+        "get": {"summary": "A run's rejected rows with line and reason: CSV (UTF-8 with BOM) or ?format=json",
+                "parameters": [{"name": "format", "in": "query", "schema": {"type": "string", "enum": ["csv", "json"], "default": "csv"}}],
+                "responses": with_errors(json!({"200": {"description": "Rejected rows", "content": {"text/csv": {"schema": {"type": "string"}}, "application/json": {"schema": {"type": "object"}}}}}))}}));
     let query_body = json!({"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["sql"], "properties": {
         "sql": {"type": "string", "description": "One SELECT over the tables /api/sql/catalog lists"},
         "limit": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 1000},

@@ -17,6 +17,7 @@ mod m0008_output_tables;
 mod m0009_reports;
 mod m0010_lists_views;
 mod m0011_calculated;
+mod m0012_imports;
 
 pub struct Migrator;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0009_reports::Migration),
             Box::new(m0010_lists_views::Migration),
             Box::new(m0011_calculated::Migration),
+            Box::new(m0012_imports::Migration),
         ]
     }
 }

@@ -1,0 +1,356 @@
+//! Reading a partner's CSV file: its encoding, its header, and its rows with their line numbers.
+//!
+//! Rows are split on bytes and each cell is decoded on its own. That is safe for Shift_JIS,
+//! whose second bytes never take the values of a comma, tab, quote or line break, and it
+//! means one undecodable cell rejects its row rather than the file.
+
+use std::borrow::Cow;
+
+use tabiji_model::import::{Encoding, column_name};
+
+/// The encoding a file was read with, after `auto` chose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Used {
+    Utf8,
+    ShiftJis,
+}
+
+impl Used {
+    pub fn name(self) -> &'static str {
+        match self {
+            Used::Utf8 => "utf-8",
+            Used::ShiftJis => "shift_jis",
+        }
+    }
+
+    fn decode(self, bytes: &[u8]) -> Option<Cow<'_, str>> {
+        match self {
+            Used::Utf8 => std::str::from_utf8(bytes).ok().map(Cow::Borrowed),
+            Used::ShiftJis => {
+                encoding_rs::SHIFT_JIS.decode_without_bom_handling_and_without_replacement(bytes)
+            }
+        }
+    }
+
+    fn decode_lossy(self, bytes: &[u8]) -> Cow<'_, str> {
+        match self {
+            Used::Utf8 => String::from_utf8_lossy(bytes),
+            Used::ShiftJis => encoding_rs::SHIFT_JIS.decode_without_bom_handling(bytes).0,
+        }
+    }
+}
+
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// How many bytes `auto` looks at when the file is not UTF-8 throughout.
+const SNIFF_BYTES: usize = 1 << 20;
+
+/// The encoding to read `bytes` with, and the bytes without a UTF-8 byte-order mark.
+pub fn detect(bytes: &[u8], wanted: Encoding) -> (Used, &[u8]) {
+    let (has_bom, body) = match bytes.strip_prefix(UTF8_BOM) {
+        Some(rest) => (true, rest),
+        None => (false, bytes),
+    };
+    let used = match wanted {
+        Encoding::Utf8 => Used::Utf8,
+        Encoding::ShiftJis => Used::ShiftJis,
+        Encoding::Auto if has_bom || std::str::from_utf8(body).is_ok() => Used::Utf8,
+        Encoding::Auto => {
+            // Neither may read everything (a damaged line): the one that fails on fewer lines.
+            let sample = &body[..body.len().min(SNIFF_BYTES)];
+            let failing = |used: Used| {
+                sample
+                    .split(|b| *b == b'\n')
+                    .filter(|line| used.decode(line).is_none())
+                    .count()
+            };
+            if failing(Used::ShiftJis) < failing(Used::Utf8) {
+                Used::ShiftJis
+            } else {
+                Used::Utf8
+            }
+        }
+    };
+    (used, body)
+}
+
+/// One data row: decoded cells, or why it cannot be read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// The file's line the row starts on, from 1.
+    pub line: u64,
+    pub cells: Result<Vec<String>, String>,
+    /// The row as it was, re-written as one CSV line, for the rejected-rows file.
+    pub raw: String,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ReadError {
+    #[error("the file is empty")]
+    Empty,
+    #[error("line {line}: the header cannot be read as {encoding}")]
+    HeaderEncoding { line: u64, encoding: &'static str },
+    #[error("line {line}: {message}")]
+    Syntax { line: u64, message: String },
+}
+
+pub struct CsvFile<'a> {
+    pub encoding: Used,
+    /// Column names from the header line (folded as [`column_name`] does), or `1`, `2`, …
+    pub header: Vec<String>,
+    /// The first data line, to read the header's width from when there is none.
+    rows: csv::Reader<&'a [u8]>,
+    record: csv::ByteRecord,
+    pending: Option<csv::ByteRecord>,
+    delimiter: u8,
+    body: &'a [u8],
+    /// Line breaks counted so far, up to this byte: line numbers are found in one pass.
+    lines_before: (usize, u64),
+}
+
+impl<'a> CsvFile<'a> {
+    pub fn open(
+        bytes: &'a [u8],
+        wanted: Encoding,
+        delimiter: u8,
+        has_header: bool,
+    ) -> Result<CsvFile<'a>, ReadError> {
+        let (encoding, body) = detect(bytes, wanted);
+        let mut rows = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .delimiter(delimiter)
+            .from_reader(body);
+        let mut first = csv::ByteRecord::new();
+        let line = 1;
+        let read = rows
+            .read_byte_record(&mut first)
+            .map_err(|e| syntax(&e, line))?;
+        if !read {
+            return Err(ReadError::Empty);
+        }
+        let (header, pending) = if has_header {
+            let mut names = Vec::with_capacity(first.len());
+            for cell in first.iter() {
+                let text = encoding.decode(cell).ok_or(ReadError::HeaderEncoding {
+                    line,
+                    encoding: encoding.name(),
+                })?;
+                names.push(column_name(&text));
+            }
+            (names, None)
+        } else {
+            (
+                (1..=first.len()).map(|n| n.to_string()).collect(),
+                Some(first),
+            )
+        };
+        Ok(CsvFile {
+            encoding,
+            header,
+            rows,
+            record: csv::ByteRecord::new(),
+            pending,
+            delimiter,
+            body,
+            lines_before: (0, 0),
+        })
+    }
+
+    /// The line (from 1) of the record starting at `byte`. The reader records a record's
+    /// start before it has consumed the `\n` of a CRLF ending the line before, so line breaks
+    /// at the start are skipped here.
+    fn line_at(&mut self, byte: u64) -> u64 {
+        let mut start = (byte as usize).min(self.body.len());
+        while start < self.body.len() && matches!(self.body[start], b'\r' | b'\n') {
+            start += 1;
+        }
+        let (from, counted) = self.lines_before;
+        let start = start.max(from);
+        let more = self.body[from..start]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count() as u64;
+        self.lines_before = (start, counted + more);
+        counted + more + 1
+    }
+
+    /// The next row, or `None` at the end; an error only when the file cannot be read on.
+    pub fn next_row(&mut self) -> Result<Option<Row>, ReadError> {
+        let record = match self.pending.take() {
+            Some(record) => record,
+            None => {
+                if !self
+                    .rows
+                    .read_byte_record(&mut self.record)
+                    .map_err(|e| syntax(&e, self.rows.position().line()))?
+                {
+                    return Ok(None);
+                }
+                std::mem::take(&mut self.record)
+            }
+        };
+        let line = self.line_at(record.position().map_or(0, |p| p.byte()));
+        // Blank lines carry nothing; partners' files often end with some.
+        if record.len() == 1 && record[0].iter().all(u8::is_ascii_whitespace) {
+            return self.next_row();
+        }
+        let raw = self.raw(&record);
+        let cells = if record.len() != self.header.len() {
+            Err(format!(
+                "has {} columns where the header has {}",
+                record.len(),
+                self.header.len()
+            ))
+        } else {
+            let mut cells = Vec::with_capacity(record.len());
+            let mut failed = None;
+            for (n, cell) in record.iter().enumerate() {
+                match self.encoding.decode(cell) {
+                    Some(text) => cells.push(text.into_owned()),
+                    None => {
+                        failed = Some(format!(
+                            "column {} ({}) is not valid {}",
+                            n + 1,
+                            self.header[n],
+                            self.encoding.name()
+                        ));
+                        break;
+                    }
+                }
+            }
+            match failed {
+                Some(reason) => Err(reason),
+                None => Ok(cells),
+            }
+        };
+        Ok(Some(Row { line, cells, raw }))
+    }
+
+    fn raw(&self, record: &csv::ByteRecord) -> String {
+        let mut out = csv::WriterBuilder::new()
+            .delimiter(self.delimiter)
+            .terminator(csv::Terminator::Any(b'\n'))
+            .from_writer(Vec::new());
+        let decoded: Vec<Cow<str>> = record
+            .iter()
+            .map(|cell| self.encoding.decode_lossy(cell))
+            .collect();
+        let _ = out.write_record(decoded.iter().map(|c| c.as_bytes()));
+        let bytes = out.into_inner().unwrap_or_default();
+        String::from_utf8_lossy(&bytes)
+            .trim_end_matches('\n')
+            .to_string()
+    }
+}
+
+fn syntax(error: &csv::Error, line: u64) -> ReadError {
+    let line = error.position().map_or(line, |p| p.line());
+    ReadError::Syntax {
+        line,
+        message: error.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sjis(text: &str) -> Vec<u8> {
+        let (bytes, _, unmappable) = encoding_rs::SHIFT_JIS.encode(text);
+        assert!(!unmappable, "{text} is all Shift_JIS");
+        bytes.into_owned()
+    }
+
+    fn rows(file: &mut CsvFile) -> Vec<Row> {
+        let mut out = Vec::new();
+        while let Some(row) = file.next_row().unwrap() {
+            out.push(row);
+        }
+        out
+    }
+
+    #[test]
+    fn shift_jis_files_are_detected_and_read() {
+        let bytes = sjis(
+            "メール,氏名,備考\r\na@example.jp,山田,\"表示①\r\n改行あり\"\r\nb@example.jp,ソ十,能\r\n",
+        );
+        let mut file = CsvFile::open(&bytes, Encoding::Auto, b',', true).unwrap();
+        assert_eq!(file.encoding, Used::ShiftJis);
+        assert_eq!(file.header, vec!["メール", "氏名", "備考"]);
+        let rows = rows(&mut file);
+        assert_eq!(rows[0].line, 2);
+        assert_eq!(
+            rows[0].cells,
+            Ok(vec![
+                "a@example.jp".into(),
+                "山田".into(),
+                "表示①\r\n改行あり".into()
+            ])
+        );
+        // ソ, 十 and 能 end in the byte of a backslash in Shift_JIS.
+        assert_eq!(rows[1].line, 4);
+        assert_eq!(
+            rows[1].cells,
+            Ok(vec!["b@example.jp".into(), "ソ十".into(), "能".into()])
+        );
+    }
+
+    #[test]
+    fn utf8_with_and_without_bom() {
+        for bytes in [
+            "\u{feff}メール,氏名\na@example.jp,山田\n"
+                .as_bytes()
+                .to_vec(),
+            "メール,氏名\na@example.jp,山田\n".as_bytes().to_vec(),
+        ] {
+            let mut file = CsvFile::open(&bytes, Encoding::Auto, b',', true).unwrap();
+            assert_eq!(file.encoding, Used::Utf8);
+            assert_eq!(file.header, vec!["メール", "氏名"]);
+            assert_eq!(
+                rows(&mut file)[0].cells,
+                Ok(vec!["a@example.jp".into(), "山田".into()])
+            );
+        }
+    }
+
+    #[test]
+    fn a_bad_cell_or_width_rejects_only_its_row() {
+        let mut bytes = sjis("メール,氏名\na@example.jp,山田\nb@example.jp,");
+        bytes.extend_from_slice(b"\x82\xff");
+        bytes.extend_from_slice(&sjis("\nc@example.jp\n\n"));
+        let mut file = CsvFile::open(&bytes, Encoding::Auto, b',', true).unwrap();
+        assert_eq!(file.encoding, Used::ShiftJis);
+        let rows = rows(&mut file);
+        assert_eq!(rows.len(), 3);
+        assert!(rows[0].cells.is_ok());
+        assert_eq!(
+            rows[1].cells,
+            Err("column 2 (氏名) is not valid shift_jis".into())
+        );
+        assert_eq!(rows[1].line, 3);
+        assert_eq!(
+            rows[2].cells,
+            Err("has 1 columns where the header has 2".into())
+        );
+        assert_eq!(rows[2].raw, "c@example.jp");
+    }
+
+    #[test]
+    fn headerless_files_number_their_columns() {
+        let bytes = b"a@example.jp\t1\nb@example.jp\t2\n";
+        let mut file = CsvFile::open(bytes, Encoding::Utf8, b'\t', false).unwrap();
+        assert_eq!(file.header, vec!["1", "2"]);
+        let rows = rows(&mut file);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].line, 1);
+    }
+
+    #[test]
+    fn empty_files_say_so() {
+        assert!(matches!(
+            CsvFile::open(b"", Encoding::Auto, b',', true),
+            Err(ReadError::Empty)
+        ));
+    }
+}

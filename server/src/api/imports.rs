@@ -1,0 +1,193 @@
+//! `/api/imports`: import flows (partner files into records), their runs and the import
+//! history with every rejected row (DI-2, DI-3, DI-7…DI-9, MA-11, AN-1).
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use tabiji_engine::import::run_file;
+use tabiji_model::import::ImportFlow;
+use tabiji_storage::imports;
+
+use super::{Caller, JsonBody};
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/imports", get(history))
+        .route("/api/imports/check", post(check))
+        .route("/api/imports/flows", get(list_flows))
+        .route(
+            "/api/imports/flows/{key}",
+            get(read_flow).put(save_flow).delete(delete_flow),
+        )
+        .route("/api/imports/flows/{key}/run", post(run))
+        .route("/api/imports/{id}", get(read_run))
+        .route("/api/imports/{id}/rejected", get(rejected))
+}
+
+async fn check(
+    State(state): State<AppState>,
+    Caller(_who): Caller,
+    JsonBody(flow): JsonBody<ImportFlow>,
+) -> ApiResult<impl IntoResponse> {
+    imports::check(&state.store, &flow).await?;
+    Ok(Json(json!({"valid": true})))
+}
+
+async fn list_flows(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(
+        json!({"flows": imports::list(&state.store, &who).await?}),
+    ))
+}
+
+async fn read_flow(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(key): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(imports::get(&state.store, &who, &key).await?))
+}
+
+async fn save_flow(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(key): Path<String>,
+    JsonBody(flow): JsonBody<ImportFlow>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(
+        imports::save(&state.store, &who, &key, &flow, state.clock.now()).await?,
+    ))
+}
+
+async fn delete_flow(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(key): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    imports::delete(&state.store, &who, &key).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct RunQuery {
+    /// The file's name, as the history shows it.
+    file: Option<String>,
+}
+
+/// The request body is the file itself, as sent (any encoding the flow reads).
+async fn run(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(key): Path<String>,
+    Query(query): Query<RunQuery>,
+    body: Bytes,
+) -> ApiResult<impl IntoResponse> {
+    let saved = imports::get(&state.store, &who, &key).await?;
+    let name = query.file.unwrap_or_else(|| "upload".into());
+    if name.len() > 255 || name.chars().any(char::is_control) {
+        return Err(ApiError::BadRequest(
+            "file: give a file name of at most 255 bytes without control characters".into(),
+        ));
+    }
+    let run = run_file(
+        &state.store,
+        &who,
+        &key,
+        &saved.definition,
+        &name,
+        &body,
+        state.clock.as_ref(),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(run)))
+}
+
+#[derive(Deserialize)]
+struct HistoryQuery {
+    flow: Option<String>,
+    limit: Option<u64>,
+}
+
+async fn history(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Query(query): Query<HistoryQuery>,
+) -> ApiResult<impl IntoResponse> {
+    let runs = imports::history(
+        &state.store,
+        &who,
+        query.flow.as_deref(),
+        query.limit.unwrap_or(100),
+    )
+    .await?;
+    Ok(Json(json!({"imports": runs})))
+}
+
+async fn read_run(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<i64>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(imports::get_run(&state.store, &who, id).await?))
+}
+
+#[derive(Deserialize)]
+struct RejectedQuery {
+    /// `csv` (default: UTF-8 with a byte-order mark, which Excel opens as UTF-8) or `json`.
+    format: Option<String>,
+}
+
+async fn rejected(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<i64>,
+    Query(query): Query<RejectedQuery>,
+) -> ApiResult<axum::response::Response> {
+    let rows = imports::rejects(&state.store, &who, id).await?;
+    match query.format.as_deref().unwrap_or("csv") {
+        "json" => Ok(Json(json!({"rejected": rows})).into_response()),
+        "csv" => {
+            let mut out = csv::Writer::from_writer(b"\xEF\xBB\xBF".to_vec());
+            let written = out
+                .write_record(["line", "field", "reason", "row"])
+                .and_then(|()| {
+                    rows.iter().try_for_each(|r| {
+                        out.write_record([
+                            r.line.to_string().as_str(),
+                            r.field.as_deref().unwrap_or(""),
+                            &r.reason,
+                            &r.raw,
+                        ])
+                    })
+                });
+            let bytes = written
+                .map_err(|e| e.to_string())
+                .and_then(|()| out.into_inner().map_err(|e| e.to_string()))
+                .map_err(|e| ApiError::BadRequest(format!("the file could not be written: {e}")))?;
+            Ok((
+                [
+                    (CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+                    (
+                        CONTENT_DISPOSITION,
+                        format!("attachment; filename=\"import-{id}-rejected.csv\""),
+                    ),
+                ],
+                bytes,
+            )
+                .into_response())
+        }
+        other => Err(ApiError::BadRequest(format!(
+            "format: {other:?} is not csv or json"
+        ))),
+    }
+}

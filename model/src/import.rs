@@ -86,7 +86,7 @@ pub enum Source {
 pub struct FileFormat {
     #[serde(default)]
     pub encoding: Encoding,
-    /// One character: `,` (default), `\t`, `;`, `|`.
+    /// One character: `,` (default), `\t`, `;`; `|` only in UTF-8 files.
     #[serde(default = "comma")]
     pub delimiter: String,
     /// The first line names the columns; without it, columns are named by number from 1.
@@ -480,6 +480,16 @@ impl ImportFlow {
                 "invalid_delimiter",
                 "give one ASCII character such as , or ; (\\t for a tab); not a quote or line break",
             ));
+        } else if self.file.encoding != Encoding::Utf8 && (0x40..=0x7e).contains(&self.delimiter())
+        {
+            // Shift_JIS characters such as ポ (83 7C) end in these bytes.
+            errors.push(err(
+                "file.delimiter",
+                "delimiter_in_shift_jis",
+                format!(
+                    "{delimiter} can be part of a Shift_JIS character; use , ; or \\t, or set file.encoding to utf-8"
+                ),
+            ));
         }
     }
 
@@ -531,7 +541,10 @@ impl ImportFlow {
                     "name the column as in the header line",
                 ));
             }
-        } else if column.parse::<usize>().map_or(true, |n| n == 0) {
+        } else if column
+            .parse::<usize>()
+            .map_or(true, |n| n == 0 || n.to_string() != column)
+        {
             errors.push(err(
                 at,
                 "column_number",
@@ -563,8 +576,12 @@ pub fn convert_cell(column: &ColumnMap, cell: &str) -> Result<String, String> {
     }
     if let Some(codes) = &column.codes {
         let folded = nfkc_cow(&value);
-        match codes.get(folded.as_ref()) {
-            Some(mapped) => value = mapped.clone(),
+        // Codes are compared folded on both sides: a table written with １ matches 1.
+        let found = codes
+            .iter()
+            .find(|(code, _)| nfkc_cow(code.trim()) == folded);
+        match found {
+            Some((_, mapped)) => value = mapped.clone(),
             None => {
                 return Err(format!(
                     "{value:?} is not a known code; the table has {}",
@@ -733,8 +750,29 @@ mod tests {
     fn headerless_files_name_columns_by_number() {
         let mut json = users();
         json["file"] = serde_json::json!({"header": false});
-        let errors = codes(&flow(json));
+        let errors = codes(&flow(json.clone()));
         assert!(errors.contains(&("columns[0].column".into(), "column_number")));
+        for (i, column) in ["2", "01", "+3"].iter().enumerate() {
+            json["columns"][i]["column"] = serde_json::json!(column);
+        }
+        let errors = codes(&flow(json));
+        assert!(!errors.contains(&("columns[0].column".into(), "column_number")));
+        assert!(errors.contains(&("columns[1].column".into(), "column_number")));
+        assert!(errors.contains(&("columns[2].column".into(), "column_number")));
+    }
+
+    #[test]
+    fn shift_jis_files_keep_to_delimiters_no_character_ends_in() {
+        let mut json = users();
+        json["file"] = serde_json::json!({"delimiter": "|"});
+        assert_eq!(
+            codes(&flow(json.clone())),
+            vec![("file.delimiter".into(), "delimiter_in_shift_jis")]
+        );
+        json["file"] = serde_json::json!({"delimiter": "|", "encoding": "utf-8"});
+        assert_eq!(codes(&flow(json.clone())), vec![]);
+        json["file"] = serde_json::json!({"delimiter": "\\t", "encoding": "shift_jis"});
+        assert_eq!(codes(&flow(json)), vec![]);
     }
 
     #[test]
@@ -750,6 +788,11 @@ mod tests {
         };
         assert_eq!(convert_cell(&column, " １ ").unwrap(), "male");
         assert_eq!(convert_cell(&column, "").unwrap(), "");
+        let wide = ColumnMap {
+            codes: Some(BTreeMap::from([("１".into(), "male".into())])),
+            ..column.clone()
+        };
+        assert_eq!(convert_cell(&wide, "1").unwrap(), "male");
         let refused = convert_cell(&column, "9").unwrap_err();
         assert!(refused.contains("\"9\" is not a known code"), "{refused}");
     }

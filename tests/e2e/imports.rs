@@ -308,3 +308,78 @@ async fn partner_files(app: &TestApp) {
 async fn partner_files_are_merged_by_email() {
     on_every_backend!(partner_files);
 }
+
+async fn large_files_and_guarded_rejections(app: &TestApp) {
+    let flow = json!({
+        "format": 1, "name": "会員", "entity": "tourists",
+        "file": {"encoding": "utf-8"},
+        "columns": [
+            {"column": "email", "field": "email"},
+            {"column": "name", "field": "family_name"},
+            {"column": "address", "field": "address_line"}
+        ],
+        "action": {"type": "upsert", "key": "email"}
+    });
+    let (status, body) = app
+        .call(Method::PUT, "/api/imports/flows/members", Some(flow))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // Over axum's default 2 MiB body limit; a cell Excel would run as a formula.
+    let mut file = String::from("email,name,address\n=SUM(A1),悪意,x\n");
+    for i in 0..30_000 {
+        file.push_str(&format!(
+            "member{i}@example.jp,会員{i},愛知県名古屋市中区三の丸三丁目一番二号 愛知県庁本庁舎{i}号室\n"
+        ));
+    }
+    assert!(file.len() > 3 * 1024 * 1024, "{}", file.len());
+    let (status, run) = upload(app, &app.admin, "members", "members.csv", file.into_bytes()).await;
+    assert_eq!(status, 201, "{run}");
+    assert_eq!(
+        (run["created"].clone(), run["rejected"].clone()),
+        (json!(30_000), json!(1)),
+        "{run}"
+    );
+    let id = run["id"].as_i64().unwrap();
+    let csv = app
+        .admin
+        .get(app.url(&format!("/api/imports/{id}/rejected")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(csv.contains("\"'=SUM(A1),悪意,x\""), "{csv}");
+
+    // Someone who may import tourists but not see their names sees the run, not its rows.
+    let limited = app
+        .user_with_rights(
+            "importer_limited",
+            json!({"entities": {"tourists": {"ops": ["view", "create", "edit", "import"],
+                                             "fields": {"family_name": "none"}}}}),
+        )
+        .await;
+    let r = limited.get(app.url("/api/imports")).send().await.unwrap();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["imports"][0]["id"], id, "{body}");
+    let r = limited
+        .get(app.url(&format!("/api/imports/{id}/rejected")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let (status, _) = upload(
+        app,
+        &limited,
+        "members",
+        "x.csv",
+        b"email,name,address\n".to_vec(),
+    )
+    .await;
+    assert_eq!(status, 403, "writing a field they may not see is refused");
+}
+
+#[tokio::test]
+async fn large_files_import_and_rejected_rows_are_guarded() {
+    on_every_backend!(large_files_and_guarded_rejections);
+}

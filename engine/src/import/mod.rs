@@ -115,8 +115,8 @@ pub async fn run_file(
     bytes: &[u8],
     clock: &dyn Clock,
 ) -> Result<Run, StorageError> {
-    imports::check(store, flow).await?;
     store.require_import(who, flow).await?;
+    imports::check(store, flow).await?;
     let file = File {
         name: file_name,
         sha256: hex::encode(Sha256::digest(bytes)),
@@ -129,11 +129,11 @@ pub async fn run_file(
         Err(Stop::Storage(e)) => {
             let reason = e.to_string();
             // The history row may be unreachable too; the caller hears of the first failure.
-            let _ = imports::finish(store, id, Some(&reason), clock.now()).await;
+            let _ = imports::finish(store, who, id, Some(&reason), clock.now()).await;
             return Err(e);
         }
     };
-    imports::finish(store, id, failure.as_deref(), clock.now()).await?;
+    imports::finish(store, who, id, failure.as_deref(), clock.now()).await?;
     imports::get_run(store, who, id).await
 }
 
@@ -182,7 +182,8 @@ async fn read_into(
                 Err(rejected) => early.rejected.push(rejected),
             }
         }
-        if batch.len() >= BATCH_ROWS || (stop.is_some() && read > 0) {
+        // Rows rejected before the database count too, so a file of bad rows is not held.
+        if batch.len() + early.rejected.len() >= BATCH_ROWS || (stop.is_some() && read > 0) {
             let mut tally = std::mem::take(&mut early);
             if !batch.is_empty() {
                 tally.add(

@@ -159,7 +159,7 @@ impl<'a> CsvFile<'a> {
 
     /// The line (from 1) of the record starting at `byte`. The reader records a record's
     /// start before it has consumed the `\n` of a CRLF ending the line before, so line breaks
-    /// at the start are skipped here.
+    /// at the start are skipped here. A lone `\r` (old Mac files) ends a line too.
     fn line_at(&mut self, byte: u64) -> u64 {
         let mut start = (byte as usize).min(self.body.len());
         while start < self.body.len() && matches!(self.body[start], b'\r' | b'\n') {
@@ -167,9 +167,11 @@ impl<'a> CsvFile<'a> {
         }
         let (from, counted) = self.lines_before;
         let start = start.max(from);
-        let more = self.body[from..start]
+        let span = &self.body[from..start];
+        let more = span
             .iter()
-            .filter(|b| **b == b'\n')
+            .enumerate()
+            .filter(|&(i, &b)| b == b'\n' || (b == b'\r' && span.get(i + 1) != Some(&b'\n')))
             .count() as u64;
         self.lines_before = (start, counted + more);
         counted + more + 1
@@ -177,54 +179,75 @@ impl<'a> CsvFile<'a> {
 
     /// The next row, or `None` at the end; an error only when the file cannot be read on.
     pub fn next_row(&mut self) -> Result<Option<Row>, ReadError> {
-        let record = match self.pending.take() {
-            Some(record) => record,
-            None => {
-                if !self
-                    .rows
-                    .read_byte_record(&mut self.record)
-                    .map_err(|e| syntax(&e, self.rows.position().line()))?
-                {
-                    return Ok(None);
-                }
-                std::mem::take(&mut self.record)
-            }
-        };
-        let line = self.line_at(record.position().map_or(0, |p| p.byte()));
-        // Blank lines carry nothing; partners' files often end with some.
-        if record.len() == 1 && record[0].iter().all(u8::is_ascii_whitespace) {
-            return self.next_row();
-        }
-        let raw = self.raw(&record);
-        let cells = if record.len() != self.header.len() {
-            Err(format!(
-                "has {} columns where the header has {}",
-                record.len(),
-                self.header.len()
-            ))
-        } else {
-            let mut cells = Vec::with_capacity(record.len());
-            let mut failed = None;
-            for (n, cell) in record.iter().enumerate() {
-                match self.encoding.decode(cell) {
-                    Some(text) => cells.push(text.into_owned()),
-                    None => {
-                        failed = Some(format!(
-                            "column {} ({}) is not valid {}",
-                            n + 1,
-                            self.header[n],
-                            self.encoding.name()
-                        ));
-                        break;
+        loop {
+            let record = match self.pending.take() {
+                Some(record) => record,
+                None => {
+                    if !self
+                        .rows
+                        .read_byte_record(&mut self.record)
+                        .map_err(|e| syntax(&e, self.rows.position().line()))?
+                    {
+                        return Ok(None);
                     }
+                    std::mem::take(&mut self.record)
+                }
+            };
+            let start = record.position().map_or(0, |p| p.byte());
+            let line = self.line_at(start);
+            // Blank lines carry nothing; partners' files often end with some.
+            if record.len() == 1 && record[0].iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let end = self.rows.position().byte();
+            let span = &self.body
+                [(start as usize).min(self.body.len())..(end as usize).min(self.body.len())];
+            let quotes = span.iter().filter(|b| **b == b'"').count();
+            let at_end = end as usize >= self.body.len();
+            if at_end && quotes % 2 == 1 && span.contains(&b'\n') {
+                // A quote opened and never closed took in the rest of the file.
+                return Err(ReadError::Syntax {
+                    line,
+                    message: "a quoted cell starting on this line is never closed".into(),
+                });
+            }
+            let raw = self.raw(&record);
+            let cells = if record.len() != self.header.len() {
+                let mut reason = format!(
+                    "has {} columns where the header has {}",
+                    record.len(),
+                    self.header.len()
+                );
+                if span.iter().filter(|b| **b == b'\n').count() > 1 {
+                    reason.push_str(&format!(
+                        " (it runs on to line {}: is a quote not closed?)",
+                        self.line_at(end).saturating_sub(1)
+                    ));
+                }
+                Err(reason)
+            } else {
+                self.decode(&record)
+            };
+            return Ok(Some(Row { line, cells, raw }));
+        }
+    }
+
+    fn decode(&self, record: &csv::ByteRecord) -> Result<Vec<String>, String> {
+        let mut cells = Vec::with_capacity(record.len());
+        for (n, cell) in record.iter().enumerate() {
+            match self.encoding.decode(cell) {
+                Some(text) => cells.push(text.into_owned()),
+                None => {
+                    return Err(format!(
+                        "column {} ({}) is not valid {}",
+                        n + 1,
+                        self.header[n],
+                        self.encoding.name()
+                    ));
                 }
             }
-            match failed {
-                Some(reason) => Err(reason),
-                None => Ok(cells),
-            }
-        };
-        Ok(Some(Row { line, cells, raw }))
+        }
+        Ok(cells)
     }
 
     fn raw(&self, record: &csv::ByteRecord) -> String {
@@ -334,6 +357,44 @@ mod tests {
             Err("has 1 columns where the header has 2".into())
         );
         assert_eq!(rows[2].raw, "c@example.jp");
+    }
+
+    #[test]
+    fn an_unclosed_quote_is_named_not_swallowed() {
+        let bytes = "メール,氏名\na@example.jp,\"山田\nb@example.jp,鈴木\nc@example.jp,佐藤\n";
+        let mut file = CsvFile::open(bytes.as_bytes(), Encoding::Auto, b',', true).unwrap();
+        assert_eq!(
+            file.next_row(),
+            Err(ReadError::Syntax {
+                line: 2,
+                message: "a quoted cell starting on this line is never closed".into()
+            })
+        );
+        let bytes = "a,b\n1,\"x\n2,y\n3,\"z,w\n4,5\n";
+        let mut file = CsvFile::open(bytes.as_bytes(), Encoding::Utf8, b',', true).unwrap();
+        let rows = rows(&mut file);
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        assert_eq!(
+            rows[0].cells,
+            Err("has 3 columns where the header has 2 (it runs on to line 4: is a quote not closed?)".into())
+        );
+        assert_eq!(
+            (rows[1].line, rows[1].cells.clone()),
+            (5, Ok(vec!["4".into(), "5".into()]))
+        );
+    }
+
+    #[test]
+    fn blank_lines_and_old_mac_line_ends() {
+        let mut bytes = b"a,b\r1,2\r\r3,4\r".to_vec();
+        bytes.extend(std::iter::repeat_n(b" \n".iter().copied(), 200_000).flatten());
+        bytes.extend_from_slice(b"5,6\n");
+        let mut file = CsvFile::open(&bytes, Encoding::Utf8, b',', true).unwrap();
+        let rows = rows(&mut file);
+        assert_eq!(
+            rows.iter().map(|r| r.line).collect::<Vec<_>>(),
+            vec![2, 4, 200_005]
+        );
     }
 
     #[test]

@@ -34,9 +34,14 @@ pub fn routes() -> Router<AppState> {
 
 async fn check(
     State(state): State<AppState>,
-    Caller(_who): Caller,
+    Caller(who): Caller,
     JsonBody(flow): JsonBody<ImportFlow>,
 ) -> ApiResult<impl IntoResponse> {
+    // The answer describes the entity's fields: only for those who may import into it.
+    state
+        .store
+        .require(&who, &flow.entity, tabiji_model::Op::Import)
+        .await?;
     imports::check(&state.store, &flow).await?;
     Ok(Json(json!({"valid": true})))
 }
@@ -165,8 +170,8 @@ async fn rejected(
                         out.write_record([
                             r.line.to_string().as_str(),
                             r.field.as_deref().unwrap_or(""),
-                            &r.reason,
-                            &r.raw,
+                            &inert(&r.reason),
+                            &inert(&r.raw),
                         ])
                     })
                 });
@@ -189,5 +194,15 @@ async fn rejected(
         other => Err(ApiError::BadRequest(format!(
             "format: {other:?} is not csv or json"
         ))),
+    }
+}
+
+/// Partner text written into a file people open in Excel: a cell that Excel would read as a
+/// formula (`=`, `+`, `-`, `@`, tab, carriage return first) is kept as text.
+fn inert(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}").into()
+    } else {
+        text.into()
     }
 }

@@ -55,6 +55,9 @@ pub fn router(state: AppState) -> Router {
         .merge(flows::routes())
         .merge(engine::routes())
         .merge(metrics::routes())
+        // Extractors hold bodies to 2 MiB unless told otherwise: bulk calls and partner files
+        // are larger.
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -5,7 +5,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
-use sea_orm::{ConnectionTrait, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait};
 use serde::Serialize;
 use serde_json::{Map, Value as Json};
 use tabiji_model::import::{Action, ImportFlow};
@@ -66,15 +66,28 @@ impl Tally {
     }
 
     fn reject(&mut self, row: &ImportRow, error: &ItemError) {
+        // The checks shared with the API say "item"; in a file, the numbers are lines.
+        let message = error
+            .message
+            .replace("is also given in item ", "is also given on line ");
         self.rejected.push(Rejected {
             line: row.line,
             field: error.field.clone(),
             reason: match &error.field {
-                Some(field) => format!("{field}: {}", error.message),
-                None => error.message.clone(),
+                Some(field) => format!("{field}: {message}"),
+                None => message,
             },
             raw: row.raw.clone(),
         });
+    }
+
+    /// Rejects a record's row and every row merged into it: none of them was written.
+    fn refuse(&mut self, rows: &[ImportRow], item: &Pending, error: &ItemError) {
+        self.reject(&rows[item.row], error);
+        for &row in &item.also {
+            self.reject(&rows[row], error);
+        }
+        self.merged -= item.also.len() as u64;
     }
 }
 
@@ -83,6 +96,8 @@ struct Pending {
     row: usize,
     parsed: Parsed,
     delete: bool,
+    /// Later rows with the same key, merged into this one.
+    also: Vec<usize>,
 }
 
 impl Store {
@@ -120,14 +135,39 @@ impl Store {
                 return Err(error);
             }
         }
-        if let Some(link) = &flow.link {
-            let schema = self.entity(&flow.entity).await?;
-            if let Some(FieldType::Reference { entity }) = schema.field(&link.field).map(|f| &f.ty)
-            {
-                self.require(who, entity, Op::View).await?;
+        self.require_link_view(who, flow).await
+    }
+
+    /// A link looks records up by a field: the caller must be able to see it, or the answers
+    /// (linked, or "no such record") would tell them what they may not see.
+    async fn require_link_view(&self, who: &Principal, flow: &ImportFlow) -> Result<()> {
+        let Some(link) = &flow.link else {
+            return Ok(());
+        };
+        let schema = self.entity(&flow.entity).await?;
+        if let Some(FieldType::Reference { entity }) = schema.field(&link.field).map(|f| &f.ty) {
+            self.require(who, entity, Op::View).await?;
+            if !who.rights.can_view_field(entity, &link.by) {
+                return Err(forbidden(entity, Op::View, Some(&link.by)));
             }
         }
         Ok(())
+    }
+
+    /// Rejected rows carry whole lines of a file: reading them needs the view of every field
+    /// the flow fills and of the field its link looks up.
+    pub async fn require_view_of_import(&self, who: &Principal, flow: &ImportFlow) -> Result<()> {
+        for field in flow
+            .columns
+            .iter()
+            .map(|c| c.field.as_str())
+            .chain(flow.constants.keys().map(String::as_str))
+        {
+            if !who.rights.can_view_field(&flow.entity, field) {
+                return Err(forbidden(&flow.entity, Op::View, Some(field)));
+            }
+        }
+        self.require_link_view(who, flow).await
     }
 
     /// Writes one batch of an import flow's rows; the flow was checked and
@@ -172,6 +212,7 @@ impl Store {
                     row: i,
                     parsed,
                     delete: row.delete,
+                    also: Vec::new(),
                 }),
                 Err(errors) => {
                     let error = &errors[0];
@@ -336,8 +377,12 @@ impl Store {
                 Some(&at) => {
                     let earlier = &mut merged[at];
                     earlier.delete = item.delete;
+                    earlier.also.push(item.row);
+                    // Later non-empty cells win; a cleared cell does not undo an earlier one.
                     for (field, v) in item.parsed.values.into_iter().enumerate() {
-                        if let Some(v) = v {
+                        if let Some(v) = v
+                            && (v != StoredValue::Null || earlier.parsed.at(field).is_none())
+                        {
                             earlier.parsed.values[field] = Some(v);
                         }
                     }
@@ -352,9 +397,10 @@ impl Store {
         let given: Vec<usize> = (0..schema.fields.len())
             .filter(|&f| merged.iter().any(|m| m.parsed.at(f).is_some()))
             .collect();
-        let stored = self.stored_by_key(schema, key_at, &given, &merged).await?;
-        let mut creates: Vec<&Pending> = Vec::new();
-        let mut updates: Vec<(i64, &Pending)> = Vec::new();
+        // Read and written in one transaction, so what is compared is what is changed.
+        let txn = self.db.conn.begin().await?;
+        let stored = stored_by_key(&txn, schema, key_at, &given, &merged).await?;
+        let mut writes: Vec<(Option<i64>, &Pending)> = Vec::new();
         let mut deletes: Vec<i64> = Vec::new();
         for item in &merged {
             let value = item
@@ -373,77 +419,48 @@ impl Store {
                     if same {
                         tally.unchanged += 1;
                     } else {
-                        updates.push((*id, item));
+                        writes.push((Some(*id), item));
                     }
                 }
-                (None, false) => {
-                    let missing = schema.fields.iter().enumerate().find(|(f, field)| {
-                        field.required && item.parsed.at(*f).is_none_or(|v| *v == StoredValue::Null)
-                    });
-                    match missing {
-                        Some((_, field)) => tally.reject(
-                            &rows[item.row],
-                            &ItemError::field(
-                                &field.key,
-                                "required",
-                                "is required for a new record",
-                            ),
-                        ),
-                        None => creates.push(item),
-                    }
-                }
+                (None, false) => match missing_required(schema, &item.parsed) {
+                    Some(field) => tally.refuse(
+                        rows,
+                        item,
+                        &ItemError::field(field, "required", "is required for a new record"),
+                    ),
+                    None => writes.push((None, item)),
+                },
             }
         }
-        let txn = self.db.conn.begin().await?;
-        let mut refused: BTreeSet<usize> = BTreeSet::new();
-        let checked: Vec<(Option<usize>, &Parsed)> = creates
-            .iter()
-            .map(|p| (Some(p.row), &p.parsed))
-            .chain(updates.iter().map(|(_, p)| (Some(p.row), &p.parsed)))
-            .collect();
-        if let Err(StorageError::Invalid(errors)) =
-            self.check_references(&txn, schema, &checked).await
-        {
-            for error in errors {
-                if let Some(row) = error.index {
-                    refused.insert(row);
-                    tally.reject(&rows[row], &error);
-                }
-            }
-        }
-        let unique: Vec<(Option<usize>, Option<i64>, &Parsed)> = creates
-            .iter()
-            .map(|p| (Some(p.row), None, &p.parsed))
-            .chain(
-                updates
-                    .iter()
-                    .map(|(id, p)| (Some(p.row), Some(*id), &p.parsed)),
-            )
-            .filter(|(row, _, _)| !row.is_some_and(|r| refused.contains(&r)))
-            .collect();
-        match self.check_unique(&txn, schema, &unique).await {
-            Err(StorageError::Conflict(errors)) => {
-                for error in errors {
-                    if let Some(row) = error.index {
-                        refused.insert(row);
-                        tally.reject(&rows[row], &error);
-                    }
-                }
-            }
-            other => other?,
-        }
-        let creates: Vec<Parsed> = creates
+        let refused = self
+            .check_writes(&txn, schema, rows, &writes, tally)
+            .await?;
+        let (creates, updates): (Vec<_>, Vec<_>) = writes
             .into_iter()
-            .filter(|p| !refused.contains(&p.row))
-            .map(|p| p.parsed.clone())
-            .collect();
+            .filter(|(_, item)| !refused.contains(&item.row))
+            .partition(|(id, _)| id.is_none());
         tally.created += creates.len() as u64;
         if !creates.is_empty() {
-            self.insert_rows(&txn, schema, creates).await?;
+            let parsed = creates.iter().map(|(_, p)| p.parsed.clone()).collect();
+            self.insert_rows(&txn, schema, parsed).await?;
         }
-        for (id, item) in updates.iter().filter(|(_, p)| !refused.contains(&p.row)) {
-            if self.update_row(&txn, schema, *id, &item.parsed).await? {
+        for (id, item) in updates {
+            let id = id.expect("updates have an id");
+            if self.update_row(&txn, schema, id, &item.parsed).await? {
                 tally.updated += 1;
+            } else {
+                tally.refuse(
+                    rows,
+                    item,
+                    &ItemError::field(
+                        key,
+                        "deleted_meanwhile",
+                        format!(
+                            "{} {id} was deleted while the file was imported",
+                            schema.name
+                        ),
+                    ),
+                );
             }
         }
         for chunk in deletes.chunks(rows_per_statement(1)) {
@@ -456,53 +473,49 @@ impl Store {
         Ok(())
     }
 
-    /// The stored values of the `given` fields of the records whose key the items carry,
-    /// by key text.
-    async fn stored_by_key(
+    /// References and unique values of the rows about to be written (`None`: created);
+    /// every refused row is rejected once, and the set of their row numbers returned.
+    async fn check_writes(
         &self,
+        txn: &DatabaseTransaction,
         schema: &EntitySchema,
-        key_at: usize,
-        given: &[usize],
-        items: &[Pending],
-    ) -> Result<HashMap<String, (i64, HashMap<usize, StoredValue>)>> {
-        let key = &schema.fields[key_at];
-        let values: Vec<StoredValue> = items
+        rows: &[ImportRow],
+        writes: &[(Option<i64>, &Pending)],
+        tally: &mut Tally,
+    ) -> Result<BTreeSet<usize>> {
+        // The checks name items by index; lines are what people read, so lines are given.
+        let by_line: HashMap<usize, &Pending> = writes
             .iter()
-            .filter_map(|p| p.parsed.at(key_at).cloned())
+            .map(|(_, p)| (rows[p.row].line as usize, *p))
             .collect();
-        let mut stored = HashMap::with_capacity(values.len());
-        for chunk in values.chunks(rows_per_statement(1)) {
-            let mut q = Query::select();
-            q.column(col("id")).column(col(&key.key));
-            for &f in given {
-                if f != key_at {
-                    q.column(col(&schema.fields[f].key));
+        let refuse = |errors: Vec<ItemError>, refused: &mut BTreeSet<usize>, tally: &mut Tally| {
+            for error in errors {
+                if let Some(item) = error.index.and_then(|line| by_line.get(&line))
+                    && refused.insert(item.row)
+                {
+                    tally.refuse(rows, item, &error);
                 }
             }
-            q.from(col(&schema.name)).and_where(
-                Expr::col(col(&key.key))
-                    .is_in(chunk.iter().map(|v| to_sql(key.ty.column_kind(), v))),
-            );
-            for row in self.db.conn.query_all(&q).await? {
-                let id: i64 = row.try_get("", "id")?;
-                let mut values = HashMap::with_capacity(given.len());
-                let mut key_text = String::new();
-                for &f in given.iter().chain(std::iter::once(&key_at)) {
-                    let field = &schema.fields[f];
-                    let json = decode(&row, field)?;
-                    // Stored values parse back to what they were; a value that no longer
-                    // parses (a field's options changed) counts as different.
-                    if let Ok(value) = field.parse(&json) {
-                        if f == key_at {
-                            key_text = unique_key(&value).unwrap_or_default();
-                        }
-                        values.insert(f, value);
-                    }
-                }
-                stored.insert(key_text, (id, values));
-            }
+        };
+        let mut refused = BTreeSet::new();
+        let checked: Vec<(Option<usize>, &Parsed)> = writes
+            .iter()
+            .map(|(_, p)| (Some(rows[p.row].line as usize), &p.parsed))
+            .collect();
+        match self.check_references(txn, schema, &checked).await {
+            Err(StorageError::Invalid(errors)) => refuse(errors, &mut refused, tally),
+            other => other?,
         }
-        Ok(stored)
+        let unique: Vec<(Option<usize>, Option<i64>, &Parsed)> = writes
+            .iter()
+            .filter(|(_, p)| !refused.contains(&p.row))
+            .map(|(id, p)| (Some(rows[p.row].line as usize), *id, &p.parsed))
+            .collect();
+        match self.check_unique(txn, schema, &unique).await {
+            Err(StorageError::Conflict(errors)) => refuse(errors, &mut refused, tally),
+            other => other?,
+        }
+        Ok(refused)
     }
 
     /// History rows: a row whose `unique_by` fields equal a stored row's, or an earlier row's
@@ -519,70 +532,43 @@ impl Store {
             .iter()
             .map(|k| super::field_index(schema, k))
             .collect();
-        let identity = |parsed: &Parsed| -> Vec<String> {
-            at.iter()
-                .map(|&f| parsed.at(f).and_then(unique_key).unwrap_or_default())
-                .collect()
-        };
-        let mut seen: BTreeSet<Vec<String>> = BTreeSet::new();
-        if let Some(&first) = at.first() {
-            let field = &schema.fields[first];
-            let values: Vec<StoredValue> = pending
-                .iter()
-                .filter_map(|p| p.parsed.at(first).cloned())
-                .collect();
-            for chunk in values.chunks(rows_per_statement(1)) {
-                let mut q = Query::select();
-                for &f in &at {
-                    q.column(col(&schema.fields[f].key));
-                }
-                q.from(col(&schema.name)).and_where(
-                    Expr::col(col(&field.key))
-                        .is_in(chunk.iter().map(|v| to_sql(field.ty.column_kind(), v))),
-                );
-                for row in self.db.conn.query_all(&q).await? {
-                    let mut key = Vec::with_capacity(at.len());
-                    for &f in &at {
-                        let field = &schema.fields[f];
-                        let value = field.parse(&decode(&row, field)?).ok();
-                        key.push(value.as_ref().and_then(unique_key).unwrap_or_default());
-                    }
-                    seen.insert(key);
-                }
-            }
-        }
-        let mut fresh = Vec::new();
+        let mut candidates = Vec::with_capacity(pending.len());
         for item in pending {
-            if !at.is_empty() && !seen.insert(identity(&item.parsed)) {
-                tally.unchanged += 1;
-                continue;
-            }
-            let missing = schema.fields.iter().enumerate().find(|(f, field)| {
-                field.required && item.parsed.at(*f).is_none_or(|v| *v == StoredValue::Null)
-            });
-            if let Some((_, field)) = missing {
+            let empty = at
+                .iter()
+                .find(|&&f| item.parsed.at(f).is_none_or(|v| *v == StoredValue::Null));
+            if let Some(&f) = empty {
                 tally.reject(
                     &rows[item.row],
-                    &ItemError::field(&field.key, "required", "is required"),
+                    &ItemError::field(
+                        &schema.fields[f].key,
+                        "empty_identity",
+                        "is empty, so the row cannot be told from rows already stored",
+                    ),
                 );
-                continue;
+            } else if let Some(field) = missing_required(schema, &item.parsed) {
+                tally.reject(
+                    &rows[item.row],
+                    &ItemError::field(field, "required", "is required"),
+                );
+            } else {
+                candidates.push(item);
             }
-            fresh.push(item);
         }
         let txn = self.db.conn.begin().await?;
-        let checked: Vec<(Option<usize>, &Parsed)> =
-            fresh.iter().map(|p| (Some(p.row), &p.parsed)).collect();
-        let mut refused = BTreeSet::new();
-        if let Err(StorageError::Invalid(errors)) =
-            self.check_references(&txn, schema, &checked).await
-        {
-            for error in errors {
-                if let Some(row) = error.index {
-                    refused.insert(row);
-                    tally.reject(&rows[row], &error);
-                }
+        let mut seen = stored_identities(&txn, schema, &at, &candidates).await?;
+        let mut fresh = Vec::with_capacity(candidates.len());
+        for item in candidates {
+            if !at.is_empty() && !seen.insert(identity(&at, &item.parsed)) {
+                tally.unchanged += 1;
+            } else {
+                fresh.push(item);
             }
         }
+        let writes: Vec<(Option<i64>, &Pending)> = fresh.iter().map(|p| (None, p)).collect();
+        let refused = self
+            .check_writes(&txn, schema, rows, &writes, tally)
+            .await?;
         let inserts: Vec<Parsed> = fresh
             .into_iter()
             .filter(|p| !refused.contains(&p.row))
@@ -597,7 +583,7 @@ impl Store {
     }
 
     /// Point-ledger rows go through the ledger, which keeps each transaction once and moves
-    /// the balance with it.
+    /// the balance with it; a transaction given twice in the batch is kept once too.
     async fn append_ledger(
         &self,
         schema: &EntitySchema,
@@ -605,21 +591,24 @@ impl Store {
         pending: Vec<Pending>,
         tally: &mut Tally,
     ) -> Result<()> {
+        let identity_at = [
+            super::field_index(schema, "source_system"),
+            super::field_index(schema, "transaction_id"),
+        ];
+        let mut seen = BTreeSet::new();
         let mut complete = Vec::with_capacity(pending.len());
         let mut origin = Vec::with_capacity(pending.len());
         for item in pending {
-            let missing = schema.fields.iter().enumerate().find(|(f, field)| {
-                field.required && item.parsed.at(*f).is_none_or(|v| *v == StoredValue::Null)
-            });
-            match missing {
-                Some((_, field)) => tally.reject(
+            if let Some(field) = missing_required(schema, &item.parsed) {
+                tally.reject(
                     &rows[item.row],
-                    &ItemError::field(&field.key, "required", "is required"),
-                ),
-                None => {
-                    origin.push(item.row);
-                    complete.push(item.parsed);
-                }
+                    &ItemError::field(field, "required", "is required"),
+                );
+            } else if !seen.insert(identity(&identity_at, &item.parsed)) {
+                tally.unchanged += 1;
+            } else {
+                origin.push(item.row);
+                complete.push(item.parsed);
             }
         }
         let txn = self.db.conn.begin().await?;
@@ -638,6 +627,110 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// The first required field a new record would lack.
+fn missing_required<'a>(schema: &'a EntitySchema, parsed: &Parsed) -> Option<&'a str> {
+    schema
+        .fields
+        .iter()
+        .enumerate()
+        .find(|(f, field)| field.required && parsed.at(*f).is_none_or(|v| *v == StoredValue::Null))
+        .map(|(_, field)| field.key.as_str())
+}
+
+/// The values of the fields at `at`, as comparable text.
+fn identity(at: &[usize], parsed: &Parsed) -> Vec<String> {
+    at.iter()
+        .map(|&f| parsed.at(f).and_then(unique_key).unwrap_or_default())
+        .collect()
+}
+
+/// The stored values of the `given` fields of the records whose key the items carry, by key
+/// text.
+async fn stored_by_key<C: ConnectionTrait>(
+    conn: &C,
+    schema: &EntitySchema,
+    key_at: usize,
+    given: &[usize],
+    items: &[Pending],
+) -> Result<HashMap<String, (i64, HashMap<usize, StoredValue>)>> {
+    let key = &schema.fields[key_at];
+    let values: Vec<StoredValue> = items
+        .iter()
+        .filter_map(|p| p.parsed.at(key_at).cloned())
+        .collect();
+    let mut stored = HashMap::with_capacity(values.len());
+    for chunk in values.chunks(rows_per_statement(1)) {
+        let mut q = Query::select();
+        q.column(col("id")).column(col(&key.key));
+        for &f in given {
+            if f != key_at {
+                q.column(col(&schema.fields[f].key));
+            }
+        }
+        q.from(col(&schema.name)).and_where(
+            Expr::col(col(&key.key)).is_in(chunk.iter().map(|v| to_sql(key.ty.column_kind(), v))),
+        );
+        for row in conn.query_all(&q).await? {
+            let id: i64 = row.try_get("", "id")?;
+            let mut values = HashMap::with_capacity(given.len());
+            let mut key_text = String::new();
+            for &f in given.iter().chain(std::iter::once(&key_at)) {
+                let field = &schema.fields[f];
+                let json = decode(&row, field)?;
+                // Stored values parse back to what they were; a value that no longer parses
+                // (a field's options changed) counts as different.
+                if let Ok(value) = field.parse(&json) {
+                    if f == key_at {
+                        key_text = unique_key(&value).unwrap_or_default();
+                    }
+                    values.insert(f, value);
+                }
+            }
+            stored.insert(key_text, (id, values));
+        }
+    }
+    Ok(stored)
+}
+
+/// The identities (values of the fields at `at`) of stored rows that share the first of them
+/// with one of the items.
+async fn stored_identities<C: ConnectionTrait>(
+    conn: &C,
+    schema: &EntitySchema,
+    at: &[usize],
+    items: &[Pending],
+) -> Result<BTreeSet<Vec<String>>> {
+    let mut seen = BTreeSet::new();
+    let Some(&first) = at.first() else {
+        return Ok(seen);
+    };
+    let field = &schema.fields[first];
+    let values: Vec<StoredValue> = items
+        .iter()
+        .filter_map(|p| p.parsed.at(first).cloned())
+        .collect();
+    for chunk in values.chunks(rows_per_statement(1)) {
+        let mut q = Query::select();
+        for &f in at {
+            q.column(col(&schema.fields[f].key));
+        }
+        q.from(col(&schema.name)).and_where(
+            Expr::col(col(&field.key))
+                .is_in(chunk.iter().map(|v| to_sql(field.ty.column_kind(), v))),
+        );
+        for row in conn.query_all(&q).await? {
+            let mut key = Vec::with_capacity(at.len());
+            for &f in at {
+                let field = &schema.fields[f];
+                let value = field.parse(&decode(&row, field)?).ok();
+                key.push(value.as_ref().and_then(unique_key).unwrap_or_default());
+            }
+            seen.insert(key);
+        }
+    }
+    Ok(seen)
 }
 
 fn upsert_key(flow: &ImportFlow) -> Option<&str> {

@@ -567,6 +567,33 @@ fn writable<'a>(schema: &'a EntitySchema, key: &str) -> Result<&'a crate::FieldD
     }
 }
 
+/// Whether a file name matches a pattern of `*` (any run of characters) and `?` (one
+/// character); the rest must be equal.
+pub fn matches_pattern(pattern: &str, name: &str) -> bool {
+    let pattern: Vec<char> = pattern.chars().collect();
+    let name: Vec<char> = name.chars().collect();
+    // Iterative matching with one backtrack point: linear for patterns with one `*`, and never
+    // exponential.
+    let (mut p, mut n) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while n < name.len() {
+        if p < pattern.len() && (pattern[p] == '?' || pattern[p] == name[n]) {
+            p += 1;
+            n += 1;
+        } else if p < pattern.len() && pattern[p] == '*' {
+            star = Some((p, n));
+            p += 1;
+        } else if let Some((sp, sn)) = star {
+            p = sp + 1;
+            n = sn + 1;
+            star = Some((sp, sn + 1));
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|c| *c == '*')
+}
+
 /// A cell after the column's code table and conversion, as field parsing reads it; the
 /// error says what was wrong with the cell.
 pub fn convert_cell(column: &ColumnMap, cell: &str) -> Result<String, String> {
@@ -815,6 +842,18 @@ mod tests {
             "2024年1月5日"
         );
         assert!(convert_cell(&column, "-3").is_err());
+    }
+
+    #[test]
+    fn file_name_patterns() {
+        assert!(matches_pattern("users_*.csv", "users_20261129.csv"));
+        assert!(matches_pattern("users_*.csv", "users_.csv"));
+        assert!(!matches_pattern("users_*.csv", "users_20261129.csv.part"));
+        assert!(matches_pattern("会員_????.csv", "会員_1129.csv"));
+        assert!(!matches_pattern("会員_????.csv", "会員_11.csv"));
+        assert!(matches_pattern("*", "anything"));
+        assert!(matches_pattern("a*b*c", "aXXbYYc"));
+        assert!(!matches_pattern("a*b*c", "aXXbYY"));
     }
 
     #[test]

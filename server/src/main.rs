@@ -118,6 +118,12 @@ enum ImportCommand {
         #[arg(required = true)]
         files: Vec<std::path::PathBuf>,
     },
+    /// Fetch a directory flow's files now (as its schedule would), as tabiji itself.
+    Fetch {
+        key: String,
+        #[command(flatten)]
+        imports: ImportRoot,
+    },
     /// Print the JSON Schema of the import-flow format.
     Schema,
 }
@@ -139,6 +145,17 @@ struct EngineArgs {
     /// interrupted by a crash is reported `unknown` after this.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     lease_secs: u64,
+    #[command(flatten)]
+    imports: ImportRoot,
+}
+
+/// Where directory import flows may read files.
+#[derive(clap::Args, Clone)]
+struct ImportRoot {
+    /// The folder partner files arrive under; directory import flows may only read below it
+    /// (without it, directory sources are off).
+    #[arg(long, env = "TABIJI_IMPORT_ROOT")]
+    import_root: Option<std::path::PathBuf>,
 }
 
 impl EngineArgs {
@@ -156,6 +173,7 @@ impl EngineArgs {
         let config = EngineConfig {
             delivery_batch: self.delivery_batch.max(1),
             lease: std::time::Duration::from_secs(self.lease_secs),
+            import_root: self.imports.import_root.clone(),
             ..EngineConfig::default()
         };
         Ok(AppState::with_engine(store, self.registry()?, config))
@@ -592,6 +610,24 @@ async fn import(database_url: &str, command: ImportCommand) -> anyhow::Result<()
                 saved.key, saved.definition.name
             );
         }
+        ImportCommand::Fetch { key, imports: root } => {
+            let saved = imports::get(&store, &system, &key).await?;
+            let runs = tabiji_engine::import::fetch::fetch_directory(
+                &store,
+                &system,
+                &key,
+                &saved.definition,
+                root.import_root.as_deref(),
+                &clock,
+            )
+            .await?;
+            if runs.is_empty() {
+                println!("no file to import");
+            }
+            for run in runs {
+                failed |= print_run(&store, &run).await?;
+            }
+        }
         ImportCommand::Run { key, files } => {
             let saved = imports::get(&store, &system, &key).await?;
             for file in &files {
@@ -611,32 +647,7 @@ async fn import(database_url: &str, command: ImportCommand) -> anyhow::Result<()
                     &clock,
                 )
                 .await?;
-                println!(
-                    "import {}: {name}: {} rows read, {} created, {} updated, {} unchanged, {} deleted, {} merged, {} rejected ({}){}",
-                    run.id,
-                    run.rows_read,
-                    run.created,
-                    run.updated,
-                    run.unchanged,
-                    run.deleted,
-                    run.merged,
-                    run.rejected,
-                    run.encoding.as_deref().unwrap_or("-"),
-                    run.error
-                        .as_deref()
-                        .map(|e| format!("; failed: {e}"))
-                        .unwrap_or_default(),
-                );
-                if run.error.is_some() || run.rejected > 0 {
-                    failed = true;
-                    for r in imports::rejects(&store, &system, run.id)
-                        .await?
-                        .iter()
-                        .take(20)
-                    {
-                        println!("  line {}: {}", r.line, r.reason);
-                    }
-                }
+                failed |= print_run(&store, &run).await?;
             }
         }
     }
@@ -644,6 +655,38 @@ async fn import(database_url: &str, command: ImportCommand) -> anyhow::Result<()
         std::process::exit(1);
     }
     Ok(())
+}
+
+/// Prints what a run did, with its first rejected rows; `true` when it failed or rejected rows.
+async fn print_run(
+    store: &tabiji_storage::Store,
+    run: &tabiji_storage::imports::Run,
+) -> anyhow::Result<bool> {
+    println!(
+        "import {}: {}: {} rows read, {} created, {} updated, {} unchanged, {} deleted, {} merged, {} rejected ({}){}",
+        run.id,
+        run.file_name,
+        run.rows_read,
+        run.created,
+        run.updated,
+        run.unchanged,
+        run.deleted,
+        run.merged,
+        run.rejected,
+        run.encoding.as_deref().unwrap_or("-"),
+        run.error
+            .as_deref()
+            .map(|e| format!("; failed: {e}"))
+            .unwrap_or_default(),
+    );
+    if run.error.is_none() && run.rejected == 0 {
+        return Ok(false);
+    }
+    let rejected = tabiji_storage::imports::rejects(store, &Principal::system(), run.id).await?;
+    for r in rejected.iter().take(20) {
+        println!("  line {}: {}", r.line, r.reason);
+    }
+    Ok(true)
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use tabiji_model::Op;
 use tabiji_model::import::ImportFlow;
 use tabiji_model::schema::check_identifier;
 
-use crate::auth::Principal;
+use crate::auth::{self, Principal};
 use crate::error::{ItemError, Result, StorageError};
 use crate::records::{Rejected, Store, Tally};
 
@@ -585,4 +585,44 @@ pub async fn rejects(store: &Store, who: &Principal, id: i64) -> Result<Vec<Reje
         )
         .await?;
     Ok(out)
+}
+
+/// The latest scheduled fetch of flow `key` that fired (epoch milliseconds).
+pub async fn last_tick(store: &Store, key: &str) -> Result<Option<i64>> {
+    let mut q = Query::select();
+    q.expr_as(Expr::col(col("tick_at")).max(), col("t"))
+        .from(col("sys_import_ticks"))
+        .and_where(Expr::col(col("flow_key")).eq(key));
+    match store.db().conn.query_one(&q).await? {
+        Some(row) => Ok(row.try_get("", "t")?),
+        None => Ok(None),
+    }
+}
+
+/// Records that flow `key`'s fetch due at `tick_at` fires; `false` when another worker
+/// recorded it first.
+pub async fn claim_tick(store: &Store, key: &str, tick_at: i64, now: i64) -> Result<bool> {
+    let insert = Query::insert()
+        .into_table(col("sys_import_ticks"))
+        .columns(["flow_key", "tick_at", "fired_at"].map(col))
+        .values_panic([key.into(), tick_at.into(), now.into()])
+        .on_conflict(
+            OnConflict::columns(["flow_key", "tick_at"].map(col))
+                .do_nothing()
+                .to_owned(),
+        )
+        .to_owned();
+    Ok(store.db().conn.execute(&insert).await?.rows_affected() == 1)
+}
+
+/// Whom a scheduled run of `flow` acts as: the user who saved it, with their rights as they
+/// are now (`None` when that user is gone or disabled); tabiji itself for flows saved from the
+/// command line.
+pub async fn owner(store: &Store, flow: &SavedFlow) -> Result<Option<Principal>> {
+    match auth::find_user(store.db(), &flow.created_by).await? {
+        Some(user) if user.active => Ok(Some(auth::principal_for(store.db(), &user).await?)),
+        Some(_) => Ok(None),
+        None if flow.created_by == Principal::system().login => Ok(Some(Principal::system())),
+        None => Ok(None),
+    }
 }

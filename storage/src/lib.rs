@@ -11,6 +11,8 @@
 //! - [`records`]: create, read, update, delete, one by one and in bulk, for every entity,
 //!   with the caller's rights enforced on every field. Every feature reads and writes records
 //!   through here, so none can bypass the rights.
+//! - [`export`]: exports: the records a filter matches, a page at a time in id order, with the
+//!   fields the caller may view.
 //! - [`imports`]: saved import flows and the import history with each run's rejected rows;
 //!   the rows themselves are written by [`records`] (`Store::import_rows`): rejected one by
 //!   one, upserted by key, appended once.
@@ -50,6 +52,7 @@ pub mod calculated;
 pub mod db;
 pub mod entities;
 pub mod error;
+pub mod export;
 pub mod flows;
 pub mod imports;
 pub mod journeys;

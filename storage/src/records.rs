@@ -241,7 +241,7 @@ fn unique_key(value: &StoredValue) -> Option<String> {
     }
 }
 
-fn decode(row: &QueryResult, field: &FieldDef) -> std::result::Result<Json, DbErr> {
+pub(crate) fn decode(row: &QueryResult, field: &FieldDef) -> std::result::Result<Json, DbErr> {
     let key = field.key.as_str();
     Ok(match field.ty.column_kind() {
         ColumnKind::Text => match row.try_get::<Option<String>>("", key)? {

@@ -2,6 +2,7 @@
 
 mod auth;
 mod engine;
+mod exports;
 mod flows;
 mod imports;
 mod lists;

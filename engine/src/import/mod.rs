@@ -2,6 +2,7 @@
 //! batches, each batch committed with its history counts, so a run that stops half-way (a
 //! broken line, the database gone) leaves what it committed and says where it stopped.
 
+pub mod fetch;
 pub mod read;
 
 use sha2::{Digest, Sha256};

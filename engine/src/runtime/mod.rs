@@ -12,6 +12,7 @@ mod calculated;
 mod deliver;
 mod enter;
 mod events;
+mod imports;
 mod schedule;
 mod timers;
 mod worker;
@@ -61,6 +62,8 @@ pub struct Config {
     /// How often calculated attributes are brought up to date for the tourists whose history
     /// changed (and, once a day, for everyone).
     pub calculated_every: Duration,
+    /// The folder directory import flows may read below; `None` turns directory sources off.
+    pub import_root: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
@@ -74,6 +77,7 @@ impl Default for Config {
             idle_poll: Duration::from_millis(250),
             segment_every: Duration::from_secs(60),
             calculated_every: Duration::from_secs(30),
+            import_root: None,
         }
     }
 }
@@ -113,6 +117,8 @@ pub struct Runtime {
     swept: Mutex<HashMap<i64, DateTime<Utc>>>,
     /// When this process last brought calculated attributes up to date.
     calculated_at: Mutex<Option<DateTime<Utc>>>,
+    /// When this process last looked for scheduled imports that are due.
+    imports_at: Mutex<Option<DateTime<Utc>>>,
     /// Woken when work arrives through this process (events, API entries).
     pub(crate) wake: Notify,
     pub counters: Counters,
@@ -238,6 +244,7 @@ impl Runtime {
             started: Mutex::new(HashSet::new()),
             swept: Mutex::new(HashMap::new()),
             calculated_at: Mutex::new(None),
+            imports_at: Mutex::new(None),
             wake: Notify::new(),
             counters: Counters::default(),
             written_since_analyze: AtomicU64::new(0),
@@ -255,6 +262,11 @@ impl Runtime {
 
     fn now(&self) -> DateTime<Utc> {
         self.clock.now()
+    }
+
+    /// The folder directory import flows may read below, if the operator named one.
+    pub fn import_root(&self) -> Option<&std::path::Path> {
+        self.config.import_root.as_deref()
     }
 
     /// Counts rows written and, on PostgreSQL, refreshes the engine tables' statistics when

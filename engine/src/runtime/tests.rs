@@ -10,7 +10,7 @@ use tabiji_model::clock::FixedClock;
 use tabiji_model::flow::Channel;
 use tabiji_storage::journeys;
 use tabiji_storage::scratch::Scratch;
-use tabiji_storage::{Db, Principal, Store, flows, migration};
+use tabiji_storage::{Db, Principal, Store, flows, imports, migration};
 
 use super::*;
 use tabiji_model::zone::Zone;
@@ -669,5 +669,123 @@ async fn segment_enter_takes_contacts_as_they_start_matching() {
             vec![1, 2, 3]
         );
         f.scratch.remove().await;
+    }
+}
+
+#[tokio::test]
+async fn directory_flows_fetch_on_their_schedule_inside_the_import_root() {
+    for (n, scratch) in Scratch::all_backends().await.into_iter().enumerate() {
+        let base = std::env::temp_dir().join(format!("tabiji-fetch-{}-{n}", std::process::id()));
+        let root = base.join("root");
+        let inbox = root.join("ota");
+        let outside = base.join("elsewhere");
+        std::fs::create_dir_all(&inbox).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        let db = Db::connect(&scratch.url).await.unwrap();
+        migration::run(&db).await.unwrap();
+        let store = Store::open(db).await.unwrap();
+        // 21:00 in Tokyo, the evening before.
+        let clock = Arc::new(FixedClock::new(t("2026-11-28T12:00:00Z")));
+        let runtime = Runtime::new(
+            store.clone(),
+            clock.clone(),
+            Registry::new(),
+            Config {
+                import_root: Some(root.clone()),
+                ..Config::default()
+            },
+        );
+        let flow = |path: &std::path::Path| -> tabiji_model::import::ImportFlow {
+            serde_json::from_value(json!({
+                "format": 1, "name": "OTA nightly", "entity": "tourists",
+                "source": {"type": "directory", "path": path.to_str().unwrap(), "pattern": "users_*.csv"},
+                "recurrence": {"every": "day", "at": "03:00"},
+                "columns": [{"column": "mail", "field": "email"}, {"column": "pref", "field": "prefecture"}],
+                "action": {"type": "upsert", "key": "email"}
+            }))
+            .unwrap()
+        };
+        let system = Principal::system();
+        imports::save(&store, &system, "ota_nightly", &flow(&inbox), clock.now())
+            .await
+            .unwrap();
+        imports::save(&store, &system, "stray", &flow(&outside), clock.now())
+            .await
+            .unwrap();
+        std::fs::write(
+            inbox.join("users_1.csv"),
+            "mail,pref\na@example.jp,愛知県\n",
+        )
+        .unwrap();
+        std::fs::write(
+            inbox.join("users_2.csv"),
+            "mail,pref\na@example.jp,岐阜県\nb@example.jp,三重県\n",
+        )
+        .unwrap();
+        std::fs::write(inbox.join("notes.txt"), "not a partner file").unwrap();
+        std::fs::write(
+            outside.join("users_1.csv"),
+            "mail,pref\nx@example.jp,東京都\n",
+        )
+        .unwrap();
+
+        assert_eq!(
+            runtime.import_step().await.unwrap(),
+            0,
+            "not yet 03:00 in Tokyo"
+        );
+        clock.advance(Span::hours(6) + Span::seconds(30));
+        assert_eq!(runtime.import_step().await.unwrap(), 2);
+        let history = imports::history(&store, &system, None, 10).await.unwrap();
+        let outcome: Vec<(&str, &str, i64, i64, &str)> = history
+            .iter()
+            .map(|r| {
+                (
+                    r.flow.as_str(),
+                    r.file_name.as_str(),
+                    r.created,
+                    r.updated,
+                    r.error.as_deref().unwrap_or(""),
+                )
+            })
+            .collect();
+        assert_eq!(outcome.len(), 3, "{outcome:?}");
+        assert_eq!(outcome[1], ("ota_nightly", "users_2.csv", 1, 1, ""));
+        assert_eq!(outcome[2], ("ota_nightly", "users_1.csv", 1, 0, ""));
+        assert_eq!(outcome[0].0, "stray");
+        assert!(
+            outcome[0].4.contains("is not inside the import root"),
+            "{outcome:?}"
+        );
+        assert!(inbox.join("done/users_1.csv").exists());
+        assert!(inbox.join("done/users_2.csv").exists());
+        assert!(
+            inbox.join("notes.txt").exists(),
+            "files the pattern does not match stay"
+        );
+        assert!(
+            outside.join("users_1.csv").exists(),
+            "nothing outside the root is read"
+        );
+
+        // The tick fired once; a later look the same night does nothing.
+        std::fs::write(
+            inbox.join("users_3.csv"),
+            "mail,pref\nc@example.jp,愛知県\n",
+        )
+        .unwrap();
+        clock.advance(Span::minutes(5));
+        assert_eq!(runtime.import_step().await.unwrap(), 0);
+        assert!(inbox.join("users_3.csv").exists());
+        clock.advance(Span::days(1));
+        assert_eq!(
+            runtime.import_step().await.unwrap(),
+            1,
+            "the next night's file"
+        );
+
+        store.db().conn.clone().close().await.ok();
+        scratch.remove().await;
+        std::fs::remove_dir_all(&base).unwrap();
     }
 }

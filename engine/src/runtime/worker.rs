@@ -49,6 +49,17 @@ pub fn spawn_worker(runtime: Arc<Runtime>) -> WorkerHandle {
             .await
         })
     };
+    // Imports get a loop of their own: a large file must not hold up timers and sends.
+    let imports = {
+        let runtime = runtime.clone();
+        let stopped = stopped.clone();
+        tokio::spawn(async move {
+            run_loop(runtime, stopped, "imports", |rt| {
+                Box::pin(async move { rt.import_step().await })
+            })
+            .await
+        })
+    };
     let sends = tokio::spawn(async move {
         run_loop(runtime, stopped, "deliveries", |rt| {
             Box::pin(async move {
@@ -66,7 +77,7 @@ pub fn spawn_worker(runtime: Arc<Runtime>) -> WorkerHandle {
     });
     WorkerHandle {
         stop,
-        tasks: vec![steps, sends],
+        tasks: vec![steps, imports, sends],
     }
 }
 

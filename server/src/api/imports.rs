@@ -10,6 +10,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
+use tabiji_engine::import::fetch::{FetchError, fetch_directory};
 use tabiji_engine::import::run_file;
 use tabiji_model::import::ImportFlow;
 use tabiji_storage::imports;
@@ -28,6 +29,7 @@ pub fn routes() -> Router<AppState> {
             get(read_flow).put(save_flow).delete(delete_flow),
         )
         .route("/api/imports/flows/{key}/run", post(run))
+        .route("/api/imports/flows/{key}/fetch", post(fetch))
         .route("/api/imports/{id}", get(read_run))
         .route("/api/imports/{id}/rejected", get(rejected))
 }
@@ -115,6 +117,29 @@ async fn run(
     )
     .await?;
     Ok((StatusCode::CREATED, Json(run)))
+}
+
+/// A directory flow's files, fetched now rather than at its scheduled time.
+async fn fetch(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(key): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let saved = imports::get(&state.store, &who, &key).await?;
+    let runs = fetch_directory(
+        &state.store,
+        &who,
+        &key,
+        &saved.definition,
+        state.runtime.import_root(),
+        state.clock.as_ref(),
+    )
+    .await
+    .map_err(|e| match e {
+        FetchError::Storage(e) => ApiError::Storage(e),
+        other => ApiError::BadRequest(other.to_string()),
+    })?;
+    Ok(Json(json!({"runs": runs})))
 }
 
 #[derive(Deserialize)]

@@ -5,6 +5,7 @@ mod admin;
 mod auth;
 mod calculated;
 mod engine;
+mod export;
 mod flows;
 mod imports;
 mod lists;
@@ -44,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::routes())
         .merge(schema::routes())
         .merge(records::routes())
+        .merge(export::routes())
         .merge(segments::routes())
         .merge(lists::routes())
         .merge(imports::routes())

@@ -403,6 +403,19 @@ pub async fn document(State(state): State<AppState>) -> Json<Value> {
         "get": {"summary": "The import history, newest first: file, flow as run, rows read, created, updated, unchanged, deleted, merged, rejected",
                 "parameters": [{"name": "flow", "in": "query", "schema": {"type": "string"}}, {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
                 "responses": with_errors(json!({"200": ok("Runs", json!({"type": "object"}))}))}}));
+    paths.insert("/api/data/{entity}/export".into(), json!({
+        "parameters": [{"name": "entity", "in": "path", "required": true, "schema": {"type": "string"}}],
+        "post": {"summary": "The records a filter matches as a file for Excel, streamed (export right; only fields the caller may view)",
+                 "parameters": [
+                     {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["csv", "csv_sjis", "xlsx"], "default": "csv"}},
+                     {"name": "header", "in": "query", "schema": {"type": "string", "enum": ["keys", "ja", "en"], "default": "keys"}}],
+                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "properties": {
+                     "filter": {"$ref": "#/components/schemas/Filter"},
+                     "fields": {"type": "array", "items": {"type": "string"}},
+                     "zone": {"type": "string", "default": "Asia/Tokyo"}}}}}},
+                 "responses": with_errors(json!({"200": {"description": "The file", "content": {
+                     "text/csv": {"schema": {"type": "string", "format": "binary"}},
+                     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {"schema": {"type": "string", "format": "binary"}}}}}))}}));
     paths.insert("/api/imports/check".into(), json!({
         "post": {"summary": "Check an import flow against the schema without saving it", "requestBody": flow_body.clone(),
                  "responses": with_errors(json!({"200": ok("Valid", json!({"type": "object"}))}))}}));
@@ -418,6 +431,9 @@ pub async fn document(State(state): State<AppState>) -> Json<Value> {
                  "parameters": [{"name": "file", "in": "query", "schema": {"type": "string"}, "description": "the file's name for the history"}],
                  "requestBody": {"required": true, "content": {"text/csv": {"schema": {"type": "string", "format": "binary"}}, "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
                  "responses": with_errors(json!({"201": ok("The run with its counts", json!({"type": "object"}))}))}}));
+    paths.insert("/api/imports/flows/{key}/fetch".into(), json!({"parameters": key.clone(),
+        "post": {"summary": "Fetch a directory flow's files now, as its schedule would (the folder must be under the server's import root)",
+                 "responses": with_errors(json!({"200": ok("The runs, one per file", json!({"type": "object"}))}))}}));
     paths.insert("/api/imports/{id}".into(), json!({"parameters": id.clone(),
         "get": {"summary": "One import run", "responses": with_errors(json!({"200": ok("The run", json!({"type": "object"}))}))}}));
     paths.insert("/api/imports/{id}/rejected".into(), json!({"parameters": id,

@@ -18,6 +18,7 @@ mod m0009_reports;
 mod m0010_lists_views;
 mod m0011_calculated;
 mod m0012_imports;
+mod m0013_import_ticks;
 
 pub struct Migrator;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0010_lists_views::Migration),
             Box::new(m0011_calculated::Migration),
             Box::new(m0012_imports::Migration),
+            Box::new(m0013_import_ticks::Migration),
         ]
     }
 }

@@ -1,0 +1,330 @@
+//! `POST /api/data/{entity}/export`: the records a filter matches (a search, a segment, a
+//! list, an output table used as a list) as a file people open in Excel (CF-6, MA-11): CSV in
+//! UTF-8 with a byte-order mark, CSV in Shift_JIS for older Excel, or XLSX. CSV is streamed a
+//! page at a time; XLSX is written row by row to a temporary file (constant memory) and then
+//! streamed from it.
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use chrono::DateTime;
+use futures_util::stream;
+use serde::Deserialize;
+use serde_json::Value as Json;
+use tabiji_model::FieldDef;
+use tabiji_model::field::FieldType;
+use tabiji_model::zone::Zone;
+use tabiji_storage::Store;
+use tabiji_storage::export::{Export, ExportRequest};
+use tabiji_storage::search::parse_zone;
+
+use super::{Caller, JsonBody};
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/api/data/{entity}/export", post(export))
+}
+
+/// Excel's last row, less the header.
+const XLSX_MAX_ROWS: u64 = 1_048_575;
+
+#[derive(Deserialize)]
+struct ExportQuery {
+    /// `csv` (default), `csv_sjis` or `xlsx`.
+    format: Option<String>,
+    /// The header line: field keys (`keys`, default) or labels (`ja`, `en`).
+    header: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Format {
+    Csv,
+    CsvShiftJis,
+    Xlsx,
+}
+
+#[derive(Clone, Copy)]
+enum Header {
+    Keys,
+    Japanese,
+    English,
+}
+
+async fn export(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(entity): Path<String>,
+    Query(query): Query<ExportQuery>,
+    JsonBody(body): JsonBody<ExportRequest>,
+) -> ApiResult<Response> {
+    let format = match query.format.as_deref().unwrap_or("csv") {
+        "csv" => Format::Csv,
+        "csv_sjis" => Format::CsvShiftJis,
+        "xlsx" => Format::Xlsx,
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "format: {other:?} is not csv, csv_sjis or xlsx"
+            )));
+        }
+    };
+    let header = match query.header.as_deref().unwrap_or("keys") {
+        "keys" => Header::Keys,
+        "ja" => Header::Japanese,
+        "en" => Header::English,
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "header: {other:?} is not keys, ja or en"
+            )));
+        }
+    };
+    let zone = parse_zone(body.zone.as_deref())?;
+    let now = state.clock.now();
+    if format == Format::Xlsx {
+        let filter = body
+            .filter
+            .clone()
+            .unwrap_or(tabiji_model::filter::Filter::All(vec![]));
+        let count = state
+            .store
+            .count_matching(&who, &entity, &filter, zone, now)
+            .await?;
+        if count > XLSX_MAX_ROWS {
+            return Err(ApiError::BadRequest(format!(
+                "{count} records are more than Excel's {XLSX_MAX_ROWS} rows: export them as CSV"
+            )));
+        }
+    }
+    let export = state.store.export(&who, &entity, &body, now).await?;
+    let stamp = zone.local(now).format("%Y%m%d-%H%M");
+    let (content_type, extension) = match format {
+        Format::Csv | Format::CsvShiftJis => ("text/csv", "csv"),
+        Format::Xlsx => (
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            "xlsx",
+        ),
+    };
+    let disposition = format!("attachment; filename=\"{entity}-{stamp}.{extension}\"");
+    let names = header_names(export.fields(), header);
+    let body = match format {
+        Format::Xlsx => xlsx(state.store.clone(), export, names, zone).await?,
+        _ => csv_stream(state.store.clone(), export, names, zone, format),
+    };
+    Ok((
+        [
+            (CONTENT_TYPE, content_type.to_string()),
+            (CONTENT_DISPOSITION, disposition),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+fn header_names(fields: &[FieldDef], header: Header) -> Vec<String> {
+    std::iter::once("id".to_string())
+        .chain(fields.iter().map(|f| match header {
+            Header::Keys => f.key.clone(),
+            Header::Japanese => f.label.ja.clone(),
+            Header::English => f.label.en.clone(),
+        }))
+        .collect()
+}
+
+/// A cell as text: times in the export's zone as Excel reads them, lists joined, and text
+/// that Excel would run as a formula kept as text.
+fn cell(field: Option<&FieldDef>, value: &Json, zone: &Zone) -> String {
+    match value {
+        Json::Null => String::new(),
+        Json::String(s) => match field.map(|f| &f.ty) {
+            Some(FieldType::Timestamp) => DateTime::parse_from_rfc3339(s)
+                .map(|t| {
+                    zone.local(t.with_timezone(&chrono::Utc))
+                        .format("%Y-%m-%d %H:%M:%S")
+                        .to_string()
+                })
+                .unwrap_or_else(|_| s.clone()),
+            _ if s.starts_with(['=', '+', '-', '@', '\t', '\r']) => format!("'{s}"),
+            _ => s.clone(),
+        },
+        Json::Array(items) => items
+            .iter()
+            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+            .collect::<Vec<_>>()
+            .join(","),
+        other => other.to_string(),
+    }
+}
+
+/// Logs a cancelled export when the reader goes away before the end.
+struct Guard {
+    store: Store,
+    export: Option<Export>,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(export) = self.export.take() {
+            let store = self.store.clone();
+            tokio::spawn(async move {
+                if let Err(e) = export.finish(&store, false).await {
+                    tracing::error!(error = %e, "a cancelled export could not be logged");
+                }
+            });
+        }
+    }
+}
+
+fn csv_stream(
+    store: Store,
+    export: Export,
+    names: Vec<String>,
+    zone: Zone,
+    format: Format,
+) -> Body {
+    let guard = Guard {
+        store,
+        export: Some(export),
+    };
+    let start = (guard, Some(names), zone, format);
+    let chunks = stream::unfold(Some(start), |state| async move {
+        let (mut guard, names, zone, format) = state?;
+        let mut start = Vec::with_capacity(1 << 20);
+        if names.is_some() && format == Format::Csv {
+            // Excel reads a CSV file as UTF-8 only when it begins with a byte-order mark.
+            start.extend_from_slice(b"\xEF\xBB\xBF");
+        }
+        let mut out = csv::WriterBuilder::new()
+            .terminator(csv::Terminator::CRLF)
+            .from_writer(start);
+        if let Some(names) = &names
+            && let Err(e) = out.write_record(names)
+        {
+            return Some((Err(std::io::Error::other(e)), None));
+        }
+        let export = guard.export.as_mut()?;
+        let page = match export.next_page(&guard.store).await {
+            Ok(page) => page,
+            Err(e) => {
+                tracing::error!(error = %e, "an export stopped");
+                return Some((Err(std::io::Error::other(e.to_string())), None));
+            }
+        };
+        let Some(page) = page else {
+            let export = guard.export.take()?;
+            if let Err(e) = export.finish(&guard.store, true).await {
+                tracing::error!(error = %e, "a finished export could not be logged");
+            }
+            // An export of nothing is still a file with its header line.
+            return names.map(|_| (Ok(encode(out, format)), None));
+        };
+        let fields = export.fields().to_vec();
+        for row in &page {
+            let cells = row.iter().enumerate().map(|(i, v)| {
+                let field = i.checked_sub(1).and_then(|f| fields.get(f));
+                cell(field, v, &zone)
+            });
+            if let Err(e) = out.write_record(cells) {
+                return Some((Err(std::io::Error::other(e)), None));
+            }
+        }
+        Some((Ok(encode(out, format)), Some((guard, None, zone, format))))
+    });
+    Body::from_stream(chunks)
+}
+
+/// The written chunk, in Shift_JIS when asked: a character Shift_JIS lacks becomes `?`.
+fn encode(out: csv::Writer<Vec<u8>>, format: Format) -> Bytes {
+    let utf8 = out.into_inner().unwrap_or_default();
+    if format != Format::CsvShiftJis {
+        return Bytes::from(utf8);
+    }
+    let text = String::from_utf8(utf8).unwrap_or_default();
+    let mut encoder = encoding_rs::SHIFT_JIS.new_encoder();
+    let mut bytes = Vec::with_capacity(text.len());
+    let mut rest = text.as_str();
+    loop {
+        let mut buffer = [0u8; 8192];
+        let (result, read, written) =
+            encoder.encode_from_utf8_without_replacement(rest, &mut buffer, true);
+        bytes.extend_from_slice(&buffer[..written]);
+        rest = &rest[read..];
+        match result {
+            encoding_rs::EncoderResult::InputEmpty => break,
+            encoding_rs::EncoderResult::OutputFull => {}
+            encoding_rs::EncoderResult::Unmappable(_) => bytes.push(b'?'),
+        }
+    }
+    Bytes::from(bytes)
+}
+
+async fn xlsx(store: Store, mut export: Export, names: Vec<String>, zone: Zone) -> ApiResult<Body> {
+    use rust_xlsxwriter::Workbook;
+    let bad = |e: rust_xlsxwriter::XlsxError| {
+        ApiError::BadRequest(format!("the XLSX file could not be written: {e}"))
+    };
+    let mut workbook = Workbook::new();
+    let sheet = workbook.add_worksheet_with_constant_memory().map_err(bad)?;
+    for (c, name) in names.iter().enumerate() {
+        sheet.write_string(0, c as u16, name).map_err(bad)?;
+    }
+    let fields = export.fields().to_vec();
+    let mut r: u32 = 1;
+    while let Some(page) = export.next_page(&store).await? {
+        for row in &page {
+            for (c, value) in row.iter().enumerate() {
+                let field = c.checked_sub(1).and_then(|f| fields.get(f));
+                let c = c as u16;
+                match value {
+                    Json::Null => {}
+                    Json::Number(n) => {
+                        sheet
+                            .write_number(r, c, n.as_f64().unwrap_or(0.0))
+                            .map_err(bad)?;
+                    }
+                    Json::Bool(b) => {
+                        sheet.write_boolean(r, c, *b).map_err(bad)?;
+                    }
+                    other => {
+                        sheet
+                            .write_string(r, c, cell(field, other, &zone))
+                            .map_err(bad)?;
+                    }
+                }
+            }
+            r += 1;
+        }
+    }
+    export.finish(&store, true).await?;
+    static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let path = std::env::temp_dir().join(format!(
+        "tabiji-export-{}-{}.xlsx",
+        std::process::id(),
+        SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let saved = path.clone();
+    tokio::task::spawn_blocking(move || workbook.save(&saved))
+        .await
+        .map_err(|e| ApiError::BadRequest(format!("the XLSX file could not be written: {e}")))?
+        .map_err(bad)?;
+    let file = tokio::fs::File::open(&path)
+        .await
+        .map_err(|e| ApiError::BadRequest(format!("the XLSX file could not be read: {e}")))?;
+    // Unlinked while open: the file goes when the download ends, however it ends.
+    let _ = tokio::fs::remove_file(&path).await;
+    let chunks = stream::unfold(file, |mut file| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buffer = vec![0u8; 64 * 1024];
+        match file.read(&mut buffer).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buffer.truncate(n);
+                Some((Ok::<_, std::io::Error>(Bytes::from(buffer)), file))
+            }
+            Err(e) => Some((Err(e), file)),
+        }
+    });
+    Ok(Body::from_stream(chunks))
+}

@@ -129,6 +129,61 @@ async fn merging_and_refusing(store: &Store) {
         (&json!("山田"), &json!("次郎"))
     );
     assert!(!found.iter().any(|t| t["email"] == "c@example.jp"));
+
+    // Updates: a cleared cell clears its field; with kept cells, a field not given stays.
+    let tally = store
+        .import_rows(
+            &system,
+            &users,
+            rows(&[(
+                9,
+                json!({"email": "a@example.jp", "family_name": null, "given_name": "三郎"}),
+            )]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(tally.updated, 1, "{tally:?}");
+    let mut keeping = users.clone();
+    keeping.empty_cells = tabiji_model::import::EmptyCells::Keep;
+    let tally = store
+        .import_rows(
+            &system,
+            &keeping,
+            rows(&[
+                (2, json!({"email": "d@example.jp", "given_name": "四郎"})),
+                (3, json!({"email": "b@example.jp", "family_name": "林"})),
+            ]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(tally.updated, 2, "{tally:?}");
+    let found = store
+        .list(&system, "tourists", &Default::default())
+        .await
+        .unwrap()
+        .items;
+    let get = |email: &str| found.iter().find(|t| t["email"] == email).unwrap().clone();
+    assert_eq!(
+        (
+            get("a@example.jp")["family_name"].clone(),
+            get("a@example.jp")["given_name"].clone()
+        ),
+        (Value::Null, json!("三郎"))
+    );
+    assert_eq!(
+        (
+            get("d@example.jp")["member_no"].clone(),
+            get("d@example.jp")["given_name"].clone()
+        ),
+        (json!("M3"), json!("四郎"))
+    );
+    assert_eq!(
+        (
+            get("b@example.jp")["member_no"].clone(),
+            get("b@example.jp")["family_name"].clone()
+        ),
+        (json!("M1"), json!("林"))
+    );
 }
 
 async fn history_and_ledger_rows_are_kept_once(store: &Store) {

@@ -4,8 +4,9 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use sea_orm::sea_query::Value;
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, Statement, TransactionTrait};
 use serde::Serialize;
 use serde_json::{Map, Value as Json};
 use tabiji_model::import::{Action, ImportFlow};
@@ -13,8 +14,7 @@ use tabiji_model::schema::EntityKind;
 use tabiji_model::{EntitySchema, FieldType, Op, StoredValue};
 
 use super::{
-    ItemStatus, Mode, Parsed, Store, col, decode, forbidden, key_index, rows_per_statement, to_sql,
-    unique_key,
+    ItemStatus, Mode, Parsed, Store, col, decode, forbidden, rows_per_statement, to_sql, unique_key,
 };
 use crate::auth::Principal;
 use crate::error::{ItemError, Result, StorageError};
@@ -190,34 +190,42 @@ impl Store {
             self.resolve_links(flow, &mut rows, &mut rejected_rows, &mut tally)
                 .await?;
         }
-        let keys = key_index(&schema);
-        let mut pending = Vec::with_capacity(rows.len());
-        for (i, row) in rows.iter().enumerate() {
+        // Parsed as API writes are (on several cores for a large batch); the values are
+        // moved out of the rows, which keep their line and text for rejections.
+        let mut items = Vec::with_capacity(rows.len());
+        let mut origin = Vec::with_capacity(rows.len());
+        for (i, row) in rows.iter_mut().enumerate() {
             if rejected_rows[i] {
                 continue;
             }
-            let mut values = row.values.clone();
+            let mut values = std::mem::take(&mut row.values);
             for (field, value) in &flow.constants {
                 values.insert(field.clone(), Json::String(value.clone()));
             }
-            match Self::parse_item(
-                who,
-                &schema,
-                &keys,
-                &Json::Object(values),
-                Mode::Update,
-                None,
-            )? {
-                Ok(parsed) => pending.push(Pending {
-                    row: i,
-                    parsed,
-                    delete: row.delete,
+            items.push(Json::Object(values));
+            origin.push(i);
+        }
+        let (parsed, errors) = Self::parse_items(who, &schema, &items, 0, Mode::Update)?;
+        drop(items);
+        let mut first_error: HashMap<usize, ItemError> = HashMap::new();
+        for error in errors {
+            if let Some(index) = error.index {
+                first_error.entry(index).or_insert(error);
+            }
+        }
+        let mut parsed = parsed.into_iter();
+        let mut pending = Vec::with_capacity(origin.len());
+        for (index, &row) in origin.iter().enumerate() {
+            match first_error.get(&index) {
+                Some(error) => tally.reject(&rows[row], error),
+                None => pending.push(Pending {
+                    row,
+                    parsed: parsed
+                        .next()
+                        .expect("one parsed item per item without error"),
+                    delete: rows[row].delete,
                     also: Vec::new(),
                 }),
-                Err(errors) => {
-                    let error = &errors[0];
-                    tally.reject(row, error);
-                }
             }
         }
         match &flow.action {
@@ -444,23 +452,31 @@ impl Store {
             let parsed = creates.iter().map(|(_, p)| p.parsed.clone()).collect();
             self.insert_rows(&txn, schema, parsed).await?;
         }
-        for (id, item) in updates {
-            let id = id.expect("updates have an id");
-            if self.update_row(&txn, schema, id, &item.parsed).await? {
-                tally.updated += 1;
-            } else {
-                tally.refuse(
-                    rows,
-                    item,
-                    &ItemError::field(
-                        key,
-                        "deleted_meanwhile",
-                        format!(
-                            "{} {id} was deleted while the file was imported",
-                            schema.name
+        let changes: Vec<(i64, &Parsed)> = updates
+            .iter()
+            .map(|(id, item)| (id.expect("updates have an id"), &item.parsed))
+            .collect();
+        let changed = self.update_rows(&txn, schema, &changes).await?;
+        tally.updated += changed;
+        if changed < changes.len() as u64 {
+            let found =
+                super::existing_ids(&txn, &schema.name, changes.iter().map(|(id, _)| *id)).await?;
+            for (id, item) in &updates {
+                let id = id.expect("updates have an id");
+                if !found.contains(&id) {
+                    tally.refuse(
+                        rows,
+                        item,
+                        &ItemError::field(
+                            key,
+                            "deleted_meanwhile",
+                            format!(
+                                "{} {id} was deleted while the file was imported",
+                                schema.name
+                            ),
                         ),
-                    ),
-                );
+                    );
+                }
             }
         }
         for chunk in deletes.chunks(rows_per_statement(1)) {
@@ -471,6 +487,134 @@ impl Store {
         }
         txn.commit().await?;
         Ok(())
+    }
+
+    /// Updates records by id with their given fields, a chunk of records per statement rather
+    /// than one statement each: rows that give no empty value share one statement whose empty
+    /// places keep the stored value; rows that clear fields go in groups of the same fields.
+    /// Returns how many records were changed.
+    async fn update_rows(
+        &self,
+        txn: &DatabaseTransaction,
+        schema: &EntitySchema,
+        items: &[(i64, &Parsed)],
+    ) -> Result<u64> {
+        let mut keeping: Vec<(i64, &Parsed)> = Vec::new();
+        let mut clearing: HashMap<Vec<bool>, Vec<(i64, &Parsed)>> = HashMap::new();
+        for &(id, parsed) in items {
+            if parsed.given().any(|(_, v)| *v == StoredValue::Null) {
+                let mask = parsed.values.iter().map(Option::is_some).collect();
+                clearing.entry(mask).or_default().push((id, parsed));
+            } else {
+                keeping.push((id, parsed));
+            }
+        }
+        let mut changed = 0;
+        if !keeping.is_empty() {
+            changed += self.update_chunked(txn, schema, &keeping, true).await?;
+        }
+        for group in clearing.values() {
+            changed += self.update_chunked(txn, schema, group, false).await?;
+        }
+        Ok(changed)
+    }
+
+    /// One `UPDATE … FROM` per chunk. With `keep_missing`, a field an item does not give keeps
+    /// its stored value (`COALESCE`); otherwise every item gives the same fields.
+    async fn update_chunked(
+        &self,
+        txn: &DatabaseTransaction,
+        schema: &EntitySchema,
+        items: &[(i64, &Parsed)],
+        keep_missing: bool,
+    ) -> Result<u64> {
+        let columns: Vec<usize> = (0..schema.fields.len())
+            .filter(|&f| items.iter().any(|(_, p)| p.at(f).is_some()))
+            .collect();
+        if columns.is_empty() {
+            return Ok(0);
+        }
+        let backend = txn.get_database_backend();
+        let table = &schema.name;
+        let mut set = String::new();
+        for (n, &f) in columns.iter().enumerate() {
+            let key = &schema.fields[f].key;
+            if keep_missing {
+                set.push_str(&format!(
+                    "\"{key}\" = COALESCE(v.v{n}, \"{table}\".\"{key}\"), "
+                ));
+            } else {
+                set.push_str(&format!("\"{key}\" = v.v{n}, "));
+            }
+        }
+        let names: Vec<String> = (0..columns.len()).map(|n| format!("v{n}")).collect();
+        let now = Value::ChronoDateTimeUtc(Some(chrono::Utc::now()));
+        let mut changed = 0;
+        if backend == DbBackend::Postgres {
+            // As inserts do: one array parameter per column, unnested by the server.
+            let mut unnest = String::from("$1::bigint[]");
+            for (n, &f) in columns.iter().enumerate() {
+                unnest.push_str(&format!(
+                    ", ${}::{}[]",
+                    n + 2,
+                    super::pg_type(schema.fields[f].ty.column_kind())
+                ));
+            }
+            let sql = format!(
+                "UPDATE \"{table}\" SET {set}\"updated_at\" = ${stamp}::timestamptz \
+                 FROM UNNEST({unnest}) AS v(id, {names}) WHERE \"{table}\".\"id\" = v.id",
+                stamp = columns.len() + 2,
+                names = names.join(", ")
+            );
+            for chunk in items.chunks(10_000) {
+                let ids = chunk
+                    .iter()
+                    .map(|(id, _)| id.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let mut values = vec![Value::String(Some(format!("{{{ids}}}")))];
+                for &f in &columns {
+                    values.push(Value::String(Some(super::pg_array(
+                        chunk.iter().map(|(_, p)| p.at(f)),
+                    ))));
+                }
+                values.push(now.clone());
+                changed += txn
+                    .execute_raw(Statement::from_sql_and_values(backend, sql.clone(), values))
+                    .await
+                    .map_err(super::unique_violation)?
+                    .rows_affected();
+            }
+            return Ok(changed);
+        }
+        let width = columns.len() + 1;
+        for chunk in items.chunks(rows_per_statement(width)) {
+            let mut sql = format!("WITH v(id, {}) AS (VALUES ", names.join(", "));
+            let mut values = Vec::with_capacity(chunk.len() * width + 1);
+            for (r, (id, parsed)) in chunk.iter().enumerate() {
+                sql.push_str(if r == 0 { "(?" } else { ", (?" });
+                values.push(Value::BigInt(Some(*id)));
+                for &f in &columns {
+                    sql.push_str(", ?");
+                    let kind = schema.fields[f].ty.column_kind();
+                    values.push(match parsed.at(f) {
+                        Some(v) => to_sql(kind, v),
+                        None => super::null_of(kind),
+                    });
+                }
+                sql.push(')');
+            }
+            sql.push_str(&format!(
+                ") UPDATE \"{table}\" SET {set}\"updated_at\" = ? FROM v WHERE \"{table}\".\"id\" = v.id"
+            ));
+            values.push(now.clone());
+            changed += txn
+                .execute_raw(Statement::from_sql_and_values(backend, sql, values))
+                .await
+                .map_err(super::unique_violation)?
+                .rows_affected();
+        }
+        Ok(changed)
     }
 
     /// References and unique values of the rows about to be written (`None`: created);

@@ -278,6 +278,35 @@ fn system_timestamp(row: &QueryResult, key: &str) -> std::result::Result<Json, D
     ))
 }
 
+/// `column IN (values)`. On PostgreSQL the values go as one array parameter, unnested so that
+/// it is joined by hash: it plans a list of a thousand parameters slowly, and `= ANY(array)`
+/// compares every row with every value when it scans a table it believes small.
+pub(crate) fn among<'a>(
+    backend: DbBackend,
+    column: &str,
+    kind: ColumnKind,
+    values: &[&'a StoredValue],
+) -> Expr {
+    if backend == DbBackend::Postgres {
+        return Expr::cust_with_values(
+            format!("\"{column}\" IN (SELECT UNNEST($1::{}[]))", pg_type(kind)),
+            [Value::String(Some(pg_array(
+                values.iter().map(|v| Some(*v)),
+            )))],
+        );
+    }
+    Expr::col(col(column)).is_in(values.iter().map(|v| to_sql(kind, v)))
+}
+
+/// How many values one [`among`] takes.
+pub(crate) fn among_chunk(backend: DbBackend) -> usize {
+    if backend == DbBackend::Postgres {
+        50_000
+    } else {
+        rows_per_statement(1)
+    }
+}
+
 /// Chunks multi-row statements so they stay under every backend's bind-parameter limit.
 fn rows_per_statement(columns: usize) -> usize {
     (30_000 / columns.max(1)).clamp(1, 1000)
@@ -714,14 +743,15 @@ impl Store {
                 }
                 first_at.insert(key.clone(), *index);
                 owners.insert(key, *id);
-                values.push(to_sql(field.ty.column_kind(), value));
+                values.push(value);
             }
-            for chunk in values.chunks(rows_per_statement(1)) {
+            let backend = conn.get_database_backend();
+            for chunk in values.chunks(among_chunk(backend)) {
                 let mut q = Query::select();
                 q.column(col("id"))
                     .column(col(&field.key))
                     .from(col(&schema.name))
-                    .and_where(Expr::col(col(&field.key)).is_in(chunk.iter().cloned()));
+                    .and_where(among(backend, &field.key, field.ty.column_kind(), chunk));
                 for row in conn.query_all(&q).await? {
                     let id: i64 = row.try_get("", "id")?;
                     let taken = match field.ty.column_kind() {

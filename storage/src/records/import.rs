@@ -314,15 +314,14 @@ impl Store {
         }
         let values: Vec<StoredValue> = wanted.iter().flatten().cloned().collect::<Vec<_>>();
         let mut ids: HashMap<String, i64> = HashMap::new();
-        for chunk in values.chunks(rows_per_statement(1)) {
+        let backend = self.db.backend();
+        let values: Vec<&StoredValue> = values.iter().collect();
+        for chunk in values.chunks(super::among_chunk(backend)) {
             let mut q = Query::select();
             q.column(col("id"))
                 .column(col(&by.key))
                 .from(col(&target))
-                .and_where(
-                    Expr::col(col(&by.key))
-                        .is_in(chunk.iter().map(|v| to_sql(by.ty.column_kind(), v))),
-                );
+                .and_where(super::among(backend, &by.key, by.ty.column_kind(), chunk));
             for row in self.db.conn.query_all(&q).await? {
                 let key = decode(&row, by)?;
                 let key = match key {
@@ -800,12 +799,10 @@ async fn stored_by_key<C: ConnectionTrait>(
     items: &[Pending],
 ) -> Result<HashMap<String, (i64, HashMap<usize, StoredValue>)>> {
     let key = &schema.fields[key_at];
-    let values: Vec<StoredValue> = items
-        .iter()
-        .filter_map(|p| p.parsed.at(key_at).cloned())
-        .collect();
+    let values: Vec<&StoredValue> = items.iter().filter_map(|p| p.parsed.at(key_at)).collect();
     let mut stored = HashMap::with_capacity(values.len());
-    for chunk in values.chunks(rows_per_statement(1)) {
+    let backend = conn.get_database_backend();
+    for chunk in values.chunks(super::among_chunk(backend)) {
         let mut q = Query::select();
         q.column(col("id")).column(col(&key.key));
         for &f in given {
@@ -813,9 +810,12 @@ async fn stored_by_key<C: ConnectionTrait>(
                 q.column(col(&schema.fields[f].key));
             }
         }
-        q.from(col(&schema.name)).and_where(
-            Expr::col(col(&key.key)).is_in(chunk.iter().map(|v| to_sql(key.ty.column_kind(), v))),
-        );
+        q.from(col(&schema.name)).and_where(super::among(
+            backend,
+            &key.key,
+            key.ty.column_kind(),
+            chunk,
+        ));
         for row in conn.query_all(&q).await? {
             let id: i64 = row.try_get("", "id")?;
             let mut values = HashMap::with_capacity(given.len());
@@ -851,19 +851,19 @@ async fn stored_identities<C: ConnectionTrait>(
         return Ok(seen);
     };
     let field = &schema.fields[first];
-    let values: Vec<StoredValue> = items
-        .iter()
-        .filter_map(|p| p.parsed.at(first).cloned())
-        .collect();
-    for chunk in values.chunks(rows_per_statement(1)) {
+    let values: Vec<&StoredValue> = items.iter().filter_map(|p| p.parsed.at(first)).collect();
+    let backend = conn.get_database_backend();
+    for chunk in values.chunks(super::among_chunk(backend)) {
         let mut q = Query::select();
         for &f in at {
             q.column(col(&schema.fields[f].key));
         }
-        q.from(col(&schema.name)).and_where(
-            Expr::col(col(&field.key))
-                .is_in(chunk.iter().map(|v| to_sql(field.ty.column_kind(), v))),
-        );
+        q.from(col(&schema.name)).and_where(super::among(
+            backend,
+            &field.key,
+            field.ty.column_kind(),
+            chunk,
+        ));
         for row in conn.query_all(&q).await? {
             let mut key = Vec::with_capacity(at.len());
             for &f in at {

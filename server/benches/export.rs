@@ -1,0 +1,212 @@
+//! Exporting BENCH_ROWS tourists (default 1,000,000) as CSV through the HTTP API of a server
+//! running in this process, read to the end by a client: the rate, and the process's peak
+//! resident memory while it runs (its high-water mark is reset just before). The reference, in
+//! the same run, is the database's own CSV writer over the same rows and columns: the sqlite3
+//! shell's `-csv` mode, PostgreSQL's `COPY … TO` (psql `\copy`).
+//!
+//! `cargo bench -p tabiji-server --bench export` (or `scripts/bench/export`); BENCH_REPEAT
+//! rounds (default 3), the median counting; DATABASE_URL=postgres://… adds PostgreSQL, and
+//! BENCH_DATABASE_URL keeps the loaded database between runs.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tabiji_server::{AppState, serve};
+use tabiji_storage::auth::{self as users, NewUser};
+use tabiji_storage::scratch::Scratch;
+use tabiji_storage::{Principal, Store};
+use tokio::net::TcpListener;
+
+mod common;
+
+/// The process's peak resident memory since the last reset, in MB.
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn reset_peak_rss() {
+    // Writing 5 to clear_refs resets the high-water mark (Linux 4.0 and later).
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+async fn ours(base: &str, token: &str, rows: usize) -> (Duration, f64, u64) {
+    let client = reqwest::Client::new();
+    reset_peak_rss();
+    let started = Instant::now();
+    let mut response = client
+        .post(format!("{base}/api/data/tourists/export?format=csv"))
+        .bearer_auth(token)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut bytes = 0u64;
+    let mut lines = 0u64;
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        bytes += chunk.len() as u64;
+        lines += chunk.iter().filter(|b| **b == b'\n').count() as u64;
+    }
+    let elapsed = started.elapsed();
+    let peak = peak_rss_mb();
+    assert!(lines >= rows as u64 + 1, "{lines} lines for {rows} rows");
+    (elapsed, peak, bytes)
+}
+
+fn timed(cmd: &mut Command) -> Duration {
+    let started = Instant::now();
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    started.elapsed()
+}
+
+fn columns(store: &Store) -> String {
+    let schema = store.schemas().get("tourists").unwrap();
+    std::iter::once("id".to_string())
+        .chain(schema.fields.iter().map(|f| format!("\"{}\"", f.key)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+async fn round(url: &str, rows: usize, repeat: usize, label: &str) {
+    let store = common::open(url).await;
+    let have = store.count(&Principal::system(), "tourists").await.unwrap() as usize;
+    if have < rows {
+        common::load(&store, rows - have, 0).await;
+    }
+    let admin = users::create_user(
+        store.db(),
+        NewUser {
+            login: format!("bench{}", std::process::id()),
+            display_name: "bench".into(),
+            password: "bench-password-1".into(),
+            is_admin: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let (_, token) = users::create_token(store.db(), admin.id, "bench", None)
+        .await
+        .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let state = AppState::new(store.clone(), tabiji_connectors::Registry::new());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        serve(listener, state, async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    let total = rows.max(have);
+    let mut times = Vec::new();
+    let mut peaks = Vec::new();
+    let mut size = 0;
+    for _ in 0..repeat {
+        let (elapsed, peak, bytes) = ours(&base, &token, total).await;
+        times.push(elapsed);
+        peaks.push(peak);
+        size = bytes;
+    }
+    let select = format!("SELECT {} FROM tourists ORDER BY id", columns(&store));
+    let mut references = Vec::new();
+    for _ in 0..repeat {
+        references.push(if url.starts_with("sqlite") {
+            let path = url.trim_start_matches("sqlite://");
+            timed(
+                Command::new("sqlite3")
+                    .args(["-csv", "-header", path, &select])
+                    .stdout(std::process::Stdio::null()),
+            )
+        } else {
+            timed(Command::new("psql").args([
+                url,
+                "-qc",
+                &format!("\\copy ({select}) TO '/dev/null' CSV HEADER"),
+            ]))
+        });
+    }
+    let _ = stop.send(());
+    let _ = server.await;
+    let ours = common::median(times);
+    let reference = common::median(references);
+    let peak = peaks.into_iter().fold(0.0, f64::max);
+    let rate = total as f64 / ours.as_secs_f64();
+    let reference_name = if url.starts_with("sqlite") {
+        "sqlite3 -csv"
+    } else {
+        "COPY TO"
+    };
+    println!(
+        "{label}: tabiji export of {total} tourists ({} MB CSV) in {:.2} s = {rate:.0} rows/s (target >= 200000: {})",
+        size / 1_000_000,
+        ours.as_secs_f64(),
+        if rate >= 200_000.0 { "met" } else { "NOT met" }
+    );
+    println!(
+        "{label}: peak resident memory of the whole process during the export {peak:.0} MB (target <= 100: {})",
+        if peak <= 100.0 { "met" } else { "NOT met" }
+    );
+    println!(
+        "{label}: {reference_name} of the same rows in {:.2} s = {:.0} rows/s; ratio tabiji/{reference_name} = {:.2}x",
+        reference.as_secs_f64(),
+        total as f64 / reference.as_secs_f64(),
+        ours.as_secs_f64() / reference.as_secs_f64()
+    );
+    store.db().conn.clone().close().await.ok();
+}
+
+/// The allocator the `tabiji` binary uses, so the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[tokio::main]
+async fn main() {
+    let rows: usize = std::env::var("BENCH_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let repeat: usize = std::env::var("BENCH_REPEAT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    println!("export benchmark: {rows} tourists, every field, CSV over HTTP");
+    let backends = std::env::var("BENCH_BACKENDS").unwrap_or_else(|_| "sqlite,postgres".into());
+    if backends.contains("sqlite") {
+        match std::env::var("BENCH_DATABASE_URL")
+            .ok()
+            .filter(|u| u.starts_with("sqlite"))
+        {
+            Some(url) => round(&url, rows, repeat, "sqlite").await,
+            None => {
+                let scratch = Scratch::sqlite();
+                round(&scratch.url, rows, repeat, "sqlite").await;
+                scratch.remove().await;
+            }
+        }
+    }
+    let postgres = std::env::var("DATABASE_URL")
+        .ok()
+        .filter(|u| u.starts_with("postgres"));
+    match postgres {
+        Some(admin_url) if backends.contains("postgres") => {
+            let scratch = Scratch::postgres(&admin_url).await.unwrap();
+            round(&scratch.url, rows, repeat, "postgres").await;
+            scratch.remove().await;
+        }
+        _ => println!("postgres: skipped (set DATABASE_URL=postgres://... to include it)"),
+    }
+}

@@ -281,11 +281,11 @@ fn system_timestamp(row: &QueryResult, key: &str) -> std::result::Result<Json, D
 /// `column IN (values)`. On PostgreSQL the values go as one array parameter, unnested so that
 /// it is joined by hash: it plans a list of a thousand parameters slowly, and `= ANY(array)`
 /// compares every row with every value when it scans a table it believes small.
-pub(crate) fn among<'a>(
+pub(crate) fn among(
     backend: DbBackend,
     column: &str,
     kind: ColumnKind,
-    values: &[&'a StoredValue],
+    values: &[&StoredValue],
 ) -> Expr {
     if backend == DbBackend::Postgres {
         return Expr::cust_with_values(

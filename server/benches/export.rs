@@ -1,6 +1,6 @@
-//! Exporting BENCH_ROWS tourists (default 1,000,000) as CSV through the HTTP API of a server
-//! running in this process, read to the end by a client: the rate, and the process's peak
-//! resident memory while it runs (its high-water mark is reset just before). The reference, in
+//! Exporting BENCH_ROWS tourists (default 1,000,000) as CSV through the HTTP API of a `tabiji
+//! serve` process, read to the end by a client: the rate, and the server's peak resident memory
+//! while it runs (its high-water mark is reset just before). The reference, in
 //! the same run, is the database's own CSV writer over the same rows and columns: the sqlite3
 //! shell's `-csv` mode, PostgreSQL's `COPY … TO` (psql `\copy`).
 //!
@@ -12,17 +12,17 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tabiji_server::{AppState, serve};
+use std::io::{BufRead, BufReader};
+
 use tabiji_storage::auth::{self as users, NewUser};
 use tabiji_storage::scratch::Scratch;
 use tabiji_storage::{Principal, Store};
-use tokio::net::TcpListener;
 
 mod common;
 
-/// The process's peak resident memory since the last reset, in MB.
-fn peak_rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+/// A process's peak resident memory since the last reset, in MB.
+fn peak_rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
         .find(|l| l.starts_with("VmHWM:"))
@@ -31,14 +31,14 @@ fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-fn reset_peak_rss() {
+fn reset_peak_rss(pid: u32) {
     // Writing 5 to clear_refs resets the high-water mark (Linux 4.0 and later).
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
 }
 
-async fn ours(base: &str, token: &str, rows: usize) -> (Duration, f64, u64) {
+async fn ours(base: &str, token: &str, rows: usize, pid: u32) -> (Duration, f64, u64) {
     let client = reqwest::Client::new();
-    reset_peak_rss();
+    reset_peak_rss(pid);
     let started = Instant::now();
     let mut response = client
         .post(format!("{base}/api/data/tourists/export?format=csv"))
@@ -55,7 +55,7 @@ async fn ours(base: &str, token: &str, rows: usize) -> (Duration, f64, u64) {
         lines += chunk.iter().filter(|b| **b == b'\n').count() as u64;
     }
     let elapsed = started.elapsed();
-    let peak = peak_rss_mb();
+    let peak = peak_rss_mb(pid);
     assert!(
         lines > rows as u64,
         "{lines} lines (a header and one per row) for {rows} rows"
@@ -103,28 +103,35 @@ async fn round(url: &str, rows: usize, repeat: usize, label: &str) {
     let (_, token) = users::create_token(store.db(), admin.id, "bench", None)
         .await
         .unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let state = AppState::new(store.clone(), tabiji_connectors::Registry::new());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        serve(listener, state, async {
-            let _ = stopped.await;
-        })
-        .await
-        .unwrap();
-    });
+    let columns = columns(&store);
+    store.db().conn.clone().close().await.ok();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_tabiji"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--no-worker"])
+        .env("DATABASE_URL", url)
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("tabiji serve starts");
+    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
+    let base = loop {
+        let line = lines.next().expect("serve prints its address").unwrap();
+        if let Some(rest) = line.split("serving on ").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    // The rest of its log is read, so that it never waits on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
     let total = rows.max(have);
     let mut times = Vec::new();
     let mut peaks = Vec::new();
     let mut size = 0;
     for _ in 0..repeat {
-        let (elapsed, peak, bytes) = ours(&base, &token, total).await;
+        let (elapsed, peak, bytes) = ours(&base, &token, total, server.id()).await;
         times.push(elapsed);
         peaks.push(peak);
         size = bytes;
     }
-    let select = format!("SELECT {} FROM tourists ORDER BY id", columns(&store));
+    let select = format!("SELECT {columns} FROM tourists ORDER BY id");
     let mut references = Vec::new();
     for _ in 0..repeat {
         references.push(if url.starts_with("sqlite") {
@@ -142,8 +149,8 @@ async fn round(url: &str, rows: usize, repeat: usize, label: &str) {
             ]))
         });
     }
-    let _ = stop.send(());
-    let _ = server.await;
+    server.kill().unwrap();
+    server.wait().unwrap();
     let ours = common::median(times);
     let reference = common::median(references);
     let peak = peaks.into_iter().fold(0.0, f64::max);
@@ -160,7 +167,7 @@ async fn round(url: &str, rows: usize, repeat: usize, label: &str) {
         if rate >= 200_000.0 { "met" } else { "NOT met" }
     );
     println!(
-        "{label}: peak resident memory of the whole process during the export {peak:.0} MB (target <= 100: {})",
+        "{label}: peak resident memory of the server during the export {peak:.0} MB (target <= 100: {})",
         if peak <= 100.0 { "met" } else { "NOT met" }
     );
     println!(
@@ -169,7 +176,6 @@ async fn round(url: &str, rows: usize, repeat: usize, label: &str) {
         total as f64 / reference.as_secs_f64(),
         ours.as_secs_f64() / reference.as_secs_f64()
     );
-    store.db().conn.clone().close().await.ok();
 }
 
 /// The allocator the `tabiji` binary uses, so the figures are the binary's.

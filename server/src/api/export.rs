@@ -5,6 +5,8 @@
 //! streamed from it.
 
 use axum::Router;
+use std::borrow::Cow;
+
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
@@ -135,26 +137,30 @@ fn header_names(fields: &[FieldDef], header: Header) -> Vec<String> {
 
 /// A cell as text: times in the export's zone as Excel reads them, lists joined, and text
 /// that Excel would run as a formula kept as text.
-fn cell(field: Option<&FieldDef>, value: &Json, zone: &Zone) -> String {
+fn cell<'a>(field: Option<&FieldDef>, value: &'a Json, zone: &Zone) -> Cow<'a, str> {
     match value {
-        Json::Null => String::new(),
+        Json::Null => Cow::Borrowed(""),
         Json::String(s) => match field.map(|f| &f.ty) {
             Some(FieldType::Timestamp) => DateTime::parse_from_rfc3339(s)
                 .map(|t| {
-                    zone.local(t.with_timezone(&chrono::Utc))
-                        .format("%Y-%m-%d %H:%M:%S")
-                        .to_string()
+                    Cow::Owned(
+                        zone.local(t.with_timezone(&chrono::Utc))
+                            .format("%Y-%m-%d %H:%M:%S")
+                            .to_string(),
+                    )
                 })
-                .unwrap_or_else(|_| s.clone()),
-            _ if s.starts_with(['=', '+', '-', '@', '\t', '\r']) => format!("'{s}"),
-            _ => s.clone(),
+                .unwrap_or(Cow::Borrowed(s)),
+            _ if s.starts_with(['=', '+', '-', '@', '\t', '\r']) => Cow::Owned(format!("'{s}")),
+            _ => Cow::Borrowed(s),
         },
-        Json::Array(items) => items
-            .iter()
-            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
-            .collect::<Vec<_>>()
-            .join(","),
-        other => other.to_string(),
+        Json::Array(items) => Cow::Owned(
+            items
+                .iter()
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        other => Cow::Owned(other.to_string()),
     }
 }
 
@@ -220,13 +226,17 @@ fn csv_stream(
             // An export of nothing is still a file with its header line.
             return names.map(|_| (Ok(encode(out, format)), None));
         };
-        let fields = export.fields().to_vec();
+        let fields = export.fields();
         for row in &page {
-            let cells = row.iter().enumerate().map(|(i, v)| {
-                let field = i.checked_sub(1).and_then(|f| fields.get(f));
-                cell(field, v, &zone)
-            });
-            if let Err(e) = out.write_record(cells) {
+            let written = row
+                .iter()
+                .enumerate()
+                .try_for_each(|(i, v)| {
+                    let field = i.checked_sub(1).and_then(|f| fields.get(f));
+                    out.write_field(cell(field, v, &zone).as_bytes())
+                })
+                .and_then(|()| out.write_record(None::<&[u8]>));
+            if let Err(e) = written {
                 return Some((Err(std::io::Error::other(e)), None));
             }
         }

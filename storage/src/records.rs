@@ -460,6 +460,40 @@ impl Store {
         Ok(record)
     }
 
+    /// The id of the record whose unique `field` holds `value` (read as the field reads input,
+    /// so e-mail addresses are folded), if any; the caller must be able to view that field.
+    pub async fn id_by_unique(
+        &self,
+        who: &Principal,
+        entity: &str,
+        field: &str,
+        value: &str,
+    ) -> Result<Option<i64>> {
+        let schema = self.entity(entity).await?;
+        self.require(who, entity, Op::View).await?;
+        let Some(def) = schema.field(field).filter(|f| f.unique) else {
+            return Err(StorageError::invalid(ItemError::field(
+                field,
+                "not_unique",
+                format!("{entity} records cannot be found by {field}: it is not a unique field"),
+            )));
+        };
+        if !who.rights.can_view_field(entity, field) {
+            return Err(forbidden(entity, Op::View, Some(field)));
+        }
+        let parsed = def
+            .parse(&Json::String(value.to_string()))
+            .map_err(|e| StorageError::invalid(ItemError::from(e)))?;
+        let mut q = Query::select();
+        q.column(col("id"))
+            .from(col(entity))
+            .and_where(Expr::col(col(field)).eq(to_sql(def.ty.column_kind(), &parsed)));
+        match self.db.conn.query_one(&q).await? {
+            Some(row) => Ok(Some(row.try_get("", "id")?)),
+            None => Ok(None),
+        }
+    }
+
     pub async fn get(&self, who: &Principal, entity: &str, id: i64) -> Result<Record> {
         let schema = self.entity(entity).await?;
         self.require(who, entity, Op::View).await?;

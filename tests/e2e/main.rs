@@ -7,6 +7,7 @@ mod flows;
 mod imports;
 mod lists;
 mod openapi;
+mod points;
 mod records;
 mod reports;
 mod rights;

@@ -11,6 +11,7 @@ mod imports;
 mod lists;
 mod metrics;
 mod openapi;
+mod points;
 mod records;
 mod reports;
 mod schema;
@@ -46,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .merge(schema::routes())
         .merge(records::routes())
         .merge(export::routes())
+        .merge(points::routes())
         .merge(segments::routes())
         .merge(lists::routes())
         .merge(imports::routes())

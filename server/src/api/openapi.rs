@@ -416,6 +416,15 @@ pub async fn document(State(state): State<AppState>) -> Json<Value> {
                  "responses": with_errors(json!({"200": {"description": "The file", "content": {
                      "text/csv": {"schema": {"type": "string", "format": "binary"}},
                      "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {"schema": {"type": "string", "format": "binary"}}}}}))}}));
+    paths.insert("/api/points".into(), json!({
+        "post": {"summary": "A point grant, use, expiry or adjustment keyed by the tourist's e-mail: applied at once, kept once per (source_system, transaction_id) (create right on point_ledger, view of tourists' e-mail)",
+                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object",
+                     "required": ["email", "kind", "points", "source_system", "transaction_id", "occurred_at"],
+                     "properties": {"email": {"type": "string"}, "kind": {"type": "string", "enum": ["grant", "use", "expire", "adjust"]},
+                         "points": {"type": "integer"}, "source_system": {"type": "string"}, "transaction_id": {"type": "string"},
+                         "occurred_at": {"type": "string"}, "reason": {"type": "string"}}}}}},
+                 "responses": with_errors(json!({"201": ok("Recorded: status, balance, record", json!({"type": "object"})),
+                     "200": ok("Recorded before (the same transaction): status existing", json!({"type": "object"}))}))}}));
     paths.insert("/api/imports/check".into(), json!({
         "post": {"summary": "Check an import flow against the schema without saving it", "requestBody": flow_body.clone(),
                  "responses": with_errors(json!({"200": ok("Valid", json!({"type": "object"}))}))}}));

@@ -84,6 +84,12 @@ pub enum Source {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileFormat {
+    /// `csv` (default) or `xlsx` (an Excel workbook; `encoding` and `delimiter` do not apply).
+    #[serde(default)]
+    pub kind: FileKind,
+    /// XLSX: the sheet to read; the first when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sheet: Option<String>,
     #[serde(default)]
     pub encoding: Encoding,
     /// One character: `,` (default), `\t`, `;`; `|` only in UTF-8 files.
@@ -94,9 +100,19 @@ pub struct FileFormat {
     pub header: bool,
 }
 
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FileKind {
+    #[default]
+    Csv,
+    Xlsx,
+}
+
 impl Default for FileFormat {
     fn default() -> Self {
         FileFormat {
+            kind: FileKind::Csv,
+            sheet: None,
             encoding: Encoding::Auto,
             delimiter: comma(),
             header: true,
@@ -480,7 +496,9 @@ impl ImportFlow {
                 "invalid_delimiter",
                 "give one ASCII character such as , or ; (\\t for a tab); not a quote or line break",
             ));
-        } else if self.file.encoding != Encoding::Utf8 && (0x40..=0x7e).contains(&self.delimiter())
+        } else if self.file.kind == FileKind::Csv
+            && self.file.encoding != Encoding::Utf8
+            && (0x40..=0x7e).contains(&self.delimiter())
         {
             // Shift_JIS characters such as ポ (83 7C) end in these bytes.
             errors.push(err(
@@ -626,7 +644,7 @@ pub fn convert_cell(column: &ColumnMap, cell: &str) -> Result<String, String> {
 /// An Excel serial day number (1900 date system, days since 1899-12-30, with a fraction for
 /// the time of day) as `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM:SS`; anything else passes through for
 /// the field to parse.
-fn excel_date(value: &str) -> Result<String, String> {
+pub fn excel_date(value: &str) -> Result<String, String> {
     let folded = nfkc_cow(value);
     let Ok(serial) = folded.parse::<f64>() else {
         return Ok(value.to_string());

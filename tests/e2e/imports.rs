@@ -265,6 +265,57 @@ async fn partner_files(app: &TestApp) {
     let beta = tourist(app, "beta@example.jp").await.unwrap();
     assert_eq!(beta["points_balance"], 350, "{beta}");
 
+    // An Excel workbook, through a flow that reads XLSX.
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    for (c, text) in ["メールアドレス", "姓", "都道府県"].iter().enumerate() {
+        sheet.write_string(0, c as u16, *text).unwrap();
+    }
+    for (c, text) in ["xl@example.jp", "表計算", "静岡県"].iter().enumerate() {
+        sheet.write_string(1, c as u16, *text).unwrap();
+    }
+    let workbook = book.save_to_buffer().unwrap();
+    let xlsx_flow = json!({
+        "format": 1, "name": "Excel 会員", "entity": "tourists", "file": {"kind": "xlsx"},
+        "columns": [
+            {"column": "メールアドレス", "field": "email"}, {"column": "姓", "field": "family_name"},
+            {"column": "都道府県", "field": "prefecture"}
+        ],
+        "action": {"type": "upsert", "key": "email"}
+    });
+    let (status, body) = app
+        .call(
+            Method::PUT,
+            "/api/imports/flows/excel_members",
+            Some(xlsx_flow),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, run) = upload(app, &app.admin, "excel_members", "members.xlsx", workbook).await;
+    assert_eq!(
+        (run["created"].clone(), run["encoding"].clone()),
+        (json!(1), json!("xlsx")),
+        "{run}"
+    );
+    let xl = tourist(app, "xl@example.jp").await.unwrap();
+    assert_eq!(xl["prefecture"], "静岡県");
+    let (_, broken) = upload(
+        app,
+        &app.admin,
+        "excel_members",
+        "broken.xlsx",
+        b"PK not really".to_vec(),
+    )
+    .await;
+    assert_eq!(broken["status"], "failed");
+    assert!(
+        broken["error"]
+            .as_str()
+            .unwrap()
+            .contains("not an XLSX workbook"),
+        "{broken}"
+    );
+
     // The history, newest first, shows what each file did.
     let history = app.get("/api/imports?flow=ota_users").await["imports"].clone();
     let statuses: Vec<&str> = history

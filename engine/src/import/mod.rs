@@ -14,7 +14,30 @@ use tabiji_storage::auth::Principal;
 use tabiji_storage::imports::{self, File, Run};
 use tabiji_storage::records::{ImportRow, Rejected, Store, Tally};
 
-use read::{CsvFile, Row};
+use read::{CsvFile, ReadError, Row, XlsxFile};
+use tabiji_model::import::FileKind;
+
+/// The rows of a file, whatever its kind.
+enum Rows<'a> {
+    Csv(CsvFile<'a>),
+    Xlsx(XlsxFile),
+}
+
+impl Rows<'_> {
+    fn header(&self) -> &[String] {
+        match self {
+            Rows::Csv(file) => &file.header,
+            Rows::Xlsx(file) => &file.header,
+        }
+    }
+
+    fn next_row(&mut self) -> Result<Option<Row>, ReadError> {
+        match self {
+            Rows::Csv(file) => file.next_row(),
+            Rows::Xlsx(file) => Ok(file.next_row()),
+        }
+    }
+}
 
 /// Rows written per transaction.
 pub const BATCH_ROWS: usize = 5_000;
@@ -157,15 +180,25 @@ async fn read_into(
     flow: &ImportFlow,
     bytes: &[u8],
 ) -> Result<(), Stop> {
-    let mut file = CsvFile::open(
-        bytes,
-        flow.file.encoding,
-        flow.delimiter(),
-        flow.file.header,
-    )
-    .map_err(|e| Stop::File(e.to_string()))?;
-    let encoding = file.encoding.name();
-    let plan = Plan::new(flow, &file.header).map_err(Stop::File)?;
+    let (mut file, encoding) = match flow.file.kind {
+        FileKind::Csv => {
+            let file = CsvFile::open(
+                bytes,
+                flow.file.encoding,
+                flow.delimiter(),
+                flow.file.header,
+            )
+            .map_err(|e| Stop::File(e.to_string()))?;
+            let encoding = file.encoding.name();
+            (Rows::Csv(file), encoding)
+        }
+        FileKind::Xlsx => {
+            let file = XlsxFile::open(bytes, flow.file.sheet.as_deref(), flow.file.header)
+                .map_err(|e| Stop::File(e.to_string()))?;
+            (Rows::Xlsx(file), "xlsx")
+        }
+    };
+    let plan = Plan::new(flow, file.header()).map_err(Stop::File)?;
     let mut batch = Vec::with_capacity(BATCH_ROWS);
     let mut early = Tally::default();
     let mut read = 0u64;

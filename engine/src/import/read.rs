@@ -88,6 +88,10 @@ pub struct Row {
 pub enum ReadError {
     #[error("the file is empty")]
     Empty,
+    #[error("the file is not an XLSX workbook Excel can open: {0}")]
+    Workbook(String),
+    #[error("the workbook has no sheet called {wanted:?}; its sheets are: {found}")]
+    NoSheet { wanted: String, found: String },
     #[error("line {line}: the header cannot be read as {encoding}")]
     HeaderEncoding { line: u64, encoding: &'static str },
     #[error("line {line}: {message}")]
@@ -267,6 +271,107 @@ impl<'a> CsvFile<'a> {
     }
 }
 
+/// An Excel workbook's sheet: the header and rows, line numbers being Excel's row numbers.
+pub struct XlsxFile {
+    pub header: Vec<String>,
+    rows: std::vec::IntoIter<(u64, Vec<calamine::Data>)>,
+}
+
+impl XlsxFile {
+    pub fn open(
+        bytes: &[u8],
+        sheet: Option<&str>,
+        has_header: bool,
+    ) -> Result<XlsxFile, ReadError> {
+        use calamine::{Reader, Xlsx, open_workbook_from_rs};
+        let mut book: Xlsx<_> = open_workbook_from_rs(std::io::Cursor::new(bytes))
+            .map_err(|e: calamine::XlsxError| ReadError::Workbook(e.to_string()))?;
+        let range = match sheet {
+            Some(name) => {
+                if !book.sheet_names().iter().any(|n| n == name) {
+                    return Err(ReadError::NoSheet {
+                        wanted: name.to_string(),
+                        found: book.sheet_names().join(", "),
+                    });
+                }
+                book.worksheet_range(name)
+                    .map_err(|e: calamine::XlsxError| ReadError::Workbook(e.to_string()))?
+            }
+            None => book
+                .worksheet_range_at(0)
+                .ok_or(ReadError::Empty)?
+                .map_err(|e| ReadError::Workbook(e.to_string()))?,
+        };
+        let first = range.start().map_or(0, |(row, _)| u64::from(row));
+        let mut rows: Vec<(u64, Vec<calamine::Data>)> = range
+            .rows()
+            .enumerate()
+            .map(|(n, cells)| (first + n as u64 + 1, cells.to_vec()))
+            .filter(|(_, cells)| cells.iter().any(|c| *c != calamine::Data::Empty))
+            .collect();
+        if rows.is_empty() {
+            return Err(ReadError::Empty);
+        }
+        let header = if has_header {
+            let (_, names) = rows.remove(0);
+            names
+                .iter()
+                .map(|c| column_name(&xlsx_text(c).unwrap_or_default()))
+                .collect()
+        } else {
+            (1..=range.width()).map(|n| n.to_string()).collect()
+        };
+        Ok(XlsxFile {
+            header,
+            rows: rows.into_iter(),
+        })
+    }
+
+    pub fn next_row(&mut self) -> Option<Row> {
+        let (line, cells) = self.rows.next()?;
+        let texts: Vec<Result<String, String>> = cells.iter().map(xlsx_text).collect();
+        let mut raw = csv::WriterBuilder::new()
+            .terminator(csv::Terminator::Any(b'\n'))
+            .from_writer(Vec::new());
+        let _ = raw.write_record(texts.iter().map(|t| match t {
+            Ok(text) => text.as_str(),
+            Err(_) => "#ERROR",
+        }));
+        let raw = String::from_utf8_lossy(&raw.into_inner().unwrap_or_default())
+            .trim_end_matches('\n')
+            .to_string();
+        let cells = texts
+            .into_iter()
+            .enumerate()
+            .map(|(n, text)| {
+                text.map_err(|e| {
+                    let name = self.header.get(n).map(String::as_str).unwrap_or("");
+                    format!("column {} ({name}) holds the Excel error {e}", n + 1)
+                })
+            })
+            .collect();
+        Some(Row { line, cells, raw })
+    }
+}
+
+/// A cell as the text a CSV file would hold: whole numbers without a decimal point, dates as
+/// `YYYY-MM-DD` (with the time when there is one); an Excel error is an error.
+fn xlsx_text(cell: &calamine::Data) -> Result<String, String> {
+    use calamine::Data;
+    Ok(match cell {
+        Data::Empty => String::new(),
+        Data::String(s) | Data::DateTimeIso(s) | Data::DurationIso(s) => s.clone(),
+        Data::Int(n) => n.to_string(),
+        Data::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", *f as i64),
+        Data::Float(f) => f.to_string(),
+        Data::Bool(b) => b.to_string(),
+        Data::DateTime(d) => {
+            tabiji_model::import::excel_date(&d.as_f64().to_string()).unwrap_or_default()
+        }
+        Data::Error(e) => return Err(e.to_string()),
+    })
+}
+
 fn syntax(error: &csv::Error, line: u64) -> ReadError {
     let line = error.position().map_or(line, |p| p.line());
     ReadError::Syntax {
@@ -405,6 +510,56 @@ mod tests {
         let rows = rows(&mut file);
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].line, 1);
+    }
+
+    #[test]
+    fn xlsx_sheets_read_as_text_rows_with_excel_row_numbers() {
+        use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
+        let mut book = Workbook::new();
+        book.add_worksheet().set_name("Other").unwrap();
+        let sheet = book.add_worksheet().set_name("会員").unwrap();
+        let date = Format::new().set_num_format("yyyy/mm/dd");
+        for (c, name) in ["メール", "氏名", "生年月日", "人数"].iter().enumerate() {
+            sheet.write_string(0, c as u16, *name).unwrap();
+        }
+        sheet.write_string(1, 0, "a@example.jp").unwrap();
+        sheet.write_string(1, 1, "山田").unwrap();
+        sheet
+            .write_date_with_format(1, 2, ExcelDateTime::from_ymd(1990, 4, 1).unwrap(), &date)
+            .unwrap();
+        sheet.write_number(1, 3, 3.0).unwrap();
+        sheet.write_string(3, 0, "b@example.jp").unwrap();
+        sheet.write_number(3, 3, 2.5).unwrap();
+        let bytes = book.save_to_buffer().unwrap();
+
+        let mut file = XlsxFile::open(&bytes, Some("会員"), true).unwrap();
+        assert_eq!(file.header, vec!["メール", "氏名", "生年月日", "人数"]);
+        let first = file.next_row().unwrap();
+        assert_eq!(first.line, 2);
+        assert_eq!(
+            first.cells,
+            Ok(vec![
+                "a@example.jp".into(),
+                "山田".into(),
+                "1990-04-01".into(),
+                "3".into()
+            ])
+        );
+        let second = file.next_row().unwrap();
+        assert_eq!(
+            second.line, 4,
+            "the blank row 3 is skipped, the numbers are Excel's"
+        );
+        assert_eq!(second.raw, "b@example.jp,,,2.5");
+        assert!(file.next_row().is_none());
+        assert!(matches!(
+            XlsxFile::open(&bytes, Some("Missing"), true),
+            Err(ReadError::NoSheet { .. })
+        ));
+        assert!(matches!(
+            XlsxFile::open(b"not a workbook", None, true),
+            Err(ReadError::Workbook(_))
+        ));
     }
 
     #[test]

@@ -161,7 +161,9 @@ impl Export {
             ids.column(col("id"))
                 .from(col(entity))
                 .and_where(matches)
-                .and_where(Expr::col(col("id")).gt(self.after));
+                .and_where(Expr::col(col("id")).gt(self.after))
+                .order_by(col("id"), Order::Asc)
+                .limit(PAGE);
             q.and_where(Expr::col(col("id")).in_subquery(ids));
         } else {
             q.and_where(matches);

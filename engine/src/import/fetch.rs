@@ -12,7 +12,7 @@ use tabiji_model::clock::Clock;
 use tabiji_model::import::{ImportFlow, Source, matches_pattern};
 use tabiji_storage::StorageError;
 use tabiji_storage::auth::Principal;
-use tabiji_storage::imports::Run;
+use tabiji_storage::imports::{self, File, Run};
 use tabiji_storage::records::Store;
 
 use super::run_file;
@@ -43,8 +43,12 @@ fn io(path: &Path, e: std::io::Error) -> FetchError {
     }
 }
 
-/// The flow's folder, once it is known to lie inside `root` (symbolic links resolved).
-async fn folder(flow: &ImportFlow, root: Option<&Path>) -> Result<(PathBuf, String), FetchError> {
+/// The flow's folder, once it is known to lie inside `root` (symbolic links resolved), and the
+/// root itself, resolved.
+async fn folder(
+    flow: &ImportFlow,
+    root: Option<&Path>,
+) -> Result<(PathBuf, String, PathBuf), FetchError> {
     let Source::Directory { path, pattern } = &flow.source else {
         return Err(FetchError::NotADirectory(flow.name.clone()));
     };
@@ -62,7 +66,69 @@ async fn folder(flow: &ImportFlow, root: Option<&Path>) -> Result<(PathBuf, Stri
             root: root.display().to_string(),
         });
     }
-    Ok((folder, pattern.clone()))
+    Ok((folder, pattern.clone(), root))
+}
+
+/// The `done` folder, created if need be; a symbolic link there (which could carry files out
+/// of the root) is refused.
+async fn done_folder(folder: &Path, root: &Path) -> Result<PathBuf, FetchError> {
+    let done = folder.join(DONE);
+    match tokio::fs::symlink_metadata(&done).await {
+        Ok(meta) if meta.file_type().is_dir() => {}
+        Ok(_) => {
+            return Err(FetchError::Io {
+                path: done.display().to_string(),
+                message: "is not a folder (a link or a file): processed files are not moved there"
+                    .into(),
+            });
+        }
+        Err(_) => tokio::fs::create_dir(&done)
+            .await
+            .map_err(|e| io(&done, e))?,
+    }
+    let resolved = tokio::fs::canonicalize(&done)
+        .await
+        .map_err(|e| io(&done, e))?;
+    if !resolved.starts_with(root) {
+        return Err(FetchError::OutsideRoot {
+            folder: resolved.display().to_string(),
+            root: root.display().to_string(),
+        });
+    }
+    Ok(resolved)
+}
+
+/// Largest file a fetch reads.
+const MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// A file's bytes, refusing a path that is (or became, since the folder was listed) a symbolic
+/// link, anything but a regular file, a file with other names (a hard link) and files over the
+/// size limit.
+fn read_regular(path: &Path) -> Result<Vec<u8>, FetchError> {
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| io(path, e))?;
+    let meta = file.metadata().map_err(|e| io(path, e))?;
+    let refuse = |message: &str| FetchError::Io {
+        path: path.display().to_string(),
+        message: message.into(),
+    };
+    if !meta.file_type().is_file() {
+        return Err(refuse("is not a regular file"));
+    }
+    if meta.nlink() != 1 {
+        return Err(refuse("has other names (a hard link): it is not read"));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(refuse("is larger than 256 MiB"));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.read_to_end(&mut bytes).map_err(|e| io(path, e))?;
+    Ok(bytes)
 }
 
 /// Imports every file of `flow`'s folder that matches its pattern, oldest first, as `who`;
@@ -76,30 +142,54 @@ pub async fn fetch_directory(
     clock: &dyn Clock,
 ) -> Result<Vec<Run>, FetchError> {
     store.require_import(who, flow).await?;
-    let (folder, pattern) = folder(flow, root).await?;
+    let (folder, pattern, root) = folder(flow, root).await?;
     let mut files = Vec::new();
     let mut entries = tokio::fs::read_dir(&folder)
         .await
         .map_err(|e| io(&folder, e))?;
     while let Some(entry) = entries.next_entry().await.map_err(|e| io(&folder, e))? {
         let meta = entry.metadata().await.map_err(|e| io(&entry.path(), e))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if meta.is_file() && matches_pattern(&pattern, &name) {
+        let os_name = entry.file_name();
+        // Names that are not UTF-8 cannot match a pattern; they are left alone.
+        let Some(name) = os_name.to_str() else {
+            continue;
+        };
+        if meta.is_file() && matches_pattern(&pattern, name) {
             let modified = meta.modified().map_err(|e| io(&entry.path(), e))?;
-            files.push((modified, name));
+            files.push((modified, name.to_string()));
         }
     }
     files.sort();
-    let done = folder.join(DONE);
-    if !files.is_empty() {
-        tokio::fs::create_dir_all(&done)
-            .await
-            .map_err(|e| io(&done, e))?;
+    if files.is_empty() {
+        return Ok(Vec::new());
     }
+    let done = done_folder(&folder, &root).await?;
     let mut runs = Vec::with_capacity(files.len());
     for (_, name) in files {
         let path = folder.join(&name);
-        let bytes = tokio::fs::read(&path).await.map_err(|e| io(&path, e))?;
+        let reading = path.clone();
+        let read = tokio::task::spawn_blocking(move || read_regular(&reading))
+            .await
+            .map_err(|e| FetchError::Io {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+        let bytes = match read {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                // That file stays where it is, a failed run in the history says why, and the
+                // folder's other files are imported.
+                let file = File {
+                    name: &name,
+                    sha256: String::new(),
+                    bytes: 0,
+                };
+                let id = imports::start(store, who, key, flow, &file, clock.now()).await?;
+                imports::finish(store, who, id, Some(&e.to_string()), clock.now()).await?;
+                runs.push(imports::get_run(store, who, id).await?);
+                continue;
+            }
+        };
         let run = run_file(store, who, key, flow, &name, &bytes, clock).await?;
         // A file of that name done before is kept beside it, stamped with the run.
         let mut target = done.join(&name);

@@ -784,6 +784,49 @@ async fn directory_flows_fetch_on_their_schedule_inside_the_import_root() {
             "the next night's file"
         );
 
+        // A file with another name outside the root (a hard link) is not read; it stays, a
+        // failed run says why. A `done` that is a link out of the root is refused.
+        std::fs::write(outside.join("secret.txt"), "mail,pref\ns@example.jp,x\n").unwrap();
+        std::fs::hard_link(outside.join("secret.txt"), inbox.join("users_4.csv")).unwrap();
+        clock.advance(Span::days(1));
+        runtime.import_step().await.unwrap();
+        let latest = &imports::history(&store, &system, Some("ota_nightly"), 1)
+            .await
+            .unwrap()[0];
+        assert_eq!(latest.file_name, "users_4.csv");
+        assert!(
+            latest
+                .error
+                .as_deref()
+                .unwrap_or("")
+                .contains("has other names"),
+            "{latest:?}"
+        );
+        assert!(inbox.join("users_4.csv").exists());
+        std::fs::remove_file(inbox.join("users_4.csv")).unwrap();
+        std::fs::rename(inbox.join("done"), inbox.join("old")).unwrap();
+        std::os::unix::fs::symlink(&outside, inbox.join("done")).unwrap();
+        std::fs::write(
+            inbox.join("users_5.csv"),
+            "mail,pref\nd@example.jp,愛知県\n",
+        )
+        .unwrap();
+        clock.advance(Span::days(1));
+        runtime.import_step().await.unwrap();
+        let latest = &imports::history(&store, &system, Some("ota_nightly"), 1)
+            .await
+            .unwrap()[0];
+        assert!(
+            latest
+                .error
+                .as_deref()
+                .unwrap_or("")
+                .contains("is not a folder"),
+            "{latest:?}"
+        );
+        assert!(inbox.join("users_5.csv").exists());
+        assert!(!outside.join("users_5.csv").exists());
+
         store.db().conn.clone().close().await.ok();
         scratch.remove().await;
         std::fs::remove_dir_all(&base).unwrap();

@@ -33,6 +33,8 @@ pub fn routes() -> Router<AppState> {
 
 /// Excel's last row, less the header.
 const XLSX_MAX_ROWS: u64 = 1_048_575;
+/// The most characters Excel holds in one cell.
+const XLSX_MAX_CELL_CHARS: usize = 32_767;
 
 #[derive(Deserialize)]
 struct ExportQuery {
@@ -135,9 +137,17 @@ fn header_names(fields: &[FieldDef], header: Header) -> Vec<String> {
         .collect()
 }
 
-/// A cell as text: times in the export's zone as Excel reads them, lists joined, and text
-/// that Excel would run as a formula kept as text.
+/// A cell as text for CSV: [`text`], with text that Excel would run as a formula kept as text.
 fn cell<'a>(field: Option<&FieldDef>, value: &'a Json, zone: &Zone) -> Cow<'a, str> {
+    let text = text(field, value, zone);
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) && !matches!(value, Json::Number(_)) {
+        return Cow::Owned(format!("'{text}"));
+    }
+    text
+}
+
+/// A value as text: times in the export's zone as Excel reads them, lists joined.
+fn text<'a>(field: Option<&FieldDef>, value: &'a Json, zone: &Zone) -> Cow<'a, str> {
     match value {
         Json::Null => Cow::Borrowed(""),
         Json::String(s) => match field.map(|f| &f.ty) {
@@ -150,7 +160,6 @@ fn cell<'a>(field: Option<&FieldDef>, value: &'a Json, zone: &Zone) -> Cow<'a, s
                     )
                 })
                 .unwrap_or(Cow::Borrowed(s)),
-            _ if s.starts_with(['=', '+', '-', '@', '\t', '\r']) => Cow::Owned(format!("'{s}")),
             _ => Cow::Borrowed(s),
         },
         Json::Array(items) => Cow::Owned(
@@ -297,10 +306,15 @@ async fn xlsx(store: Store, mut export: Export, names: Vec<String>, zone: Zone) 
                     Json::Bool(b) => {
                         sheet.write_boolean(r, c, *b).map_err(bad)?;
                     }
+                    // Typed string cells are never formulas; Excel holds at most 32,767
+                    // characters in one.
                     other => {
-                        sheet
-                            .write_string(r, c, cell(field, other, &zone))
-                            .map_err(bad)?;
+                        let text = text(field, other, &zone);
+                        let end = text
+                            .char_indices()
+                            .nth(XLSX_MAX_CELL_CHARS)
+                            .map_or(text.len(), |(at, _)| at);
+                        sheet.write_string(r, c, &text[..end]).map_err(bad)?;
                     }
                 }
             }
@@ -308,22 +322,19 @@ async fn xlsx(store: Store, mut export: Export, names: Vec<String>, zone: Zone) 
         }
     }
     export.finish(&store, true).await?;
-    static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let path = std::env::temp_dir().join(format!(
-        "tabiji-export-{}-{}.xlsx",
-        std::process::id(),
-        SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    ));
-    let saved = path.clone();
-    tokio::task::spawn_blocking(move || workbook.save(&saved))
-        .await
-        .map_err(|e| ApiError::BadRequest(format!("the XLSX file could not be written: {e}")))?
-        .map_err(bad)?;
-    let file = tokio::fs::File::open(&path)
-        .await
-        .map_err(|e| ApiError::BadRequest(format!("the XLSX file could not be read: {e}")))?;
-    // Unlinked while open: the file goes when the download ends, however it ends.
-    let _ = tokio::fs::remove_file(&path).await;
+    // An unnamed temporary file: nothing to clean up, nothing another user could plant.
+    let written = tokio::task::spawn_blocking(move || {
+        let mut file = tempfile_in(&std::env::temp_dir())?;
+        workbook
+            .save_to_writer(&mut file)
+            .map_err(std::io::Error::other)?;
+        std::io::Seek::rewind(&mut file)?;
+        Ok::<_, std::io::Error>(file)
+    })
+    .await
+    .map_err(|e| ApiError::BadRequest(format!("the XLSX file could not be written: {e}")))?
+    .map_err(|e| ApiError::BadRequest(format!("the XLSX file could not be written: {e}")))?;
+    let file = tokio::fs::File::from_std(written);
     let chunks = stream::unfold(file, |mut file| async move {
         use tokio::io::AsyncReadExt;
         let mut buffer = vec![0u8; 64 * 1024];
@@ -337,4 +348,15 @@ async fn xlsx(store: Store, mut export: Export, names: Vec<String>, zone: Zone) 
         }
     });
     Ok(Body::from_stream(chunks))
+}
+
+/// A file with no name in `dir` (Linux `O_TMPFILE`): gone when closed, however the download ends.
+fn tempfile_in(dir: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_TMPFILE)
+        .mode(0o600)
+        .open(dir)
 }

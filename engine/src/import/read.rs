@@ -271,6 +271,9 @@ impl<'a> CsvFile<'a> {
     }
 }
 
+/// Columns an XLSX sheet may use (a partner file has tens).
+const MAX_XLSX_COLUMNS: u32 = 1_000;
+
 /// An Excel workbook's sheet: the header and rows, line numbers being Excel's row numbers.
 pub struct XlsxFile {
     pub header: Vec<String>,
@@ -286,28 +289,54 @@ impl XlsxFile {
         use calamine::{Reader, Xlsx, open_workbook_from_rs};
         let mut book: Xlsx<_> = open_workbook_from_rs(std::io::Cursor::new(bytes))
             .map_err(|e: calamine::XlsxError| ReadError::Workbook(e.to_string()))?;
-        let range = match sheet {
+        let names = book.sheet_names();
+        let name = match sheet {
+            Some(name) if names.iter().any(|n| n == name) => name.to_string(),
             Some(name) => {
-                if !book.sheet_names().iter().any(|n| n == name) {
-                    return Err(ReadError::NoSheet {
-                        wanted: name.to_string(),
-                        found: book.sheet_names().join(", "),
-                    });
-                }
-                book.worksheet_range(name)
-                    .map_err(|e: calamine::XlsxError| ReadError::Workbook(e.to_string()))?
+                return Err(ReadError::NoSheet {
+                    wanted: name.to_string(),
+                    found: names.join(", "),
+                });
             }
-            None => book
-                .worksheet_range_at(0)
-                .ok_or(ReadError::Empty)?
-                .map_err(|e| ReadError::Workbook(e.to_string()))?,
+            None => names.first().cloned().ok_or(ReadError::Empty)?,
         };
-        let first = range.start().map_or(0, |(row, _)| u64::from(row));
-        let mut rows: Vec<(u64, Vec<calamine::Data>)> = range
-            .rows()
-            .enumerate()
-            .map(|(n, cells)| (first + n as u64 + 1, cells.to_vec()))
-            .filter(|(_, cells)| cells.iter().any(|c| *c != calamine::Data::Empty))
+        // Cells are read one by one and kept only where they hold something: a sheet is never
+        // laid out as a rectangle, which a few bytes naming a far corner (XFD1048576) would make
+        // billions of cells.
+        let mut reader = book
+            .worksheet_cells_reader(&name)
+            .map_err(|e| ReadError::Workbook(e.to_string()))?;
+        let mut by_row: std::collections::BTreeMap<u32, Vec<(u32, calamine::Data)>> =
+            std::collections::BTreeMap::new();
+        let mut width = 0u32;
+        while let Some(cell) = reader
+            .next_cell()
+            .map_err(|e| ReadError::Workbook(e.to_string()))?
+        {
+            let (row, column) = cell.get_position();
+            let value = calamine::Data::from(cell.get_value().clone());
+            if value == calamine::Data::Empty {
+                continue;
+            }
+            if column >= MAX_XLSX_COLUMNS {
+                return Err(ReadError::Workbook(format!(
+                    "row {} has a cell in column {}; at most {MAX_XLSX_COLUMNS} columns are read",
+                    row + 1,
+                    column + 1
+                )));
+            }
+            width = width.max(column + 1);
+            by_row.entry(row).or_default().push((column, value));
+        }
+        let mut rows: Vec<(u64, Vec<calamine::Data>)> = by_row
+            .into_iter()
+            .map(|(row, cells)| {
+                let mut dense = vec![calamine::Data::Empty; width as usize];
+                for (column, value) in cells {
+                    dense[column as usize] = value;
+                }
+                (u64::from(row) + 1, dense)
+            })
             .collect();
         if rows.is_empty() {
             return Err(ReadError::Empty);
@@ -319,7 +348,7 @@ impl XlsxFile {
                 .map(|c| column_name(&xlsx_text(c).unwrap_or_default()))
                 .collect()
         } else {
-            (1..=range.width()).map(|n| n.to_string()).collect()
+            (1..=width).map(|n| n.to_string()).collect()
         };
         Ok(XlsxFile {
             header,
@@ -560,6 +589,29 @@ mod tests {
             XlsxFile::open(b"not a workbook", None, true),
             Err(ReadError::Workbook(_))
         ));
+    }
+
+    #[test]
+    fn far_corners_of_a_sheet_cost_nothing() {
+        use rust_xlsxwriter::Workbook;
+        let mut book = Workbook::new();
+        let sheet = book.add_worksheet();
+        sheet.write_string(0, 0, "mail").unwrap();
+        sheet.write_string(1_048_575, 0, "last@example.jp").unwrap();
+        let bytes = book.save_to_buffer().unwrap();
+        let mut file = XlsxFile::open(&bytes, None, true).unwrap();
+        assert_eq!(file.next_row().unwrap().line, 1_048_576);
+
+        let mut book = Workbook::new();
+        let sheet = book.add_worksheet();
+        sheet.write_string(0, 0, "mail").unwrap();
+        sheet.write_string(1_048_575, 16_383, "corner").unwrap();
+        let bytes = book.save_to_buffer().unwrap();
+        let refused = XlsxFile::open(&bytes, None, true).err().unwrap();
+        assert!(
+            refused.to_string().contains("at most 1000 columns"),
+            "{refused}"
+        );
     }
 
     #[test]

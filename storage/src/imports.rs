@@ -216,15 +216,20 @@ async fn select_flows(store: &Store, key: Option<&str>) -> Result<Vec<SavedFlow>
     Ok(flows)
 }
 
-fn saved(row: &QueryResult) -> Result<SavedFlow> {
+/// The flow definition a row keeps as JSON.
+fn stored_definition(row: &QueryResult) -> Result<ImportFlow> {
     let text: String = row.try_get("", "definition")?;
+    serde_json::from_str(&text).map_err(|e| {
+        StorageError::Database(sea_orm::DbErr::Custom(format!(
+            "a stored import flow does not read back: {e}"
+        )))
+    })
+}
+
+fn saved(row: &QueryResult) -> Result<SavedFlow> {
     Ok(SavedFlow {
         key: row.try_get("", "key")?,
-        definition: serde_json::from_str(&text).map_err(|e| {
-            StorageError::Database(sea_orm::DbErr::Custom(format!(
-                "a stored import flow does not read back: {e}"
-            )))
-        })?,
+        definition: stored_definition(row)?,
         created_by: row.try_get("", "created_by")?,
         created_at: row.try_get("", "created_at")?,
         updated_at: row.try_get("", "updated_at")?,
@@ -459,17 +464,12 @@ const RUN_COLUMNS: [&str; 20] = [
 ];
 
 fn run(row: &QueryResult) -> Result<Run> {
-    let text: String = row.try_get("", "definition")?;
     let status: String = row.try_get("", "status")?;
     Ok(Run {
         id: row.try_get("", "id")?,
         flow: row.try_get("", "flow_key")?,
         entity: row.try_get("", "entity")?,
-        definition: serde_json::from_str(&text).map_err(|e| {
-            StorageError::Database(sea_orm::DbErr::Custom(format!(
-                "a stored import run does not read back: {e}"
-            )))
-        })?,
+        definition: stored_definition(row)?,
         file_name: row.try_get("", "file_name")?,
         file_sha256: row.try_get("", "file_sha256")?,
         file_bytes: row.try_get("", "file_bytes")?,

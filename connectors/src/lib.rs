@@ -7,8 +7,10 @@
 //!   channel.
 //! - [`recording`]: the `test` channel, which records what it was given (to a file when asked)
 //!   instead of sending it.
+//! - [`sftp`]: pulling partner files from an SFTP server for import flows.
 
 pub mod recording;
+pub mod sftp;
 
 use std::collections::HashMap;
 use std::future::Future;

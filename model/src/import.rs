@@ -66,6 +66,102 @@ pub fn json_schema() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(ImportFlow)).expect("a schema is JSON")
 }
 
+fn check_pattern(pattern: &str, errors: &mut Vec<ImportFlowError>) {
+    if pattern.is_empty() || pattern.contains('/') {
+        errors.push(err(
+            "source.pattern",
+            "invalid_pattern",
+            "give a file-name pattern such as users_*.csv (no folders)",
+        ));
+    }
+}
+
+impl SftpSource {
+    fn check(&self, errors: &mut Vec<ImportFlowError>) {
+        if self.host.trim().is_empty() {
+            errors.push(err(
+                "source.host",
+                "no_host",
+                "name the SFTP server, such as sftp.partner.example",
+            ));
+        }
+        if self.user.trim().is_empty() {
+            errors.push(err(
+                "source.user",
+                "no_user",
+                "give the login name on the SFTP server",
+            ));
+        }
+        if !is_sha256_fingerprint(&self.host_key) {
+            errors.push(err(
+                "source.host_key",
+                "invalid_host_key",
+                "give the server's key fingerprint as `ssh-keygen -lf` prints it, such as SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s (a fetch without it names the key the server offers)",
+            ));
+        }
+        match (&self.key, &self.password_env) {
+            (None, None) => errors.push(err(
+                "source.key",
+                "no_credential",
+                "name a private key file in the SFTP key folder (key) or an environment variable holding the password (password_env)",
+            )),
+            (Some(_), Some(_)) => errors.push(err(
+                "source.password_env",
+                "two_credentials",
+                "give either key or password_env, not both",
+            )),
+            (Some(key), None) => {
+                if !is_plain_file_name(key) {
+                    errors.push(err(
+                        "source.key",
+                        "invalid_key_name",
+                        "give the key's file name in the SFTP key folder, without folders",
+                    ));
+                }
+            }
+            (None, Some(name)) => {
+                let rest = name.strip_prefix(SFTP_PASSWORD_ENV_PREFIX).unwrap_or("");
+                if rest.is_empty()
+                    || !rest
+                        .bytes()
+                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+                {
+                    errors.push(err(
+                        "source.password_env",
+                        "invalid_password_env",
+                        format!(
+                            "name an environment variable such as {SFTP_PASSWORD_ENV_PREFIX}OTA_PASSWORD (capital letters, digits and _ after {SFTP_PASSWORD_ENV_PREFIX})"
+                        ),
+                    ));
+                }
+            }
+        }
+        if self.path.trim().is_empty() {
+            errors.push(err(
+                "source.path",
+                "no_path",
+                "give the folder on the server, such as /outgoing or outgoing",
+            ));
+        }
+        check_pattern(&self.pattern, errors);
+    }
+}
+
+/// `SHA256:` and 43 characters of unpadded base64, as OpenSSH prints fingerprints.
+fn is_sha256_fingerprint(text: &str) -> bool {
+    text.strip_prefix("SHA256:").is_some_and(|hash| {
+        hash.len() == 43
+            && hash
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+    })
+}
+
+/// A name inside one folder: no separators, not hidden, not `.` or `..`.
+pub fn is_plain_file_name(name: &str) -> bool {
+    !name.is_empty() && !name.starts_with('.') && !name.contains(['/', '\\', '\0'])
+}
+
 fn tokyo() -> String {
     "Asia/Tokyo".into()
 }
@@ -79,6 +175,59 @@ pub enum Source {
     /// Files matching `pattern` (`*` and `?`) in the server's folder `path` are imported on
     /// the schedule, oldest first, then moved to its `done` subfolder.
     Directory { path: String, pattern: String },
+    /// Files matching `pattern` in the folder `path` of an SFTP server are downloaded on the
+    /// schedule, oldest first, imported, then moved to that folder's `done` subfolder on the
+    /// server. Credentials are not part of the flow: `key` names a private key file the
+    /// operator put in the SFTP key folder (`TABIJI_SFTP_KEYS`), `password_env` an environment
+    /// variable of the server process holding the password.
+    Sftp(SftpSource),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SftpSource {
+    pub host: String,
+    #[serde(default = "ssh_port")]
+    pub port: u16,
+    pub user: String,
+    /// The server's host key fingerprint as `ssh-keygen -lf` prints it (`SHA256:…`); a server
+    /// offering any other key is not logged in to.
+    pub host_key: String,
+    /// File name of an unencrypted OpenSSH private key in the SFTP key folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Name of an environment variable starting with `TABIJI_SFTP_` that holds the password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+    /// The folder on the server, absolute or relative to the login's home.
+    pub path: String,
+    pub pattern: String,
+}
+
+impl Source {
+    /// Where the files come from, for the history of a fetch that failed before reading one:
+    /// the folder, or `sftp://user@host:port/folder`; empty for uploads.
+    pub fn place(&self) -> String {
+        match self {
+            Source::Upload => String::new(),
+            Source::Directory { path, .. } => path.clone(),
+            Source::Sftp(sftp) => format!(
+                "sftp://{}@{}:{}/{}",
+                sftp.user,
+                sftp.host,
+                sftp.port,
+                sftp.path.trim_start_matches('/')
+            ),
+        }
+    }
+}
+
+/// Prefix of the environment variables an SFTP source may read its password from, so a flow
+/// cannot name the process's other secrets.
+pub const SFTP_PASSWORD_ENV_PREFIX: &str = "TABIJI_SFTP_";
+
+fn ssh_port() -> u16 {
+    22
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -532,18 +681,22 @@ impl ImportFlow {
                         "give the folder as an absolute path such as /srv/partners/ota",
                     ));
                 }
-                if pattern.is_empty() || pattern.contains('/') {
-                    errors.push(err(
-                        "source.pattern",
-                        "invalid_pattern",
-                        "give a file-name pattern such as users_*.csv (no folders)",
-                    ));
-                }
+                check_pattern(pattern, errors);
                 if self.schedule().is_none() {
                     errors.push(err(
                         "cron",
                         "no_schedule",
                         "a directory source needs a schedule (cron or recurrence)",
+                    ));
+                }
+            }
+            Source::Sftp(sftp) => {
+                sftp.check(errors);
+                if self.schedule().is_none() {
+                    errors.push(err(
+                        "cron",
+                        "no_schedule",
+                        "an SFTP source needs a schedule (cron or recurrence)",
                     ));
                 }
             }
@@ -788,6 +941,59 @@ mod tests {
                 ("source.pattern".into(), "invalid_pattern"),
                 ("cron".into(), "no_schedule"),
             ]
+        );
+    }
+
+    #[test]
+    fn sftp_sources_pin_the_host_key_and_name_credentials_without_holding_them() {
+        let mut json = users();
+        json["cron"] = "0 3 * * *".into();
+        json["source"] = serde_json::json!({
+            "type": "sftp", "host": "sftp.ota.example", "user": "tabiji",
+            "host_key": "SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s",
+            "key": "ota_ed25519", "path": "/outgoing", "pattern": "users_*.csv"
+        });
+        let accepted = flow(json.clone());
+        assert_eq!(codes(&accepted), vec![]);
+        let Source::Sftp(sftp) = &accepted.source else {
+            panic!("an SFTP source")
+        };
+        assert_eq!(sftp.port, 22, "the SSH port unless another is given");
+        json["source"]["host_key"] = "ab:cd:ef".into();
+        json["source"]["key"] = "../../etc/ssh/ssh_host_ed25519_key".into();
+        json["source"]["pattern"] = "*/x".into();
+        json.as_object_mut().unwrap().remove("cron");
+        assert_eq!(
+            codes(&flow(json.clone())),
+            vec![
+                ("source.host_key".into(), "invalid_host_key"),
+                ("source.key".into(), "invalid_key_name"),
+                ("source.pattern".into(), "invalid_pattern"),
+                ("cron".into(), "no_schedule"),
+            ]
+        );
+        json["cron"] = "0 3 * * *".into();
+        json["source"]["host_key"] = "SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s".into();
+        json["source"]["pattern"] = "*.csv".into();
+        json["source"]["password_env"] = "TABIJI_SFTP_OTA".into();
+        assert_eq!(
+            codes(&flow(json.clone())),
+            vec![("source.password_env".into(), "two_credentials")]
+        );
+        json["source"].as_object_mut().unwrap().remove("key");
+        assert_eq!(codes(&flow(json.clone())), vec![]);
+        for other in ["DATABASE_URL", "TABIJI_SFTP_", "TABIJI_SFTP_a"] {
+            json["source"]["password_env"] = other.into();
+            assert_eq!(
+                codes(&flow(json.clone())),
+                vec![("source.password_env".into(), "invalid_password_env")],
+                "{other}"
+            );
+        }
+        json["source"]["password"] = "secret".into();
+        assert!(
+            serde_json::from_value::<ImportFlow>(json).is_err(),
+            "a password in the flow is refused"
         );
     }
 

@@ -19,6 +19,9 @@ pub enum ApiError {
     BadJson(String),
     #[error("{0}")]
     BadRequest(String),
+    /// A partner's server (an SFTP source) could not be reached or failed part-way.
+    #[error("{0}")]
+    Upstream(String),
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(transparent)]
@@ -42,6 +45,7 @@ impl ApiError {
             ApiError::AdminOnly(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::BadJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::Upstream(_) => (StatusCode::BAD_GATEWAY, "upstream_failed"),
             ApiError::Engine(e) => match e {
                 RuntimeError::NotPublished(_) => (StatusCode::NOT_FOUND, "not_published"),
                 RuntimeError::NotActive(_) => (StatusCode::CONFLICT, "flow_not_active"),

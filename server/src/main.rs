@@ -118,11 +118,11 @@ enum ImportCommand {
         #[arg(required = true)]
         files: Vec<std::path::PathBuf>,
     },
-    /// Fetch a directory flow's files now (as its schedule would), as tabiji itself.
+    /// Fetch a directory or SFTP flow's files now (as its schedule would), as tabiji itself.
     Fetch {
         key: String,
         #[command(flatten)]
-        imports: ImportRoot,
+        imports: FetchArgs,
     },
     /// Print the JSON Schema of the import-flow format.
     Schema,
@@ -146,16 +146,29 @@ struct EngineArgs {
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     lease_secs: u64,
     #[command(flatten)]
-    imports: ImportRoot,
+    imports: FetchArgs,
 }
 
-/// Where directory import flows may read files.
+/// Where import flows may fetch files from.
 #[derive(clap::Args, Clone)]
-struct ImportRoot {
+struct FetchArgs {
     /// The folder partner files arrive under; directory import flows may only read below it
     /// (without it, directory sources are off).
     #[arg(long, env = "TABIJI_IMPORT_ROOT")]
     import_root: Option<std::path::PathBuf>,
+    /// The folder holding the private keys SFTP import flows log in with (each flow names its
+    /// key file; without it, SFTP key logins are off).
+    #[arg(long, env = "TABIJI_SFTP_KEYS")]
+    sftp_keys: Option<std::path::PathBuf>,
+}
+
+impl FetchArgs {
+    fn settings(&self) -> tabiji_engine::import::fetch::FetchSettings {
+        tabiji_engine::import::fetch::FetchSettings {
+            import_root: self.import_root.clone(),
+            sftp_keys: self.sftp_keys.clone(),
+        }
+    }
 }
 
 impl EngineArgs {
@@ -173,7 +186,7 @@ impl EngineArgs {
         let config = EngineConfig {
             delivery_batch: self.delivery_batch.max(1),
             lease: std::time::Duration::from_secs(self.lease_secs),
-            import_root: self.imports.import_root.clone(),
+            fetch: self.imports.settings(),
             ..EngineConfig::default()
         };
         Ok(AppState::with_engine(store, self.registry()?, config))
@@ -610,14 +623,17 @@ async fn import(database_url: &str, command: ImportCommand) -> anyhow::Result<()
                 saved.key, saved.definition.name
             );
         }
-        ImportCommand::Fetch { key, imports: root } => {
+        ImportCommand::Fetch {
+            key,
+            imports: places,
+        } => {
             let saved = imports::get(&store, &system, &key).await?;
-            let runs = tabiji_engine::import::fetch::fetch_directory(
+            let runs = tabiji_engine::import::fetch::fetch(
                 &store,
                 &system,
                 &key,
                 &saved.definition,
-                root.import_root.as_deref(),
+                &places.settings(),
                 &clock,
             )
             .await?;

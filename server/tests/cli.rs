@@ -169,8 +169,9 @@ async fn example_imports(url: &str) {
     let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/imports");
     let users = format!("{examples}/ota_users.json");
     let points = format!("{examples}/ota_points.json");
-    let (out, _) = run(tabiji(url).args(["import", "check", &users, &points]));
-    assert_eq!(out.matches(": valid").count(), 2, "{out}");
+    let sftp = format!("{examples}/ota_users_sftp.json");
+    let (out, _) = run(tabiji(url).args(["import", "check", &users, &points, &sftp]));
+    assert_eq!(out.matches(": valid").count(), 3, "{out}");
     run(tabiji(url).args(["import", "save", "ota_users", &users]));
     run(tabiji(url).args(["import", "save", "ota_points", &points]));
     let out = tabiji(url)

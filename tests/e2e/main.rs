@@ -13,4 +13,5 @@ mod reports;
 mod rights;
 mod schema;
 mod segments;
+mod sftp;
 mod workspace;

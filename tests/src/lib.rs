@@ -4,7 +4,10 @@
 //!
 //! # Layout
 //! - `src/lib.rs`: the harness ([`TestApp`], [`backends`]).
+//! - `src/sshd.rs`: a real OpenSSH server on a loopback port, for SFTP sources.
 //! - `e2e/`: the tests, one module per capability, all in one test binary.
+
+pub mod sshd;
 
 use std::sync::Arc;
 
@@ -41,6 +44,11 @@ pub async fn backends() -> Vec<Scratch> {
 }
 
 pub async fn spawn_app(scratch: Scratch) -> TestApp {
+    spawn_app_with(scratch, tabiji_engine::runtime::Config::default()).await
+}
+
+/// [`spawn_app`] with the engine configured as an operator would (import root, SFTP keys…).
+pub async fn spawn_app_with(scratch: Scratch, config: tabiji_engine::runtime::Config) -> TestApp {
     let backend = if scratch.url.starts_with("sqlite") {
         "sqlite"
     } else {
@@ -67,7 +75,7 @@ pub async fn spawn_app(scratch: Scratch) -> TestApp {
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = oneshot::channel::<()>();
     let channel = Arc::new(Recording::new());
-    let state = AppState::new(store.clone(), Registry::new().with(channel.clone()));
+    let state = AppState::with_engine(store.clone(), Registry::new().with(channel.clone()), config);
     let worker = Some(spawn_worker(state.runtime.clone()));
     let server = tokio::spawn(async move {
         serve(listener, state, async {

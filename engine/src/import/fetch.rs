@@ -1,15 +1,22 @@
-//! Fetching a directory flow's files: the matching files in its folder, oldest first, each
-//! imported and then moved to the folder's `done/` subfolder, so the next fetch does not see it
-//! again. A file whose run could not be recorded stays where it was and is tried again next
-//! time (imports are idempotent).
+//! Fetching a flow's files from where its partner leaves them: a folder on this server or a
+//! folder on an SFTP server. The matching files are imported oldest first, each then moved to
+//! the folder's `done/` subfolder, so the next fetch does not see it again. A file that cannot
+//! be read becomes a failed run in the history and stays where it was; the others are imported
+//! (imports are idempotent, so a file tried again changes nothing twice).
 //!
-//! Folders are confined: a flow may only read below the import root the operator configured
-//! (`TABIJI_IMPORT_ROOT`), so the import right is not a way to read the server's files.
+//! Folders on this server are confined: a flow may only read below the import root the
+//! operator configured (`TABIJI_IMPORT_ROOT`), so the import right is not a way to read the
+//! server's files. SFTP keys are files the operator put in the SFTP key folder
+//! (`TABIJI_SFTP_KEYS`) and passwords are environment variables named `TABIJI_SFTP_…`: a flow
+//! names them but never holds them.
 
 use std::path::{Path, PathBuf};
 
+use tabiji_connectors::sftp::{self, Credential, SftpError, SftpFolder};
 use tabiji_model::clock::Clock;
-use tabiji_model::import::{ImportFlow, Source, matches_pattern};
+use tabiji_model::import::{
+    ImportFlow, SFTP_PASSWORD_ENV_PREFIX, SftpSource, Source, is_plain_file_name, matches_pattern,
+};
 use tabiji_storage::StorageError;
 use tabiji_storage::auth::Principal;
 use tabiji_storage::imports::{self, File, Run};
@@ -18,16 +25,40 @@ use tabiji_storage::records::Store;
 use super::run_file;
 
 /// Where processed files go, inside the flow's folder.
-pub const DONE: &str = "done";
+pub const DONE: &str = sftp::DONE;
+
+/// Largest file a fetch reads.
+const MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// What the operator allows fetches to use.
+#[derive(Debug, Clone, Default)]
+pub struct FetchSettings {
+    /// The folder directory flows may read below; `None` turns directory sources off.
+    pub import_root: Option<PathBuf>,
+    /// The folder holding the private keys SFTP flows name; `None` turns SFTP keys off.
+    pub sftp_keys: Option<PathBuf>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     #[error("{0} does not fetch files itself: its source is an upload")]
-    NotADirectory(String),
+    NotFetched(String),
     #[error(
         "directory sources are off: start tabiji with --import-root (TABIJI_IMPORT_ROOT) naming the folder partner files arrive under"
     )]
     NoRoot,
+    #[error(
+        "SFTP keys are off: start tabiji with --sftp-keys (TABIJI_SFTP_KEYS) naming the folder that holds the key files"
+    )]
+    NoSftpKeys,
+    #[error("source.key: {0:?} is not a file name in the SFTP key folder")]
+    KeyName(String),
+    #[error(
+        "source.password_env: {0} is not set in the tabiji process (only variables starting with {SFTP_PASSWORD_ENV_PREFIX} are read)"
+    )]
+    NoPassword(String),
+    #[error(transparent)]
+    Sftp(#[from] SftpError),
     #[error("{folder} is not inside the import root {root}")]
     OutsideRoot { folder: String, root: String },
     #[error("{path}: {message}")]
@@ -50,7 +81,7 @@ async fn folder(
     root: Option<&Path>,
 ) -> Result<(PathBuf, String, PathBuf), FetchError> {
     let Source::Directory { path, pattern } = &flow.source else {
-        return Err(FetchError::NotADirectory(flow.name.clone()));
+        return Err(FetchError::NotFetched(flow.name.clone()));
     };
     let root = root.ok_or(FetchError::NoRoot)?;
     let root = tokio::fs::canonicalize(root)
@@ -98,9 +129,6 @@ async fn done_folder(folder: &Path, root: &Path) -> Result<PathBuf, FetchError> 
     Ok(resolved)
 }
 
-/// Largest file a fetch reads.
-const MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;
-
 /// A file's bytes, refusing a path that is (or became, since the folder was listed) a symbolic
 /// link, anything but a regular file, a file with other names (a hard link) and files over the
 /// size limit.
@@ -131,50 +159,171 @@ fn read_regular(path: &Path) -> Result<Vec<u8>, FetchError> {
     Ok(bytes)
 }
 
-/// Imports every file of `flow`'s folder that matches its pattern, oldest first, as `who`;
-/// returns the runs.
-pub async fn fetch_directory(
+/// Imports every file of `flow`'s folder (here or on an SFTP server) that matches its
+/// pattern, oldest first, as `who`; returns the runs.
+pub async fn fetch(
     store: &Store,
     who: &Principal,
     key: &str,
     flow: &ImportFlow,
-    root: Option<&Path>,
+    settings: &FetchSettings,
     clock: &dyn Clock,
 ) -> Result<Vec<Run>, FetchError> {
     store.require_import(who, flow).await?;
-    let (folder, pattern, root) = folder(flow, root).await?;
+    match &flow.source {
+        Source::Upload => Err(FetchError::NotFetched(flow.name.clone())),
+        Source::Directory { .. } => {
+            let (folder, pattern, root) = folder(flow, settings.import_root.as_deref()).await?;
+            let mut files = local_files(&folder, &pattern).await?;
+            if files.is_empty() {
+                return Ok(Vec::new());
+            }
+            files.sort();
+            let local = LocalFolder {
+                done: done_folder(&folder, &root).await?,
+                folder,
+            };
+            let names = files.into_iter().map(|(_, name)| name).collect();
+            import_each(store, who, key, flow, &local, names, clock).await
+        }
+        Source::Sftp(source) => {
+            let credential = sftp_credential(source, settings)?;
+            let server = sftp::Server {
+                host: &source.host,
+                port: source.port,
+                user: &source.user,
+                host_key: &source.host_key,
+            };
+            let remote = SftpFolder::open(&server, &credential, &source.path).await?;
+            let result = async {
+                let mut files: Vec<_> = remote
+                    .list()
+                    .await?
+                    .into_iter()
+                    .filter(|file| matches_pattern(&source.pattern, &file.name))
+                    .map(|file| (file.modified, file.name))
+                    .collect();
+                files.sort();
+                let names = files.into_iter().map(|(_, name)| name).collect();
+                import_each(store, who, key, flow, &remote, names, clock).await
+            }
+            .await;
+            remote.close().await;
+            result
+        }
+    }
+}
+
+/// The key file or password an SFTP source names, from where the operator keeps them.
+fn sftp_credential(
+    source: &SftpSource,
+    settings: &FetchSettings,
+) -> Result<Credential, FetchError> {
+    if let Some(name) = &source.key {
+        let keys = settings.sftp_keys.as_ref().ok_or(FetchError::NoSftpKeys)?;
+        if !is_plain_file_name(name) {
+            return Err(FetchError::KeyName(name.clone()));
+        }
+        return Ok(Credential::Key(keys.join(name)));
+    }
+    let variable = source.password_env.clone().unwrap_or_default();
+    if !variable.starts_with(SFTP_PASSWORD_ENV_PREFIX) {
+        return Err(FetchError::NoPassword(variable));
+    }
+    std::env::var(&variable)
+        .map(Credential::Password)
+        .map_err(|_| FetchError::NoPassword(variable))
+}
+
+/// The regular files of a local folder whose names match `pattern`, with their times.
+async fn local_files(
+    folder: &Path,
+    pattern: &str,
+) -> Result<Vec<(std::time::SystemTime, String)>, FetchError> {
     let mut files = Vec::new();
-    let mut entries = tokio::fs::read_dir(&folder)
+    let mut entries = tokio::fs::read_dir(folder)
         .await
-        .map_err(|e| io(&folder, e))?;
-    while let Some(entry) = entries.next_entry().await.map_err(|e| io(&folder, e))? {
+        .map_err(|e| io(folder, e))?;
+    while let Some(entry) = entries.next_entry().await.map_err(|e| io(folder, e))? {
         let meta = entry.metadata().await.map_err(|e| io(&entry.path(), e))?;
         let os_name = entry.file_name();
         // Names that are not UTF-8 cannot match a pattern; they are left alone.
         let Some(name) = os_name.to_str() else {
             continue;
         };
-        if meta.is_file() && matches_pattern(&pattern, name) {
+        if meta.is_file() && matches_pattern(pattern, name) {
             let modified = meta.modified().map_err(|e| io(&entry.path(), e))?;
             files.push((modified, name.to_string()));
         }
     }
-    files.sort();
-    if files.is_empty() {
-        return Ok(Vec::new());
-    }
-    let done = done_folder(&folder, &root).await?;
-    let mut runs = Vec::with_capacity(files.len());
-    for (_, name) in files {
-        let path = folder.join(&name);
+    Ok(files)
+}
+
+/// A folder files are fetched from.
+trait Folder {
+    /// A file's bytes; an error fails that file's run only.
+    async fn read(&self, name: &str) -> Result<Vec<u8>, FetchError>;
+    /// Moves an imported file to `done/`, under another name when `done/` has one like it.
+    async fn done(&self, name: &str, run: i64) -> Result<(), FetchError>;
+}
+
+struct LocalFolder {
+    folder: PathBuf,
+    done: PathBuf,
+}
+
+impl Folder for LocalFolder {
+    async fn read(&self, name: &str) -> Result<Vec<u8>, FetchError> {
+        let path = self.folder.join(name);
         let reading = path.clone();
-        let read = tokio::task::spawn_blocking(move || read_regular(&reading))
+        tokio::task::spawn_blocking(move || read_regular(&reading))
             .await
             .map_err(|e| FetchError::Io {
                 path: path.display().to_string(),
                 message: e.to_string(),
-            })?;
-        let bytes = match read {
+            })?
+    }
+
+    async fn done(&self, name: &str, run: i64) -> Result<(), FetchError> {
+        let path = self.folder.join(name);
+        let mut target = self.done.join(name);
+        if tokio::fs::try_exists(&target).await.unwrap_or(false) {
+            target = self.done.join(format!("{run}.{name}"));
+        }
+        tokio::fs::rename(&path, &target)
+            .await
+            .map_err(|e| io(&path, e))
+    }
+}
+
+impl Folder for SftpFolder {
+    async fn read(&self, name: &str) -> Result<Vec<u8>, FetchError> {
+        Ok(SftpFolder::read(self, name, MAX_FILE_BYTES).await?)
+    }
+
+    async fn done(&self, name: &str, run: i64) -> Result<(), FetchError> {
+        let target = if self.done_has(name).await? {
+            format!("{run}.{name}")
+        } else {
+            name.to_string()
+        };
+        Ok(self.move_to_done(name, &target).await?)
+    }
+}
+
+/// Imports the named files of `folder` in the order given.
+async fn import_each(
+    store: &Store,
+    who: &Principal,
+    key: &str,
+    flow: &ImportFlow,
+    folder: &impl Folder,
+    names: Vec<String>,
+    clock: &dyn Clock,
+) -> Result<Vec<Run>, FetchError> {
+    let mut runs = Vec::with_capacity(names.len());
+    for name in names {
+        let bytes = match folder.read(&name).await {
             Ok(bytes) => bytes,
             Err(e) => {
                 // That file stays where it is, a failed run in the history says why, and the
@@ -191,14 +340,7 @@ pub async fn fetch_directory(
             }
         };
         let run = run_file(store, who, key, flow, &name, &bytes, clock).await?;
-        // A file of that name done before is kept beside it, stamped with the run.
-        let mut target = done.join(&name);
-        if tokio::fs::try_exists(&target).await.unwrap_or(false) {
-            target = done.join(format!("{}.{name}", run.id));
-        }
-        tokio::fs::rename(&path, &target)
-            .await
-            .map_err(|e| io(&path, e))?;
+        folder.done(&name, run.id).await?;
         runs.push(run);
     }
     Ok(runs)

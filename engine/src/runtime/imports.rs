@@ -1,19 +1,20 @@
-//! Scheduled imports: each directory flow's due fetch (for example every night at 03:00 in
-//! Asia/Tokyo), fired once across workers, acting as the user who saved the flow with their
-//! rights as they are now. A fetch that fails before any file is read (a folder gone, outside
-//! the import root) is recorded in the import history as a failed run, so it is seen.
+//! Scheduled imports: each directory or SFTP flow's due fetch (for example every night at
+//! 03:00 in Asia/Tokyo), fired once across workers, acting as the user who saved the flow with
+//! their rights as they are now. A fetch that fails before any file is read (a folder gone,
+//! outside the import root, an SFTP server unreachable or offering another host key) is
+//! recorded in the import history as a failed run, so it is seen.
 
 use tabiji_model::import::Source;
 use tabiji_storage::imports::{self, File, SavedFlow};
 
 use super::{Result, Runtime, from_millis, millis};
 
-/// How often a worker looks for directory flows whose fetch is due.
+/// How often a worker looks for directory and SFTP flows whose fetch is due.
 const IMPORT_CHECK_EVERY: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
-use crate::import::fetch::{FetchError, fetch_directory};
+use crate::import::fetch::{FetchError, fetch};
 
 impl Runtime {
-    /// Fetches the files of every directory flow whose time has come. Returns how many files
+    /// Fetches the files of every directory and SFTP flow whose time has come. Returns how many files
     /// were imported.
     pub async fn import_step(&self) -> Result<usize> {
         let now = self.now();
@@ -28,7 +29,7 @@ impl Runtime {
         let mut imported = 0;
         for saved in imports::all(&self.store).await? {
             let flow = &saved.definition;
-            if !matches!(flow.source, Source::Directory { .. }) {
+            if matches!(flow.source, Source::Upload) {
                 continue;
             }
             let (Some(Ok(schedule)), Some(zone)) = (flow.schedule(), flow.zone()) else {
@@ -58,13 +59,12 @@ impl Runtime {
             );
             return Ok(0);
         };
-        let root = self.import_root();
-        match fetch_directory(
+        match fetch(
             &self.store,
             &who,
             &saved.key,
             &saved.definition,
-            root,
+            self.fetch_settings(),
             self.clock.as_ref(),
         )
         .await
@@ -75,12 +75,9 @@ impl Runtime {
             }
             Err(e) => {
                 tracing::error!(flow = %saved.key, error = %e, "scheduled import failed");
-                let folder = match &saved.definition.source {
-                    Source::Directory { path, .. } => path.as_str(),
-                    Source::Upload => "",
-                };
+                let place = saved.definition.source.place();
                 let file = File {
-                    name: folder,
+                    name: &place,
                     sha256: String::new(),
                     bytes: 0,
                 };

@@ -62,8 +62,8 @@ pub struct Config {
     /// How often calculated attributes are brought up to date for the tourists whose history
     /// changed (and, once a day, for everyone).
     pub calculated_every: Duration,
-    /// The folder directory import flows may read below; `None` turns directory sources off.
-    pub import_root: Option<std::path::PathBuf>,
+    /// Where import flows may fetch files from.
+    pub fetch: crate::import::fetch::FetchSettings,
 }
 
 impl Default for Config {
@@ -77,7 +77,7 @@ impl Default for Config {
             idle_poll: Duration::from_millis(250),
             segment_every: Duration::from_secs(60),
             calculated_every: Duration::from_secs(30),
-            import_root: None,
+            fetch: Default::default(),
         }
     }
 }
@@ -264,9 +264,9 @@ impl Runtime {
         self.clock.now()
     }
 
-    /// The folder directory import flows may read below, if the operator named one.
-    pub fn import_root(&self) -> Option<&std::path::Path> {
-        self.config.import_root.as_deref()
+    /// Where import flows may fetch files from, as the operator set it.
+    pub fn fetch_settings(&self) -> &crate::import::fetch::FetchSettings {
+        &self.config.fetch
     }
 
     /// Counts rows written and, on PostgreSQL, refreshes the engine tables' statistics when

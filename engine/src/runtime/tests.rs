@@ -691,7 +691,10 @@ async fn directory_flows_fetch_on_their_schedule_inside_the_import_root() {
             clock.clone(),
             Registry::new(),
             Config {
-                import_root: Some(root.clone()),
+                fetch: crate::import::fetch::FetchSettings {
+                    import_root: Some(root.clone()),
+                    sftp_keys: None,
+                },
                 ..Config::default()
             },
         );

@@ -10,7 +10,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
-use tabiji_engine::import::fetch::{FetchError, fetch_directory};
+use tabiji_connectors::sftp::SftpError;
+use tabiji_engine::import::fetch::{self as fetching, FetchError};
 use tabiji_engine::import::run_file;
 use tabiji_model::import::ImportFlow;
 use tabiji_storage::imports;
@@ -119,24 +120,30 @@ async fn run(
     Ok((StatusCode::CREATED, Json(run)))
 }
 
-/// A directory flow's files, fetched now rather than at its scheduled time.
+/// A directory or SFTP flow's files, fetched now rather than at its scheduled time.
 async fn fetch(
     State(state): State<AppState>,
     Caller(who): Caller,
     Path(key): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     let saved = imports::get(&state.store, &who, &key).await?;
-    let runs = fetch_directory(
+    let runs = fetching::fetch(
         &state.store,
         &who,
         &key,
         &saved.definition,
-        state.runtime.import_root(),
+        state.runtime.fetch_settings(),
         state.clock.as_ref(),
     )
     .await
     .map_err(|e| match e {
         FetchError::Storage(e) => ApiError::Storage(e),
+        FetchError::Sftp(
+            e @ (SftpError::Connect { .. }
+            | SftpError::Timeout { .. }
+            | SftpError::Session { .. }
+            | SftpError::File { .. }),
+        ) => ApiError::Upstream(e.to_string()),
         other => ApiError::BadRequest(other.to_string()),
     })?;
     Ok(Json(json!({"runs": runs})))

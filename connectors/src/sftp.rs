@@ -1,6 +1,7 @@
-//! Pulling partner files from an SFTP server: log in with a pinned host key, list a folder,
-//! download its files with a size limit, and move each processed file to the folder's `done`
-//! subfolder on the server.
+//! Partner files over SFTP: log in with a pinned host key, list a folder, download its files
+//! with a size limit and move each processed file to the folder's `done` subfolder on the
+//! server (import flows); upload a file whole, under a partial name until complete (scheduled
+//! exports).
 //!
 //! The host key is checked against the fingerprint the flow names before any credential is
 //! sent, so a server that is not the partner's never sees the key or the password. Credentials
@@ -77,7 +78,16 @@ pub struct Server<'a> {
     pub host_key: &'a str,
 }
 
-impl Server<'_> {
+impl<'a> Server<'a> {
+    pub fn of(login: &tabiji_model::import::SftpLogin<'a>) -> Server<'a> {
+        Server {
+            host: login.host,
+            port: login.port,
+            user: login.user,
+            host_key: login.host_key,
+        }
+    }
+
     fn name(&self) -> String {
         format!("{}:{}", self.host, self.port)
     }
@@ -325,6 +335,45 @@ impl SftpFolder {
             .rename(self.path_of(name), format!("{done}/{done_name}"))
             .await
             .map_err(|e| self.file_error(name, format!("cannot be moved to {DONE}/: {e}")))
+    }
+
+    /// Writes `local` to the folder as `name`: first under a hidden partial name, renamed once
+    /// complete, so the partner never picks up half a file; a file of that name is replaced.
+    pub async fn upload(&self, name: &str, local: &mut tokio::fs::File) -> Result<(), SftpError> {
+        use tokio::io::AsyncWriteExt;
+        let partial = format!(".{name}.partial");
+        let mut remote = self
+            .sftp
+            .create(self.path_of(&partial))
+            .await
+            .map_err(|e| self.file_error(&partial, e))?;
+        tokio::io::copy(local, &mut remote)
+            .await
+            .map_err(|e| self.file_error(&partial, e))?;
+        remote
+            .flush()
+            .await
+            .map_err(|e| self.file_error(&partial, e))?;
+        remote
+            .close()
+            .await
+            .map_err(|e| self.file_error(&partial, e))?;
+        let target = self.path_of(name);
+        if self
+            .sftp
+            .try_exists(target.clone())
+            .await
+            .map_err(|e| self.file_error(name, e))?
+        {
+            self.sftp
+                .remove_file(target.clone())
+                .await
+                .map_err(|e| self.file_error(name, format!("cannot be replaced: {e}")))?;
+        }
+        self.sftp
+            .rename(self.path_of(&partial), target)
+            .await
+            .map_err(|e| self.file_error(&partial, format!("cannot be renamed to {name}: {e}")))
     }
 
     /// Whether `done/name` exists on the server.

@@ -4,6 +4,8 @@
 //! and carries the actions out through an outbox, a batch at a time.
 //!
 //! # Layout
+//! - [`export`]: scheduled exports: a job's file made from records or an aggregate and
+//!   delivered to a folder or an SFTP server; the cells of every exported file.
 //! - [`import`]: import pipelines: a file read by its flow (encoding, header, rows) and
 //!   written in batches with the import history.
 //! - [`machine`]: [`machine::apply`], runs, inputs and actions.
@@ -11,12 +13,16 @@
 //! - [`runtime`]: schedule ticks, entries, timers, events, deliveries, calculated attributes
 //!   and the worker loops.
 //! - [`simulate`]: dry runs predicting how many contacts reach each node.
+//! - [`transfer`]: the folders and SFTP credentials files travel through, as the operator
+//!   set them.
 
+pub mod export;
 pub mod import;
 pub mod machine;
 pub mod runtime;
 pub mod simulate;
 pub mod time;
+pub mod transfer;
 
 pub use machine::{Action, Finish, Input, Position, Run, apply};
 pub use runtime::{Config, Runtime, RuntimeError};

@@ -66,6 +66,21 @@ pub fn json_schema() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(ImportFlow)).expect("a schema is JSON")
 }
 
+/// The schedule a `cron` or a `recurrence` gives; `None` when neither is given.
+pub(crate) fn schedule_of(
+    cron: Option<&str>,
+    recurrence: Option<&Recurrence>,
+) -> Option<Result<Schedule, String>> {
+    match (cron, recurrence) {
+        (None, None) => None,
+        (Some(cron), None) => Some(Cron::parse(cron).map(Schedule::Cron)),
+        (None, Some(recurrence)) => Some(recurrence.schedule()),
+        _ => Some(Err(
+            "give either a cron expression or a recurrence, not both".into(),
+        )),
+    }
+}
+
 fn check_pattern(pattern: &str, errors: &mut Vec<ImportFlowError>) {
     if pattern.is_empty() || pattern.contains('/') {
         errors.push(err(
@@ -76,44 +91,56 @@ fn check_pattern(pattern: &str, errors: &mut Vec<ImportFlowError>) {
     }
 }
 
-impl SftpSource {
-    fn check(&self, errors: &mut Vec<ImportFlowError>) {
+impl SftpLogin<'_> {
+    /// `sftp://user@host:port/folder`, for histories and messages.
+    pub fn place(&self) -> String {
+        format!(
+            "sftp://{}@{}:{}/{}",
+            self.user,
+            self.host,
+            self.port,
+            self.path.trim_start_matches('/')
+        )
+    }
+
+    /// Every problem with the login, each placed under `at` (`source`, `destination`).
+    pub fn check(&self, at: &str, errors: &mut Vec<ImportFlowError>) {
         if self.host.trim().is_empty() {
             errors.push(err(
-                "source.host",
+                format!("{at}.host"),
                 "no_host",
                 "name the SFTP server, such as sftp.partner.example",
             ));
         }
         if self.user.trim().is_empty() {
             errors.push(err(
-                "source.user",
+                format!("{at}.user"),
                 "no_user",
                 "give the login name on the SFTP server",
             ));
         }
-        if !is_sha256_fingerprint(&self.host_key) {
+        if !is_sha256_fingerprint(self.host_key) {
             errors.push(err(
-                "source.host_key",
+                format!("{at}.host_key"),
                 "invalid_host_key",
                 "give the server's key fingerprint as `ssh-keygen -lf` prints it, such as SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s (a fetch without it names the key the server offers)",
             ));
         }
-        match (&self.key, &self.password_env) {
+        match (self.key, self.password_env) {
             (None, None) => errors.push(err(
-                "source.key",
+                format!("{at}.key"),
                 "no_credential",
                 "name a private key file in the SFTP key folder (key) or an environment variable holding the password (password_env)",
             )),
             (Some(_), Some(_)) => errors.push(err(
-                "source.password_env",
+                format!("{at}.password_env"),
                 "two_credentials",
                 "give either key or password_env, not both",
             )),
             (Some(key), None) => {
                 if !is_plain_file_name(key) {
                     errors.push(err(
-                        "source.key",
+                        format!("{at}.key"),
                         "invalid_key_name",
                         "give the key's file name in the SFTP key folder, without folders",
                     ));
@@ -127,7 +154,7 @@ impl SftpSource {
                         .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
                 {
                     errors.push(err(
-                        "source.password_env",
+                        format!("{at}.password_env"),
                         "invalid_password_env",
                         format!(
                             "name an environment variable such as {SFTP_PASSWORD_ENV_PREFIX}OTA_PASSWORD (capital letters, digits and _ after {SFTP_PASSWORD_ENV_PREFIX})"
@@ -138,12 +165,11 @@ impl SftpSource {
         }
         if self.path.trim().is_empty() {
             errors.push(err(
-                "source.path",
+                format!("{at}.path"),
                 "no_path",
                 "give the folder on the server, such as /outgoing or outgoing",
             ));
         }
-        check_pattern(&self.pattern, errors);
     }
 }
 
@@ -211,13 +237,7 @@ impl Source {
         match self {
             Source::Upload => String::new(),
             Source::Directory { path, .. } => path.clone(),
-            Source::Sftp(sftp) => format!(
-                "sftp://{}@{}:{}/{}",
-                sftp.user,
-                sftp.host,
-                sftp.port,
-                sftp.path.trim_start_matches('/')
-            ),
+            Source::Sftp(sftp) => sftp.login().place(),
         }
     }
 }
@@ -226,8 +246,34 @@ impl Source {
 /// cannot name the process's other secrets.
 pub const SFTP_PASSWORD_ENV_PREFIX: &str = "TABIJI_SFTP_";
 
-fn ssh_port() -> u16 {
+pub(crate) fn ssh_port() -> u16 {
     22
+}
+
+impl SftpSource {
+    pub fn login(&self) -> SftpLogin<'_> {
+        SftpLogin {
+            host: &self.host,
+            port: self.port,
+            user: &self.user,
+            host_key: &self.host_key,
+            key: self.key.as_deref(),
+            password_env: self.password_env.as_deref(),
+            path: &self.path,
+        }
+    }
+}
+
+/// The login and folder of an SFTP source or destination.
+#[derive(Debug, Clone, Copy)]
+pub struct SftpLogin<'a> {
+    pub host: &'a str,
+    pub port: u16,
+    pub user: &'a str,
+    pub host_key: &'a str,
+    pub key: Option<&'a str>,
+    pub password_env: Option<&'a str>,
+    pub path: &'a str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -403,14 +449,7 @@ impl ImportFlow {
 
     /// The schedule, when the flow has one.
     pub fn schedule(&self) -> Option<Result<Schedule, String>> {
-        match (&self.cron, &self.recurrence) {
-            (None, None) => None,
-            (Some(cron), None) => Some(Cron::parse(cron).map(Schedule::Cron)),
-            (None, Some(recurrence)) => Some(recurrence.schedule()),
-            _ => Some(Err(
-                "give either a cron expression or a recurrence, not both".into(),
-            )),
-        }
+        schedule_of(self.cron.as_deref(), self.recurrence.as_ref())
     }
 
     pub fn zone(&self) -> Option<Zone> {
@@ -691,7 +730,8 @@ impl ImportFlow {
                 }
             }
             Source::Sftp(sftp) => {
-                sftp.check(errors);
+                sftp.login().check("source", errors);
+                check_pattern(&sftp.pattern, errors);
                 if self.schedule().is_none() {
                     errors.push(err(
                         "cron",

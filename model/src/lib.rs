@@ -1,6 +1,7 @@
 //! The shared language of tabiji: what a record is made of and who may touch it.
 //!
 //! # Layout
+//! - [`aggregate`]: groupings and measures of aggregates, as data.
 //! - [`clock`]: the [`clock::Clock`] every time-dependent decision is given.
 //! - [`normalize`]: Japanese-aware text normalisation (full-width/half-width), e-mail, phone,
 //!   postal code.
@@ -11,6 +12,8 @@
 //! - [`filter`]: filters users write to find records (segments, searches), resolved against
 //!   the schema into conditions storage compiles to SQL.
 //! - [`flow`]: scenarios as data (entry, nodes, exits) and their validation.
+//! - [`export`]: scheduled exports (a file of records or of an aggregate, delivered to a
+//!   folder or an SFTP server on a schedule) as data.
 //! - [`import`]: import flows (partner files into records) as data, checked against the schema.
 //! - [`rights`]: operations, per-field access and how the rights of several roles combine.
 //! - [`schedule`]: cron expressions and friendly recurrences for scheduled flows (MA-3).
@@ -18,7 +21,9 @@
 //!
 //! Nothing here does I/O: the crate compiles for wasm32 so the editor shares it.
 
+pub mod aggregate;
 pub mod clock;
+pub mod export;
 pub mod field;
 pub mod filter;
 pub mod flow;

@@ -96,6 +96,35 @@ enum Command {
         #[command(subcommand)]
         command: ImportCommand,
     },
+    /// Scheduled exports (DI-4): check, save and run jobs that deliver a file of records or of
+    /// an aggregate to a folder or an SFTP server.
+    Export {
+        #[command(subcommand)]
+        command: ExportCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ExportCommand {
+    /// Check export-job files against the database's schema; prints every problem with the
+    /// part it concerns, exits 1 if any.
+    Check {
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+    },
+    /// Save an export job under a key, replacing the job saved under it.
+    Save {
+        key: String,
+        file: std::path::PathBuf,
+    },
+    /// Make and deliver the job saved under `key` now, as tabiji itself; exits 1 if it failed.
+    Run {
+        key: String,
+        #[command(flatten)]
+        transfers: TransferArgs,
+    },
+    /// Print the JSON Schema of the export-job format.
+    Schema,
 }
 
 #[derive(Subcommand)]
@@ -122,7 +151,7 @@ enum ImportCommand {
     Fetch {
         key: String,
         #[command(flatten)]
-        imports: FetchArgs,
+        transfers: TransferArgs,
     },
     /// Print the JSON Schema of the import-flow format.
     Schema,
@@ -146,26 +175,31 @@ struct EngineArgs {
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     lease_secs: u64,
     #[command(flatten)]
-    imports: FetchArgs,
+    transfers: TransferArgs,
 }
 
-/// Where import flows may fetch files from.
+/// Where import flows may fetch files from and scheduled exports may write them.
 #[derive(clap::Args, Clone)]
-struct FetchArgs {
+struct TransferArgs {
     /// The folder partner files arrive under; directory import flows may only read below it
     /// (without it, directory sources are off).
     #[arg(long, env = "TABIJI_IMPORT_ROOT")]
     import_root: Option<std::path::PathBuf>,
-    /// The folder holding the private keys SFTP import flows log in with (each flow names its
-    /// key file; without it, SFTP key logins are off).
+    /// The folder scheduled exports may write files below (without it, directory
+    /// destinations are off).
+    #[arg(long, env = "TABIJI_EXPORT_ROOT")]
+    export_root: Option<std::path::PathBuf>,
+    /// The folder holding the private keys SFTP import flows and exports log in with (each
+    /// names its key file; without it, SFTP key logins are off).
     #[arg(long, env = "TABIJI_SFTP_KEYS")]
     sftp_keys: Option<std::path::PathBuf>,
 }
 
-impl FetchArgs {
-    fn settings(&self) -> tabiji_engine::import::fetch::FetchSettings {
-        tabiji_engine::import::fetch::FetchSettings {
+impl TransferArgs {
+    fn settings(&self) -> tabiji_engine::transfer::Transfers {
+        tabiji_engine::transfer::Transfers {
             import_root: self.import_root.clone(),
+            export_root: self.export_root.clone(),
             sftp_keys: self.sftp_keys.clone(),
         }
     }
@@ -186,7 +220,7 @@ impl EngineArgs {
         let config = EngineConfig {
             delivery_batch: self.delivery_batch.max(1),
             lease: std::time::Duration::from_secs(self.lease_secs),
-            fetch: self.imports.settings(),
+            transfers: self.transfers.settings(),
             ..EngineConfig::default()
         };
         Ok(AppState::with_engine(store, self.registry()?, config))
@@ -433,6 +467,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Import { command } => import(&cli.database_url, command).await,
+        Command::Export { command } => export(&cli.database_url, command).await,
         Command::FilterSchema => {
             println!(
                 "{}",
@@ -563,10 +598,14 @@ async fn shutdown_signal() {
     }
 }
 
-fn read_import_flow(file: &std::path::Path) -> anyhow::Result<tabiji_model::import::ImportFlow> {
+/// A JSON file of the kind `what` names (an import flow, an export job).
+fn read_json<T: serde::de::DeserializeOwned>(
+    file: &std::path::Path,
+    what: &str,
+) -> anyhow::Result<T> {
     let text = std::fs::read_to_string(file)
         .with_context(|| format!("{} cannot be read", file.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{} is not an import flow", file.display()))
+    serde_json::from_str(&text).with_context(|| format!("{} is not {what}", file.display()))
 }
 
 async fn import(database_url: &str, command: ImportCommand) -> anyhow::Result<()> {
@@ -588,52 +627,29 @@ async fn import(database_url: &str, command: ImportCommand) -> anyhow::Result<()
         ImportCommand::Check { files } => {
             for file in &files {
                 let shown = file.display();
-                let problems = match read_import_flow(file) {
+                let problems = match read_json(file, "an import flow") {
                     Err(e) => vec![format!("{e:#}")],
-                    Ok(flow) => match imports::check(&store, &flow).await {
-                        Ok(()) => vec![],
-                        Err(tabiji_storage::StorageError::Invalid(errors)) => errors
-                            .iter()
-                            .map(|e| {
-                                format!(
-                                    "{}: {} ({})",
-                                    e.field.as_deref().unwrap_or("flow"),
-                                    e.message,
-                                    e.code
-                                )
-                            })
-                            .collect(),
-                        Err(e) => return Err(e.into()),
-                    },
+                    Ok(flow) => problems(imports::check(&store, &flow).await, "flow")?,
                 };
-                if problems.is_empty() {
-                    println!("{shown}: valid");
-                }
-                for problem in problems {
-                    failed = true;
-                    println!("{shown}: {problem}");
-                }
+                failed |= print_problems(&shown.to_string(), &problems);
             }
         }
         ImportCommand::Save { key, file } => {
-            let flow = read_import_flow(&file)?;
+            let flow = read_json(&file, "an import flow")?;
             let saved = imports::save(&store, &system, &key, &flow, clock.now()).await?;
             println!(
                 "saved import flow {} ({})",
                 saved.key, saved.definition.name
             );
         }
-        ImportCommand::Fetch {
-            key,
-            imports: places,
-        } => {
+        ImportCommand::Fetch { key, transfers } => {
             let saved = imports::get(&store, &system, &key).await?;
             let runs = tabiji_engine::import::fetch::fetch(
                 &store,
                 &system,
                 &key,
                 &saved.definition,
-                &places.settings(),
+                &transfers.settings(),
                 &clock,
             )
             .await?;
@@ -665,6 +681,103 @@ async fn import(database_url: &str, command: ImportCommand) -> anyhow::Result<()
                 .await?;
                 failed |= print_run(&store, &run).await?;
             }
+        }
+    }
+    if failed {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// The problems a check found, one line each (`field: message (code)`).
+fn problems(
+    checked: Result<(), tabiji_storage::StorageError>,
+    whole: &str,
+) -> anyhow::Result<Vec<String>> {
+    match checked {
+        Ok(()) => Ok(vec![]),
+        Err(tabiji_storage::StorageError::Invalid(errors)) => Ok(errors
+            .iter()
+            .map(|e| {
+                format!(
+                    "{}: {} ({})",
+                    e.field.as_deref().unwrap_or(whole),
+                    e.message,
+                    e.code
+                )
+            })
+            .collect()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Prints `file: valid` or each problem; `true` when there was one.
+fn print_problems(shown: &str, problems: &[String]) -> bool {
+    if problems.is_empty() {
+        println!("{shown}: valid");
+    }
+    for problem in problems {
+        println!("{shown}: {problem}");
+    }
+    !problems.is_empty()
+}
+
+async fn export(database_url: &str, command: ExportCommand) -> anyhow::Result<()> {
+    use tabiji_model::clock::Clock as _;
+    use tabiji_storage::export_jobs;
+    if let ExportCommand::Schema = command {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&tabiji_model::export::json_schema())?
+        );
+        return Ok(());
+    }
+    let store = open_store(database_url).await?;
+    let system = Principal::system();
+    let clock = tabiji_model::clock::SystemClock;
+    let mut failed = false;
+    match command {
+        ExportCommand::Schema => {}
+        ExportCommand::Check { files } => {
+            for file in &files {
+                let problems = match read_json(file, "an export job") {
+                    Err(e) => vec![format!("{e:#}")],
+                    Ok(job) => problems(export_jobs::check(&store, &job).await, "job")?,
+                };
+                failed |= print_problems(&file.display().to_string(), &problems);
+            }
+        }
+        ExportCommand::Save { key, file } => {
+            let job = read_json(&file, "an export job")?;
+            let saved = export_jobs::save(&store, &system, &key, &job, clock.now()).await?;
+            println!("saved export job {} ({})", saved.key, saved.definition.name);
+        }
+        ExportCommand::Run { key, transfers } => {
+            let saved = export_jobs::get(&store, &system, &key).await?;
+            let run = tabiji_engine::export::run_job(
+                &store,
+                &system,
+                &key,
+                &saved.definition,
+                clock.now(),
+                &transfers.settings(),
+                &clock,
+            )
+            .await?;
+            println!(
+                "export {}: {} rows to {}/{} ({} bytes, sha256 {}){}",
+                run.id,
+                run.rows,
+                run.destination,
+                run.file_name,
+                run.file_bytes,
+                run.file_sha256,
+                run.error
+                    .as_deref()
+                    .map(|e| format!("; failed: {e}"))
+                    .unwrap_or_default(),
+            );
+            failed = run.error.is_some();
         }
     }
     if failed {

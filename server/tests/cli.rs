@@ -22,7 +22,7 @@ fn run(cmd: &mut Command) -> (String, String) {
 
 async fn the_command_line(url: &str) {
     let (out, _) = run(tabiji(url).arg("migrate"));
-    assert!(out.contains("13 migration(s) applied"), "{out}");
+    assert!(out.contains("14 migration(s) applied"), "{out}");
     let (out, _) = run(tabiji(url).arg("migrate"));
     assert!(out.contains("0 migration(s) applied"), "{out}");
 
@@ -164,6 +164,31 @@ fn flow_files_are_validated() {
     let _ = std::fs::remove_file(&broken);
 }
 
+/// The example export jobs checked and saved; a run without an export root fails, saying how
+/// to turn directory destinations on.
+async fn example_exports(url: &str) {
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/exports");
+    let daily = format!("{examples}/point_grants_daily.json");
+    let nightly = format!("{examples}/tourists_nightly.json");
+    let (out, _) = run(tabiji(url).args(["export", "check", &daily, &nightly]));
+    assert_eq!(out.matches(": valid").count(), 2, "{out}");
+    let (out, _) = run(tabiji(url).args(["export", "save", "tourists_nightly", &nightly]));
+    assert!(out.contains("saved export job tourists_nightly"), "{out}");
+    let out = tabiji(url)
+        .args(["export", "run", "tourists_nightly"])
+        .env_remove("TABIJI_EXPORT_ROOT")
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{printed}");
+    assert!(
+        printed.contains("failed: directory destinations are off: start tabiji with --export-root"),
+        "{printed}"
+    );
+    let (out, _) = run(tabiji(url).args(["export", "schema"]));
+    assert!(out.contains("\"destination\""), "{out}");
+}
+
 /// The example partner files through the example import flows, as an operator runs them.
 async fn example_imports(url: &str) {
     let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/imports");
@@ -242,6 +267,14 @@ async fn example_import_flows_run() {
     }
 }
 
+#[tokio::test]
+async fn example_export_jobs_check_and_save() {
+    for scratch in Scratch::all_backends().await {
+        example_exports(&scratch.url).await;
+        scratch.remove().await;
+    }
+}
+
 #[test]
 fn every_command_has_help() {
     for args in [
@@ -252,6 +285,7 @@ fn every_command_has_help() {
         vec!["user", "create", "--help"],
         vec!["token", "create", "--help"],
         vec!["import", "run", "--help"],
+        vec!["export", "run", "--help"],
     ] {
         let (out, _) = run(Command::new(env!("CARGO_BIN_EXE_tabiji")).args(&args));
         assert!(out.contains("Usage"), "{args:?}: {out}");

@@ -10,6 +10,8 @@ use tabiji_model::filter::{Filter, ValueKind, system_field};
 use tabiji_model::zone::Zone;
 use tabiji_model::{FieldDef, FieldType, Op};
 
+pub use tabiji_model::aggregate::{AggregateMeasure, Bucket, Grouping};
+
 use crate::auth::Principal;
 use crate::error::{ItemError, Result, StorageError};
 use crate::records::Store;
@@ -34,48 +36,6 @@ pub struct AggregateRequest {
     /// Most groups to return (1,000 when left out, at most 10,000), in key order.
     #[serde(default)]
     pub limit: Option<u64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Grouping {
-    pub field: String,
-    /// For dates and times: the span a group covers, in the request's zone.
-    #[serde(default)]
-    pub bucket: Option<Bucket>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Bucket {
-    Day,
-    /// Monday to Sunday, named by its Monday.
-    Week,
-    Month,
-    Year,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AggregateMeasure {
-    Count,
-    Sum(String),
-    Avg(String),
-    Min(String),
-    Max(String),
-}
-
-impl AggregateMeasure {
-    /// The name of the measure in each group: `count`, `sum_total_spend`, …
-    pub fn name(&self) -> String {
-        match self {
-            AggregateMeasure::Count => "count".into(),
-            AggregateMeasure::Sum(f) => format!("sum_{f}"),
-            AggregateMeasure::Avg(f) => format!("avg_{f}"),
-            AggregateMeasure::Min(f) => format!("min_{f}"),
-            AggregateMeasure::Max(f) => format!("max_{f}"),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -196,7 +156,7 @@ impl Store {
                 }
                 (ValueKind::Date | ValueKind::Timestamp, Some(bucket)) => (
                     bucket_expr(backend, c, kind, bucket, zone, now),
-                    format!("{}_{}", f.key, bucket_name(bucket)),
+                    g.name(),
                     Read::Text,
                 ),
                 (ValueKind::Timestamp, None) => {
@@ -316,15 +276,6 @@ impl Store {
 
 fn cast(compiler: &Compiler, e: Expr, ty: &str) -> Expr {
     compiler.custom(&format!("CAST(? AS {ty})"), vec![e])
-}
-
-fn bucket_name(b: Bucket) -> &'static str {
-    match b {
-        Bucket::Day => "day",
-        Bucket::Week => "week",
-        Bucket::Month => "month",
-        Bucket::Year => "year",
-    }
 }
 
 /// A date or time as the text of its bucket (`2026-11-28`, `2026-11-23` for a week, `2026-11`,

@@ -5,16 +5,17 @@
 //! Rights: the import right on a flow's entity saves, runs and reads the flow and its history.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Order, Query};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query};
 use sea_orm::{ConnectionTrait, QueryResult, TransactionTrait};
 use serde::Serialize;
 use tabiji_model::Op;
 use tabiji_model::import::ImportFlow;
 use tabiji_model::schema::check_identifier;
 
-use crate::auth::{self, Principal};
+use crate::auth::Principal;
 use crate::error::{ItemError, Result, StorageError};
 use crate::records::{Rejected, Store, Tally};
+use crate::saved::{History, Saved, Table};
 
 /// Rejected rows kept per run; past it the run still counts them.
 pub const MAX_REJECTS_KEPT: usize = 100_000;
@@ -23,14 +24,13 @@ fn col(name: &str) -> Alias {
     Alias::new(name)
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct SavedFlow {
-    pub key: String,
-    pub definition: ImportFlow,
-    pub created_by: String,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
+/// An import flow saved under a key.
+pub type SavedFlow = Saved<ImportFlow>;
+
+const FLOWS: Table = Table {
+    name: "sys_import_flows",
+    kind: "import flow",
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -52,7 +52,7 @@ impl Status {
         }
     }
 
-    fn parse(text: &str) -> Status {
+    pub(crate) fn parse(text: &str) -> Status {
         match text {
             "done" => Status::Done,
             "failed" => Status::Failed,
@@ -100,33 +100,12 @@ fn invalid(field: &str, code: &'static str, message: impl Into<String>) -> Stora
     StorageError::invalid(ItemError::field(field, code, message))
 }
 
-fn not_found(key: &str) -> StorageError {
-    StorageError::NoSuch {
-        kind: "import flow",
-        name: key.to_string(),
-    }
-}
-
 /// Every problem with `flow` against the current schema, as field errors.
 pub async fn check(store: &Store, flow: &ImportFlow) -> Result<()> {
     // Asking for the entity picks up fields another process added since.
     let _ = store.entity_schema(&flow.entity).await;
     let schemas = store.schemas();
-    let errors: Vec<ItemError> = flow
-        .check(|name| schemas.find(name))
-        .into_iter()
-        .map(|e| ItemError {
-            index: None,
-            field: Some(e.at),
-            code: e.code,
-            message: e.message,
-        })
-        .collect();
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(StorageError::Invalid(errors))
-    }
+    crate::saved::problems(flow.check(|name| schemas.find(name)))
 }
 
 /// Saves (or replaces) the flow called `key`.
@@ -140,40 +119,14 @@ pub async fn save(
     check_identifier(key).map_err(|m| invalid("key", "invalid_key", m))?;
     store.require_import(who, flow).await?;
     check(store, flow).await?;
-    if let Some(existing) = find(store, key).await? {
+    if let Some(existing) = FLOWS.find::<ImportFlow>(store, key).await? {
         store
             .require(who, &existing.definition.entity, Op::Import)
             .await?;
     }
-    let definition = serde_json::to_string(flow).expect("a flow serialises");
-    let insert = Query::insert()
-        .into_table(col("sys_import_flows"))
-        .columns(
-            [
-                "key",
-                "entity",
-                "definition",
-                "created_by",
-                "created_at",
-                "updated_at",
-            ]
-            .map(col),
-        )
-        .values_panic([
-            key.into(),
-            flow.entity.as_str().into(),
-            definition.into(),
-            who.login.as_str().into(),
-            now.into(),
-            now.into(),
-        ])
-        .on_conflict(
-            OnConflict::column(col("key"))
-                .update_columns(["entity", "definition", "updated_at"].map(col))
-                .to_owned(),
-        )
-        .to_owned();
-    store.db().conn.execute(&insert).await?;
+    FLOWS
+        .upsert(store, who, key, &flow.entity, flow, now)
+        .await?;
     store
         .log(
             who,
@@ -184,60 +137,17 @@ pub async fn save(
             Some(key.to_string()),
         )
         .await?;
-    find(store, key).await?.ok_or_else(|| not_found(key))
-}
-
-async fn find(store: &Store, key: &str) -> Result<Option<SavedFlow>> {
-    Ok(select_flows(store, Some(key)).await?.into_iter().next())
-}
-
-/// The saved flow called `key`, or every saved flow in key order.
-async fn select_flows(store: &Store, key: Option<&str>) -> Result<Vec<SavedFlow>> {
-    let mut q = Query::select();
-    q.columns(
-        [
-            "key",
-            "definition",
-            "created_by",
-            "created_at",
-            "updated_at",
-        ]
-        .map(col),
-    )
-    .from(col("sys_import_flows"))
-    .order_by(col("key"), Order::Asc);
-    if let Some(key) = key {
-        q.and_where(Expr::col(col("key")).eq(key));
-    }
-    let mut flows = Vec::new();
-    for row in store.db().conn.query_all(&q).await? {
-        flows.push(saved(&row)?);
-    }
-    Ok(flows)
-}
-
-/// The flow definition a row keeps as JSON.
-fn stored_definition(row: &QueryResult) -> Result<ImportFlow> {
-    let text: String = row.try_get("", "definition")?;
-    serde_json::from_str(&text).map_err(|e| {
-        StorageError::Database(sea_orm::DbErr::Custom(format!(
-            "a stored import flow does not read back: {e}"
-        )))
-    })
-}
-
-fn saved(row: &QueryResult) -> Result<SavedFlow> {
-    Ok(SavedFlow {
-        key: row.try_get("", "key")?,
-        definition: stored_definition(row)?,
-        created_by: row.try_get("", "created_by")?,
-        created_at: row.try_get("", "created_at")?,
-        updated_at: row.try_get("", "updated_at")?,
-    })
+    FLOWS
+        .find(store, key)
+        .await?
+        .ok_or_else(|| FLOWS.not_found(key))
 }
 
 pub async fn get(store: &Store, who: &Principal, key: &str) -> Result<SavedFlow> {
-    let flow = find(store, key).await?.ok_or_else(|| not_found(key))?;
+    let flow = FLOWS
+        .find::<ImportFlow>(store, key)
+        .await?
+        .ok_or_else(|| FLOWS.not_found(key))?;
     store
         .require(who, &flow.definition.entity, Op::Import)
         .await?;
@@ -246,7 +156,8 @@ pub async fn get(store: &Store, who: &Principal, key: &str) -> Result<SavedFlow>
 
 /// The flows whose entity the caller may import into.
 pub async fn list(store: &Store, who: &Principal) -> Result<Vec<SavedFlow>> {
-    Ok(select_flows(store, None)
+    Ok(FLOWS
+        .select::<ImportFlow>(store, None)
         .await?
         .into_iter()
         .filter(|flow| who.rights.allows(&flow.definition.entity, Op::Import))
@@ -260,11 +171,7 @@ pub async fn all(store: &Store) -> Result<Vec<SavedFlow>> {
 
 pub async fn delete(store: &Store, who: &Principal, key: &str) -> Result<()> {
     let flow = get(store, who, key).await?;
-    let q = Query::delete()
-        .from_table(col("sys_import_flows"))
-        .and_where(Expr::col(col("key")).eq(key))
-        .to_owned();
-    store.db().conn.execute(&q).await?;
+    FLOWS.remove(store, key).await?;
     store
         .log(
             who,
@@ -417,7 +324,7 @@ pub async fn finish(
         .and_where(Expr::col(col("id")).eq(id))
         .to_owned();
     store.db().conn.execute(&update).await?;
-    let Some(run) = select_runs(store, &[], Some(id), None, 1).await?.pop() else {
+    let Some(run) = RUNS.select(store, &[], Some(id), None, 1, run).await?.pop() else {
         return Ok(());
     };
     let mut detail = format!(
@@ -463,13 +370,19 @@ const RUN_COLUMNS: [&str; 20] = [
     "finished_at",
 ];
 
+const RUNS: History = History {
+    table: "sys_imports",
+    key_column: "flow_key",
+    columns: &RUN_COLUMNS,
+};
+
 fn run(row: &QueryResult) -> Result<Run> {
     let status: String = row.try_get("", "status")?;
     Ok(Run {
         id: row.try_get("", "id")?,
         flow: row.try_get("", "flow_key")?,
         entity: row.try_get("", "entity")?,
-        definition: stored_definition(row)?,
+        definition: FLOWS.definition(row)?,
         file_name: row.try_get("", "file_name")?,
         file_sha256: row.try_get("", "file_sha256")?,
         file_bytes: row.try_get("", "file_bytes")?,
@@ -489,36 +402,6 @@ fn run(row: &QueryResult) -> Result<Run> {
     })
 }
 
-/// Runs newest first: the one with `id`, or those of one flow or of all; at most `limit`;
-/// only of the `entities` given, unless none is.
-async fn select_runs(
-    store: &Store,
-    entities: &[String],
-    id: Option<i64>,
-    flow: Option<&str>,
-    limit: u64,
-) -> Result<Vec<Run>> {
-    let mut q = Query::select();
-    q.columns(RUN_COLUMNS.map(col))
-        .from(col("sys_imports"))
-        .order_by(col("id"), Order::Desc)
-        .limit(limit);
-    if let Some(id) = id {
-        q.and_where(Expr::col(col("id")).eq(id));
-    }
-    if let Some(flow) = flow {
-        q.and_where(Expr::col(col("flow_key")).eq(flow));
-    }
-    if !entities.is_empty() {
-        q.and_where(Expr::col(col("entity")).is_in(entities.iter().map(String::as_str)));
-    }
-    let mut runs = Vec::new();
-    for row in store.db().conn.query_all(&q).await? {
-        runs.push(run(&row)?);
-    }
-    Ok(runs)
-}
-
 /// Runs newest first, of one flow or of all, that the caller may see; at most `limit`.
 pub async fn history(
     store: &Store,
@@ -526,24 +409,20 @@ pub async fn history(
     flow: Option<&str>,
     limit: u64,
 ) -> Result<Vec<Run>> {
-    let limit = limit.clamp(1, 1000);
-    if who.is_admin() {
-        return select_runs(store, &[], None, flow, limit).await;
-    }
-    let entities: Vec<String> = store
-        .schemas()
-        .all()
-        .filter(|e| who.rights.allows(&e.name, Op::Import))
-        .map(|e| e.name.clone())
-        .collect();
-    if entities.is_empty() {
-        return Ok(Vec::new());
-    }
-    select_runs(store, &entities, None, flow, limit).await
+    RUNS.visible(
+        store,
+        who,
+        flow,
+        limit,
+        |e| who.rights.allows(e, Op::Import),
+        run,
+    )
+    .await
 }
 
 pub async fn get_run(store: &Store, who: &Principal, id: i64) -> Result<Run> {
-    let found = select_runs(store, &[], Some(id), None, 1)
+    let found = RUNS
+        .select(store, &[], Some(id), None, 1, run)
         .await?
         .into_iter()
         .next()
@@ -589,40 +468,16 @@ pub async fn rejects(store: &Store, who: &Principal, id: i64) -> Result<Vec<Reje
 
 /// The latest scheduled fetch of flow `key` that fired (epoch milliseconds).
 pub async fn last_tick(store: &Store, key: &str) -> Result<Option<i64>> {
-    let mut q = Query::select();
-    q.expr_as(Expr::col(col("tick_at")).max(), col("t"))
-        .from(col("sys_import_ticks"))
-        .and_where(Expr::col(col("flow_key")).eq(key));
-    match store.db().conn.query_one(&q).await? {
-        Some(row) => Ok(row.try_get("", "t")?),
-        None => Ok(None),
-    }
+    crate::ticks::last(store, "sys_import_ticks", "flow_key", key).await
 }
 
 /// Records that flow `key`'s fetch due at `tick_at` fires; `false` when another worker
 /// recorded it first.
 pub async fn claim_tick(store: &Store, key: &str, tick_at: i64, now: i64) -> Result<bool> {
-    let insert = Query::insert()
-        .into_table(col("sys_import_ticks"))
-        .columns(["flow_key", "tick_at", "fired_at"].map(col))
-        .values_panic([key.into(), tick_at.into(), now.into()])
-        .on_conflict(
-            OnConflict::columns(["flow_key", "tick_at"].map(col))
-                .do_nothing()
-                .to_owned(),
-        )
-        .to_owned();
-    Ok(store.db().conn.execute(&insert).await?.rows_affected() == 1)
+    crate::ticks::claim(store, "sys_import_ticks", "flow_key", key, tick_at, now).await
 }
 
-/// Whom a scheduled run of `flow` acts as: the user who saved it, with their rights as they
-/// are now (`None` when that user is gone or disabled); tabiji itself for flows saved from the
-/// command line.
+/// Whom a scheduled run of `flow` acts as: see [`crate::ticks::acting_owner`].
 pub async fn owner(store: &Store, flow: &SavedFlow) -> Result<Option<Principal>> {
-    match auth::find_user(store.db(), &flow.created_by).await? {
-        Some(user) if user.active => Ok(Some(auth::principal_for(store.db(), &user).await?)),
-        Some(_) => Ok(None),
-        None if flow.created_by == Principal::system().login => Ok(Some(Principal::system())),
-        None => Ok(None),
-    }
+    crate::ticks::acting_owner(store, &flow.created_by).await
 }

@@ -13,6 +13,10 @@
 //!   through here, so none can bypass the rights.
 //! - [`export`]: exports: the records a filter matches, a page at a time in id order, with the
 //!   fields the caller may view.
+//! - [`export_jobs`]: saved scheduled exports (DI-4) and the history of their runs; the files
+//!   are made and delivered by the engine.
+//! - [`saved`]: definitions saved under a key (import flows, export jobs), one table each.
+//! - [`ticks`]: scheduled work fired once across workers, and whom it acts as.
 //! - [`imports`]: saved import flows and the import history with each run's rejected rows;
 //!   the rows themselves are written by [`records`] (`Store::import_rows`): rejected one by
 //!   one, upserted by key, appended once.
@@ -53,6 +57,7 @@ pub mod db;
 pub mod entities;
 pub mod error;
 pub mod export;
+pub mod export_jobs;
 pub mod flows;
 pub mod imports;
 pub mod journeys;
@@ -60,11 +65,13 @@ pub mod lists;
 pub mod migration;
 pub mod records;
 pub mod reports;
+pub mod saved;
 pub mod schemas;
 pub mod scratch;
 pub mod search;
 pub mod segments;
 pub mod sql;
+pub mod ticks;
 pub mod views;
 pub mod workspace;
 

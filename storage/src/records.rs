@@ -348,7 +348,7 @@ impl Store {
     }
 
     /// The entity's schema, reloaded first when another process changed the stored schemas.
-    pub(crate) async fn entity_schema(&self, name: &str) -> Result<Arc<EntitySchema>> {
+    pub async fn entity_schema(&self, name: &str) -> Result<Arc<EntitySchema>> {
         self.entity(name).await
     }
 

@@ -2,6 +2,7 @@
 
 mod auth;
 mod engine;
+mod export_jobs;
 mod exports;
 mod flows;
 mod imports;

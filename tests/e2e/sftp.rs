@@ -9,8 +9,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use tabiji_e2e::sshd::SshServer;
 use tabiji_e2e::{TestApp, backends, spawn_app_with};
-use tabiji_engine::import::fetch::FetchSettings;
 use tabiji_engine::runtime::Config;
+use tabiji_engine::transfer::Transfers;
 
 fn flow(sshd: &SshServer, host_key: &str, key: &str) -> Value {
     json!({
@@ -200,9 +200,9 @@ async fn partner_files_are_pulled_over_sftp() {
     for scratch in backends().await {
         let sshd = SshServer::start();
         let config = Config {
-            fetch: FetchSettings {
-                import_root: None,
+            transfers: Transfers {
                 sftp_keys: Some(sshd.keys.clone()),
+                ..Transfers::default()
             },
             ..Config::default()
         };

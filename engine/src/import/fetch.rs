@@ -12,32 +12,22 @@
 
 use std::path::{Path, PathBuf};
 
-use tabiji_connectors::sftp::{self, Credential, SftpError, SftpFolder};
+use tabiji_connectors::sftp::{self, SftpError, SftpFolder};
 use tabiji_model::clock::Clock;
-use tabiji_model::import::{
-    ImportFlow, SFTP_PASSWORD_ENV_PREFIX, SftpSource, Source, is_plain_file_name, matches_pattern,
-};
+use tabiji_model::import::{ImportFlow, Source, matches_pattern};
 use tabiji_storage::StorageError;
 use tabiji_storage::auth::Principal;
 use tabiji_storage::imports::{self, File, Run};
 use tabiji_storage::records::Store;
 
 use super::run_file;
+use crate::transfer::{CredentialError, Transfers, credential};
 
 /// Where processed files go, inside the flow's folder.
 pub const DONE: &str = sftp::DONE;
 
 /// Largest file a fetch reads.
 const MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;
-
-/// What the operator allows fetches to use.
-#[derive(Debug, Clone, Default)]
-pub struct FetchSettings {
-    /// The folder directory flows may read below; `None` turns directory sources off.
-    pub import_root: Option<PathBuf>,
-    /// The folder holding the private keys SFTP flows name; `None` turns SFTP keys off.
-    pub sftp_keys: Option<PathBuf>,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -47,16 +37,8 @@ pub enum FetchError {
         "directory sources are off: start tabiji with --import-root (TABIJI_IMPORT_ROOT) naming the folder partner files arrive under"
     )]
     NoRoot,
-    #[error(
-        "SFTP keys are off: start tabiji with --sftp-keys (TABIJI_SFTP_KEYS) naming the folder that holds the key files"
-    )]
-    NoSftpKeys,
-    #[error("source.key: {0:?} is not a file name in the SFTP key folder")]
-    KeyName(String),
-    #[error(
-        "source.password_env: {0} is not set in the tabiji process (only variables starting with {SFTP_PASSWORD_ENV_PREFIX} are read)"
-    )]
-    NoPassword(String),
+    #[error("source.{0}")]
+    Credential(#[from] CredentialError),
     #[error(transparent)]
     Sftp(#[from] SftpError),
     #[error("{folder} is not inside the import root {root}")]
@@ -166,7 +148,7 @@ pub async fn fetch(
     who: &Principal,
     key: &str,
     flow: &ImportFlow,
-    settings: &FetchSettings,
+    settings: &Transfers,
     clock: &dyn Clock,
 ) -> Result<Vec<Run>, FetchError> {
     store.require_import(who, flow).await?;
@@ -187,14 +169,10 @@ pub async fn fetch(
             import_each(store, who, key, flow, &local, names, clock).await
         }
         Source::Sftp(source) => {
-            let credential = sftp_credential(source, settings)?;
-            let server = sftp::Server {
-                host: &source.host,
-                port: source.port,
-                user: &source.user,
-                host_key: &source.host_key,
-            };
-            let remote = SftpFolder::open(&server, &credential, &source.path).await?;
+            let login = source.login();
+            let credential = credential(&login, settings)?;
+            let remote =
+                SftpFolder::open(&sftp::Server::of(&login), &credential, login.path).await?;
             let result = async {
                 let mut files: Vec<_> = remote
                     .list()
@@ -212,27 +190,6 @@ pub async fn fetch(
             result
         }
     }
-}
-
-/// The key file or password an SFTP source names, from where the operator keeps them.
-fn sftp_credential(
-    source: &SftpSource,
-    settings: &FetchSettings,
-) -> Result<Credential, FetchError> {
-    if let Some(name) = &source.key {
-        let keys = settings.sftp_keys.as_ref().ok_or(FetchError::NoSftpKeys)?;
-        if !is_plain_file_name(name) {
-            return Err(FetchError::KeyName(name.clone()));
-        }
-        return Ok(Credential::Key(keys.join(name)));
-    }
-    let variable = source.password_env.clone().unwrap_or_default();
-    if !variable.starts_with(SFTP_PASSWORD_ENV_PREFIX) {
-        return Err(FetchError::NoPassword(variable));
-    }
-    std::env::var(&variable)
-        .map(Credential::Password)
-        .map_err(|_| FetchError::NoPassword(variable))
 }
 
 /// The regular files of a local folder whose names match `pattern`, with their times.

@@ -9,23 +9,27 @@ use tabiji_storage::imports::{self, File, SavedFlow};
 
 use super::{Result, Runtime, from_millis, millis};
 
-/// How often a worker looks for directory and SFTP flows whose fetch is due.
+/// How often a worker looks for fetches and exports that are due.
 const IMPORT_CHECK_EVERY: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
 use crate::import::fetch::{FetchError, fetch};
 
 impl Runtime {
-    /// Fetches the files of every directory and SFTP flow whose time has come. Returns how many files
-    /// were imported.
-    pub async fn import_step(&self) -> Result<usize> {
+    /// Fetches the files of every directory and SFTP flow whose time has come and runs every
+    /// export job that is due. Returns how many files were imported and exported.
+    pub async fn transfer_step(&self) -> Result<usize> {
         let now = self.now();
         {
             // Schedules count in minutes: looking every few seconds is enough.
-            let mut last = self.imports_at.lock().expect("not poisoned");
+            let mut last = self.transfers_at.lock().expect("not poisoned");
             if last.is_some_and(|at| now.signed_duration_since(at) < IMPORT_CHECK_EVERY) {
                 return Ok(0);
             }
             *last = Some(now);
         }
+        Ok(self.due_imports(now).await? + self.due_exports(now).await?)
+    }
+
+    async fn due_imports(&self, now: chrono::DateTime<chrono::Utc>) -> Result<usize> {
         let mut imported = 0;
         for saved in imports::all(&self.store).await? {
             let flow = &saved.definition;
@@ -64,7 +68,7 @@ impl Runtime {
             &who,
             &saved.key,
             &saved.definition,
-            self.fetch_settings(),
+            self.transfers(),
             self.clock.as_ref(),
         )
         .await

@@ -12,6 +12,7 @@ mod calculated;
 mod deliver;
 mod enter;
 mod events;
+mod exports;
 mod imports;
 mod schedule;
 mod timers;
@@ -62,8 +63,8 @@ pub struct Config {
     /// How often calculated attributes are brought up to date for the tourists whose history
     /// changed (and, once a day, for everyone).
     pub calculated_every: Duration,
-    /// Where import flows may fetch files from.
-    pub fetch: crate::import::fetch::FetchSettings,
+    /// The folders and SFTP keys import flows and scheduled exports may use.
+    pub transfers: crate::transfer::Transfers,
 }
 
 impl Default for Config {
@@ -77,7 +78,7 @@ impl Default for Config {
             idle_poll: Duration::from_millis(250),
             segment_every: Duration::from_secs(60),
             calculated_every: Duration::from_secs(30),
-            fetch: Default::default(),
+            transfers: Default::default(),
         }
     }
 }
@@ -117,8 +118,8 @@ pub struct Runtime {
     swept: Mutex<HashMap<i64, DateTime<Utc>>>,
     /// When this process last brought calculated attributes up to date.
     calculated_at: Mutex<Option<DateTime<Utc>>>,
-    /// When this process last looked for scheduled imports that are due.
-    imports_at: Mutex<Option<DateTime<Utc>>>,
+    /// When this process last looked for scheduled imports and exports that are due.
+    transfers_at: Mutex<Option<DateTime<Utc>>>,
     /// Woken when work arrives through this process (events, API entries).
     pub(crate) wake: Notify,
     pub counters: Counters,
@@ -244,7 +245,7 @@ impl Runtime {
             started: Mutex::new(HashSet::new()),
             swept: Mutex::new(HashMap::new()),
             calculated_at: Mutex::new(None),
-            imports_at: Mutex::new(None),
+            transfers_at: Mutex::new(None),
             wake: Notify::new(),
             counters: Counters::default(),
             written_since_analyze: AtomicU64::new(0),
@@ -264,9 +265,10 @@ impl Runtime {
         self.clock.now()
     }
 
-    /// Where import flows may fetch files from, as the operator set it.
-    pub fn fetch_settings(&self) -> &crate::import::fetch::FetchSettings {
-        &self.config.fetch
+    /// The folders and SFTP keys import flows and scheduled exports may use, as the operator
+    /// set them.
+    pub fn transfers(&self) -> &crate::transfer::Transfers {
+        &self.config.transfers
     }
 
     /// Counts rows written and, on PostgreSQL, refreshes the engine tables' statistics when

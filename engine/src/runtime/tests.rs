@@ -691,9 +691,9 @@ async fn directory_flows_fetch_on_their_schedule_inside_the_import_root() {
             clock.clone(),
             Registry::new(),
             Config {
-                fetch: crate::import::fetch::FetchSettings {
+                transfers: crate::transfer::Transfers {
                     import_root: Some(root.clone()),
-                    sftp_keys: None,
+                    ..Default::default()
                 },
                 ..Config::default()
             },
@@ -733,12 +733,12 @@ async fn directory_flows_fetch_on_their_schedule_inside_the_import_root() {
         .unwrap();
 
         assert_eq!(
-            runtime.import_step().await.unwrap(),
+            runtime.transfer_step().await.unwrap(),
             0,
             "not yet 03:00 in Tokyo"
         );
         clock.advance(Span::hours(6) + Span::seconds(30));
-        assert_eq!(runtime.import_step().await.unwrap(), 2);
+        assert_eq!(runtime.transfer_step().await.unwrap(), 2);
         let history = imports::history(&store, &system, None, 10).await.unwrap();
         let outcome: Vec<(&str, &str, i64, i64, &str)> = history
             .iter()
@@ -778,11 +778,11 @@ async fn directory_flows_fetch_on_their_schedule_inside_the_import_root() {
         )
         .unwrap();
         clock.advance(Span::minutes(5));
-        assert_eq!(runtime.import_step().await.unwrap(), 0);
+        assert_eq!(runtime.transfer_step().await.unwrap(), 0);
         assert!(inbox.join("users_3.csv").exists());
         clock.advance(Span::days(1));
         assert_eq!(
-            runtime.import_step().await.unwrap(),
+            runtime.transfer_step().await.unwrap(),
             1,
             "the next night's file"
         );
@@ -792,7 +792,7 @@ async fn directory_flows_fetch_on_their_schedule_inside_the_import_root() {
         std::fs::write(outside.join("secret.txt"), "mail,pref\ns@example.jp,x\n").unwrap();
         std::fs::hard_link(outside.join("secret.txt"), inbox.join("users_4.csv")).unwrap();
         clock.advance(Span::days(1));
-        runtime.import_step().await.unwrap();
+        runtime.transfer_step().await.unwrap();
         let latest = &imports::history(&store, &system, Some("ota_nightly"), 1)
             .await
             .unwrap()[0];
@@ -815,7 +815,7 @@ async fn directory_flows_fetch_on_their_schedule_inside_the_import_root() {
         )
         .unwrap();
         clock.advance(Span::days(1));
-        runtime.import_step().await.unwrap();
+        runtime.transfer_step().await.unwrap();
         let latest = &imports::history(&store, &system, Some("ota_nightly"), 1)
             .await
             .unwrap()[0];
@@ -833,5 +833,88 @@ async fn directory_flows_fetch_on_their_schedule_inside_the_import_root() {
         store.db().conn.clone().close().await.ok();
         scratch.remove().await;
         std::fs::remove_dir_all(&base).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn export_jobs_run_once_at_their_tick_with_periods_counted_from_it() {
+    for (n, scratch) in Scratch::all_backends().await.into_iter().enumerate() {
+        let root = std::env::temp_dir().join(format!("tabiji-exports-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&root).unwrap();
+        let db = Db::connect(&scratch.url).await.unwrap();
+        migration::run(&db).await.unwrap();
+        let store = Store::open(db).await.unwrap();
+        let system = Principal::system();
+        store
+            .bulk_create(
+                &system,
+                "tourists",
+                ["2026-11-28", "2026-11-29", "2026-11-30"]
+                    .iter()
+                    .map(|day| json!({"email": format!("{day}@example.jp"), "last_visit_on": day}))
+                    .collect(),
+            )
+            .await
+            .unwrap();
+        // 21:00 in Tokyo on the 28th.
+        let clock = Arc::new(FixedClock::new(t("2026-11-28T12:00:00Z")));
+        let runtime = Runtime::new(
+            store.clone(),
+            clock.clone(),
+            Registry::new(),
+            Config {
+                transfers: crate::transfer::Transfers {
+                    export_root: Some(root.clone()),
+                    ..Default::default()
+                },
+                ..Config::default()
+            },
+        );
+        let job: tabiji_model::export::ExportJob = serde_json::from_value(json!({
+            "format": 1, "name": "yesterday's visitors", "entity": "tourists",
+            "filter": {"field": {"key": "last_visit_on", "op": "in_period", "value": {"last": "day"}}},
+            "fields": ["email"],
+            "file": {"name": "visits_{date}.csv"},
+            "destination": {"type": "directory", "path": root.to_str().unwrap()},
+            "recurrence": {"every": "day", "at": "04:00"}
+        }))
+        .unwrap();
+        tabiji_storage::export_jobs::save(&store, &system, "visits", &job, clock.now())
+            .await
+            .unwrap();
+        let emails = |name: &str| -> Vec<String> {
+            let text = std::fs::read_to_string(root.join(name)).unwrap();
+            text.lines()
+                .skip(1)
+                .map(|line| line.split(',').nth(1).unwrap().to_string())
+                .collect()
+        };
+
+        assert_eq!(runtime.transfer_step().await.unwrap(), 0, "not yet 04:00");
+        clock.advance(Span::hours(7) + Span::seconds(30));
+        assert_eq!(runtime.transfer_step().await.unwrap(), 1);
+        assert_eq!(emails("visits_20261129.csv"), ["2026-11-28@example.jp"]);
+        clock.advance(Span::hours(3));
+        assert_eq!(
+            runtime.transfer_step().await.unwrap(),
+            0,
+            "each tick fires once"
+        );
+
+        // The worker gets to the 30th's 04:00 run only after the next midnight (00:30 on
+        // 1 December): the file is still the 30th's, with the 29th's visitors.
+        clock.advance(Span::hours(41) + Span::minutes(29) + Span::seconds(30));
+        assert_eq!(runtime.transfer_step().await.unwrap(), 1);
+        assert_eq!(emails("visits_20261130.csv"), ["2026-11-29@example.jp"]);
+        let history = tabiji_storage::export_jobs::history(&store, &system, Some("visits"), 10)
+            .await
+            .unwrap();
+        let due: Vec<String> = history.iter().map(|r| r.due_at.to_rfc3339()).collect();
+        assert_eq!(
+            due,
+            ["2026-11-29T19:00:00+00:00", "2026-11-28T19:00:00+00:00"]
+        );
+        std::fs::remove_dir_all(&root).unwrap();
+        scratch.remove().await;
     }
 }

@@ -54,8 +54,8 @@ pub fn spawn_worker(runtime: Arc<Runtime>) -> WorkerHandle {
         let runtime = runtime.clone();
         let stopped = stopped.clone();
         tokio::spawn(async move {
-            run_loop(runtime, stopped, "imports", |rt| {
-                Box::pin(async move { rt.import_step().await })
+            run_loop(runtime, stopped, "transfers", |rt| {
+                Box::pin(async move { rt.transfer_step().await })
             })
             .await
         })

@@ -5,19 +5,17 @@
 //! streamed from it.
 
 use axum::Router;
-use std::borrow::Cow;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use chrono::DateTime;
 use futures_util::stream;
 use serde::Deserialize;
 use serde_json::Value as Json;
-use tabiji_model::FieldDef;
-use tabiji_model::field::FieldType;
+use tabiji_engine::export::cells::{cell, header_names, shift_jis, text};
+use tabiji_model::export::HeaderNames;
 use tabiji_model::zone::Zone;
 use tabiji_storage::Store;
 use tabiji_storage::export::{Export, ExportRequest};
@@ -51,13 +49,6 @@ enum Format {
     Xlsx,
 }
 
-#[derive(Clone, Copy)]
-enum Header {
-    Keys,
-    Japanese,
-    English,
-}
-
 async fn export(
     State(state): State<AppState>,
     Caller(who): Caller,
@@ -76,9 +67,9 @@ async fn export(
         }
     };
     let header = match query.header.as_deref().unwrap_or("keys") {
-        "keys" => Header::Keys,
-        "ja" => Header::Japanese,
-        "en" => Header::English,
+        "keys" => HeaderNames::Keys,
+        "ja" => HeaderNames::Ja,
+        "en" => HeaderNames::En,
         other => {
             return Err(ApiError::BadRequest(format!(
                 "header: {other:?} is not keys, ja or en"
@@ -125,52 +116,6 @@ async fn export(
         body,
     )
         .into_response())
-}
-
-fn header_names(fields: &[FieldDef], header: Header) -> Vec<String> {
-    std::iter::once("id".to_string())
-        .chain(fields.iter().map(|f| match header {
-            Header::Keys => f.key.clone(),
-            Header::Japanese => f.label.ja.clone(),
-            Header::English => f.label.en.clone(),
-        }))
-        .collect()
-}
-
-/// A cell as text for CSV: [`text`], with text that Excel would run as a formula kept as text.
-fn cell<'a>(field: Option<&FieldDef>, value: &'a Json, zone: &Zone) -> Cow<'a, str> {
-    let text = text(field, value, zone);
-    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) && !matches!(value, Json::Number(_)) {
-        return Cow::Owned(format!("'{text}"));
-    }
-    text
-}
-
-/// A value as text: times in the export's zone as Excel reads them, lists joined.
-fn text<'a>(field: Option<&FieldDef>, value: &'a Json, zone: &Zone) -> Cow<'a, str> {
-    match value {
-        Json::Null => Cow::Borrowed(""),
-        Json::String(s) => match field.map(|f| &f.ty) {
-            Some(FieldType::Timestamp) => DateTime::parse_from_rfc3339(s)
-                .map(|t| {
-                    Cow::Owned(
-                        zone.local(t.with_timezone(&chrono::Utc))
-                            .format("%Y-%m-%d %H:%M:%S")
-                            .to_string(),
-                    )
-                })
-                .unwrap_or(Cow::Borrowed(s)),
-            _ => Cow::Borrowed(s),
-        },
-        Json::Array(items) => Cow::Owned(
-            items
-                .iter()
-                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
-                .collect::<Vec<_>>()
-                .join(","),
-        ),
-        other => Cow::Owned(other.to_string()),
-    }
 }
 
 /// Logs a cancelled export when the reader goes away before the end.
@@ -254,29 +199,13 @@ fn csv_stream(
     Body::from_stream(chunks)
 }
 
-/// The written chunk, in Shift_JIS when asked: a character Shift_JIS lacks becomes `?`.
+/// The written chunk, in Shift_JIS when asked.
 fn encode(out: csv::Writer<Vec<u8>>, format: Format) -> Bytes {
     let utf8 = out.into_inner().unwrap_or_default();
     if format != Format::CsvShiftJis {
         return Bytes::from(utf8);
     }
-    let text = String::from_utf8(utf8).unwrap_or_default();
-    let mut encoder = encoding_rs::SHIFT_JIS.new_encoder();
-    let mut bytes = Vec::with_capacity(text.len());
-    let mut rest = text.as_str();
-    loop {
-        let mut buffer = [0u8; 8192];
-        let (result, read, written) =
-            encoder.encode_from_utf8_without_replacement(rest, &mut buffer, true);
-        bytes.extend_from_slice(&buffer[..written]);
-        rest = &rest[read..];
-        match result {
-            encoding_rs::EncoderResult::InputEmpty => break,
-            encoding_rs::EncoderResult::OutputFull => {}
-            encoding_rs::EncoderResult::Unmappable(_) => bytes.push(b'?'),
-        }
-    }
-    Bytes::from(bytes)
+    Bytes::from(shift_jis(&utf8))
 }
 
 async fn xlsx(store: Store, mut export: Export, names: Vec<String>, zone: Zone) -> ApiResult<Body> {
@@ -324,7 +253,7 @@ async fn xlsx(store: Store, mut export: Export, names: Vec<String>, zone: Zone) 
     export.finish(&store, true).await?;
     // An unnamed temporary file: nothing to clean up, nothing another user could plant.
     let written = tokio::task::spawn_blocking(move || {
-        let mut file = tempfile_in(&std::env::temp_dir())?;
+        let mut file = tabiji_engine::export::unnamed_temp_file(&std::env::temp_dir())?;
         workbook
             .save_to_writer(&mut file)
             .map_err(std::io::Error::other)?;
@@ -348,15 +277,4 @@ async fn xlsx(store: Store, mut export: Export, names: Vec<String>, zone: Zone) 
         }
     });
     Ok(Body::from_stream(chunks))
-}
-
-/// A file with no name in `dir` (Linux `O_TMPFILE`): gone when closed, however the download ends.
-fn tempfile_in(dir: &std::path::Path) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_TMPFILE)
-        .mode(0o600)
-        .open(dir)
 }

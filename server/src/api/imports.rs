@@ -132,7 +132,7 @@ async fn fetch(
         &who,
         &key,
         &saved.definition,
-        state.runtime.fetch_settings(),
+        state.runtime.transfers(),
         state.clock.as_ref(),
     )
     .await

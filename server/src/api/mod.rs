@@ -6,6 +6,7 @@ mod auth;
 mod calculated;
 mod engine;
 mod export;
+mod export_jobs;
 mod flows;
 mod imports;
 mod lists;
@@ -51,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .merge(segments::routes())
         .merge(lists::routes())
         .merge(imports::routes())
+        .merge(export_jobs::routes())
         .merge(calculated::routes())
         .merge(views::routes())
         .merge(sql::routes())

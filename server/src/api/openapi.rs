@@ -251,16 +251,22 @@ pub async fn document(State(state): State<AppState>) -> Json<Value> {
     }
     filter.remove("$schema");
     components.insert("Filter".into(), Value::Object(filter));
-    // Import flows likewise, their definitions prefixed so no name meets the filter's.
-    let import = tabiji_model::import::json_schema()
-        .to_string()
-        .replace("#/$defs/", "#/components/schemas/Import");
-    let mut import: Map<String, Value> = serde_json::from_str(&import).expect("still JSON");
-    if let Some(Value::Object(defs)) = import.remove("$defs") {
-        components.extend(defs.into_iter().map(|(k, v)| (format!("Import{k}"), v)));
+    // Import flows and export jobs likewise, their definitions prefixed so no name meets the
+    // filter's.
+    for (name, prefix, schema) in [
+        ("ImportFlow", "Import", tabiji_model::import::json_schema()),
+        ("ExportJob", "Export", tabiji_model::export::json_schema()),
+    ] {
+        let text = schema
+            .to_string()
+            .replace("#/$defs/", &format!("#/components/schemas/{prefix}"));
+        let mut schema: Map<String, Value> = serde_json::from_str(&text).expect("still JSON");
+        if let Some(Value::Object(defs)) = schema.remove("$defs") {
+            components.extend(defs.into_iter().map(|(k, v)| (format!("{prefix}{k}"), v)));
+        }
+        schema.remove("$schema");
+        components.insert(name.into(), Value::Object(schema));
     }
-    import.remove("$schema");
-    components.insert("ImportFlow".into(), Value::Object(import));
     let grouping = json!({"type": "object", "required": ["field"], "properties": {
         "field": {"type": "string"}, "bucket": {"type": "string", "enum": ["day", "week", "month", "year"]}}});
     let measure = json!({"oneOf": [{"type": "string", "enum": ["count"]}, {"type": "object", "minProperties": 1, "maxProperties": 1,
@@ -441,7 +447,7 @@ pub async fn document(State(state): State<AppState>) -> Json<Value> {
                  "requestBody": {"required": true, "content": {"text/csv": {"schema": {"type": "string", "format": "binary"}}, "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
                  "responses": with_errors(json!({"201": ok("The run with its counts", json!({"type": "object"}))}))}}));
     paths.insert("/api/imports/flows/{key}/fetch".into(), json!({"parameters": key.clone(),
-        "post": {"summary": "Fetch a directory flow's files now, as its schedule would (the folder must be under the server's import root)",
+        "post": {"summary": "Fetch a directory or SFTP flow's files now, as its schedule would (a folder must be under the server's import root)",
                  "responses": with_errors(json!({"200": ok("The runs, one per file", json!({"type": "object"}))}))}}));
     paths.insert("/api/imports/{id}".into(), json!({"parameters": id.clone(),
         "get": {"summary": "One import run", "responses": with_errors(json!({"200": ok("The run", json!({"type": "object"}))}))}}));
@@ -449,6 +455,24 @@ pub async fn document(State(state): State<AppState>) -> Json<Value> {
         "get": {"summary": "A run's rejected rows with line and reason: CSV (UTF-8 with BOM) or ?format=json",
                 "parameters": [{"name": "format", "in": "query", "schema": {"type": "string", "enum": ["csv", "json"], "default": "csv"}}],
                 "responses": with_errors(json!({"200": {"description": "Rejected rows", "content": {"text/csv": {"schema": {"type": "string"}}, "application/json": {"schema": {"type": "object"}}}}}))}}));
+    let job_body = json!({"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ExportJob"}}}});
+    paths.insert("/api/exports".into(), json!({
+        "get": {"summary": "The history of scheduled exports, newest first: job as run, file, destination, rows, size, SHA-256, or why it failed",
+                "parameters": [{"name": "job", "in": "query", "schema": {"type": "string"}}, {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
+                "responses": with_errors(json!({"200": ok("Runs", json!({"type": "object"}))}))}}));
+    paths.insert("/api/exports/check".into(), json!({
+        "post": {"summary": "Check an export job against the schema without saving it", "requestBody": job_body.clone(),
+                 "responses": with_errors(json!({"200": ok("Valid", json!({"type": "object"}))}))}}));
+    paths.insert("/api/exports/jobs".into(), json!({
+        "get": {"summary": "Export jobs whose entity the caller may export from", "responses": with_errors(json!({"200": ok("Jobs", json!({"type": "object"}))}))}}));
+    paths.insert("/api/exports/jobs/{key}".into(), json!({"parameters": key.clone(),
+        "get": {"summary": "One export job", "responses": with_errors(json!({"200": ok("The job", json!({"type": "object"}))}))},
+        "put": {"summary": "Save an export job (export and view rights on its entity); it runs on its schedule as the user who saved it", "requestBody": job_body,
+                "responses": with_errors(json!({"200": ok("The saved job", json!({"type": "object"}))}))},
+        "delete": {"summary": "Delete an export job (its history stays)", "responses": with_errors(json!({"204": {"description": "Deleted"}}))}}));
+    paths.insert("/api/exports/jobs/{key}/run".into(), json!({"parameters": key.clone(),
+        "post": {"summary": "Make and deliver the job's file now, as the caller; a file that could not be made or delivered gives a failed run",
+                 "responses": with_errors(json!({"201": ok("The run", json!({"type": "object"}))}))}}));
     let query_body = json!({"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["sql"], "properties": {
         "sql": {"type": "string", "description": "One SELECT over the tables /api/sql/catalog lists"},
         "limit": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 1000},

@@ -19,6 +19,7 @@ mod m0010_lists_views;
 mod m0011_calculated;
 mod m0012_imports;
 mod m0013_import_ticks;
+mod m0014_export_jobs;
 
 pub struct Migrator;
 
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0011_calculated::Migration),
             Box::new(m0012_imports::Migration),
             Box::new(m0013_import_ticks::Migration),
+            Box::new(m0014_export_jobs::Migration),
         ]
     }
 }

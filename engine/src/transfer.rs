@@ -1,0 +1,58 @@
+//! What the operator lets files travel through: the folder import flows may read below, the
+//! folder scheduled exports may write below, and the SFTP key folder; and how an SFTP login's
+//! credential is found there. Secrets are never in a flow or a job: a key is a file the
+//! operator placed, a password an environment variable named `TABIJI_SFTP_…`.
+
+use std::path::PathBuf;
+
+use tabiji_connectors::sftp::Credential;
+use tabiji_model::import::{SFTP_PASSWORD_ENV_PREFIX, SftpLogin, is_plain_file_name};
+
+#[derive(Debug, Clone, Default)]
+pub struct Transfers {
+    /// The folder directory import flows may read below; `None` turns directory sources off.
+    pub import_root: Option<PathBuf>,
+    /// The folder directory exports may write below; `None` turns directory destinations off.
+    pub export_root: Option<PathBuf>,
+    /// The folder holding the private keys SFTP logins name; `None` turns SFTP keys off.
+    pub sftp_keys: Option<PathBuf>,
+}
+
+/// Why an SFTP login has no credential; the message starts with the login field concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    #[error(
+        "key: SFTP keys are off: start tabiji with --sftp-keys (TABIJI_SFTP_KEYS) naming the folder that holds the key files"
+    )]
+    NoKeyFolder,
+    #[error("key: {0:?} is not a file name in the SFTP key folder")]
+    KeyName(String),
+    #[error(
+        "password_env: {0} is not set in the tabiji process (only variables starting with {SFTP_PASSWORD_ENV_PREFIX} are read)"
+    )]
+    NoPassword(String),
+}
+
+/// The key file or password `login` names, from where the operator keeps them.
+pub fn credential(
+    login: &SftpLogin<'_>,
+    settings: &Transfers,
+) -> Result<Credential, CredentialError> {
+    if let Some(name) = login.key {
+        let keys = settings
+            .sftp_keys
+            .as_ref()
+            .ok_or(CredentialError::NoKeyFolder)?;
+        if !is_plain_file_name(name) {
+            return Err(CredentialError::KeyName(name.to_string()));
+        }
+        return Ok(Credential::Key(keys.join(name)));
+    }
+    let variable = login.password_env.unwrap_or_default().to_string();
+    if !variable.starts_with(SFTP_PASSWORD_ENV_PREFIX) {
+        return Err(CredentialError::NoPassword(variable));
+    }
+    std::env::var(&variable)
+        .map(Credential::Password)
+        .map_err(|_| CredentialError::NoPassword(variable))
+}

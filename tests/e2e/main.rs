@@ -8,6 +8,7 @@ mod flows;
 mod imports;
 mod lists;
 mod openapi;
+mod partners;
 mod points;
 mod records;
 mod reports;

@@ -7,8 +7,10 @@
 //!   channel.
 //! - [`recording`]: the `test` channel, which records what it was given (to a file when asked)
 //!   instead of sending it.
-//! - [`sftp`]: pulling partner files from an SFTP server for import flows.
+//! - [`sftp`]: partner files over SFTP: pulled for import flows, pushed by scheduled exports.
+//! - [`http_pull`]: a partner's file downloaded over HTTP(S) for import flows.
 
+pub mod http_pull;
 pub mod recording;
 pub mod sftp;
 

@@ -6,7 +6,9 @@
 use std::path::PathBuf;
 
 use tabiji_connectors::sftp::Credential;
-use tabiji_model::import::{SFTP_PASSWORD_ENV_PREFIX, SftpLogin, is_plain_file_name};
+use tabiji_model::import::{
+    HTTP_HEADER_ENV_PREFIX, HttpSource, SFTP_PASSWORD_ENV_PREFIX, SftpLogin, is_plain_file_name,
+};
 
 #[derive(Debug, Clone, Default)]
 pub struct Transfers {
@@ -16,6 +18,8 @@ pub struct Transfers {
     pub export_root: Option<PathBuf>,
     /// The folder holding the private keys SFTP logins name; `None` turns SFTP keys off.
     pub sftp_keys: Option<PathBuf>,
+    /// The hosts (`host` or `host:port`) HTTP sources may download from; none turns them off.
+    pub http_hosts: Vec<String>,
 }
 
 /// Why an SFTP login has no credential; the message starts with the login field concerned.
@@ -31,6 +35,10 @@ pub enum CredentialError {
         "password_env: {0} is not set in the tabiji process (only variables starting with {SFTP_PASSWORD_ENV_PREFIX} are read)"
     )]
     NoPassword(String),
+    #[error(
+        "headers.{header}: {variable} is not set in the tabiji process (only variables starting with {HTTP_HEADER_ENV_PREFIX} are read)"
+    )]
+    NoHeaderValue { header: String, variable: String },
 }
 
 /// The key file or password `login` names, from where the operator keeps them.
@@ -55,4 +63,23 @@ pub fn credential(
     std::env::var(&variable)
         .map(Credential::Password)
         .map_err(|_| CredentialError::NoPassword(variable))
+}
+
+/// The values of the secret headers an HTTP source names, from the process's environment.
+pub fn header_values(source: &HttpSource) -> Result<Vec<(String, String)>, CredentialError> {
+    source
+        .headers
+        .iter()
+        .map(|(header, variable)| {
+            let missing = || CredentialError::NoHeaderValue {
+                header: header.clone(),
+                variable: variable.clone(),
+            };
+            if !variable.starts_with(HTTP_HEADER_ENV_PREFIX) {
+                return Err(missing());
+            }
+            let value = std::env::var(variable).map_err(|_| missing())?;
+            Ok((header.clone(), value))
+        })
+        .collect()
 }

@@ -147,12 +147,7 @@ impl SftpLogin<'_> {
                 }
             }
             (None, Some(name)) => {
-                let rest = name.strip_prefix(SFTP_PASSWORD_ENV_PREFIX).unwrap_or("");
-                if rest.is_empty()
-                    || !rest
-                        .bytes()
-                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
-                {
+                if !is_variable_name(name, SFTP_PASSWORD_ENV_PREFIX) {
                     errors.push(err(
                         format!("{at}.password_env"),
                         "invalid_password_env",
@@ -207,6 +202,78 @@ pub enum Source {
     /// operator put in the SFTP key folder (`TABIJI_SFTP_KEYS`), `password_env` an environment
     /// variable of the server process holding the password.
     Sftp(SftpSource),
+    /// The file at `url` is downloaded on the schedule and imported, unless it is the same as
+    /// the last file this flow imported from it. The operator lists the hosts HTTP sources may
+    /// reach (`TABIJI_HTTP_HOSTS`).
+    Http(HttpSource),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSource {
+    /// `https://…` (or `http://…`).
+    pub url: String,
+    /// Request headers whose values are secrets kept out of the flow: header name → the name
+    /// of an environment variable starting with `TABIJI_HTTP_` that holds the value, such as
+    /// `{"Authorization": "TABIJI_HTTP_OTA_AUTHORIZATION"}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+}
+
+/// Prefix of the environment variables HTTP sources may read header values from.
+pub const HTTP_HEADER_ENV_PREFIX: &str = "TABIJI_HTTP_";
+
+impl HttpSource {
+    /// The host (and port, when the URL names one) the URL points at, if it is an http(s) URL.
+    pub fn host(&self) -> Option<&str> {
+        let rest = self
+            .url
+            .strip_prefix("https://")
+            .or_else(|| self.url.strip_prefix("http://"))?;
+        let authority = rest.split(['/', '?', '#']).next()?;
+        if authority.is_empty() || authority.contains(['@', ' ']) {
+            return None;
+        }
+        Some(authority)
+    }
+
+    fn check(&self, errors: &mut Vec<ImportFlowError>) {
+        if self.host().is_none() || self.url.chars().any(char::is_whitespace) {
+            errors.push(err(
+                "source.url",
+                "invalid_url",
+                "give the file's address as https://host/path (no user or password in it: send those as headers)",
+            ));
+        }
+        for (name, variable) in &self.headers {
+            let at = format!("source.headers.{name}");
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+            {
+                errors.push(err(at.clone(), "invalid_header", "not a header name"));
+            }
+            if !is_variable_name(variable, HTTP_HEADER_ENV_PREFIX) {
+                errors.push(err(
+                    at,
+                    "invalid_header_env",
+                    format!(
+                        "name the environment variable holding the value, such as {HTTP_HEADER_ENV_PREFIX}OTA_TOKEN (capital letters, digits and _ after {HTTP_HEADER_ENV_PREFIX})"
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+/// `PREFIX` followed by capital letters, digits and `_`.
+fn is_variable_name(name: &str, prefix: &str) -> bool {
+    let rest = name.strip_prefix(prefix).unwrap_or("");
+    !rest.is_empty()
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -238,6 +305,7 @@ impl Source {
             Source::Upload => String::new(),
             Source::Directory { path, .. } => path.clone(),
             Source::Sftp(sftp) => sftp.login().place(),
+            Source::Http(http) => http.url.clone(),
         }
     }
 }
@@ -740,6 +808,16 @@ impl ImportFlow {
                     ));
                 }
             }
+            Source::Http(http) => {
+                http.check(errors);
+                if self.schedule().is_none() {
+                    errors.push(err(
+                        "cron",
+                        "no_schedule",
+                        "an HTTP source needs a schedule (cron or recurrence)",
+                    ));
+                }
+            }
         }
     }
 
@@ -1034,6 +1112,38 @@ mod tests {
         assert!(
             serde_json::from_value::<ImportFlow>(json).is_err(),
             "a password in the flow is refused"
+        );
+    }
+
+    #[test]
+    fn http_sources_name_their_secret_headers_by_variable() {
+        let mut json = users();
+        json["cron"] = "0 3 * * *".into();
+        json["source"] = serde_json::json!({
+            "type": "http", "url": "https://partner.example:8443/exports/users.csv?day=today",
+            "headers": {"Authorization": "TABIJI_HTTP_OTA_AUTHORIZATION"}
+        });
+        let accepted = flow(json.clone());
+        assert_eq!(codes(&accepted), vec![]);
+        let Source::Http(http) = &accepted.source else {
+            panic!("an HTTP source")
+        };
+        assert_eq!(http.host(), Some("partner.example:8443"));
+        json["source"]["url"] = "ftp://partner.example/x.csv".into();
+        json["source"]["headers"] = serde_json::json!({"X Token": "PATH"});
+        assert_eq!(
+            codes(&flow(json.clone())),
+            vec![
+                ("source.url".into(), "invalid_url"),
+                ("source.headers.X Token".into(), "invalid_header"),
+                ("source.headers.X Token".into(), "invalid_header_env"),
+            ]
+        );
+        json["source"]["url"] = "https://user:secret@partner.example/x.csv".into();
+        json["source"]["headers"] = serde_json::json!({});
+        assert_eq!(
+            codes(&flow(json)),
+            vec![("source.url".into(), "invalid_url")]
         );
     }
 

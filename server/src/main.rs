@@ -193,6 +193,10 @@ struct TransferArgs {
     /// names its key file; without it, SFTP key logins are off).
     #[arg(long, env = "TABIJI_SFTP_KEYS")]
     sftp_keys: Option<std::path::PathBuf>,
+    /// The hosts HTTP import sources may download from, comma-separated (`partner.example`,
+    /// `files.example:8443`); without them, HTTP sources are off.
+    #[arg(long, env = "TABIJI_HTTP_HOSTS", value_delimiter = ',')]
+    http_hosts: Vec<String>,
 }
 
 impl TransferArgs {
@@ -201,6 +205,7 @@ impl TransferArgs {
             import_root: self.import_root.clone(),
             export_root: self.export_root.clone(),
             sftp_keys: self.sftp_keys.clone(),
+            http_hosts: self.http_hosts.clone(),
         }
     }
 }

@@ -302,3 +302,102 @@ fn a_wrong_database_url_is_explained() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("sqlite:// or postgres://"));
 }
+
+/// An HTTP source through `tabiji import fetch`, against a partner's file server (wiremock):
+/// the secret header from the process's environment, the host on the operator's list, the same
+/// file not imported twice, a redirect to another host refused.
+#[tokio::test]
+async fn http_sources_download_from_the_hosts_the_operator_allows() {
+    use wiremock::matchers::{header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let partner = MockServer::start().await;
+    let (users, _, _) = encoding_rs::SHIFT_JIS
+        .encode("メールアドレス,氏名\r\nweb@example.jp,上田\r\nweb2@example.jp,下田\r\n");
+    Mock::given(method("GET"))
+        .and(path("/exports/users_today.csv"))
+        .and(header("authorization", "Bearer s3cret"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(users.into_owned()))
+        .mount(&partner)
+        .await;
+    let port = partner.address().port();
+    Mock::given(method("GET"))
+        .and(path("/moved.csv"))
+        .respond_with(ResponseTemplate::new(302).insert_header(
+            "location",
+            format!("http://localhost:{port}/exports/users_today.csv"),
+        ))
+        .mount(&partner)
+        .await;
+    let allowed = format!("127.0.0.1:{port}");
+    let dir = std::env::temp_dir().join(format!("tabiji-http-source-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let flow_file = |name: &str, url: String| {
+        let file = dir.join(format!("{name}.json"));
+        let flow = serde_json::json!({
+            "format": 1, "name": "OTA (HTTP)", "entity": "tourists",
+            "source": {"type": "http", "url": url,
+                       "headers": {"Authorization": "TABIJI_HTTP_TEST_AUTHORIZATION"}},
+            "columns": [{"column": "メールアドレス", "field": "email"}, {"column": "氏名", "field": "family_name"}],
+            "action": {"type": "upsert", "key": "email"},
+            "cron": "0 3 * * *"
+        });
+        std::fs::write(&file, flow.to_string()).unwrap();
+        file.display().to_string()
+    };
+    let direct = flow_file(
+        "direct",
+        format!("{}/exports/users_today.csv", partner.uri()),
+    );
+    let moved = flow_file("moved", format!("{}/moved.csv", partner.uri()));
+    for scratch in Scratch::all_backends().await {
+        let url = scratch.url.clone();
+        run(tabiji(&url).arg("migrate"));
+        run(tabiji(&url).args(["import", "save", "http_users", &direct]));
+        run(tabiji(&url).args(["import", "save", "http_moved", &moved]));
+        let fetch = |key: &str, hosts: &str, token: Option<&str>| {
+            let mut cmd = tabiji(&url);
+            cmd.args(["import", "fetch", key, "--http-hosts", hosts]);
+            match token {
+                Some(token) => cmd.env("TABIJI_HTTP_TEST_AUTHORIZATION", token),
+                None => cmd.env_remove("TABIJI_HTTP_TEST_AUTHORIZATION"),
+            };
+            let out = cmd.output().unwrap();
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).to_string()
+                    + &String::from_utf8_lossy(&out.stderr),
+            )
+        };
+        let (ok, out) = fetch("http_users", &allowed, Some("Bearer s3cret"));
+        assert!(ok, "{out}");
+        assert!(
+            out.contains("users_today.csv: 2 rows read, 2 created") && out.contains("(shift_jis)"),
+            "{out}"
+        );
+        let (ok, out) = fetch("http_users", &allowed, Some("Bearer s3cret"));
+        assert!(
+            ok && out.contains("no file to import"),
+            "the same file again: {out}"
+        );
+        let (ok, out) = fetch("http_users", &allowed, None);
+        assert!(
+            !ok && out.contains("TABIJI_HTTP_TEST_AUTHORIZATION is not set"),
+            "{out}"
+        );
+        let (ok, out) = fetch("http_users", "partner.example", Some("Bearer s3cret"));
+        assert!(
+            !ok && out.contains("127.0.0.1 is not among the hosts HTTP sources may reach"),
+            "{out}"
+        );
+        let (ok, out) = fetch("http_users", &allowed, Some("Bearer wrong"));
+        assert!(!ok && out.contains("answered 404"), "{out}");
+        let (ok, out) = fetch("http_moved", &allowed, Some("Bearer s3cret"));
+        assert!(
+            !ok && out.contains("redirected to localhost"),
+            "a redirect may not leave the allowed hosts: {out}"
+        );
+        scratch.remove().await;
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -466,6 +466,18 @@ pub async fn rejects(store: &Store, who: &Principal, id: i64) -> Result<Vec<Reje
     Ok(out)
 }
 
+/// Whether flow `key` already imported a file with this SHA-256 to its end.
+pub async fn already_imported(store: &Store, key: &str, sha256: &str) -> Result<bool> {
+    let mut q = Query::select();
+    q.column(col("id"))
+        .from(col("sys_imports"))
+        .and_where(Expr::col(col("flow_key")).eq(key))
+        .and_where(Expr::col(col("file_sha256")).eq(sha256))
+        .and_where(Expr::col(col("status")).eq(Status::Done.name()))
+        .limit(1);
+    Ok(store.db().conn.query_one(&q).await?.is_some())
+}
+
 /// The latest scheduled fetch of flow `key` that fired (epoch milliseconds).
 pub async fn last_tick(store: &Store, key: &str) -> Result<Option<i64>> {
     crate::ticks::last(store, "sys_import_ticks", "flow_key", key).await

@@ -1,5 +1,6 @@
-//! Fetching a flow's files from where its partner leaves them: a folder on this server or a
-//! folder on an SFTP server. The matching files are imported oldest first, each then moved to
+//! Fetching a flow's files from where its partner leaves them: a folder on this server, a
+//! folder on an SFTP server, or an HTTP(S) address (downloaded unless it serves the file this
+//! flow imported last). The matching files are imported oldest first, each then moved to
 //! the folder's `done/` subfolder, so the next fetch does not see it again. A file that cannot
 //! be read becomes a failed run in the history and stays where it was; the others are imported
 //! (imports are idempotent, so a file tried again changes nothing twice).
@@ -12,6 +13,9 @@
 
 use std::path::{Path, PathBuf};
 
+use sha2::{Digest, Sha256};
+
+use tabiji_connectors::http_pull::{self, HttpPullError};
 use tabiji_connectors::sftp::{self, SftpError, SftpFolder};
 use tabiji_model::clock::Clock;
 use tabiji_model::import::{ImportFlow, Source, matches_pattern};
@@ -21,7 +25,7 @@ use tabiji_storage::imports::{self, File, Run};
 use tabiji_storage::records::Store;
 
 use super::run_file;
-use crate::transfer::{CredentialError, Transfers, credential};
+use crate::transfer::{CredentialError, Transfers, credential, header_values};
 
 /// Where processed files go, inside the flow's folder.
 pub const DONE: &str = sftp::DONE;
@@ -41,6 +45,8 @@ pub enum FetchError {
     Credential(#[from] CredentialError),
     #[error(transparent)]
     Sftp(#[from] SftpError),
+    #[error(transparent)]
+    Http(#[from] HttpPullError),
     #[error("{folder} is not inside the import root {root}")]
     OutsideRoot { folder: String, root: String },
     #[error("{path}: {message}")]
@@ -188,6 +194,28 @@ pub async fn fetch(
             .await;
             remote.close().await;
             result
+        }
+        Source::Http(source) => {
+            let headers = header_values(source)?;
+            let download =
+                http_pull::download(&source.url, &headers, &settings.http_hosts, MAX_FILE_BYTES)
+                    .await?;
+            let sha256 = hex::encode(Sha256::digest(&download.bytes));
+            // A partner's address often serves the same file until the next one is ready.
+            if imports::already_imported(store, key, &sha256).await? {
+                return Ok(Vec::new());
+            }
+            let run = run_file(
+                store,
+                who,
+                key,
+                flow,
+                &download.file_name,
+                &download.bytes,
+                clock,
+            )
+            .await?;
+            Ok(vec![run])
         }
     }
 }

@@ -10,6 +10,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
+use tabiji_connectors::http_pull::HttpPullError;
 use tabiji_connectors::sftp::SftpError;
 use tabiji_engine::import::fetch::{self as fetching, FetchError};
 use tabiji_engine::import::run_file;
@@ -143,6 +144,11 @@ async fn fetch(
             | SftpError::Timeout { .. }
             | SftpError::Session { .. }
             | SftpError::File { .. }),
+        ) => ApiError::Upstream(e.to_string()),
+        FetchError::Http(
+            e @ (HttpPullError::Request { .. }
+            | HttpPullError::Status { .. }
+            | HttpPullError::TooLarge { .. }),
         ) => ApiError::Upstream(e.to_string()),
         other => ApiError::BadRequest(other.to_string()),
     })?;

@@ -4,7 +4,8 @@
 //! sorts, exports, SQL, field rights) and read-only to every user.
 //!
 //! Kept up to date two ways: incrementally, for the tourists whose history rows are new or
-//! changed since the last look (a watermark on the store's ids and update times), and by batch,
+//! changed since the last look (a watermark on the store's ids and update times; at once after
+//! an import into the store, and by the worker every `calculated_every`), and by batch,
 //! for everyone, once a day in the zone (so rolling periods move and deleted rows are
 //! forgotten) and whenever asked. Both are one set-based `UPDATE … FROM (aggregate)`.
 
@@ -535,6 +536,19 @@ async fn refresh_stored(store: &Store, key: &str, full: bool, now: DateTime<Utc>
         mark.value(col("full_at"), now.timestamp_millis());
     }
     conn.execute(&mark).await?;
+    Ok(changed)
+}
+
+/// Brings the attributes kept from `entity` up to date for the tourists whose rows are new or
+/// changed (CF-9: right after an import wrote them, rather than at the worker's next look).
+/// Answers the tourists changed.
+pub async fn refresh_from(store: &Store, entity: &str, now: DateTime<Utc>) -> Result<u64> {
+    let mut changed = 0;
+    for s in stored(store, None).await? {
+        if s.definition.store == entity {
+            changed += refresh_stored(store, &s.definition.key, false, now).await?;
+        }
+    }
     Ok(changed)
 }
 

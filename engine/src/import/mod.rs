@@ -11,6 +11,7 @@ use tabiji_model::import::{EmptyCells, ImportFlow, column_name, convert_cell};
 use tabiji_model::normalize::nfkc_cow;
 use tabiji_storage::StorageError;
 use tabiji_storage::auth::Principal;
+use tabiji_storage::calculated;
 use tabiji_storage::imports::{self, File, Run};
 use tabiji_storage::records::{ImportRow, Rejected, Store, Tally};
 
@@ -158,7 +159,15 @@ pub async fn run_file(
         }
     };
     imports::finish(store, who, id, failure.as_deref(), clock.now()).await?;
-    imports::get_run(store, who, id).await
+    let run = imports::get_run(store, who, id).await?;
+    if run.created + run.updated + run.deleted > 0 {
+        // What is calculated from the rows follows them now (CF-9); a failure here leaves the
+        // import as it is and the worker's next look catches up.
+        if let Err(e) = calculated::refresh_from(store, &flow.entity, clock.now()).await {
+            tracing::error!(import = id, error = %e, "calculated attributes not refreshed after an import");
+        }
+    }
+    Ok(run)
 }
 
 enum Stop {

@@ -394,9 +394,17 @@ fn xlsx_text(cell: &calamine::Data) -> Result<String, String> {
         Data::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", *f as i64),
         Data::Float(f) => f.to_string(),
         Data::Bool(b) => b.to_string(),
-        Data::DateTime(d) => {
-            tabiji_model::import::excel_date(&d.as_f64().to_string()).unwrap_or_default()
+        // Calendar parts rather than the serial: a workbook on the 1904 date system (older
+        // Excel for Mac) counts days from another epoch.
+        Data::DateTime(d) if d.is_datetime() => {
+            let (year, month, day, hour, minute, second, _) = d.to_ymd_hms_milli();
+            if (hour, minute, second) == (0, 0, 0) {
+                format!("{year:04}-{month:02}-{day:02}")
+            } else {
+                format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}")
+            }
         }
+        Data::DateTime(d) => d.as_f64().to_string(),
         Data::Error(e) => return Err(e.to_string()),
     })
 }
@@ -539,6 +547,25 @@ mod tests {
         let rows = rows(&mut file);
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].line, 1);
+    }
+
+    #[test]
+    fn excel_dates_read_the_same_on_the_1900_and_the_1904_date_systems() {
+        use calamine::{Data, ExcelDateTime, ExcelDateTimeType};
+        let date = |serial: f64, is_1904: bool| {
+            xlsx_text(&Data::DateTime(ExcelDateTime::new(
+                serial,
+                ExcelDateTimeType::DateTime,
+                is_1904,
+            )))
+        };
+        assert_eq!(date(32964.0, false), Ok("1990-04-01".into()));
+        assert_eq!(date(32964.0 - 1462.0, true), Ok("1990-04-01".into()));
+        assert_eq!(
+            date(46354.5, false),
+            Ok("2026-11-28T12:00:00".into()),
+            "a time of day is kept"
+        );
     }
 
     #[test]

@@ -208,7 +208,7 @@ fn encode(out: csv::Writer<Vec<u8>>, format: Format) -> Bytes {
     Bytes::from(shift_jis(&utf8))
 }
 
-async fn xlsx(store: Store, mut export: Export, names: Vec<String>, zone: Zone) -> ApiResult<Body> {
+async fn xlsx(store: Store, export: Export, names: Vec<String>, zone: Zone) -> ApiResult<Body> {
     use rust_xlsxwriter::Workbook;
     let bad = |e: rust_xlsxwriter::XlsxError| {
         ApiError::BadRequest(format!("the XLSX file could not be written: {e}"))
@@ -219,8 +219,16 @@ async fn xlsx(store: Store, mut export: Export, names: Vec<String>, zone: Zone) 
         sheet.write_string(0, c as u16, name).map_err(bad)?;
     }
     let fields = export.fields().to_vec();
+    // A request dropped while the workbook is built (the user gave up) is logged cancelled.
+    let mut guard = Guard {
+        store: store.clone(),
+        export: Some(export),
+    };
     let mut r: u32 = 1;
-    while let Some(page) = export.next_page(&store).await? {
+    while let Some(page) = match guard.export.as_mut() {
+        Some(export) => export.next_page(&store).await?,
+        None => None,
+    } {
         for row in &page {
             for (c, value) in row.iter().enumerate() {
                 let field = c.checked_sub(1).and_then(|f| fields.get(f));
@@ -250,7 +258,9 @@ async fn xlsx(store: Store, mut export: Export, names: Vec<String>, zone: Zone) 
             r += 1;
         }
     }
-    export.finish(&store, true).await?;
+    if let Some(export) = guard.export.take() {
+        export.finish(&store, true).await?;
+    }
     // An unnamed temporary file: nothing to clean up, nothing another user could plant.
     let written = tokio::task::spawn_blocking(move || {
         let mut file = tabiji_engine::export::unnamed_temp_file(&std::env::temp_dir())?;

@@ -1234,4 +1234,63 @@ mod tests {
     fn header_names_compare_folded() {
         assert_eq!(column_name("\u{feff} ＥＭＡＩＬ "), "EMAIL");
     }
+
+    mod any_input {
+        //! Flows and cells come from users and partners: whatever they hold, checking and
+        //! converting end with an answer, never a panic.
+
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1000))]
+
+            #[test]
+            fn any_cell_converts_or_is_refused(
+                cell in "\\PC{0,30}",
+                number in any::<f64>(),
+                excel in any::<bool>(),
+                codes in any::<bool>(),
+            ) {
+                let column = ColumnMap {
+                    column: "c".into(),
+                    field: "f".into(),
+                    convert: excel.then_some(Convert::ExcelDate),
+                    codes: codes.then(|| BTreeMap::from([(cell.clone(), "x".into())])),
+                };
+                let _ = convert_cell(&column, &cell);
+                let _ = excel_date(&cell);
+                let _ = excel_date(&number.to_string());
+            }
+
+            #[test]
+            fn flows_with_any_values_are_checked(
+                texts in prop::collection::vec("\\PC{0,16}", 12),
+                header in any::<bool>(),
+                entity in prop::sample::select(vec!["tourists", "point_ledger", "purchases", "nothing"]),
+            ) {
+                let json = serde_json::json!({
+                    "format": 1, "name": texts[0], "entity": entity,
+                    "file": {"delimiter": texts[1], "header": header, "encoding": "shift_jis"},
+                    "columns": [
+                        {"column": texts[2], "field": texts[3], "codes": {texts[4].clone(): texts[5]}},
+                        {"column": texts[6], "field": "email", "convert": "excel_date"}
+                    ],
+                    "action": {"type": "upsert", "key": texts[7]},
+                    "delete_when": {"column": texts[8], "values": [texts[9]]},
+                    "source": {"type": "http", "url": texts[10],
+                               "headers": {texts[11].clone(): texts[11]}},
+                    "cron": texts[10], "zone": texts[11]
+                });
+                if let Ok(flow) = serde_json::from_value::<ImportFlow>(json) {
+                    let _ = flow.check(entity_of);
+                }
+            }
+        }
+
+        fn entity_of(name: &str) -> Option<&'static EntitySchema> {
+            super::entity(name)
+        }
+    }
 }

@@ -281,11 +281,22 @@ pub struct XlsxFile {
 }
 
 impl XlsxFile {
+    /// Reads the sheet's cells. calamine can panic on some damaged workbooks (an arithmetic
+    /// overflow on a cell reference with many letters, found by the property tests below): a
+    /// partner's file must fail its run, not the worker, so a panic there is a refused file.
     pub fn open(
         bytes: &[u8],
         sheet: Option<&str>,
         has_header: bool,
     ) -> Result<XlsxFile, ReadError> {
+        std::panic::catch_unwind(|| Self::read(bytes, sheet, has_header)).unwrap_or_else(|_| {
+            Err(ReadError::Workbook(
+                "the workbook is damaged (its cells could not be read)".into(),
+            ))
+        })
+    }
+
+    fn read(bytes: &[u8], sheet: Option<&str>, has_header: bool) -> Result<XlsxFile, ReadError> {
         use calamine::{Reader, Xlsx, open_workbook_from_rs};
         let mut book: Xlsx<_> = open_workbook_from_rs(std::io::Cursor::new(bytes))
             .map_err(|e: calamine::XlsxError| ReadError::Workbook(e.to_string()))?;
@@ -647,5 +658,108 @@ mod tests {
             CsvFile::open(b"", Encoding::Auto, b',', true),
             Err(ReadError::Empty)
         ));
+    }
+
+    mod any_input {
+        //! Partner files are untrusted: whatever the bytes, reading ends (with rows, rejected
+        //! rows or an error naming the line) and never panics or loops.
+
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn encodings() -> impl Strategy<Value = Encoding> {
+            prop::sample::select(vec![Encoding::Auto, Encoding::Utf8, Encoding::ShiftJis])
+        }
+
+        fn delimiters() -> impl Strategy<Value = u8> {
+            prop::sample::select(vec![b',', b'\t', b';', b'|'])
+        }
+
+        /// Reads the whole file; the rows' lines only grow and stay within the file.
+        fn read_all(bytes: &[u8], encoding: Encoding, delimiter: u8, header: bool) {
+            let Ok(mut file) = CsvFile::open(bytes, encoding, delimiter, header) else {
+                return;
+            };
+            // Lines end with \n, \r\n or a lone \r (old Mac files), as the reader counts them.
+            let lone_cr = bytes
+                .windows(2)
+                .filter(|pair| pair[0] == b'\r' && pair[1] != b'\n')
+                .count()
+                + usize::from(bytes.last() == Some(&b'\r'));
+            let lines = (bytes.iter().filter(|b| **b == b'\n').count() + lone_cr) as u64 + 1;
+            let mut last = 0;
+            let mut rows = 0;
+            while let Ok(Some(row)) = file.next_row() {
+                assert!(
+                    row.line >= last && row.line <= lines,
+                    "{} of {lines}",
+                    row.line
+                );
+                last = row.line;
+                rows += 1;
+                assert!(rows <= lines, "more rows than lines");
+            }
+        }
+
+        /// A small workbook to damage.
+        fn workbook() -> &'static [u8] {
+            static BOOK: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+            BOOK.get_or_init(|| {
+                let mut book = rust_xlsxwriter::Workbook::new();
+                let sheet = book.add_worksheet();
+                for (r, row) in [["メール", "氏名"], ["a@example.jp", "山田"]]
+                    .iter()
+                    .enumerate()
+                {
+                    for (c, text) in row.iter().enumerate() {
+                        sheet.write_string(r as u32, c as u16, *text).unwrap();
+                    }
+                }
+                sheet.write_number(2, 1, 45292.0).unwrap();
+                book.save_to_buffer().unwrap()
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1000))]
+
+            #[test]
+            fn any_bytes(
+                bytes in prop::collection::vec(any::<u8>(), 0..1500),
+                encoding in encodings(),
+                delimiter in delimiters(),
+                header in any::<bool>(),
+            ) {
+                read_all(&bytes, encoding, delimiter, header);
+            }
+
+            #[test]
+            fn csv_like_text(
+                text in "[a-z0-9,;|\"\t\r\n 　山田ｱﾞ①～\u{FEFF}]{0,300}",
+                encoding in encodings(),
+                delimiter in delimiters(),
+                header in any::<bool>(),
+            ) {
+                read_all(text.as_bytes(), encoding, delimiter, header);
+                let (shift_jis, _, _) = encoding_rs::SHIFT_JIS.encode(&text);
+                read_all(&shift_jis, encoding, delimiter, header);
+            }
+
+            #[test]
+            fn damaged_workbooks(
+                damage in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+                header in any::<bool>(),
+            ) {
+                let mut bytes = workbook().to_vec();
+                for (at, byte) in damage {
+                    let i = at.index(bytes.len());
+                    bytes[i] = byte;
+                }
+                if let Ok(mut file) = XlsxFile::open(&bytes, None, header) {
+                    while file.next_row().is_some() {}
+                }
+            }
+        }
     }
 }

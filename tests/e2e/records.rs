@@ -1,5 +1,6 @@
 //! Records through the API: one by one and in bulk, with errors that name the item and field.
 
+use reqwest::Method;
 use serde_json::{Value, json};
 use tabiji_e2e::{TestApp, on_every_backend};
 
@@ -313,6 +314,127 @@ async fn points_inquiries_and_interactions(app: &TestApp) {
         r.json::<Value>().await.unwrap()["error"]["details"][0]["field"],
         "business_id"
     );
+}
+
+/// The generic batch upsert (DI-12): records matched by a unique field, created or changed,
+/// the good items kept and the others named by index.
+async fn upsert_by_key(app: &TestApp) {
+    let (status, body) = app
+        .post(
+            "/api/data/tourists",
+            json!({"email": "a@example.jp", "family_name": "山田"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let items = json!({"items": [
+        {"email": "Ａ@Example.jp", "prefecture": "愛知県"},
+        {"email": "new@example.jp", "family_name": "新"},
+        {"email": "not an address", "family_name": "x"},
+        "not an object",
+        {"email": "new@example.jp", "given_name": "太郎"},
+        {"email": "ro@example.jp", "points_balance": 1000000}
+    ]});
+    let (status, body) = app
+        .call(
+            Method::PUT,
+            "/api/data/tourists/bulk?key=email",
+            Some(items.clone()),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        [&body["created"], &body["updated"], &body["merged"]],
+        [&json!(1), &json!(1), &json!(1)],
+        "{body}"
+    );
+    let rejected: Vec<(i64, &str)> = body["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["index"].as_i64().unwrap(),
+                r["field"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rejected,
+        [(2, "email"), (3, ""), (5, "points_balance")],
+        "{body}"
+    );
+    let (_, found) = app
+        .post(
+            "/api/data/tourists/search",
+            json!({"filter": {"field": {"key": "email", "op": "in", "value": ["a@example.jp", "new@example.jp"]}},
+                   "sort": {"field": "email"}}),
+        )
+        .await;
+    let got: Vec<(&str, &str, &str)> = found["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["family_name"].as_str().unwrap_or(""),
+                t["given_name"].as_str().unwrap_or(""),
+                t["prefecture"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(got, [("山田", "", "愛知県"), ("新", "太郎", "")]);
+    let (_, again) = app
+        .call(
+            Method::PUT,
+            "/api/data/tourists/bulk?key=email",
+            Some(items),
+        )
+        .await;
+    assert_eq!(
+        [&again["created"], &again["updated"], &again["unchanged"]],
+        [&json!(0), &json!(0), &json!(2)],
+        "the same items again change nothing: {again}"
+    );
+    let (status, body) = app
+        .call(
+            Method::PUT,
+            "/api/data/tourists/bulk?key=family_name",
+            Some(json!({"items": [{"family_name": "x"}]})),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["details"][0]["code"], "key_not_unique");
+    let clerk = app
+        .user_with_rights(
+            "upsert_clerk",
+            json!({"entities": {"tourists": {"ops": ["view", "create", "edit"], "fields": {"phone": "read"}}}}),
+        )
+        .await;
+    let r = clerk
+        .put(app.url("/api/data/tourists/bulk?key=email"))
+        .json(&json!({"items": [{"email": "a@example.jp", "phone": "090-1234-5678"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "a field the caller may not write");
+    let viewer = app
+        .user_with_rights(
+            "upsert_viewer",
+            json!({"entities": {"tourists": {"ops": ["view", "create"]}}}),
+        )
+        .await;
+    let r = viewer
+        .put(app.url("/api/data/tourists/bulk?key=email"))
+        .json(&json!({"items": [{"email": "z@example.jp"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "upserting needs the edit right");
+}
+
+#[tokio::test]
+async fn batch_upsert_by_key() {
+    on_every_backend!(upsert_by_key);
 }
 
 #[tokio::test]

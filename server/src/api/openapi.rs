@@ -154,6 +154,12 @@ fn entity_paths(entity: &EntitySchema, paths: &mut Map<String, Value>) {
         json!({
             "post": {"tags": tag, "summary": "Create many, all or nothing", "requestBody": body(json!({"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": record}}})),
                 "responses": with_errors(json!({"201": ok("Created", results.clone())}))},
+            "put": {"tags": tag, "summary": "Create or update many, matched by a unique field (?key=email): the good items are written, the others come back with their index and reason",
+                "parameters": [{"name": "key", "in": "query", "required": true, "schema": {"type": "string"}, "description": "a unique field of the entity"}],
+                "requestBody": body(json!({"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "maxItems": 100000, "items": {"type": "object"}}}})),
+                "responses": with_errors(json!({"200": ok("What happened", json!({"type": "object", "properties": {
+                    "created": {"type": "integer"}, "updated": {"type": "integer"}, "unchanged": {"type": "integer"}, "merged": {"type": "integer"},
+                    "rejected": {"type": "array", "items": {"type": "object", "properties": {"index": {"type": "integer"}, "field": {"type": ["string", "null"]}, "reason": {"type": "string"}}}}}}))}))},
             "patch": {"tags": tag, "summary": "Update many (each item has its id), all or nothing", "requestBody": body(json!({"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": {"type": "object"}}}})),
                 "responses": with_errors(json!({"200": ok("Updated", results.clone())}))},
             "delete": {"tags": tag, "summary": "Delete many by id, all or nothing", "requestBody": body(json!({"type": "object", "required": ["ids"], "properties": {"ids": {"type": "array", "items": {"type": "integer", "format": "int64"}}}})),

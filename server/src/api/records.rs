@@ -22,7 +22,10 @@ pub fn routes() -> Router<AppState> {
         .route("/api/data/{entity}", get(list).post(create))
         .route(
             "/api/data/{entity}/bulk",
-            post(bulk_create).patch(bulk_update).delete(bulk_delete),
+            post(bulk_create)
+                .put(bulk_upsert)
+                .patch(bulk_update)
+                .delete(bulk_delete),
         )
         .route("/api/data/{entity}/search", post(search))
         .route("/api/data/{entity}/count", post(count))
@@ -124,6 +127,53 @@ async fn bulk_create(
     non_empty(&body.items)?;
     let results = state.store.bulk_create(&who, &entity, body.items).await?;
     Ok((StatusCode::CREATED, Json(json!({"results": results}))))
+}
+
+#[derive(Deserialize)]
+struct UpsertParams {
+    /// The unique field records are matched by (`email`, `member_no` …).
+    key: Option<String>,
+}
+
+/// Most items one upsert takes (the body limit allows them).
+const MAX_UPSERT_ITEMS: usize = 100_000;
+
+/// Creates or changes records matched by a unique field: the good items are written, the
+/// others come back with their index and reason (DI-12).
+async fn bulk_upsert(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(entity): Path<String>,
+    Query(params): Query<UpsertParams>,
+    JsonBody(body): JsonBody<BulkItems>,
+) -> ApiResult<impl IntoResponse> {
+    non_empty(&body.items)?;
+    let Some(key) = params.key else {
+        return Err(ApiError::BadRequest(
+            "key: name the unique field to match records by, such as ?key=email".into(),
+        ));
+    };
+    if body.items.len() > MAX_UPSERT_ITEMS {
+        return Err(ApiError::BadRequest(format!(
+            "items: at most {MAX_UPSERT_ITEMS} per request; send the rest in another"
+        )));
+    }
+    let tally = state
+        .store
+        .upsert_items(&who, &entity, &key, body.items)
+        .await?;
+    let rejected: Vec<Value> = tally
+        .rejected
+        .iter()
+        .map(|r| json!({"index": r.line, "field": r.field, "reason": r.reason}))
+        .collect();
+    Ok(Json(json!({
+        "created": tally.created,
+        "updated": tally.updated,
+        "unchanged": tally.unchanged,
+        "merged": tally.merged,
+        "rejected": rejected,
+    })))
 }
 
 async fn bulk_update(

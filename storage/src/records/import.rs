@@ -172,6 +172,127 @@ impl Store {
 
     /// Writes one batch of an import flow's rows; the flow was checked and
     /// [`Store::require_import`] passed. The good rows are committed together.
+    /// The generic API's batch upsert (DI-12): each item creates the record whose `key` (a
+    /// unique field such as the e-mail) it names, or changes the one that has it; items with
+    /// the same key merge, later values winning. The good items are written together; the
+    /// others come back as rejected, with their index (from 0) and reason. Needs the view,
+    /// create and edit rights on the entity, the view of the key field and the right to write
+    /// every field the items hold.
+    pub async fn upsert_items(
+        &self,
+        who: &Principal,
+        entity: &str,
+        key: &str,
+        items: Vec<Json>,
+    ) -> Result<Tally> {
+        let schema = self.entity(entity).await?;
+        let unique = schema.field(key).is_some_and(|f| f.unique);
+        if !unique {
+            return Err(StorageError::invalid(ItemError::field(
+                "key",
+                "key_not_unique",
+                format!("{entity} has no unique field {key:?} to match records by"),
+            )));
+        }
+        for op in [Op::View, Op::Create, Op::Edit] {
+            self.require(who, entity, op).await?;
+        }
+        let mut fields = BTreeSet::from([key.to_string()]);
+        let mut rows = Vec::with_capacity(items.len());
+        let mut not_objects = Vec::new();
+        for (index, item) in items.into_iter().enumerate() {
+            let raw = item.to_string();
+            match item {
+                Json::Object(values) => {
+                    fields.extend(values.keys().cloned());
+                    rows.push(ImportRow {
+                        line: index as u64 + 1,
+                        values,
+                        delete: false,
+                        link: None,
+                        raw,
+                    });
+                }
+                _ => not_objects.push(Rejected {
+                    line: index as u64 + 1,
+                    field: None,
+                    reason: "is not an object of fields".into(),
+                    raw,
+                }),
+            }
+        }
+        let denied = fields.iter().find(|field| {
+            !who.rights.can_write_field(entity, field)
+                || (field.as_str() == key && !who.rights.can_view_field(entity, key))
+        });
+        if let Some(field) = denied {
+            let error = forbidden(entity, Op::Edit, Some(field));
+            self.log(
+                who,
+                "upsert",
+                entity,
+                None,
+                "denied",
+                Some(error.to_string()),
+            )
+            .await?;
+            return Err(error);
+        }
+        let flow = ImportFlow {
+            format: tabiji_model::import::FORMAT_VERSION,
+            name: "API upsert".into(),
+            description: String::new(),
+            entity: entity.into(),
+            source: Default::default(),
+            file: Default::default(),
+            columns: fields
+                .iter()
+                .map(|field| tabiji_model::import::ColumnMap {
+                    column: field.clone(),
+                    field: field.clone(),
+                    convert: None,
+                    codes: None,
+                })
+                .collect(),
+            action: Action::Upsert { key: key.into() },
+            constants: Default::default(),
+            delete_when: None,
+            link: None,
+            empty_cells: Default::default(),
+            cron: None,
+            recurrence: None,
+            zone: "Asia/Tokyo".into(),
+        };
+        let mut tally = if rows.is_empty() {
+            Tally::default()
+        } else {
+            self.import_rows(who, &flow, rows).await?
+        };
+        tally.rejected.extend(not_objects);
+        tally.rejected.sort_by_key(|r| r.line);
+        for rejected in &mut tally.rejected {
+            // Items are counted from 0, as in every bulk answer.
+            rejected.line -= 1;
+        }
+        self.log(
+            who,
+            "upsert",
+            entity,
+            None,
+            "ok",
+            Some(format!(
+                "by {key}: {} created, {} updated, {} unchanged, {} merged, {} rejected",
+                tally.created,
+                tally.updated,
+                tally.unchanged,
+                tally.merged,
+                tally.rejected.len()
+            )),
+        )
+        .await?;
+        Ok(tally)
+    }
+
     pub async fn import_rows(
         &self,
         who: &Principal,

@@ -36,20 +36,20 @@ pub struct Download {
     pub file_name: String,
 }
 
-/// `host` or `host:port` of the URL, as the operator's list names hosts.
-fn allowed(url: &Url, hosts: &[String]) -> bool {
-    let Some(host) = url.host_str() else {
-        return false;
-    };
-    let with_port = url
-        .port_or_known_default()
-        .map(|port| format!("{host}:{port}"));
+/// Whether the operator's list names `host` (any port) or `host:port`.
+pub fn host_listed(host: &str, port: Option<u16>, hosts: &[String]) -> bool {
+    let with_port = port.map(|port| format!("{host}:{port}"));
     hosts.iter().any(|allowed| {
         allowed.eq_ignore_ascii_case(host)
             || with_port
                 .as_deref()
                 .is_some_and(|h| allowed.eq_ignore_ascii_case(h))
     })
+}
+
+fn allowed(url: &Url, hosts: &[String]) -> bool {
+    url.host_str()
+        .is_some_and(|host| host_listed(host, url.port_or_known_default(), hosts))
 }
 
 /// The last segment of the URL's path, or its host.
@@ -108,9 +108,25 @@ pub async fn download(
         map.insert(key, value);
     }
     let hosts = hosts.to_vec();
+    // Secret headers go only where they were meant to: with them, a redirect must stay on
+    // the same scheme, host and port (reqwest drops only the standard credential headers).
+    let origin = |u: &Url| {
+        (
+            u.scheme().to_string(),
+            u.host_str().map(str::to_ascii_lowercase),
+            u.port_or_known_default(),
+        )
+    };
+    let home = origin(&parsed);
+    let secret = !headers.is_empty();
     let policy = reqwest::redirect::Policy::custom(move |attempt| {
         if attempt.previous().len() >= MAX_REDIRECTS {
             attempt.error("too many redirects")
+        } else if secret && origin(attempt.url()) != home {
+            let to = attempt.url().to_string();
+            attempt.error(format!(
+                "redirected to {to}: a request with secret headers follows redirects only on the same scheme, host and port"
+            ))
         } else if allowed(attempt.url(), &hosts) {
             attempt.follow()
         } else {

@@ -339,25 +339,50 @@ impl SftpFolder {
 
     /// Writes `local` to the folder as `name`: first under a hidden partial name, renamed once
     /// complete, so the partner never picks up half a file; a file of that name is replaced.
-    pub async fn upload(&self, name: &str, local: &mut tokio::fs::File) -> Result<(), SftpError> {
+    pub async fn upload(
+        &self,
+        name: &str,
+        partial: &str,
+        local: &mut tokio::fs::File,
+    ) -> Result<(), SftpError> {
+        let written = self.write_partial(partial, local).await;
+        let result = match written {
+            Ok(()) => self.replace(partial, name).await,
+            Err(e) => Err(e),
+        };
+        if result.is_err() {
+            // Best effort: a partial file left behind is hidden and named as such.
+            let _ = self.sftp.remove_file(self.path_of(partial)).await;
+        }
+        result
+    }
+
+    async fn write_partial(
+        &self,
+        partial: &str,
+        local: &mut tokio::fs::File,
+    ) -> Result<(), SftpError> {
         use tokio::io::AsyncWriteExt;
-        let partial = format!(".{name}.partial");
         let mut remote = self
             .sftp
-            .create(self.path_of(&partial))
+            .create(self.path_of(partial))
             .await
-            .map_err(|e| self.file_error(&partial, e))?;
+            .map_err(|e| self.file_error(partial, e))?;
         tokio::io::copy(local, &mut remote)
             .await
-            .map_err(|e| self.file_error(&partial, e))?;
+            .map_err(|e| self.file_error(partial, e))?;
         remote
             .flush()
             .await
-            .map_err(|e| self.file_error(&partial, e))?;
+            .map_err(|e| self.file_error(partial, e))?;
         remote
             .close()
             .await
-            .map_err(|e| self.file_error(&partial, e))?;
+            .map_err(|e| self.file_error(partial, e))
+    }
+
+    /// Renames `partial` to `name`, replacing a file of that name.
+    async fn replace(&self, partial: &str, name: &str) -> Result<(), SftpError> {
         let target = self.path_of(name);
         if self
             .sftp
@@ -371,9 +396,9 @@ impl SftpFolder {
                 .map_err(|e| self.file_error(name, format!("cannot be replaced: {e}")))?;
         }
         self.sftp
-            .rename(self.path_of(&partial), target)
+            .rename(self.path_of(partial), target)
             .await
-            .map_err(|e| self.file_error(&partial, format!("cannot be renamed to {name}: {e}")))
+            .map_err(|e| self.file_error(partial, format!("cannot be renamed to {name}: {e}")))
     }
 
     /// Whether `done/name` exists on the server.

@@ -223,8 +223,9 @@ impl ExportJob {
             return errors;
         };
         let known = |key: &str| schema.field(key).is_some() || system_field(key).is_some();
+        // Records carry their id first; the other fields are the entity's own.
         for (i, field) in self.fields.iter().enumerate() {
-            if !known(field) {
+            if schema.field(field).is_none() {
                 errors.push(err(
                     format!("fields[{i}]"),
                     "unknown_field",

@@ -22,6 +22,9 @@ pub enum ApiError {
     /// A partner's server (an SFTP source) could not be reached or failed part-way.
     #[error("{0}")]
     Upstream(String),
+    /// Work that should not fail did (a task panicked); logged, not shown.
+    #[error("{0}")]
+    Internal(String),
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(transparent)]
@@ -46,6 +49,7 @@ impl ApiError {
             ApiError::BadJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::Upstream(_) => (StatusCode::BAD_GATEWAY, "upstream_failed"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             ApiError::Engine(e) => match e {
                 RuntimeError::NotPublished(_) => (StatusCode::NOT_FOUND, "not_published"),
                 RuntimeError::NotActive(_) => (StatusCode::CONFLICT, "flow_not_active"),
@@ -74,6 +78,13 @@ impl IntoResponse for ApiError {
         let (message, details): (String, &[ItemError]) = match &self {
             ApiError::Engine(e @ (RuntimeError::BadVersion { .. } | RuntimeError::Database(_))) => {
                 tracing::error!(error = %e, "engine error");
+                (
+                    "the server could not complete the request; it has been logged".into(),
+                    &[],
+                )
+            }
+            ApiError::Internal(e) => {
+                tracing::error!(error = %e, "internal error");
                 (
                     "the server could not complete the request; it has been logged".into(),
                     &[],

@@ -197,6 +197,10 @@ struct TransferArgs {
     /// `files.example:8443`); without them, HTTP sources are off.
     #[arg(long, env = "TABIJI_HTTP_HOSTS", value_delimiter = ',')]
     http_hosts: Vec<String>,
+    /// The SFTP servers import flows and exports may log in to, comma-separated
+    /// (`sftp.partner.example`, `files.example:2222`); without them, SFTP is off.
+    #[arg(long, env = "TABIJI_SFTP_HOSTS", value_delimiter = ',')]
+    sftp_hosts: Vec<String>,
 }
 
 impl TransferArgs {
@@ -206,6 +210,7 @@ impl TransferArgs {
             export_root: self.export_root.clone(),
             sftp_keys: self.sftp_keys.clone(),
             http_hosts: self.http_hosts.clone(),
+            sftp_hosts: self.sftp_hosts.clone(),
         }
     }
 }

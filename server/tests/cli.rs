@@ -332,12 +332,16 @@ async fn http_sources_download_from_the_hosts_the_operator_allows() {
     let allowed = format!("127.0.0.1:{port}");
     let dir = std::env::temp_dir().join(format!("tabiji-http-source-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let flow_file = |name: &str, url: String| {
+    let flow_file = |name: &str, url: String, secret: bool| {
         let file = dir.join(format!("{name}.json"));
+        let headers = if secret {
+            serde_json::json!({"Authorization": "TABIJI_HTTP_TEST_AUTHORIZATION"})
+        } else {
+            serde_json::json!({})
+        };
         let flow = serde_json::json!({
             "format": 1, "name": "OTA (HTTP)", "entity": "tourists",
-            "source": {"type": "http", "url": url,
-                       "headers": {"Authorization": "TABIJI_HTTP_TEST_AUTHORIZATION"}},
+            "source": {"type": "http", "url": url, "headers": headers},
             "columns": [{"column": "メールアドレス", "field": "email"}, {"column": "氏名", "field": "family_name"}],
             "action": {"type": "upsert", "key": "email"},
             "cron": "0 3 * * *"
@@ -348,13 +352,16 @@ async fn http_sources_download_from_the_hosts_the_operator_allows() {
     let direct = flow_file(
         "direct",
         format!("{}/exports/users_today.csv", partner.uri()),
+        true,
     );
-    let moved = flow_file("moved", format!("{}/moved.csv", partner.uri()));
+    let moved = flow_file("moved", format!("{}/moved.csv", partner.uri()), true);
+    let moved_open = flow_file("moved_open", format!("{}/moved.csv", partner.uri()), false);
     for scratch in Scratch::all_backends().await {
         let url = scratch.url.clone();
         run(tabiji(&url).arg("migrate"));
         run(tabiji(&url).args(["import", "save", "http_users", &direct]));
         run(tabiji(&url).args(["import", "save", "http_moved", &moved]));
+        run(tabiji(&url).args(["import", "save", "http_moved_open", &moved_open]));
         let fetch = |key: &str, hosts: &str, token: Option<&str>| {
             let mut cmd = tabiji(&url);
             cmd.args(["import", "fetch", key, "--http-hosts", hosts]);
@@ -394,7 +401,12 @@ async fn http_sources_download_from_the_hosts_the_operator_allows() {
         assert!(!ok && out.contains("answered 404"), "{out}");
         let (ok, out) = fetch("http_moved", &allowed, Some("Bearer s3cret"));
         assert!(
-            !ok && out.contains("redirected to localhost"),
+            !ok && out.contains("a request with secret headers follows redirects only on the same scheme, host and port"),
+            "secret headers never follow a redirect elsewhere: {out}"
+        );
+        let (ok, out) = fetch("http_moved_open", &allowed, None);
+        assert!(
+            !ok && out.contains("redirected to localhost, which is not among the hosts"),
             "a redirect may not leave the allowed hosts: {out}"
         );
         scratch.remove().await;

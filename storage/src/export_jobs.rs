@@ -88,8 +88,28 @@ pub async fn save(
     now: DateTime<Utc>,
 ) -> Result<SavedJob> {
     check_identifier(key).map_err(|m| invalid("key", "invalid_key", m))?;
-    check(store, job).await?;
     store.require_export_job(who, job).await?;
+    check(store, job).await?;
+    // What it would write is checked against the saver now, and against its owner at each run.
+    let fields = job
+        .fields
+        .iter()
+        .map(String::as_str)
+        .chain(job.summary.iter().flat_map(|s| {
+            s.group_by
+                .iter()
+                .map(|g| g.field.as_str())
+                .chain(s.measures.iter().filter_map(|m| m.field()))
+        }));
+    for field in fields {
+        if !who.rights.can_view_field(&job.entity, field) {
+            return Err(StorageError::Forbidden {
+                entity: job.entity.clone(),
+                op: Op::Export.name(),
+                field: Some(field.to_string()),
+            });
+        }
+    }
     if let Some(existing) = JOBS.find::<ExportJob>(store, key).await? {
         store.require_export_job(who, &existing.definition).await?;
     }

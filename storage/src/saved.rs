@@ -1,6 +1,7 @@
 //! Definitions saved under a key (import flows, export jobs): one table each with the same
-//! columns: the key, the entity it concerns, the definition as JSON, who saved it first, when,
-//! and when it last changed. Rights and the access log stay with each kind.
+//! columns: the key, the entity it concerns, the definition as JSON, who saved it last (its
+//! owner, whom scheduled runs act as), when it was created and when it last changed. Rights and
+//! the access log stay with each kind.
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Order, Query};
@@ -57,7 +58,8 @@ impl Table {
         }
     }
 
-    /// Saves `definition` under `key`, replacing what was there (its creator stays).
+    /// Saves `definition` under `key`, replacing what was there. Whoever saves it last owns
+    /// it: scheduled runs act as them, so nobody can change what runs with another's rights.
     pub(crate) async fn upsert<T: Serialize>(
         &self,
         store: &Store,
@@ -91,7 +93,7 @@ impl Table {
             ])
             .on_conflict(
                 OnConflict::column(col("key"))
-                    .update_columns(["entity", "definition", "updated_at"].map(col))
+                    .update_columns(["entity", "definition", "created_by", "updated_at"].map(col))
                     .to_owned(),
             )
             .to_owned();

@@ -223,7 +223,7 @@ async fn scheduled_exports(app: &TestApp, root: &std::path::Path, sshd: &SshServ
             json!({"entities": {"point_ledger": {"ops": ["view"]}}}),
         )
         .await;
-    let (status, _) = save(app, &viewer, "mine", daily).await;
+    let (status, _) = save(app, &viewer, "mine", daily.clone()).await;
     assert_eq!(status, 403);
     let (status, _) = run(app, &viewer, "daily_points").await;
     assert_eq!(status, 403);
@@ -234,6 +234,26 @@ async fn scheduled_exports(app: &TestApp, root: &std::path::Path, sshd: &SshServ
         .call(Method::DELETE, "/api/exports/jobs/astray", None)
         .await;
     assert_eq!(status, 204);
+
+    // Whoever changes a job owns it (scheduled runs act as them), and may only make it write
+    // what they may see.
+    let clerk = app
+        .user_with_rights(
+            "ledger_clerk",
+            json!({"entities": {"point_ledger": {"ops": ["view", "export"], "fields": {"points": "none"}}}}),
+        )
+        .await;
+    let (status, body) = save(app, &clerk, "daily_points", daily.clone()).await;
+    assert_eq!(
+        status, 403,
+        "the sum of points is hidden from the clerk: {body}"
+    );
+    assert_eq!(body["error"]["field"], "points", "{body}");
+    let mut counts_only = daily;
+    counts_only["summary"]["measures"] = json!(["count"]);
+    let (status, body) = save(app, &clerk, "daily_points", counts_only).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["created_by"], "ledger_clerk", "{body}");
 }
 
 #[tokio::test]
@@ -246,6 +266,7 @@ async fn files_for_the_point_programme_are_made_and_delivered() {
             transfers: Transfers {
                 export_root: Some(root.clone()),
                 sftp_keys: Some(sshd.keys.clone()),
+                sftp_hosts: vec!["127.0.0.1".into()],
                 ..Transfers::default()
             },
             ..Config::default()

@@ -182,6 +182,15 @@ async fn partner_files_over_sftp(app: &TestApp, sshd: &SshServer) {
         "{message}"
     );
 
+    // A server the operator did not list is not connected to, whatever the flow says.
+    let mut elsewhere = flow(sshd, &sshd.host_key, SshServer::KEY);
+    elsewhere["source"]["host"] = "localhost".into();
+    let message = fetch_refused(app, elsewhere).await;
+    assert!(
+        message.contains("is not among the SFTP servers flows may log in to"),
+        "{message}"
+    );
+
     // A password from a variable the process does not have.
     let mut by_password = flow(sshd, &sshd.host_key, SshServer::KEY);
     let source = by_password["source"].as_object_mut().unwrap();
@@ -202,6 +211,7 @@ async fn partner_files_are_pulled_over_sftp() {
         let config = Config {
             transfers: Transfers {
                 sftp_keys: Some(sshd.keys.clone()),
+                sftp_hosts: vec!["127.0.0.1".into()],
                 ..Transfers::default()
             },
             ..Config::default()

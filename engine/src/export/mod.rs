@@ -56,7 +56,7 @@ pub async fn run_job(
     export_jobs::check(store, job).await?;
     let file_name = job.file_name(due);
     let id = export_jobs::start(store, who, key, job, &file_name, due, clock.now()).await?;
-    let outcome = make_and_deliver(store, who, job, &file_name, due, transfers).await;
+    let outcome = make_and_deliver(store, who, job, &file_name, id, due, transfers).await;
     if let Err(error) = &outcome {
         tracing::error!(job = %key, run = id, %error, "an export failed");
     }
@@ -68,6 +68,7 @@ async fn make_and_deliver(
     who: &Principal,
     job: &ExportJob,
     file_name: &str,
+    run: i64,
     due: DateTime<Utc>,
     transfers: &Transfers,
 ) -> Result<Made, String> {
@@ -88,7 +89,7 @@ async fn make_and_deliver(
     } = sink;
     file.flush().await.map_err(|e| e.to_string())?;
     file.rewind().await.map_err(|e| e.to_string())?;
-    deliver(job, file_name, &mut file, transfers).await?;
+    deliver(job, file_name, run, &mut file, transfers).await?;
     Ok(Made {
         rows,
         bytes,
@@ -261,17 +262,20 @@ fn label_of(ja: &str, en: &str, names: HeaderNames) -> String {
     }
 }
 
-/// Puts the finished file where the job sends it.
+/// Puts the finished file where the job sends it, under a partial name of its own run until
+/// complete (two runs of one job at once never write into each other's file).
 async fn deliver(
     job: &ExportJob,
     file_name: &str,
+    run: i64,
     file: &mut tokio::fs::File,
     transfers: &Transfers,
 ) -> Result<(), String> {
+    let partial_name = format!(".{file_name}.{run}.partial");
     match &job.destination {
         Destination::Directory { path } => {
-            let folder = export_folder(path, transfers.export_root.as_deref()).await?;
-            let partial = folder.join(format!(".{file_name}.partial"));
+            let folder = export_folder(path, transfers).await?;
+            let partial = folder.join(&partial_name);
             let target = folder.join(file_name);
             let failed = |e: std::io::Error| format!("{}: {e}", target.display());
             let mut out = open_new(&partial).await.map_err(failed)?;
@@ -293,16 +297,17 @@ async fn deliver(
             let remote = SftpFolder::open(&sftp::Server::of(&login), &credential, login.path)
                 .await
                 .map_err(|e| e.to_string())?;
-            let uploaded = remote.upload(file_name, file).await;
+            let uploaded = remote.upload(file_name, &partial_name, file).await;
             remote.close().await;
             uploaded.map_err(|e| e.to_string())
         }
     }
 }
 
-/// The destination folder, once it is known to lie inside the export root (links resolved).
-async fn export_folder(path: &str, root: Option<&Path>) -> Result<std::path::PathBuf, String> {
-    let root = root.ok_or(
+/// The destination folder, once it is known to lie inside the export root and outside the
+/// import root (links resolved): an exported file must not be taken for a partner's file.
+async fn export_folder(path: &str, transfers: &Transfers) -> Result<std::path::PathBuf, String> {
+    let root = transfers.export_root.as_deref().ok_or(
         "directory destinations are off: start tabiji with --export-root (TABIJI_EXPORT_ROOT) naming the folder exports may write below",
     )?;
     let root = tokio::fs::canonicalize(root)
@@ -318,12 +323,21 @@ async fn export_folder(path: &str, root: Option<&Path>) -> Result<std::path::Pat
             root.display()
         ));
     }
+    if let Some(imports) = &transfers.import_root
+        && let Ok(imports) = tokio::fs::canonicalize(imports).await
+        && folder.starts_with(&imports)
+    {
+        return Err(format!(
+            "{} is inside the import root {}: exported files would be read as partners' files",
+            folder.display(),
+            imports.display()
+        ));
+    }
     Ok(folder)
 }
 
 /// A new file that replaces none and follows no link planted under its name.
 async fn open_new(path: &Path) -> std::io::Result<tokio::fs::File> {
-    let _ = tokio::fs::remove_file(path).await;
     tokio::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -26,7 +26,10 @@ impl Runtime {
             }
             *last = Some(now);
         }
-        Ok(self.due_imports(now).await? + self.due_exports(now).await?)
+        // One failing does not hold the other up; the first error is reported.
+        let imported = self.due_imports(now).await;
+        let exported = self.due_exports(now).await;
+        Ok(imported? + exported?)
     }
 
     async fn due_imports(&self, now: chrono::DateTime<chrono::Utc>) -> Result<usize> {

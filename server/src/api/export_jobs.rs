@@ -13,7 +13,7 @@ use tabiji_engine::export::run_job;
 use tabiji_model::export::ExportJob;
 use tabiji_storage::export_jobs;
 
-use super::{Caller, JsonBody};
+use super::{Caller, JsonBody, to_the_end};
 use crate::AppState;
 use crate::error::ApiResult;
 
@@ -85,15 +85,18 @@ async fn run_now(
     Path(key): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     let saved = export_jobs::get(&state.store, &who, &key).await?;
-    let run = run_job(
-        &state.store,
-        &who,
-        &key,
-        &saved.definition,
-        state.clock.now(),
-        state.runtime.transfers(),
-        state.clock.as_ref(),
-    )
+    let run = to_the_end(async move {
+        Ok(run_job(
+            &state.store,
+            &who,
+            &key,
+            &saved.definition,
+            state.clock.now(),
+            state.runtime.transfers(),
+            state.clock.as_ref(),
+        )
+        .await?)
+    })
     .await?;
     Ok((StatusCode::CREATED, Json(run)))
 }

@@ -17,7 +17,7 @@ use tabiji_engine::import::run_file;
 use tabiji_model::import::ImportFlow;
 use tabiji_storage::imports;
 
-use super::{Caller, JsonBody};
+use super::{Caller, JsonBody, to_the_end};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 
@@ -108,15 +108,18 @@ async fn run(
             "file: give a file name of at most 255 bytes without control characters".into(),
         ));
     }
-    let run = run_file(
-        &state.store,
-        &who,
-        &key,
-        &saved.definition,
-        &name,
-        &body,
-        state.clock.as_ref(),
-    )
+    let run = to_the_end(async move {
+        Ok(run_file(
+            &state.store,
+            &who,
+            &key,
+            &saved.definition,
+            &name,
+            &body,
+            state.clock.as_ref(),
+        )
+        .await?)
+    })
     .await?;
     Ok((StatusCode::CREATED, Json(run)))
 }
@@ -128,16 +131,25 @@ async fn fetch(
     Path(key): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     let saved = imports::get(&state.store, &who, &key).await?;
-    let runs = fetching::fetch(
-        &state.store,
-        &who,
-        &key,
-        &saved.definition,
-        state.runtime.transfers(),
-        state.clock.as_ref(),
-    )
-    .await
-    .map_err(|e| match e {
+    let runs = to_the_end(async move {
+        fetching::fetch(
+            &state.store,
+            &who,
+            &key,
+            &saved.definition,
+            state.runtime.transfers(),
+            state.clock.as_ref(),
+        )
+        .await
+        .map_err(fetch_error)
+    })
+    .await?;
+    Ok(Json(json!({"runs": runs})))
+}
+
+/// The partner's failures are 502; the flow's or the operator's, 400.
+fn fetch_error(e: FetchError) -> ApiError {
+    match e {
         FetchError::Storage(e) => ApiError::Storage(e),
         FetchError::Sftp(
             e @ (SftpError::Connect { .. }
@@ -151,8 +163,7 @@ async fn fetch(
             | HttpPullError::TooLarge { .. }),
         ) => ApiError::Upstream(e.to_string()),
         other => ApiError::BadRequest(other.to_string()),
-    })?;
-    Ok(Json(json!({"runs": runs})))
+    }
 }
 
 #[derive(Deserialize)]

@@ -141,3 +141,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
             .map_err(|e| ApiError::BadJson(e.to_string()))
     }
 }
+
+/// Runs `work` to its end even if the caller goes away first: an import or export run must
+/// finish in the history, not stay `running` because a browser was closed.
+pub(crate) async fn to_the_end<T: Send + 'static>(
+    work: impl std::future::Future<Output = ApiResult<T>> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::spawn(work)
+        .await
+        .map_err(|e| ApiError::Internal(format!("a run stopped: {e}")))?
+}

@@ -76,6 +76,15 @@ pub struct ExportFile {
     /// time (`0300`), both in `zone`.
     #[serde(default = "default_name")]
     pub name: String,
+    /// Text Excel would run as a formula (`=`, `+`, `-`, `@` first) gets a leading `'`, in
+    /// cells and headings (default). Turn it off for files read by systems, not people, where
+    /// `+81…` must stay as it is.
+    #[serde(default = "yes")]
+    pub guard_formulas: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for ExportFile {
@@ -84,6 +93,7 @@ impl Default for ExportFile {
             encoding: ExportEncoding::default(),
             header: HeaderNames::default(),
             name: default_name(),
+            guard_formulas: true,
         }
     }
 }

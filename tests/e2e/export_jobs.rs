@@ -90,6 +90,14 @@ async fn scheduled_exports(app: &TestApp, root: &std::path::Path, sshd: &SshServ
             "P-2",
             at(&today, "00:00:00"),
         ),
+        (
+            "b@example.jp",
+            "grant",
+            5,
+            "ota",
+            "+81-7",
+            at(&today, "00:00:01"),
+        ),
     ] {
         let (status, body) = app
             .post(
@@ -147,7 +155,7 @@ async fn scheduled_exports(app: &TestApp, root: &std::path::Path, sshd: &SshServ
         "format": 1, "name": "付与明細", "entity": "point_ledger",
         "filter": {"field": {"key": "kind", "op": "eq", "value": "grant"}},
         "fields": ["source_system", "transaction_id", "points"],
-        "file": {"name": "grants_{date}_{time}.csv", "header": "en"},
+        "file": {"name": "grants_{date}_{time}.csv", "header": "en", "guard_formulas": false},
         "destination": {
             "type": "sftp", "host": "127.0.0.1", "port": sshd.port, "user": sshd.user,
             "host_key": sshd.host_key, "key": SshServer::KEY,
@@ -159,7 +167,7 @@ async fn scheduled_exports(app: &TestApp, root: &std::path::Path, sshd: &SshServ
     assert_eq!(status, 200, "{body}");
     let (status, body) = run(app, &app.admin, "ledger_sftp").await;
     assert_eq!((status, &body["status"]), (201, &json!("done")), "{body}");
-    assert_eq!(body["rows"], 4, "{body}");
+    assert_eq!(body["rows"], 5, "{body}");
     let sent = std::fs::read(sshd.folder.join(body["file_name"].as_str().unwrap())).unwrap();
     let sent = String::from_utf8(sent).unwrap();
     let lines: Vec<&str> = sent.split("\r\n").collect();
@@ -167,8 +175,12 @@ async fn scheduled_exports(app: &TestApp, root: &std::path::Path, sshd: &SshServ
     assert!(lines[1].ends_with(",planner,P-1,100"), "{sent}");
     assert_eq!(
         lines.len(),
-        6,
-        "a header, four grants and the last line's end: {sent}"
+        7,
+        "a header, five grants and the last line's end: {sent}"
+    );
+    assert!(
+        lines[5].ends_with(",ota,+81-7,5"),
+        "a file for a system keeps its values as they are: {sent}"
     );
     assert_eq!(
         std::fs::read_dir(&sshd.folder).unwrap().count(),

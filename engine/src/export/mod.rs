@@ -148,6 +148,14 @@ async fn write_file(
     }
     let text = |e: StorageError| e.to_string();
     let csv_error = |e: csv::Error| e.to_string();
+    let guard = job.file.guard_formulas;
+    let heading = |name: &str| -> String {
+        if guard {
+            cell(None, &serde_json::Value::from(name), &zone).into_owned()
+        } else {
+            name.to_string()
+        }
+    };
     let Some(summary) = &job.summary else {
         let request = ExportRequest {
             filter: job.filter.clone(),
@@ -159,8 +167,12 @@ async fn write_file(
             .await
             .map_err(text)?;
         let mut out = csv_writer();
-        out.write_record(header_names(export.fields(), job.file.header))
-            .map_err(csv_error)?;
+        out.write_record(
+            header_names(export.fields(), job.file.header)
+                .iter()
+                .map(|name| heading(name)),
+        )
+        .map_err(csv_error)?;
         sink.write_csv(out).await?;
         let mut rows = 0;
         while let Some(page) = export.next_page(store).await.map_err(text)? {
@@ -169,7 +181,7 @@ async fn write_file(
             for row in &page {
                 for (i, value) in row.iter().enumerate() {
                     let field = i.checked_sub(1).and_then(|f| fields.get(f));
-                    out.write_field(cell(field, value, &zone).as_bytes())
+                    out.write_field(shown(guard, field, value, &zone).as_bytes())
                         .map_err(csv_error)?;
                 }
                 out.write_record(None::<&[u8]>).map_err(csv_error)?;
@@ -241,18 +253,32 @@ async fn write_file(
         columns.push((measure.name(), header, None));
     }
     let mut out = csv_writer();
-    out.write_record(columns.iter().map(|(_, header, _)| header))
+    out.write_record(columns.iter().map(|(_, header, _)| heading(header)))
         .map_err(csv_error)?;
     for group in &result.groups {
         for (key, _, def) in &columns {
             let value = group.get(key).unwrap_or(&serde_json::Value::Null);
-            out.write_field(cell(def.as_ref(), value, &zone).as_bytes())
+            out.write_field(shown(guard, def.as_ref(), value, &zone).as_bytes())
                 .map_err(csv_error)?;
         }
         out.write_record(None::<&[u8]>).map_err(csv_error)?;
     }
     sink.write_csv(out).await?;
     Ok(result.groups.len() as i64)
+}
+
+/// A cell's text, guarded against formulas when the job asks.
+fn shown<'a>(
+    guard: bool,
+    field: Option<&tabiji_model::FieldDef>,
+    value: &'a serde_json::Value,
+    zone: &tabiji_model::zone::Zone,
+) -> std::borrow::Cow<'a, str> {
+    if guard {
+        cell(field, value, zone)
+    } else {
+        cells::text(field, value, zone)
+    }
 }
 
 fn label_of(ja: &str, en: &str, names: HeaderNames) -> String {

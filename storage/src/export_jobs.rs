@@ -347,6 +347,12 @@ pub async fn history(
     .await
 }
 
+/// Marks failed the export runs a stopped process left `running` (see
+/// [`crate::saved::ABANDONED_AFTER`]); answers how many.
+pub async fn fail_abandoned(store: &Store, now: DateTime<Utc>) -> Result<u64> {
+    RUNS.fail_abandoned(store, now).await
+}
+
 /// The latest scheduled run of job `key` that fired (epoch milliseconds).
 pub async fn last_tick(store: &Store, key: &str) -> Result<Option<i64>> {
     crate::ticks::last(store, "sys_export_ticks", "job_key", key).await

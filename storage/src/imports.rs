@@ -466,6 +466,12 @@ pub async fn rejects(store: &Store, who: &Principal, id: i64) -> Result<Vec<Reje
     Ok(out)
 }
 
+/// Marks failed the import runs a stopped process left `running` (see
+/// [`crate::saved::ABANDONED_AFTER`]); answers how many.
+pub async fn fail_abandoned(store: &Store, now: DateTime<Utc>) -> Result<u64> {
+    RUNS.fail_abandoned(store, now).await
+}
+
 /// Whether flow `key` already imported a file with this SHA-256 to its end.
 pub async fn already_imported(store: &Store, key: &str, sha256: &str) -> Result<bool> {
     let mut q = Query::select();

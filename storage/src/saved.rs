@@ -233,3 +233,27 @@ impl History {
         self.select(store, &entities, None, key, limit, read).await
     }
 }
+
+/// How long a run may stay `running` before it is taken for one its process abandoned. The
+/// largest file (256 MiB) imports in minutes, so an hour is past any honest run.
+pub const ABANDONED_AFTER: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+
+impl History {
+    /// Marks failed the runs still `running` that started before `now` − [`ABANDONED_AFTER`]:
+    /// their process stopped (a crash, a restart) before finishing them, and the history must
+    /// not show them running for ever. Answers how many.
+    pub(crate) async fn fail_abandoned(&self, store: &Store, now: DateTime<Utc>) -> Result<u64> {
+        let update = Query::update()
+            .table(col(self.table))
+            .value(col("status"), "failed")
+            .value(
+                col("error"),
+                "interrupted: the process running it stopped before it ended; run it again",
+            )
+            .value(col("finished_at"), now)
+            .and_where(Expr::col(col("status")).eq("running"))
+            .and_where(Expr::col(col("started_at")).lt(now - ABANDONED_AFTER))
+            .to_owned();
+        Ok(store.db().conn.execute(&update).await?.rows_affected())
+    }
+}

@@ -292,6 +292,56 @@ async fn history_and_ledger_rows_are_kept_once(store: &Store) {
     );
 }
 
+/// A run its process left `running` (a crash) is marked failed once it is an hour old, and
+/// a run under way is left alone.
+async fn abandoned_runs_fail(store: &Store) {
+    use tabiji_storage::imports::{self, File, Status};
+    let system = Principal::system();
+    let users = flow(json!({
+        "format": 1, "name": "users", "entity": "tourists",
+        "columns": [{"column": "mail", "field": "email"}],
+        "action": {"type": "upsert", "key": "email"}
+    }));
+    let now: chrono::DateTime<chrono::Utc> = "2026-11-29T03:00:00Z".parse().unwrap();
+    let file = File {
+        name: "users.csv",
+        sha256: String::new(),
+        bytes: 0,
+    };
+    let crashed = imports::start(
+        store,
+        &system,
+        "users",
+        &users,
+        &file,
+        now - chrono::TimeDelta::hours(2),
+    )
+    .await
+    .unwrap();
+    let running = imports::start(
+        store,
+        &system,
+        "users",
+        &users,
+        &file,
+        now - chrono::TimeDelta::minutes(5),
+    )
+    .await
+    .unwrap();
+    assert_eq!(imports::fail_abandoned(store, now).await.unwrap(), 1);
+    let crashed = imports::get_run(store, &system, crashed).await.unwrap();
+    assert_eq!(crashed.status, Status::Failed);
+    assert!(crashed.error.unwrap().starts_with("interrupted"));
+    let running = imports::get_run(store, &system, running).await.unwrap();
+    assert_eq!(running.status, Status::Running);
+    assert_eq!(imports::fail_abandoned(store, now).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn runs_a_stopped_process_left_running_are_marked_failed() {
+    on_every_backend!(abandoned_runs_fail);
+}
+
 #[tokio::test]
 async fn rows_with_one_key_merge_and_fail_together() {
     on_every_backend!(merging_and_refusing);

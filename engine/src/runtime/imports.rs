@@ -26,6 +26,14 @@ impl Runtime {
             }
             *last = Some(now);
         }
+        let abandoned = imports::fail_abandoned(&self.store, now).await?
+            + tabiji_storage::export_jobs::fail_abandoned(&self.store, now).await?;
+        if abandoned > 0 {
+            tracing::warn!(
+                runs = abandoned,
+                "runs a stopped process left running marked failed"
+            );
+        }
         // One failing does not hold the other up; the first error is reported.
         let imported = self.due_imports(now).await;
         let exported = self.due_exports(now).await;

@@ -5,7 +5,8 @@
 //!
 //! The file is built in an unnamed temporary file (memory stays flat whatever its size), then
 //! copied under a hidden partial name next to its destination and renamed, so a partner
-//! polling the folder never reads half a file.
+//! polling the folder never reads half a file. A local folder is opened once and checked as
+//! opened; the file is written and renamed through that handle (`openat`, `renameat`).
 
 pub mod cells;
 
@@ -89,7 +90,7 @@ async fn make_and_deliver(
     } = sink;
     file.flush().await.map_err(|e| e.to_string())?;
     file.rewind().await.map_err(|e| e.to_string())?;
-    deliver(job, file_name, run, &mut file, transfers).await?;
+    deliver(job, file_name, run, file, transfers).await?;
     Ok(Made {
         rows,
         bytes,
@@ -294,27 +295,23 @@ async fn deliver(
     job: &ExportJob,
     file_name: &str,
     run: i64,
-    file: &mut tokio::fs::File,
+    mut file: tokio::fs::File,
     transfers: &Transfers,
 ) -> Result<(), String> {
     let partial_name = format!(".{file_name}.{run}.partial");
     match &job.destination {
         Destination::Directory { path } => {
-            let folder = export_folder(path, transfers).await?;
-            let partial = folder.join(&partial_name);
-            let target = folder.join(file_name);
-            let failed = |e: std::io::Error| format!("{}: {e}", target.display());
-            let mut out = open_new(&partial).await.map_err(failed)?;
-            let copied = async {
-                tokio::io::copy(file, &mut out).await?;
-                out.sync_all().await?;
-                tokio::fs::rename(&partial, &target).await
-            }
-            .await;
-            if copied.is_err() {
-                let _ = tokio::fs::remove_file(&partial).await;
-            }
-            copied.map_err(failed)
+            let path = path.clone();
+            let name = file_name.to_string();
+            let transfers = transfers.clone();
+            let source = file.into_std().await;
+            tokio::task::spawn_blocking(move || {
+                let folder = export_folder(&path, &transfers)?;
+                write_into(&folder, &partial_name, &name, source)
+                    .map_err(|e| format!("{path}/{name}: {e}"))
+            })
+            .await
+            .map_err(|e| e.to_string())?
         }
         Destination::Sftp(target) => {
             let login = target.login();
@@ -323,51 +320,151 @@ async fn deliver(
             let remote = SftpFolder::open(&sftp::Server::of(&login), &credential, login.path)
                 .await
                 .map_err(|e| e.to_string())?;
-            let uploaded = remote.upload(file_name, &partial_name, file).await;
+            let uploaded = remote.upload(file_name, &partial_name, &mut file).await;
             remote.close().await;
             uploaded.map_err(|e| e.to_string())
         }
     }
 }
 
-/// The destination folder, once it is known to lie inside the export root and outside the
-/// import root (links resolved): an exported file must not be taken for a partner's file.
-async fn export_folder(path: &str, transfers: &Transfers) -> Result<std::path::PathBuf, String> {
+/// The destination folder, opened, once the folder actually opened is known to lie inside the
+/// export root and outside the import root (an exported file must not be taken for a
+/// partner's). Later writes go through this handle, so swapping a folder on the way for a link
+/// after the check cannot send the file elsewhere.
+fn export_folder(path: &str, transfers: &Transfers) -> Result<std::fs::File, String> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
     let root = transfers.export_root.as_deref().ok_or(
         "directory destinations are off: start tabiji with --export-root (TABIJI_EXPORT_ROOT) naming the folder exports may write below",
     )?;
-    let root = tokio::fs::canonicalize(root)
-        .await
-        .map_err(|e| format!("{}: {e}", root.display()))?;
-    let folder = tokio::fs::canonicalize(path)
-        .await
+    let root = std::fs::canonicalize(root).map_err(|e| format!("{}: {e}", root.display()))?;
+    let folder = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(path)
         .map_err(|e| format!("{path}: {e}"))?;
-    if !folder.starts_with(&root) {
+    let opened = std::fs::read_link(format!("/proc/self/fd/{}", folder.as_raw_fd()))
+        .map_err(|e| format!("{path}: {e}"))?;
+    if !opened.starts_with(&root) {
         return Err(format!(
             "{} is not inside the export root {}",
-            folder.display(),
+            opened.display(),
             root.display()
         ));
     }
     if let Some(imports) = &transfers.import_root
-        && let Ok(imports) = tokio::fs::canonicalize(imports).await
-        && folder.starts_with(&imports)
+        && let Ok(imports) = std::fs::canonicalize(imports)
+        && opened.starts_with(&imports)
     {
         return Err(format!(
             "{} is inside the import root {}: exported files would be read as partners' files",
-            folder.display(),
+            opened.display(),
             imports.display()
         ));
     }
     Ok(folder)
 }
 
-/// A new file that replaces none and follows no link planted under its name.
-async fn open_new(path: &Path) -> std::io::Result<tokio::fs::File> {
-    tokio::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o640)
-        .open(path)
-        .await
+/// Copies `source` into `folder` as `partial` (a new file; a link planted under that name is
+/// not followed), then renames it to `name`, replacing a file of that name; the partial file
+/// is removed when anything fails.
+fn write_into(
+    folder: &std::fs::File,
+    partial: &str,
+    name: &str,
+    mut source: std::fs::File,
+) -> std::io::Result<()> {
+    use std::ffi::CString;
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let invalid = |_| std::io::Error::from(std::io::ErrorKind::InvalidInput);
+    let partial = CString::new(partial).map_err(invalid)?;
+    let name = CString::new(name).map_err(invalid)?;
+    let dir = folder.as_raw_fd();
+    // SAFETY: `dir` is an open directory for the whole call and both names are NUL-terminated
+    // C strings; the descriptor `openat` returns is owned by the `File` made from it at once.
+    let fd = unsafe {
+        libc::openat(
+            dir,
+            partial.as_ptr(),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            0o640,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by `openat`, is valid and owned by nothing else.
+    let mut out = unsafe { std::fs::File::from_raw_fd(fd) };
+    let written = std::io::copy(&mut source, &mut out)
+        .and_then(|_| out.sync_all())
+        .and_then(|()| {
+            // SAFETY: as above; renameat reads the two names and the directory only.
+            let renamed = unsafe { libc::renameat(dir, partial.as_ptr(), dir, name.as_ptr()) };
+            if renamed == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    if written.is_err() {
+        // SAFETY: as above.
+        unsafe { libc::unlinkat(dir, partial.as_ptr(), 0) };
+    }
+    written
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_land_only_in_the_folder_actually_opened_inside_the_root() {
+        let base = std::env::temp_dir().join(format!("tabiji-export-dir-{}", std::process::id()));
+        let root = base.join("root");
+        let inside = root.join("points");
+        let outside = base.join("elsewhere");
+        std::fs::create_dir_all(&inside).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        let transfers = Transfers {
+            export_root: Some(root.clone()),
+            ..Transfers::default()
+        };
+        let source = |text: &str| {
+            let path = base.join("source");
+            std::fs::write(&path, text).unwrap();
+            std::fs::File::open(&path).unwrap()
+        };
+
+        let folder = export_folder(inside.to_str().unwrap(), &transfers).unwrap();
+        write_into(&folder, ".a.csv.1.partial", "a.csv", source("one")).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(inside.join("a.csv")).unwrap(),
+            "one"
+        );
+        write_into(&folder, ".a.csv.2.partial", "a.csv", source("two")).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(inside.join("a.csv")).unwrap(),
+            "two",
+            "a file of that name is replaced"
+        );
+
+        // A link planted under the partial name is not followed; nothing is left behind.
+        std::os::unix::fs::symlink(outside.join("victim"), inside.join(".b.csv.3.partial"))
+            .unwrap();
+        assert!(write_into(&folder, ".b.csv.3.partial", "b.csv", source("x")).is_err());
+        assert!(!outside.join("victim").exists());
+        assert!(!inside.join("b.csv").exists());
+
+        // A folder inside the root that is a link out of it is refused.
+        std::os::unix::fs::symlink(&outside, root.join("escape")).unwrap();
+        let refused = export_folder(root.join("escape").to_str().unwrap(), &transfers);
+        assert!(
+            refused
+                .as_ref()
+                .is_err_and(|e| e.contains("is not inside the export root")),
+            "{:?}",
+            refused.map(|_| ())
+        );
+        std::fs::remove_dir_all(&base).unwrap();
+    }
 }

@@ -21,9 +21,11 @@ pub struct Transfers {
     pub sftp_keys: Option<PathBuf>,
     /// The hosts (`host` or `host:port`) HTTP sources may download from; none turns them off.
     pub http_hosts: Vec<String>,
-    /// The SFTP servers (`host` or `host:port`) flows and jobs may log in to; none turns SFTP
-    /// off. Without it, anyone allowed to save a flow could send a partner's password to a
-    /// server of their own.
+    /// The SFTP servers flows and jobs may log in to, each `host` or `host:port`, optionally
+    /// bound to the credentials that may be used there (`sftp.ota.example=ota_ed25519|
+    /// TABIJI_SFTP_OTA_PASSWORD`); none turns SFTP off. Without the list, anyone allowed to save
+    /// a flow could send a partner's password to a server of their own; with bindings, not
+    /// even to another partner's.
     pub sftp_hosts: Vec<String>,
 }
 
@@ -51,6 +53,33 @@ pub enum CredentialError {
         "host: {0} is not among the SFTP servers flows may log in to: the operator lists them with --sftp-hosts (TABIJI_SFTP_HOSTS)"
     )]
     HostNotAllowed(String),
+    #[error(
+        "{field}: {name} is not a credential the operator allows for {host} (--sftp-hosts binds each server to its own)"
+    )]
+    NotForThisHost {
+        field: &'static str,
+        name: String,
+        host: String,
+    },
+}
+
+/// Whether the operator's SFTP list lets `name` (a key file or password variable) be used to
+/// log in to `host:port`: an entry naming the server without credentials allows any; one with
+/// `=a|b` only those.
+fn sftp_allows(hosts: &[String], host: &str, port: u16, name: &str) -> Option<bool> {
+    let mut listed = None;
+    for entry in hosts {
+        let (place, bound) = match entry.split_once('=') {
+            Some((place, names)) => (place.trim(), Some(names)),
+            None => (entry.trim(), None),
+        };
+        if !host_listed(host, Some(port), &[place.to_string()]) {
+            continue;
+        }
+        let allows = bound.is_none_or(|names| names.split('|').any(|n| n.trim() == name));
+        listed = Some(listed.unwrap_or(false) || allows);
+    }
+    listed
 }
 
 /// The key file or password `login` names, from where the operator keeps them, once its
@@ -59,11 +88,21 @@ pub fn credential(
     login: &SftpLogin<'_>,
     settings: &Transfers,
 ) -> Result<Credential, CredentialError> {
-    if !host_listed(login.host, Some(login.port), &settings.sftp_hosts) {
-        return Err(CredentialError::HostNotAllowed(format!(
-            "{}:{}",
-            login.host, login.port
-        )));
+    let (field, name) = match (login.key, login.password_env) {
+        (Some(key), _) => ("key", key),
+        (None, password) => ("password_env", password.unwrap_or_default()),
+    };
+    let server = format!("{}:{}", login.host, login.port);
+    match sftp_allows(&settings.sftp_hosts, login.host, login.port, name) {
+        None => return Err(CredentialError::HostNotAllowed(server)),
+        Some(false) => {
+            return Err(CredentialError::NotForThisHost {
+                field,
+                name: name.to_string(),
+                host: server,
+            });
+        }
+        Some(true) => {}
     }
     if let Some(name) = login.key {
         let keys = settings
@@ -103,4 +142,33 @@ pub fn header_values(source: &HttpSource) -> Result<Vec<(String, String)>, Crede
             Ok((header.clone(), value))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sftp_servers_can_be_bound_to_their_own_credentials() {
+        let hosts: Vec<String> = [
+            "sftp.ota.example=ota_ed25519|TABIJI_SFTP_OTA_PASSWORD",
+            "files.points.example:2222",
+        ]
+        .map(String::from)
+        .to_vec();
+        let allows = |host, port, name| sftp_allows(&hosts, host, port, name);
+        assert_eq!(allows("sftp.ota.example", 22, "ota_ed25519"), Some(true));
+        assert_eq!(
+            allows("sftp.ota.example", 22, "TABIJI_SFTP_OTA_PASSWORD"),
+            Some(true)
+        );
+        assert_eq!(
+            allows("sftp.ota.example", 22, "points_ed25519"),
+            Some(false),
+            "another partner's key is not sent here"
+        );
+        assert_eq!(allows("files.points.example", 2222, "anything"), Some(true));
+        assert_eq!(allows("files.points.example", 22, "anything"), None);
+        assert_eq!(allows("evil.example", 22, "ota_ed25519"), None);
+    }
 }

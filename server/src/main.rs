@@ -198,7 +198,9 @@ struct TransferArgs {
     #[arg(long, env = "TABIJI_HTTP_HOSTS", value_delimiter = ',')]
     http_hosts: Vec<String>,
     /// The SFTP servers import flows and exports may log in to, comma-separated
-    /// (`sftp.partner.example`, `files.example:2222`); without them, SFTP is off.
+    /// (`sftp.partner.example`, `files.example:2222`), each optionally bound to the key files or
+    /// password variables that may be used there (`sftp.ota.example=ota_ed25519`); without
+    /// them, SFTP is off.
     #[arg(long, env = "TABIJI_SFTP_HOSTS", value_delimiter = ',')]
     sftp_hosts: Vec<String>,
 }

@@ -191,6 +191,13 @@ async fn partner_files_over_sftp(app: &TestApp, sshd: &SshServer) {
         "{message}"
     );
 
+    // A credential the operator did not bind to this server is not sent to it.
+    let message = fetch_refused(app, flow(sshd, &sshd.host_key, "points_ed25519")).await;
+    assert!(
+        message.contains("points_ed25519 is not a credential the operator allows for 127.0.0.1"),
+        "{message}"
+    );
+
     // A password from a variable the process does not have.
     let mut by_password = flow(sshd, &sshd.host_key, SshServer::KEY);
     let source = by_password["source"].as_object_mut().unwrap();
@@ -211,7 +218,11 @@ async fn partner_files_are_pulled_over_sftp() {
         let config = Config {
             transfers: Transfers {
                 sftp_keys: Some(sshd.keys.clone()),
-                sftp_hosts: vec!["127.0.0.1".into()],
+                // The server bound to the credentials the tests use on it.
+                sftp_hosts: vec![format!(
+                    "127.0.0.1={}|stranger|TABIJI_SFTP_NOT_SET",
+                    SshServer::KEY
+                )],
                 ..Transfers::default()
             },
             ..Config::default()

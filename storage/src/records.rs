@@ -341,9 +341,22 @@ impl Store {
             .clone()
     }
 
+    /// Reads the stored schemas again (after this process changed them). Loads are serialised
+    /// with the periodic check in [`Store::entity_schema`]: otherwise a check that read the
+    /// schemas just before a field was added could replace the fresh ones after, and the new
+    /// field would vanish from this process until the next check.
     pub async fn reload_schemas(&self) -> Result<()> {
+        let mut check = self.schema_check.lock().await;
+        self.reload_holding(&mut check).await
+    }
+
+    async fn reload_holding(&self, check: &mut (Option<Instant>, String)) -> Result<()> {
+        // The version is read first: a change landing in between makes the next check load
+        // again rather than miss it.
+        let version = schemas::stored_version(&self.db).await?;
         let fresh = Arc::new(Schemas::load(&self.db).await?);
         *self.schemas.write().expect("schema lock is never poisoned") = fresh;
+        *check = (Some(Instant::now()), version);
         Ok(())
     }
 
@@ -360,10 +373,10 @@ impl Store {
         {
             let version = schemas::stored_version(&self.db).await?;
             if version != check.1 {
-                self.reload_schemas().await?;
-                check.1 = version;
+                self.reload_holding(&mut check).await?;
+            } else {
+                check.0 = Some(Instant::now());
             }
-            check.0 = Some(Instant::now());
         }
         drop(check);
         self.schemas().get(name)

@@ -7,12 +7,15 @@
 //!   channel.
 //! - [`recording`]: the `test` channel, which records what it was given (to a file when asked)
 //!   instead of sending it.
+//! - [`smtp`]: e-mail through the operator's SMTP relay, DKIM-signed; the DNS records to
+//!   publish for the sending domain.
 //! - [`sftp`]: partner files over SFTP: pulled for import flows, pushed by scheduled exports.
 //! - [`http_pull`]: a partner's file downloaded over HTTP(S) for import flows.
 
 pub mod http_pull;
 pub mod recording;
 pub mod sftp;
+pub mod smtp;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -21,6 +24,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::{Map, Value as Json};
+use tabiji_model::content::Rendered;
 use tabiji_model::flow::Channel;
 
 pub use recording::Recording;
@@ -39,6 +43,14 @@ pub struct Message {
     pub sender: Option<String>,
     /// The contact fields the channel requires ([`Connector::required_fields`]), and no others.
     pub to: Map<String, Json>,
+    /// The template rendered for the contact; `None` only for connectors that do not ask for
+    /// it ([`Connector::needs_content`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<Rendered>,
+    /// The contact's one-click unsubscribe link for this message (e-mail puts it in
+    /// `List-Unsubscribe`); `None` when tracking is off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unsubscribe_url: Option<String>,
 }
 
 /// What the provider said about one message.
@@ -57,6 +69,11 @@ pub trait Connector: Send + Sync {
     fn channel(&self) -> Channel;
     /// PT-4: the contact fields this channel needs to deliver; the engine reads only these.
     fn required_fields(&self) -> &[&'static str];
+    /// Whether messages must come rendered. Only a recording channel standing in for a
+    /// provider in tests may go without.
+    fn needs_content(&self) -> bool {
+        true
+    }
     /// The most messages one [`Connector::send_batch`] call takes.
     fn max_batch(&self) -> usize;
     /// Delivers a batch; the outcomes are in the order of `batch`.

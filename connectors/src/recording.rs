@@ -1,6 +1,7 @@
 //! The `test` channel: accepts every message and records it, in memory and, when a path is
 //! given, as one JSON line per message appended to a file and flushed before it answers. The
-//! file plays the provider in crash tests: what is in it was "sent".
+//! file plays the provider in crash tests: what is in it was "sent". It takes messages
+//! unrendered unless asked to render them ([`Recording::rendering`]).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -19,6 +20,8 @@ pub struct Recording {
     delay: Duration,
     /// Keep the messages in memory (tests read them); off for long runs.
     keep: bool,
+    /// Ask for rendered messages, as a real channel does.
+    render: bool,
     sent: Mutex<Vec<Message>>,
     count: AtomicUsize,
 }
@@ -30,6 +33,7 @@ impl Recording {
             file: None,
             delay: Duration::ZERO,
             keep: true,
+            render: false,
             sent: Mutex::new(Vec::new()),
             count: AtomicUsize::new(0),
         }
@@ -53,6 +57,13 @@ impl Recording {
             file: Some(Mutex::new(file)),
             ..Recording::counting()
         })
+    }
+
+    /// Asks for each message rendered from its template, as a real channel does: a template
+    /// that is missing or fails for a contact fails that delivery.
+    pub fn rendering(mut self) -> Self {
+        self.render = true;
+        self
     }
 
     pub fn with_delay(mut self, delay: Duration) -> Self {
@@ -86,6 +97,10 @@ impl Connector for Recording {
         &["email"]
     }
 
+    fn needs_content(&self) -> bool {
+        self.render
+    }
+
     fn max_batch(&self) -> usize {
         500
     }
@@ -105,6 +120,7 @@ impl Connector for Recording {
                             "contact": m.contact_id,
                             "template": m.template,
                             "to": m.to,
+                            "content": m.content,
                         })
                         .to_string(),
                     );
@@ -152,6 +168,8 @@ mod tests {
             template: "welcome".into(),
             sender: None,
             to: Map::new(),
+            content: None,
+            unsubscribe_url: None,
         }
     }
 

@@ -9,6 +9,7 @@
 //! - [`import`]: import pipelines: a file read by its flow (encoding, header, rows) and
 //!   written in batches with the import history.
 //! - [`machine`]: [`machine::apply`], runs, inputs and actions.
+//! - [`personalise`]: templates rendered for a contact, with rhai snippets run in a sandbox.
 //! - [`time`]: times of day and quiet hours in a flow's zone.
 //! - [`runtime`]: schedule ticks, entries, timers, events, deliveries, calculated attributes
 //!   and the worker loops.
@@ -19,6 +20,7 @@
 pub mod export;
 pub mod import;
 pub mod machine;
+pub mod personalise;
 pub mod runtime;
 pub mod simulate;
 pub mod time;

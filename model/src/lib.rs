@@ -3,6 +3,8 @@
 //! # Layout
 //! - [`aggregate`]: groupings and measures of aggregates, as data.
 //! - [`clock`]: the [`clock::Clock`] every time-dependent decision is given.
+//! - [`content`]: message templates, the parts they include and the rhai snippets that
+//!   personalise them, as data.
 //! - [`normalize`]: Japanese-aware text normalisation (full-width/half-width), e-mail, phone,
 //!   postal code.
 //! - [`field`]: field types, field definitions and the parsing of input values into typed,
@@ -23,6 +25,7 @@
 
 pub mod aggregate;
 pub mod clock;
+pub mod content;
 pub mod export;
 pub mod field;
 pub mod filter;

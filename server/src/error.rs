@@ -22,6 +22,10 @@ pub enum ApiError {
     /// A partner's server (an SFTP source) could not be reached or failed part-way.
     #[error("{0}")]
     Upstream(String),
+    /// Well-formed input the request could not be carried out with (a template that does not
+    /// render for the contact given), under its own code.
+    #[error("{message}")]
+    Unprocessable { code: &'static str, message: String },
     /// Work that should not fail did (a task panicked); logged, not shown.
     #[error("{0}")]
     Internal(String),
@@ -49,6 +53,7 @@ impl ApiError {
             ApiError::BadJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::Upstream(_) => (StatusCode::BAD_GATEWAY, "upstream_failed"),
+            ApiError::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             ApiError::Engine(e) => match e {
                 RuntimeError::NotPublished(_) => (StatusCode::NOT_FOUND, "not_published"),

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+use tabiji_connectors::smtp::{Dkim, Smtp, SmtpSettings, dns_records};
 use tabiji_connectors::{Recording, Registry};
 use tabiji_engine::runtime::{Config as EngineConfig, spawn_worker};
 use tabiji_model::Rights;
@@ -102,6 +103,102 @@ enum Command {
         #[command(subcommand)]
         command: ExportCommand,
     },
+    /// DKIM keys for the e-mail channel, and the DNS records (DKIM, SPF, DMARC) to publish.
+    Dkim {
+        #[command(subcommand)]
+        command: DkimCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DkimCommand {
+    /// Write a new 2048-bit RSA key (readable by its owner only) and print the DNS records.
+    Keygen {
+        /// Where to write the key (PKCS#1 PEM); an existing file is never replaced.
+        #[arg(long)]
+        out: std::path::PathBuf,
+        #[command(flatten)]
+        identity: DkimIdentity,
+        #[command(flatten)]
+        records: DnsArgs,
+    },
+    /// Print the DNS records for an existing key.
+    Records {
+        #[arg(long)]
+        key: std::path::PathBuf,
+        #[command(flatten)]
+        identity: DkimIdentity,
+        #[command(flatten)]
+        records: DnsArgs,
+    },
+}
+
+#[derive(clap::Args, Clone)]
+struct DkimIdentity {
+    /// The domain mail is sent from (the `d=` of the signature), such as kanko.example.jp.
+    #[arg(long)]
+    domain: String,
+    /// The DNS selector (the `s=`), such as tabiji2026; change it when the key changes.
+    #[arg(long)]
+    selector: String,
+}
+
+#[derive(clap::Args, Clone)]
+struct DnsArgs {
+    /// Who may send for the domain in SPF: IP addresses or networks of your relays
+    /// (203.0.113.5, 198.51.100.0/24) and providers' SPF domains (_spf.mailer.example).
+    #[arg(long = "spf", value_delimiter = ',')]
+    spf: Vec<String>,
+    /// The address DMARC aggregate reports go to.
+    #[arg(long)]
+    dmarc_reports: Option<String>,
+}
+
+fn print_dns_records(dkim: &Dkim, records: &DnsArgs) {
+    println!("Publish these TXT records:");
+    for (name, value) in dns_records(dkim, &records.spf, records.dmarc_reports.as_deref()) {
+        println!("{name}.\tTXT\t\"{value}\"");
+    }
+}
+
+fn dkim(command: DkimCommand) -> anyhow::Result<()> {
+    match command {
+        DkimCommand::Keygen {
+            out,
+            identity,
+            records,
+        } => {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let pem = Dkim::generate_pem()?;
+            let dkim = Dkim::from_pem(
+                &identity.domain,
+                &identity.selector,
+                &pem,
+                &out.display().to_string(),
+            )?;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&out)
+                .with_context(|| format!("the key cannot be written to {}", out.display()))?;
+            file.write_all(pem.as_bytes())?;
+            file.sync_all()?;
+            println!("DKIM key written to {} (mode 600).", out.display());
+            print_dns_records(&dkim, &records);
+            Ok(())
+        }
+        DkimCommand::Records {
+            key,
+            identity,
+            records,
+        } => {
+            let dkim = Dkim::read(&identity.domain, &identity.selector, &key)?;
+            print_dns_records(&dkim, &records);
+            Ok(())
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -157,8 +254,8 @@ enum ImportCommand {
     Schema,
 }
 
-/// How the engine runs and the channels send. Until the channel connectors arrive, only the
-/// `test` channel exists.
+/// How the engine runs and the channels send: the `test` channel always, e-mail when a relay
+/// is given.
 #[derive(clap::Args, Clone)]
 struct EngineArgs {
     /// Append every message the `test` channel sends to this file, one JSON line each.
@@ -176,6 +273,63 @@ struct EngineArgs {
     lease_secs: u64,
     #[command(flatten)]
     transfers: TransferArgs,
+    #[command(flatten)]
+    email: EmailArgs,
+    /// Where people reach this installation, such as https://crm.kanko.example.jp: the open
+    /// pixel, click and unsubscribe links in messages point there (needed for e-mail).
+    #[arg(long, env = "TABIJI_PUBLIC_URL")]
+    public_url: Option<String>,
+}
+
+/// The e-mail channel: the operator's SMTP relay and the DKIM key mail is signed with. The
+/// relay's password is read from TABIJI_SMTP_PASSWORD only.
+#[derive(clap::Args, Clone)]
+struct EmailArgs {
+    /// The relay: smtp://host:25 (plain, local relays only), smtp://user@host:587?tls=required
+    /// (STARTTLS) or smtps://user@host:465 (TLS). Without it the e-mail channel is off.
+    #[arg(long, env = "TABIJI_SMTP_URL")]
+    smtp_url: Option<String>,
+    /// The sender when a send node names none, such as "観光協会 <news@kanko.example.jp>".
+    #[arg(long, env = "TABIJI_SMTP_FROM")]
+    smtp_from: Option<String>,
+    /// Connections kept open to the relay (messages in flight at once).
+    #[arg(long, env = "TABIJI_SMTP_CONNECTIONS", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    smtp_connections: u32,
+    /// The DKIM private key (from `tabiji dkim keygen`; chmod 600). Mail is signed when given.
+    #[arg(long, env = "TABIJI_DKIM_KEY", requires_all = ["dkim_domain", "dkim_selector"])]
+    dkim_key: Option<std::path::PathBuf>,
+    #[arg(long, env = "TABIJI_DKIM_DOMAIN")]
+    dkim_domain: Option<String>,
+    #[arg(long, env = "TABIJI_DKIM_SELECTOR")]
+    dkim_selector: Option<String>,
+}
+
+impl EmailArgs {
+    fn connector(&self) -> anyhow::Result<Option<Smtp>> {
+        let Some(url) = &self.smtp_url else {
+            return Ok(None);
+        };
+        let from = self
+            .smtp_from
+            .clone()
+            .context("--smtp-from (TABIJI_SMTP_FROM) is needed with --smtp-url: the sender when a send node names none")?;
+        let dkim = match &self.dkim_key {
+            Some(key) => Some(Dkim::read(
+                self.dkim_domain.as_deref().unwrap_or_default(),
+                self.dkim_selector.as_deref().unwrap_or_default(),
+                key,
+            )?),
+            None => None,
+        };
+        Ok(Some(Smtp::new(SmtpSettings {
+            url: url.clone(),
+            password: std::env::var("TABIJI_SMTP_PASSWORD").ok(),
+            default_sender: from,
+            dkim,
+            connections: self.smtp_connections,
+            timeout: std::time::Duration::from_secs(30),
+        })?))
+    }
 }
 
 /// Where import flows may fetch files from and scheduled exports may write them.
@@ -225,14 +379,29 @@ impl EngineArgs {
             None => Recording::counting(),
         }
         .with_delay(std::time::Duration::from_millis(self.test_channel_delay_ms));
-        Ok(Registry::new().with(Arc::new(recording)))
+        let mut registry = Registry::new().with(Arc::new(recording));
+        if self.email.smtp_url.is_some() && self.public_url.is_none() {
+            anyhow::bail!(
+                "--public-url (TABIJI_PUBLIC_URL) is needed with --smtp-url: every mail carries a one-click unsubscribe link, which must point to this installation"
+            );
+        }
+        if let Some(smtp) = self.email.connector()? {
+            registry = registry.with(Arc::new(smtp));
+        }
+        Ok(registry)
     }
 
     fn state(&self, store: tabiji_storage::Store) -> anyhow::Result<AppState> {
+        if let Some(url) = &self.public_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            anyhow::bail!("--public-url {url:?} must start with https:// (or http://)");
+        }
         let config = EngineConfig {
             delivery_batch: self.delivery_batch.max(1),
             lease: std::time::Duration::from_secs(self.lease_secs),
             transfers: self.transfers.settings(),
+            public_url: self.public_url.clone(),
             ..EngineConfig::default()
         };
         Ok(AppState::with_engine(store, self.registry()?, config))
@@ -480,6 +649,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Import { command } => import(&cli.database_url, command).await,
         Command::Export { command } => export(&cli.database_url, command).await,
+        Command::Dkim { command } => dkim(command),
         Command::FilterSchema => {
             println!(
                 "{}",

@@ -22,7 +22,7 @@ fn run(cmd: &mut Command) -> (String, String) {
 
 async fn the_command_line(url: &str) {
     let (out, _) = run(tabiji(url).arg("migrate"));
-    assert!(out.contains("14 migration(s) applied"), "{out}");
+    assert!(out.contains("15 migration(s) applied"), "{out}");
     let (out, _) = run(tabiji(url).arg("migrate"));
     assert!(out.contains("0 migration(s) applied"), "{out}");
 
@@ -411,5 +411,76 @@ async fn http_sources_download_from_the_hosts_the_operator_allows() {
         );
         scratch.remove().await;
     }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn dkim_keys_are_made_private_and_their_records_printed() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("tabiji-dkim-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("dkim.pem");
+    let identity = ["--domain", "kanko.example.jp", "--selector", "tabiji2026"];
+    let (out, _) = run(Command::new(env!("CARGO_BIN_EXE_tabiji"))
+        .args(["dkim", "keygen", "--out", key.to_str().unwrap()])
+        .args(identity)
+        .args([
+            "--spf",
+            "203.0.113.5,_spf.mailer.example",
+            "--dmarc-reports",
+            "dmarc@kanko.example.jp",
+        ]));
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(
+        std::fs::read_to_string(&key)
+            .unwrap()
+            .starts_with("-----BEGIN RSA PRIVATE KEY-----")
+    );
+    assert!(
+        out.contains("tabiji2026._domainkey.kanko.example.jp.\tTXT\t\"v=DKIM1; k=rsa; p=MII"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "kanko.example.jp.\tTXT\t\"v=spf1 ip4:203.0.113.5 include:_spf.mailer.example ~all\""
+        ),
+        "{out}"
+    );
+    assert!(out.contains("_dmarc.kanko.example.jp.\tTXT\t\"v=DMARC1; p=none; adkim=r; aspf=r; rua=mailto:dmarc@kanko.example.jp\""), "{out}");
+
+    // The same records again from the key; an existing key is never replaced.
+    let (again, _) = run(Command::new(env!("CARGO_BIN_EXE_tabiji"))
+        .args(["dkim", "records", "--key", key.to_str().unwrap()])
+        .args(identity)
+        .args([
+            "--spf",
+            "203.0.113.5,_spf.mailer.example",
+            "--dmarc-reports",
+            "dmarc@kanko.example.jp",
+        ]));
+    assert_eq!(
+        again.lines().skip(1).collect::<Vec<_>>(),
+        out.lines().skip(2).collect::<Vec<_>>()
+    );
+    let refused = Command::new(env!("CARGO_BIN_EXE_tabiji"))
+        .args(["dkim", "keygen", "--out", key.to_str().unwrap()])
+        .args(identity)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+
+    // A key others can read is refused, saying how to fix it.
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let refused = Command::new(env!("CARGO_BIN_EXE_tabiji"))
+        .args(["dkim", "records", "--key", key.to_str().unwrap()])
+        .args(identity)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("chmod 600"));
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -796,6 +796,19 @@ pub async fn deliveries_by_status<C: ConnectionTrait>(
     rows.iter().map(delivery_row).collect()
 }
 
+/// One delivery by id.
+pub async fn delivery<C: ConnectionTrait>(conn: &C, id: i64) -> Result<Option<DeliveryRow>> {
+    let mut sql = Sql::new(conn.get_database_backend());
+    sql.push(&format!(
+        "SELECT {DELIVERY_COLUMNS} FROM sys_deliveries WHERE id = "
+    ))
+    .bind(id);
+    match conn.query_one_raw(sql.statement()).await? {
+        Some(row) => Ok(Some(delivery_row(&row)?)),
+        None => Ok(None),
+    }
+}
+
 /// Puts `dead` or `unknown` deliveries back in the queue. Returns the ids requeued.
 pub async fn retry_deliveries<C: ConnectionTrait>(
     conn: &C,

@@ -20,6 +20,7 @@
 //! - [`imports`]: saved import flows and the import history with each run's rejected rows;
 //!   the rows themselves are written by [`records`] (`Store::import_rows`): rejected one by
 //!   one, upserted by key, appended once.
+//! - [`content`]: templates, parts and rhai snippets, with every version saved.
 //! - [`flows`]: flow drafts, immutable published versions and their status.
 //! - [`journeys`]: the engine's tables (runs, step log, outbox, events, entry cursors), a batch
 //!   at a time, shared between workers by leases and compare-and-set.
@@ -42,6 +43,8 @@
 //!   results kept as output tables.
 //! - [`calculated`]: calculated attributes (DM-9): tourist fields kept from history stores,
 //!   incrementally and by a daily batch.
+//! - [`secrets`]: keys the installation makes for itself (the tracking-link key), shared by
+//!   every process.
 //! - [`auth`]: users, roles, password hashing (argon2id), API tokens and browser sessions.
 //! - [`audit`]: the access log.
 //! - [`scratch`]: throw-away databases for tests and benchmarks.
@@ -53,6 +56,7 @@ pub mod analyses;
 pub mod audit;
 pub mod auth;
 pub mod calculated;
+pub mod content;
 pub mod db;
 pub mod entities;
 pub mod error;
@@ -69,6 +73,7 @@ pub mod saved;
 pub mod schemas;
 pub mod scratch;
 pub mod search;
+pub mod secrets;
 pub mod segments;
 pub mod sql;
 pub mod ticks;

@@ -7,6 +7,7 @@
 //! - `src/sshd.rs`: a real OpenSSH server on a loopback port, for SFTP sources.
 //! - `e2e/`: the tests, one module per capability, all in one test binary.
 
+pub mod smtp;
 pub mod sshd;
 
 use std::sync::Arc;
@@ -49,6 +50,16 @@ pub async fn spawn_app(scratch: Scratch) -> TestApp {
 
 /// [`spawn_app`] with the engine configured as an operator would (import root, SFTP keys…).
 pub async fn spawn_app_with(scratch: Scratch, config: tabiji_engine::runtime::Config) -> TestApp {
+    spawn_app_sending(scratch, config, Vec::new()).await
+}
+
+/// [`spawn_app_with`] with channels besides the recording `test` channel (e-mail through a
+/// real SMTP server…).
+pub async fn spawn_app_sending(
+    scratch: Scratch,
+    config: tabiji_engine::runtime::Config,
+    channels: Vec<Arc<dyn tabiji_connectors::Connector>>,
+) -> TestApp {
     let backend = if scratch.url.starts_with("sqlite") {
         "sqlite"
     } else {
@@ -75,7 +86,11 @@ pub async fn spawn_app_with(scratch: Scratch, config: tabiji_engine::runtime::Co
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = oneshot::channel::<()>();
     let channel = Arc::new(Recording::new());
-    let state = AppState::with_engine(store.clone(), Registry::new().with(channel.clone()), config);
+    let mut registry = Registry::new().with(channel.clone());
+    for connector in channels {
+        registry = registry.with(connector);
+    }
+    let state = AppState::with_engine(store.clone(), registry, config);
     let worker = Some(spawn_worker(state.runtime.clone()));
     let server = tokio::spawn(async move {
         serve(listener, state, async {

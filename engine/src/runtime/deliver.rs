@@ -11,7 +11,11 @@ use tabiji_connectors::{Message, Outcome};
 use tabiji_model::flow::Channel;
 use tabiji_storage::journeys::{self, DeliveryResult, DeliveryRow};
 
-use super::{Result, Runtime, millis};
+use tabiji_model::FieldType;
+use tabiji_model::flow::CONTACTS;
+
+use super::{Result, Runtime, RuntimeError, millis};
+use crate::personalise::UNSUBSCRIBE_PLACEHOLDER;
 
 /// Why a delivery was not attempted, or how it ended.
 fn result(d: &DeliveryRow, status: &'static str, error: impl Into<String>) -> DeliveryResult {
@@ -21,6 +25,17 @@ fn result(d: &DeliveryRow, status: &'static str, error: impl Into<String>) -> De
         provider_ref: None,
         error: Some(error.into()),
         next_attempt_at: d.next_attempt_at,
+    }
+}
+
+/// The contact field that records consent to a channel: marketing messages go only to
+/// contacts who agreed (Japan's Act on Specified Electronic Mail is opt-in).
+pub fn consent_field(channel: Channel) -> Option<String> {
+    match channel {
+        Channel::Email | Channel::Sms | Channel::Line => {
+            Some(format!("opt_in_{}", channel.as_str()))
+        }
+        Channel::Webhook | Channel::Test => None,
     }
 }
 
@@ -120,14 +135,27 @@ impl Runtime {
                 .iter()
                 .map(|f| f.to_string())
                 .collect();
+            let consent = consent_field(connector.channel());
+            let mut read = fields.clone();
+            read.extend(consent.clone());
             let subjects: Vec<i64> = deliveries.iter().map(|d| d.contact_id).collect();
-            let data = self.fields_of(&subjects, &fields).await?;
+            let data = self.fields_of(&subjects, &read).await?;
             let mut ready = Vec::with_capacity(deliveries.len());
             for d in deliveries {
                 let Some(record) = data.get(&d.contact_id) else {
                     results.push(result(&d, "suppressed", "the contact no longer exists"));
                     continue;
                 };
+                if let Some(consent) = &consent
+                    && record.get(consent) != Some(&Json::Bool(true))
+                {
+                    results.push(result(
+                        &d,
+                        "suppressed",
+                        format!("the contact has not agreed to receive {channel} ({consent} is not true)"),
+                    ));
+                    continue;
+                }
                 if let Some(missing) = fields.iter().find(|f| is_blank(record.get(*f))) {
                     results.push(result(
                         &d,
@@ -147,8 +175,13 @@ impl Runtime {
                     template: d.template.clone(),
                     sender: d.sender.clone(),
                     to,
+                    content: None,
+                    unsubscribe_url: None,
                 };
                 ready.push((d, message));
+            }
+            if connector.needs_content() {
+                ready = self.render(ready, &mut results).await?;
             }
             for chunk in ready.chunks(connector.max_batch().max(1)) {
                 let messages: Vec<Message> = chunk.iter().map(|(_, m)| m.clone()).collect();
@@ -197,6 +230,64 @@ impl Runtime {
         journeys::finish_deliveries(conn, results, millis(self.now())).await?;
         self.wrote(handled).await?;
         Ok(handled)
+    }
+
+    /// Renders each message's template for its contact (every field the contact has, so
+    /// templates may use any). A message whose template is missing or fails for the contact
+    /// is not sent: the delivery is dead with the template's error, which names the part.
+    async fn render(
+        &self,
+        ready: Vec<(DeliveryRow, Message)>,
+        results: &mut Vec<DeliveryResult>,
+    ) -> Result<Vec<(DeliveryRow, Message)>> {
+        let library = self.content.library(&self.store).await?;
+        let tracker = self.tracker().await?.cloned();
+        let schema = self.store.entity_schema(CONTACTS).await?;
+        let keys: Vec<String> = schema
+            .fields
+            .iter()
+            .filter(|f| !matches!(f.ty, FieldType::Password))
+            .map(|f| f.key.clone())
+            .collect();
+        let subjects: Vec<i64> = ready.iter().map(|(d, _)| d.contact_id).collect();
+        let records = self.fields_of(&subjects, &keys).await?;
+        // Rendering runs snippets: CPU work, bounded per snippet by the sandbox, kept off the
+        // async workers.
+        let rendered = tokio::task::spawn_blocking(move || {
+            ready
+                .into_iter()
+                .map(|(d, mut m)| {
+                    let empty = Map::new();
+                    let record = records.get(&d.contact_id).unwrap_or(&empty);
+                    let outcome = library.render(&d.template, record);
+                    if let Ok(content) = &outcome {
+                        let mut content = content.clone();
+                        if let Some(tracker) = &tracker {
+                            let unsubscribe = tracker.unsubscribe_url(d.id, d.contact_id);
+                            if !content.html.is_empty() {
+                                content.html =
+                                    tracker.instrument(&content.html, d.id, d.contact_id);
+                            }
+                            content.text =
+                                content.text.replace(UNSUBSCRIBE_PLACEHOLDER, &unsubscribe);
+                            m.unsubscribe_url = Some(unsubscribe);
+                        }
+                        m.content = Some(content);
+                    }
+                    (d, m, outcome.map(|_| ()))
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| RuntimeError::Task(format!("rendering stopped: {e}")))?;
+        let mut ready = Vec::with_capacity(rendered.len());
+        for (d, m, outcome) in rendered {
+            match outcome {
+                Ok(()) => ready.push((d, m)),
+                Err(e) => results.push(result(&d, "dead", e.to_string())),
+            }
+        }
+        Ok(ready)
     }
 
     fn retry_or_give_up(&self, d: &DeliveryRow, why: &str) -> DeliveryResult {

@@ -16,6 +16,7 @@ mod exports;
 mod imports;
 mod schedule;
 mod timers;
+mod tracking;
 mod worker;
 
 use std::collections::{HashMap, HashSet};
@@ -38,6 +39,7 @@ use crate::time::quiet_until;
 
 pub use enter::EnterReport;
 pub use events::{IncomingEvent, IngestReport};
+pub use tracking::LinkUse;
 pub use worker::{WorkerHandle, spawn_worker};
 
 pub use tabiji_model::flow::CONTACTS;
@@ -65,6 +67,11 @@ pub struct Config {
     pub calculated_every: Duration,
     /// The folders and SFTP keys import flows and scheduled exports may use.
     pub transfers: crate::transfer::Transfers,
+    /// How far a personalisation snippet may go for one message.
+    pub script_limits: crate::personalise::Limits,
+    /// Where people reach this installation (`https://crm.kanko.example.jp`): tracking and
+    /// unsubscribe links point there. Without it, messages carry none.
+    pub public_url: Option<String>,
 }
 
 impl Default for Config {
@@ -79,6 +86,8 @@ impl Default for Config {
             segment_every: Duration::from_secs(60),
             calculated_every: Duration::from_secs(30),
             transfers: Default::default(),
+            script_limits: crate::personalise::Limits::default(),
+            public_url: None,
         }
     }
 }
@@ -101,6 +110,9 @@ pub enum RuntimeError {
     NotActive(i64),
     #[error("flow {flow} does not take contacts through the API (its entry is {entry})")]
     NotApiEntry { flow: i64, entry: String },
+    /// Work handed to a blocking thread did not come back (it panicked).
+    #[error("{0}")]
+    Task(String),
 }
 
 pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;
@@ -123,6 +135,10 @@ pub struct Runtime {
     /// Woken when work arrives through this process (events, API entries).
     pub(crate) wake: Notify,
     pub counters: Counters,
+    /// Templates, parts and snippets, compiled.
+    content: crate::personalise::Content,
+    /// Signs tracking links once its key is read (from the database, shared by all processes).
+    tracker: tokio::sync::OnceCell<crate::personalise::Tracker>,
     /// Rows this process wrote to the engine tables since it last refreshed PostgreSQL's
     /// statistics of them.
     written_since_analyze: AtomicU64,
@@ -236,7 +252,10 @@ fn branch_fields(flow: &Flow) -> Vec<String> {
 
 impl Runtime {
     pub fn new(store: Store, clock: Arc<dyn Clock>, connectors: Registry, config: Config) -> Self {
+        let sandbox = crate::personalise::Sandbox::new(config.script_limits.clone());
         Runtime {
+            content: crate::personalise::Content::new(sandbox),
+            tracker: tokio::sync::OnceCell::new(),
             store,
             clock,
             connectors,
@@ -250,6 +269,42 @@ impl Runtime {
             counters: Counters::default(),
             written_since_analyze: AtomicU64::new(0),
         }
+    }
+
+    /// The compiled templates, parts and snippets this process renders with.
+    pub fn content(&self) -> &crate::personalise::Content {
+        &self.content
+    }
+
+    /// The link signer, when the installation has a public address.
+    pub async fn tracker(&self) -> Result<Option<&crate::personalise::Tracker>> {
+        let Some(url) = &self.config.public_url else {
+            return Ok(None);
+        };
+        let tracker = self
+            .tracker
+            .get_or_try_init(|| async {
+                let key = tabiji_storage::secrets::get_or_make(
+                    &self.store,
+                    "tracking_links",
+                    || {
+                        use rand::RngCore;
+                        let mut key = [0u8; 32];
+                        rand::rng().fill_bytes(&mut key);
+                        hex::encode(key)
+                    },
+                    self.now(),
+                )
+                .await?;
+                let key = hex::decode(key).map_err(|e| {
+                    RuntimeError::Storage(tabiji_storage::StorageError::Database(
+                        sea_orm::DbErr::Custom(format!("the tracking key is not hex: {e}")),
+                    ))
+                })?;
+                Ok::<_, RuntimeError>(crate::personalise::Tracker::new(url, key))
+            })
+            .await?;
+        Ok(Some(tracker))
     }
 
     pub fn store(&self) -> &Store {

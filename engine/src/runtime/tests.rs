@@ -314,6 +314,10 @@ impl Connector for Flaky {
     fn required_fields(&self) -> &[&'static str] {
         &["mobile_phone"]
     }
+    /// What the provider answers does not depend on the text: no template needed.
+    fn needs_content(&self) -> bool {
+        false
+    }
     fn max_batch(&self) -> usize {
         10
     }
@@ -351,9 +355,10 @@ async fn retries_with_backoff_dead_letters_suppression_and_unknown_after_a_crash
             &who,
             "tourists",
             vec![
-                json!({"email": "a@example.jp", "mobile_phone": "090-1111-2222"}),
-                json!({"email": "b@example.jp", "mobile_phone": "090-3333-4444"}),
-                json!({"email": "c@example.jp"}),
+                json!({"email": "a@example.jp", "mobile_phone": "090-1111-2222", "opt_in_sms": true}),
+                json!({"email": "b@example.jp", "mobile_phone": "090-3333-4444", "opt_in_sms": true}),
+                json!({"email": "c@example.jp", "opt_in_sms": true}),
+                json!({"email": "d@example.jp", "mobile_phone": "090-5555-6666", "opt_in_sms": false}),
             ],
         )
         .await
@@ -382,7 +387,7 @@ async fn retries_with_backoff_dead_letters_suppression_and_unknown_after_a_crash
             .await
             .unwrap()
     };
-    // 1 failed transiently and waits 30 s; 2 is dead; 3 has no mobile phone.
+    // 1 failed transiently and waits 30 s; 2 is dead; 3 has no mobile phone; 4 said no to SMS.
     let pending = status("pending").await;
     assert_eq!(pending.len(), 1);
     assert_eq!(
@@ -393,9 +398,18 @@ async fn retries_with_backoff_dead_letters_suppression_and_unknown_after_a_crash
         status("dead").await[0].error.as_deref(),
         Some("number not in service")
     );
+    let suppressed: Vec<Option<String>> = status("suppressed")
+        .await
+        .into_iter()
+        .map(|d| d.error)
+        .collect();
     assert_eq!(
-        status("suppressed").await[0].error.as_deref(),
-        Some("the contact has no mobile_phone")
+        suppressed,
+        vec![
+            Some("the contact has not agreed to receive sms (opt_in_sms is not true)".into()),
+            Some("the contact has no mobile_phone".into()),
+        ],
+        "newest first"
     );
     clock.advance(Span::seconds(30));
     settle(&rt).await;

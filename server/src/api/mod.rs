@@ -4,6 +4,7 @@
 mod admin;
 mod auth;
 mod calculated;
+mod content;
 mod engine;
 mod export;
 mod export_jobs;
@@ -18,6 +19,7 @@ mod reports;
 mod schema;
 mod segments;
 mod sql;
+mod track;
 mod views;
 
 use axum::Router;
@@ -53,6 +55,8 @@ pub fn router(state: AppState) -> Router {
         .merge(lists::routes())
         .merge(imports::routes())
         .merge(export_jobs::routes())
+        .merge(content::routes())
+        .merge(track::routes())
         .merge(calculated::routes())
         .merge(views::routes())
         .merge(sql::routes())

@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::extract::State;
 use serde_json::{Map, Value, json};
+use tabiji_model::content::ContentKind;
 use tabiji_model::{EntitySchema, FieldDef, FieldType};
 
 use crate::AppState;
@@ -121,6 +122,10 @@ fn with_errors(mut responses: Value) -> Value {
         }
     }
     responses
+}
+
+fn content_schema(kind: ContentKind) -> Value {
+    tabiji_model::content::json_schema(kind)
 }
 
 fn ok(description: &str, schema: Value) -> Value {
@@ -262,6 +267,13 @@ pub async fn document(State(state): State<AppState>) -> Json<Value> {
     for (name, prefix, schema) in [
         ("ImportFlow", "Import", tabiji_model::import::json_schema()),
         ("ExportJob", "Export", tabiji_model::export::json_schema()),
+        (
+            "Template",
+            "Template",
+            content_schema(ContentKind::Template),
+        ),
+        ("Part", "Part", content_schema(ContentKind::Part)),
+        ("Snippet", "Snippet", content_schema(ContentKind::Snippet)),
     ] {
         let text = schema
             .to_string()
@@ -479,6 +491,40 @@ pub async fn document(State(state): State<AppState>) -> Json<Value> {
     paths.insert("/api/exports/jobs/{key}/run".into(), json!({"parameters": key.clone(),
         "post": {"summary": "Make and deliver the job's file now, as the caller; a file that could not be made or delivered gives a failed run",
                  "responses": with_errors(json!({"201": ok("The run", json!({"type": "object"}))}))}}));
+    for (base, kind, schema) in [
+        ("/api/templates", "template", "Template"),
+        ("/api/parts", "part", "Part"),
+        ("/api/snippets", "snippet", "Snippet"),
+    ] {
+        let body = json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}});
+        let check = json!({"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["key", "definition"], "additionalProperties": false,
+            "properties": {"key": {"type": "string"}, "definition": {"$ref": format!("#/components/schemas/{schema}")}}}}}});
+        paths.insert(base.into(), json!({
+            "get": {"summary": format!("The current version of every {kind}"), "responses": with_errors(json!({"200": ok("Items", json!({"type": "object"}))}))}}));
+        paths.insert(format!("{base}/check"), json!({
+            "post": {"summary": format!("Check a {kind} as if saved under key (syntax with line and column, references)"), "requestBody": check,
+                     "responses": with_errors(json!({"200": ok("Valid", json!({"type": "object"}))}))}}));
+        paths.insert(format!("{base}/{{key}}"), json!({"parameters": key.clone(),
+            "get": {"summary": format!("The current version of one {kind}"), "responses": with_errors(json!({"200": ok("The item", json!({"type": "object"}))}))},
+            "put": {"summary": format!("Save a {kind}: a new version each time (create right for a new key, edit right after)"), "requestBody": body,
+                    "responses": with_errors(json!({"201": ok("The first version", json!({"type": "object"})), "200": ok("The new version", json!({"type": "object"}))}))},
+            "delete": {"summary": format!("Delete a {kind} (its versions stay readable)"), "responses": with_errors(json!({"204": {"description": "Deleted"}}))}}));
+        paths.insert(format!("{base}/{{key}}/versions"), json!({"parameters": key.clone(),
+            "get": {"summary": format!("Every version of a {kind}, newest first"), "responses": with_errors(json!({"200": ok("Versions", json!({"type": "object"}))}))}}));
+    }
+    let subject = json!({"contact_id": {"type": "integer", "description": "a saved tourist, read with the caller's field rights"},
+                         "contact": {"type": "object", "description": "sample data instead of a saved tourist"}});
+    paths.insert("/api/templates/{key}/preview".into(), json!({"parameters": key.clone(),
+        "post": {"summary": "Render the template for a tourist or sample data: subject, preheader, HTML and text as sent",
+                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "additionalProperties": false, "properties": subject.clone()}}}},
+                 "responses": with_errors(json!({"200": ok("The rendered message", json!({"type": "object"}))}))}}));
+    let mut run_properties = subject;
+    run_properties["source"] = json!({"type": "string"});
+    run_properties["args"] = json!({"type": "array"});
+    paths.insert("/api/snippets/run".into(), json!({
+        "post": {"summary": "Run rhai code for a tourist without saving it (view right on snippets); 422 with code, line and column when it fails",
+                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["source"], "additionalProperties": false, "properties": run_properties}}}},
+                 "responses": with_errors(json!({"200": ok("The value and the time taken", json!({"type": "object"}))}))}}));
     let query_body = json!({"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["sql"], "properties": {
         "sql": {"type": "string", "description": "One SELECT over the tables /api/sql/catalog lists"},
         "limit": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 1000},

@@ -20,6 +20,7 @@ mod m0011_calculated;
 mod m0012_imports;
 mod m0013_import_ticks;
 mod m0014_export_jobs;
+mod m0015_content;
 
 pub struct Migrator;
 
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0012_imports::Migration),
             Box::new(m0013_import_ticks::Migration),
             Box::new(m0014_export_jobs::Migration),
+            Box::new(m0015_content::Migration),
         ]
     }
 }

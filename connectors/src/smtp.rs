@@ -1,0 +1,477 @@
+//! E-mail over SMTP (MA-2, MA-4): a pool of connections to the operator's relay (plain,
+//! STARTTLS or TLS, with or without login), each message multipart text/HTML in UTF-8 with its
+//! subject MIME-encoded, signed with DKIM when a key is configured.
+//!
+//! The relay's answer decides the outcome: a 5xx refusal is permanent, anything else that
+//! fails (4xx, timeouts, lost connections) is worth another attempt. Every attempt of one
+//! delivery carries the same `Message-ID`, so receivers can tell a retry from a new mail.
+
+use std::time::Duration;
+
+use lettre::message::dkim::{
+    DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm,
+    DkimSigningKey,
+};
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::PoolConfig;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPrivateKey};
+use rsa::pkcs8::EncodePublicKey;
+use rsa::{RsaPrivateKey, RsaPublicKey};
+use tabiji_model::flow::Channel;
+
+use crate::{BoxFuture, Connector, Message, Outcome};
+
+/// Why the e-mail channel could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SmtpError {
+    #[error(
+        "the SMTP URL {url:?} is not usable: {why} (use smtp://host:25, smtp://user@host:587?tls=required or smtps://user@host:465)"
+    )]
+    Url { url: String, why: String },
+    #[error("the sender {0:?} is not a mailbox such as \"観光協会 <news@example.jp>\"")]
+    Sender(String),
+    #[error("the DKIM key {path}: {why}")]
+    DkimKey { path: String, why: String },
+    #[error("{0}")]
+    Keygen(String),
+}
+
+/// A DKIM signing identity: the domain, the DNS selector and the private key.
+pub struct Dkim {
+    pub domain: String,
+    pub selector: String,
+    key_pem: String,
+}
+
+impl std::fmt::Debug for Dkim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dkim")
+            .field("domain", &self.domain)
+            .field("selector", &self.selector)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The headers every signature covers. Listing `List-Unsubscribe` also when absent keeps a
+/// relay from adding one.
+const SIGNED_HEADERS: [&str; 8] = [
+    "From",
+    "To",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "MIME-Version",
+    "List-Unsubscribe",
+    "List-Unsubscribe-Post",
+];
+
+impl Dkim {
+    /// Reads a PKCS#1 PEM RSA key (as `tabiji dkim keygen` writes it).
+    pub fn from_pem(
+        domain: &str,
+        selector: &str,
+        pem: &str,
+        path: &str,
+    ) -> Result<Dkim, SmtpError> {
+        RsaPrivateKey::from_pkcs1_pem(pem).map_err(|e| SmtpError::DkimKey {
+            path: path.to_string(),
+            why: format!("not an RSA private key in PKCS#1 PEM form ({e})"),
+        })?;
+        Ok(Dkim {
+            domain: domain.to_string(),
+            selector: selector.to_string(),
+            key_pem: pem.to_string(),
+        })
+    }
+
+    /// Reads the key file at `path`, refusing one that others than its owner can read.
+    pub fn read(domain: &str, selector: &str, path: &std::path::Path) -> Result<Dkim, SmtpError> {
+        use std::os::unix::fs::PermissionsExt;
+        let shown = path.display().to_string();
+        let key_error = |why: String| SmtpError::DkimKey {
+            path: shown.clone(),
+            why,
+        };
+        let meta = std::fs::metadata(path).map_err(|e| key_error(e.to_string()))?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            return Err(key_error(
+                "can be read by others than its owner: chmod 600 it".into(),
+            ));
+        }
+        let pem = std::fs::read_to_string(path).map_err(|e| key_error(e.to_string()))?;
+        Dkim::from_pem(domain, selector, &pem, &shown)
+    }
+
+    /// A new 2048-bit RSA key as PKCS#1 PEM.
+    pub fn generate_pem() -> Result<String, SmtpError> {
+        let mut rng = rand_core::OsRng;
+        let key = RsaPrivateKey::new(&mut rng, 2048)
+            .map_err(|e| SmtpError::Keygen(format!("the key could not be made: {e}")))?;
+        let pem = key
+            .to_pkcs1_pem(rsa::pkcs8::LineEnding::LF)
+            .map_err(|e| SmtpError::Keygen(format!("the key could not be written: {e}")))?;
+        Ok(pem.to_string())
+    }
+
+    /// The TXT record to publish at `{selector}._domainkey.{domain}`.
+    pub fn dns_record(&self) -> String {
+        let key = RsaPrivateKey::from_pkcs1_pem(&self.key_pem).expect("checked when read");
+        let public = RsaPublicKey::from(&key)
+            .to_public_key_der()
+            .expect("an RSA public key encodes");
+        use base64::Engine as _;
+        let p = base64::engine::general_purpose::STANDARD.encode(public.as_bytes());
+        format!("v=DKIM1; k=rsa; p={p}")
+    }
+
+    fn config(&self) -> DkimConfig {
+        let key = DkimSigningKey::new(&self.key_pem, DkimSigningAlgorithm::Rsa)
+            .expect("checked when read");
+        DkimConfig::new(
+            self.selector.clone(),
+            self.domain.clone(),
+            key,
+            SIGNED_HEADERS
+                .iter()
+                .map(|h| HeaderName::new_from_ascii_str(h))
+                .collect(),
+            DkimCanonicalization {
+                header: DkimCanonicalizationType::Relaxed,
+                body: DkimCanonicalizationType::Relaxed,
+            },
+        )
+    }
+}
+
+/// How the e-mail channel reaches its relay and signs.
+pub struct SmtpSettings {
+    /// `smtp://host:port`, `smtp://user@host:587?tls=required`, `smtps://user@host:465`.
+    pub url: String,
+    /// From the environment, never from the command line.
+    pub password: Option<String>,
+    /// Used when a send node names no sender.
+    pub default_sender: String,
+    pub dkim: Option<Dkim>,
+    /// Connections kept open to the relay, and messages sent at once.
+    pub connections: u32,
+    pub timeout: Duration,
+}
+
+/// Made and dropped inside a Tokio runtime: the connection pool runs a task on it.
+pub struct Smtp {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    default_sender: Mailbox,
+    dkim: Option<DkimConfig>,
+    connections: usize,
+}
+
+fn mailbox(text: &str) -> Result<Mailbox, SmtpError> {
+    text.parse()
+        .map_err(|_| SmtpError::Sender(text.to_string()))
+}
+
+impl Smtp {
+    pub fn new(settings: SmtpSettings) -> Result<Smtp, SmtpError> {
+        let url_error = |why: String| SmtpError::Url {
+            url: settings.url.clone(),
+            why,
+        };
+        let parsed = url::Url::parse(&settings.url).map_err(|e| url_error(e.to_string()))?;
+        if !parsed.password().unwrap_or("").is_empty() {
+            return Err(url_error(
+                "it holds a password: give it in TABIJI_SMTP_PASSWORD instead, so it stays out of process lists and logs".into(),
+            ));
+        }
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(&settings.url)
+            .map_err(|e| url_error(e.to_string()))?
+            .timeout(Some(settings.timeout))
+            .pool_config(PoolConfig::new().max_size(settings.connections.max(1)));
+        let user = percent_decode(parsed.username());
+        if !user.is_empty() {
+            let password = settings.password.clone().unwrap_or_default();
+            builder = builder.credentials(Credentials::new(user, password));
+        }
+        Ok(Smtp {
+            transport: builder.build(),
+            default_sender: mailbox(&settings.default_sender)?,
+            dkim: settings.dkim.as_ref().map(Dkim::config),
+            connections: settings.connections.max(1) as usize,
+        })
+    }
+
+    /// Builds the message as it goes on the wire (signed when DKIM is set).
+    pub fn compose(&self, m: &Message) -> Result<lettre::Message, String> {
+        let content = m.content.as_ref().ok_or("the message was not rendered")?;
+        let from = match &m.sender {
+            Some(sender) => mailbox(sender).map_err(|e| e.to_string())?,
+            None => self.default_sender.clone(),
+        };
+        let address =
+            m.to.get("email")
+                .and_then(|v| v.as_str())
+                .ok_or("the contact has no e-mail address")?;
+        let to: Mailbox = address
+            .parse()
+            .map_err(|_| format!("{address:?} is not an e-mail address"))?;
+        let domain = from.email.domain().to_string();
+        let key: String = m
+            .idempotency_key
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '.' })
+            .collect();
+        let mut builder = lettre::Message::builder()
+            .from(from)
+            .to(to)
+            .subject(content.subject.clone())
+            .message_id(Some(format!("<{}.{key}@{domain}>", m.delivery_id)));
+        if let Some(url) = &m.unsubscribe_url {
+            // RFC 8058: one click in the mail client unsubscribes, by a POST to this address.
+            builder = builder
+                .raw_header(HeaderValue::new(
+                    HeaderName::new_from_ascii_str("List-Unsubscribe"),
+                    format!("<{url}>"),
+                ))
+                .raw_header(HeaderValue::new(
+                    HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+                    "List-Unsubscribe=One-Click".into(),
+                ));
+        }
+        let body = match (content.text.is_empty(), content.html.is_empty()) {
+            (false, false) => builder.multipart(MultiPart::alternative_plain_html(
+                content.text.clone(),
+                content.html.clone(),
+            )),
+            (true, false) => builder.singlepart(
+                SinglePart::builder()
+                    .header(ContentType::TEXT_HTML)
+                    .body(content.html.clone()),
+            ),
+            _ => builder.singlepart(
+                SinglePart::builder()
+                    .header(ContentType::TEXT_PLAIN)
+                    .body(content.text.clone()),
+            ),
+        };
+        let mut message = body.map_err(|e| e.to_string())?;
+        if let Some(dkim) = &self.dkim {
+            message.sign(dkim);
+        }
+        Ok(message)
+    }
+
+    /// One message, once a connection is free: at most `connections` are in flight.
+    async fn send_limited(&self, limit: &tokio::sync::Semaphore, m: &Message) -> Outcome {
+        let _turn = limit.acquire().await.expect("never closed");
+        self.send_one(m).await
+    }
+
+    async fn send_one(&self, m: &Message) -> Outcome {
+        let message = match self.compose(m) {
+            Ok(message) => message,
+            Err(why) => return Outcome::Permanent(why),
+        };
+        match self.transport.send(message).await {
+            Ok(response) => Outcome::Accepted {
+                provider_ref: response
+                    .message()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .chars()
+                    .take(200)
+                    .collect(),
+            },
+            Err(e) if e.is_permanent() => Outcome::Permanent(format!("the relay refused it: {e}")),
+            Err(e) => Outcome::Transient(format!("the relay did not take it: {e}")),
+        }
+    }
+}
+
+fn percent_decode(text: &str) -> String {
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+impl Connector for Smtp {
+    fn channel(&self) -> Channel {
+        Channel::Email
+    }
+
+    fn required_fields(&self) -> &[&'static str] {
+        &["email"]
+    }
+
+    fn max_batch(&self) -> usize {
+        self.connections * 20
+    }
+
+    fn send_batch<'a>(&'a self, batch: &'a [Message]) -> BoxFuture<'a, Vec<Outcome>> {
+        Box::pin(async move {
+            let limit = tokio::sync::Semaphore::new(self.connections);
+            let mut sends = Vec::with_capacity(batch.len());
+            for m in batch {
+                sends.push(self.send_limited(&limit, m));
+            }
+            futures_util::future::join_all(sends).await
+        })
+    }
+}
+
+/// The DNS records a sending domain publishes so receivers trust its mail (MA-4): DKIM (the
+/// public half of the key), SPF (who may send for the domain) and DMARC (what to do with mail
+/// that fails both, and where to send reports).
+pub fn dns_records(
+    dkim: &Dkim,
+    spf_senders: &[String],
+    dmarc_reports: Option<&str>,
+) -> Vec<(String, String)> {
+    let mut spf = String::from("v=spf1");
+    for sender in spf_senders {
+        let address = sender.split('/').next().unwrap_or_default();
+        let mechanism = if address.parse::<std::net::Ipv4Addr>().is_ok() {
+            "ip4"
+        } else if address.parse::<std::net::Ipv6Addr>().is_ok() {
+            "ip6"
+        } else {
+            "include"
+        };
+        spf.push_str(&format!(" {mechanism}:{sender}"));
+    }
+    spf.push_str(" ~all");
+    let mut dmarc = String::from("v=DMARC1; p=none; adkim=r; aspf=r");
+    if let Some(reports) = dmarc_reports {
+        dmarc.push_str(&format!("; rua=mailto:{reports}"));
+    }
+    vec![
+        (
+            format!("{}._domainkey.{}", dkim.selector, dkim.domain),
+            dkim.dns_record(),
+        ),
+        (dkim.domain.clone(), spf),
+        (format!("_dmarc.{}", dkim.domain), dmarc),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Map, json};
+    use tabiji_model::content::Rendered;
+
+    fn message() -> Message {
+        let mut to = Map::new();
+        to.insert("email".into(), json!("hanako@example.jp"));
+        Message {
+            delivery_id: 7,
+            idempotency_key: "3:mail1:0".into(),
+            contact_id: 1,
+            template: "autumn-1".into(),
+            sender: Some("観光協会 <news@kanko.example.jp>".into()),
+            to,
+            content: Some(Rendered {
+                channel: Channel::Email,
+                subject: "秋の旅のご案内".into(),
+                preheader: String::new(),
+                html: "<p>花子様</p>".into(),
+                text: "花子様".into(),
+            }),
+            unsubscribe_url: Some("https://crm.kanko.example.jp/t/u/7/1/abc".into()),
+        }
+    }
+
+    fn smtp(dkim: Option<Dkim>) -> Smtp {
+        Smtp::new(SmtpSettings {
+            url: "smtp://127.0.0.1:2525".into(),
+            password: None,
+            default_sender: "news@kanko.example.jp".into(),
+            dkim,
+            connections: 2,
+            timeout: Duration::from_secs(5),
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn messages_are_multipart_with_an_encoded_subject_and_a_stable_id() {
+        let wire = String::from_utf8(smtp(None).compose(&message()).unwrap().formatted()).unwrap();
+        assert!(wire.contains("Subject: =?utf-8?b?"), "{wire}");
+        assert!(
+            wire.contains("Message-ID: <7.3.mail1.0@kanko.example.jp>"),
+            "{wire}"
+        );
+        assert!(wire.contains("multipart/alternative"), "{wire}");
+        assert!(wire.contains("From: =?utf-8?b?"), "{wire}");
+        assert!(
+            wire.contains("List-Unsubscribe: <https://crm.kanko.example.jp/t/u/7/1/abc>\r\n"),
+            "{wire}"
+        );
+        assert!(
+            wire.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"),
+            "{wire}"
+        );
+    }
+
+    #[test]
+    fn a_password_in_the_url_is_refused() {
+        let e = Smtp::new(SmtpSettings {
+            url: "smtp://user:secret@relay.example:587".into(),
+            password: None,
+            default_sender: "a@b.example".into(),
+            dkim: None,
+            connections: 1,
+            timeout: Duration::from_secs(1),
+        })
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("TABIJI_SMTP_PASSWORD"), "{e}");
+        assert!(!e.to_string().contains("secret") || e.to_string().contains("user:secret"));
+    }
+
+    #[tokio::test]
+    async fn signed_messages_carry_a_dkim_signature_over_the_listed_headers() {
+        let pem = Dkim::generate_pem().unwrap();
+        let dkim = Dkim::from_pem("kanko.example.jp", "s2026", &pem, "test").unwrap();
+        let record = dkim.dns_record();
+        assert!(record.starts_with("v=DKIM1; k=rsa; p=MII"), "{record}");
+        let wire =
+            String::from_utf8(smtp(Some(dkim)).compose(&message()).unwrap().formatted()).unwrap();
+        assert!(
+            wire.starts_with("DKIM-Signature: ") || wire.contains("\r\nDKIM-Signature: "),
+            "{wire}"
+        );
+        assert!(
+            wire.contains("d=kanko.example.jp") && wire.contains("s=s2026"),
+            "{wire}"
+        );
+    }
+
+    #[test]
+    fn dns_records_cover_dkim_spf_and_dmarc() {
+        let pem = Dkim::generate_pem().unwrap();
+        let dkim = Dkim::from_pem("kanko.example.jp", "s2026", &pem, "test").unwrap();
+        let records = dns_records(
+            &dkim,
+            &[
+                "203.0.113.5".into(),
+                "2001:db8::/32".into(),
+                "_spf.mailer.example".into(),
+            ],
+            Some("dmarc@kanko.example.jp"),
+        );
+        assert_eq!(records[0].0, "s2026._domainkey.kanko.example.jp");
+        assert_eq!(
+            records[1],
+            (
+                "kanko.example.jp".into(),
+                "v=spf1 ip4:203.0.113.5 ip6:2001:db8::/32 include:_spf.mailer.example ~all".into()
+            )
+        );
+        assert_eq!(
+            records[2].1,
+            "v=DMARC1; p=none; adkim=r; aspf=r; rua=mailto:dmarc@kanko.example.jp"
+        );
+    }
+}

@@ -1,0 +1,790 @@
+//! Templates rendered for one contact (MA-1): handlebars over `{contact: …}`, parts included
+//! as partials, snippets called with the `script` helper. The HTML part escapes what it
+//! inserts; the subject, preheader and text parts do not (they are not HTML).
+//!
+//! Handlebars has no limit on partial depth, so a part that includes itself would overflow the
+//! stack of the worker rendering it: part references must be plain names of saved parts, cycles
+//! are refused, and decorators (`{{#*inline}}`, which can define recursive partials) are not
+//! accepted.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use handlebars::{
+    Context, Handlebars, Helper, HelperDef, RenderContext, RenderErrorReason, ScopedJson,
+};
+use rhai::Dynamic;
+use serde_json::{Map, Value as Json, json};
+use tabiji_model::content::{ContentError, ContentKind, Part, Rendered, Snippet, Template};
+
+use super::script::{Sandbox, Script, ScriptError};
+
+/// Why a template could not be rendered for a contact.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    #[error("there is no template called {0:?}")]
+    NoTemplate(String),
+    #[error("template {template:?} is broken and was not loaded: {why}")]
+    Broken { template: String, why: String },
+    #[error("template {template:?}, {part}: {message}")]
+    Failed {
+        template: String,
+        /// `subject`, `html`, … or `part footer`.
+        part: String,
+        message: String,
+    },
+}
+
+/// The part of a template each handlebars name stands for.
+const SECTIONS: [&str; 4] = ["subject", "preheader", "html", "text"];
+
+fn section_name(key: &str, section: &str) -> String {
+    format!("{key}#{section}")
+}
+
+thread_local! {
+    /// The contact being rendered on this thread, converted once for every snippet it calls.
+    static CONTACT: RefCell<Dynamic> = const { RefCell::new(Dynamic::UNIT) };
+}
+
+struct ScriptHelper {
+    sandbox: Arc<Sandbox>,
+    snippets: Arc<HashMap<String, Script>>,
+}
+
+impl HelperDef for ScriptHelper {
+    fn call_inner<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        _: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+    ) -> Result<ScopedJson<'rc>, handlebars::RenderError> {
+        let name = h.param(0).and_then(|p| p.value().as_str()).ok_or_else(|| {
+            RenderErrorReason::Other(
+                "script needs the snippet's name first: {{script \"name\" …}}".into(),
+            )
+        })?;
+        let script = self.snippets.get(name).ok_or_else(|| {
+            RenderErrorReason::Other(format!("there is no snippet called {name:?}"))
+        })?;
+        let args: Vec<Json> = h.params()[1..].iter().map(|p| p.value().clone()).collect();
+        let value = CONTACT
+            .with(|c| self.sandbox.run(script, &c.borrow(), &args))
+            .map_err(|e| RenderErrorReason::Other(format!("snippet {name:?}: {e}")))?;
+        Ok(ScopedJson::Derived(value))
+    }
+}
+
+/// Every part reference (`{{> name}}`, `{{#> name}}`) in a source, or what is wrong with one.
+fn part_references(source: &str) -> Result<BTreeSet<String>, String> {
+    let mut found = BTreeSet::new();
+    let mut rest = source;
+    while let Some(start) = rest.find("{{") {
+        let mut tag = &rest[start + 2..];
+        rest = tag;
+        tag = tag.trim_start_matches(['{', '~']).trim_start();
+        if tag.starts_with("#*") || tag.starts_with('*') {
+            return Err(
+                "decorators such as {{#*inline}} are not supported: save the content as a part"
+                    .into(),
+            );
+        }
+        let Some(after) = tag.strip_prefix("#>").or_else(|| tag.strip_prefix('>')) else {
+            continue;
+        };
+        let name: String = after
+            .trim_start()
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '@'))
+            .collect();
+        if name == "@partial-block" {
+            continue;
+        }
+        if name.is_empty() || name.starts_with('@') {
+            return Err("include parts by their plain name, such as {{> footer}}".into());
+        }
+        found.insert(name);
+    }
+    Ok(found)
+}
+
+/// Every snippet named literally in `{{script "name"}}` (names computed at render time are
+/// checked then).
+fn snippet_references(source: &str) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    let mut rest = source;
+    while let Some(start) = rest.find("script") {
+        rest = &rest[start + "script".len()..];
+        let quoted = rest.trim_start();
+        if quoted.len() < rest.len()
+            && let Some(body) = quoted.strip_prefix('"')
+            && let Some(end) = body.find('"')
+        {
+            found.insert(body[..end].to_string());
+        }
+    }
+    found
+}
+
+fn template_error(at: &str, e: &handlebars::TemplateError) -> ContentError {
+    let place = match e.pos() {
+        Some((line, column)) => format!("line {line}, column {column}: "),
+        None => String::new(),
+    };
+    ContentError {
+        at: at.to_string(),
+        code: "syntax",
+        message: format!("{place}{}", e.reason()),
+    }
+}
+
+fn script_error(at: &str, e: &ScriptError) -> ContentError {
+    ContentError {
+        at: at.to_string(),
+        code: if e.code == "syntax" { "syntax" } else { e.code },
+        message: e.to_string(),
+    }
+}
+
+fn problem(at: &str, code: &'static str, message: impl Into<String>) -> ContentError {
+    ContentError {
+        at: at.to_string(),
+        code,
+        message: message.into(),
+    }
+}
+
+/// Every saved template, part and snippet, compiled, ready to render for any contact.
+pub struct Library {
+    sandbox: Arc<Sandbox>,
+    snippets: Arc<HashMap<String, Script>>,
+    parts: BTreeMap<String, Part>,
+    templates: HashMap<String, Template>,
+    /// Templates that did not compile, with why (a send naming one fails with the reason).
+    broken: HashMap<String, String>,
+    html: Handlebars<'static>,
+    plain: Handlebars<'static>,
+}
+
+impl std::fmt::Debug for Library {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Library")
+            .field("templates", &self.templates.len())
+            .field("parts", &self.parts.len())
+            .field("snippets", &self.snippets.len())
+            .finish()
+    }
+}
+
+/// One saved item as storage hands it over.
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub kind: ContentKind,
+    pub key: String,
+    pub definition: Json,
+}
+
+fn registries(
+    sandbox: &Arc<Sandbox>,
+    snippets: &Arc<HashMap<String, Script>>,
+) -> [Handlebars<'static>; 2] {
+    [true, false].map(|escaped| {
+        let mut registry = Handlebars::new();
+        if !escaped {
+            registry.register_escape_fn(handlebars::no_escape);
+        }
+        registry.register_helper(
+            "script",
+            Box::new(ScriptHelper {
+                sandbox: sandbox.clone(),
+                snippets: snippets.clone(),
+            }),
+        );
+        registry
+    })
+}
+
+/// The parts reachable from `start` through part references, or the first cycle met.
+fn find_cycle(graph: &BTreeMap<String, BTreeSet<String>>, start: &str) -> Option<Vec<String>> {
+    fn walk(
+        graph: &BTreeMap<String, BTreeSet<String>>,
+        at: &str,
+        path: &mut Vec<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(i) = path.iter().position(|p| p == at) {
+            let mut cycle = path[i..].to_vec();
+            cycle.push(at.to_string());
+            return Some(cycle);
+        }
+        path.push(at.to_string());
+        for next in graph.get(at).into_iter().flatten() {
+            if let Some(cycle) = walk(graph, next, path) {
+                return Some(cycle);
+            }
+        }
+        path.pop();
+        None
+    }
+    walk(graph, start, &mut Vec::new())
+}
+
+impl Library {
+    /// Compiles everything saved. An item that does not compile is left out (a template with
+    /// its reason, so sends naming it fail saying why) and reported; the rest still work.
+    pub fn build(
+        sandbox: Arc<Sandbox>,
+        items: &[Item],
+    ) -> (Library, Vec<(Item, Vec<ContentError>)>) {
+        let mut rejected = Vec::new();
+        let mut snippets = HashMap::new();
+        for item in items.iter().filter(|i| i.kind == ContentKind::Snippet) {
+            let compiled = serde_json::from_value::<Snippet>(item.definition.clone())
+                .map_err(|e| vec![problem("", "invalid", e.to_string())])
+                .and_then(|s| {
+                    sandbox
+                        .compile(&s.source)
+                        .map_err(|e| vec![script_error("source", &e)])
+                });
+            match compiled {
+                Ok(script) => {
+                    snippets.insert(item.key.clone(), script);
+                }
+                Err(problems) => rejected.push((item.clone(), problems)),
+            }
+        }
+        let snippets = Arc::new(snippets);
+        let [mut html, mut plain] = registries(&sandbox, &snippets);
+
+        let mut parts = BTreeMap::new();
+        let mut graph = BTreeMap::new();
+        for item in items.iter().filter(|i| i.kind == ContentKind::Part) {
+            match serde_json::from_value::<Part>(item.definition.clone()) {
+                Ok(part) => match part_references(&part.body) {
+                    Ok(refs) => {
+                        graph.insert(item.key.clone(), refs);
+                        parts.insert(item.key.clone(), part);
+                    }
+                    Err(why) => rejected.push((item.clone(), vec![problem("body", "syntax", why)])),
+                },
+                Err(e) => {
+                    rejected.push((item.clone(), vec![problem("", "invalid", e.to_string())]))
+                }
+            }
+        }
+        // Parts in a cycle, or including a missing part, are left out, and so on up.
+        loop {
+            let bad: Vec<(String, String)> = graph
+                .iter()
+                .filter_map(|(key, refs)| {
+                    if let Some(missing) = refs.iter().find(|r| !graph.contains_key(*r)) {
+                        return Some((
+                            key.clone(),
+                            format!("includes {missing:?}, which is not a saved part"),
+                        ));
+                    }
+                    find_cycle(&graph, key)
+                        .map(|c| (key.clone(), format!("includes itself: {}", c.join(" → "))))
+                })
+                .collect();
+            if bad.is_empty() {
+                break;
+            }
+            for (key, why) in bad {
+                graph.remove(&key);
+                parts.remove(&key);
+                let item = items
+                    .iter()
+                    .find(|i| i.kind == ContentKind::Part && i.key == key)
+                    .expect("from the items")
+                    .clone();
+                rejected.push((item, vec![problem("body", "part_cycle", why)]));
+            }
+        }
+        for (key, part) in &parts {
+            let registered = html
+                .register_partial(key, &part.body)
+                .and_then(|()| plain.register_partial(key, &part.body));
+            if let Err(e) = registered {
+                let item = items
+                    .iter()
+                    .find(|i| i.kind == ContentKind::Part && &i.key == key)
+                    .expect("from the items")
+                    .clone();
+                rejected.push((item, vec![template_error("body", &e)]));
+            }
+        }
+
+        let mut templates = HashMap::new();
+        let mut broken = HashMap::new();
+        for item in items.iter().filter(|i| i.kind == ContentKind::Template) {
+            let problems = match serde_json::from_value::<Template>(item.definition.clone()) {
+                Ok(template) => {
+                    let problems = register(
+                        &mut html, &mut plain, &item.key, &template, &parts, &snippets,
+                    );
+                    if problems.is_empty() {
+                        templates.insert(item.key.clone(), template);
+                    }
+                    problems
+                }
+                Err(e) => vec![problem("", "invalid", e.to_string())],
+            };
+            if !problems.is_empty() {
+                let why = problems
+                    .iter()
+                    .map(|p| format!("{}: {}", p.at, p.message))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                broken.insert(item.key.clone(), why);
+                rejected.push((item.clone(), problems));
+            }
+        }
+        let library = Library {
+            sandbox,
+            snippets,
+            parts,
+            templates,
+            broken,
+            html,
+            plain,
+        };
+        (library, rejected)
+    }
+
+    pub fn sandbox(&self) -> &Arc<Sandbox> {
+        &self.sandbox
+    }
+
+    /// Every problem `definition` would have if saved as `key` into this library: its shape,
+    /// its syntax (with line and column), the parts and snippets it names, and part cycles.
+    pub fn check(&self, kind: ContentKind, key: &str, definition: &Json) -> Vec<ContentError> {
+        match kind {
+            ContentKind::Snippet => match serde_json::from_value::<Snippet>(definition.clone()) {
+                Err(e) => vec![problem("", "invalid", e.to_string())],
+                Ok(snippet) => {
+                    let mut problems = snippet.check();
+                    if problems.is_empty()
+                        && let Err(e) = self.sandbox.compile(&snippet.source)
+                    {
+                        problems.push(script_error("source", &e));
+                    }
+                    problems
+                }
+            },
+            ContentKind::Part => match serde_json::from_value::<Part>(definition.clone()) {
+                Err(e) => vec![problem("", "invalid", e.to_string())],
+                Ok(part) => {
+                    let mut problems = part.check();
+                    if !problems.is_empty() {
+                        return problems;
+                    }
+                    if let Err(e) = handlebars::Template::compile(&part.body) {
+                        return vec![template_error("body", &e)];
+                    }
+                    let refs = match part_references(&part.body) {
+                        Ok(refs) => refs,
+                        Err(why) => return vec![problem("body", "syntax", why)],
+                    };
+                    let mut graph: BTreeMap<String, BTreeSet<String>> = self
+                        .parts
+                        .iter()
+                        .map(|(k, p)| (k.clone(), part_references(&p.body).unwrap_or_default()))
+                        .collect();
+                    for missing in refs.iter().filter(|r| *r != key && !graph.contains_key(*r)) {
+                        problems.push(problem(
+                            "body",
+                            "unknown_part",
+                            format!("includes {missing:?}, which is not a saved part"),
+                        ));
+                    }
+                    graph.insert(key.to_string(), refs);
+                    if let Some(cycle) = find_cycle(&graph, key) {
+                        problems.push(problem(
+                            "body",
+                            "part_cycle",
+                            format!("would include itself: {}", cycle.join(" → ")),
+                        ));
+                    }
+                    problems.extend(unknown_snippets("body", &part.body, &self.snippets));
+                    problems
+                }
+            },
+            ContentKind::Template => match serde_json::from_value::<Template>(definition.clone()) {
+                Err(e) => vec![problem("", "invalid", e.to_string())],
+                Ok(template) => {
+                    let problems = template.check();
+                    if !problems.is_empty() {
+                        return problems;
+                    }
+                    let [mut html, mut plain] = registries(&self.sandbox, &self.snippets);
+                    register(
+                        &mut html,
+                        &mut plain,
+                        key,
+                        &template,
+                        &self.parts,
+                        &self.snippets,
+                    )
+                }
+            },
+        }
+    }
+
+    /// Renders template `key` for a contact (its fields by key).
+    pub fn render(&self, key: &str, contact: &Map<String, Json>) -> Result<Rendered, RenderError> {
+        let Some(template) = self.templates.get(key) else {
+            return Err(match self.broken.get(key) {
+                Some(why) => RenderError::Broken {
+                    template: key.to_string(),
+                    why: why.clone(),
+                },
+                None => RenderError::NoTemplate(key.to_string()),
+            });
+        };
+        CONTACT.with(|c| *c.borrow_mut() = Sandbox::contact(contact));
+        let data = json!({ "contact": contact, "unsubscribe_url": super::UNSUBSCRIBE_PLACEHOLDER });
+        let render = |registry: &Handlebars<'static>, section: &str| {
+            let name = section_name(key, section);
+            if !registry.has_template(&name) {
+                return Ok(String::new());
+            }
+            registry
+                .render(&name, &data)
+                .map_err(|e| RenderError::Failed {
+                    template: key.to_string(),
+                    part: match &e.template_name {
+                        Some(n) if n != &name => format!("part {n}"),
+                        _ => section.to_string(),
+                    },
+                    message: match (e.line_no, e.column_no) {
+                        (Some(l), Some(c)) => format!("line {l}, column {c}: {}", e.reason()),
+                        _ => e.reason().to_string(),
+                    },
+                })
+        };
+        let result = (|| {
+            let subject = render(&self.plain, "subject")?;
+            let preheader = render(&self.plain, "preheader")?;
+            let html = render(&self.html, "html")?;
+            let text = render(&self.plain, "text")?;
+            Ok(Rendered {
+                channel: template.channel,
+                html: with_preheader(&html, &preheader),
+                subject: subject.split_whitespace().collect::<Vec<_>>().join(" "),
+                preheader,
+                text,
+            })
+        })();
+        CONTACT.with(|c| *c.borrow_mut() = Dynamic::UNIT);
+        result
+    }
+
+    /// Runs a snippet's source (saved or not) for a contact: the test-run of the snippet editor.
+    pub fn try_snippet(
+        &self,
+        source: &str,
+        contact: &Map<String, Json>,
+        args: &[Json],
+    ) -> Result<Json, ScriptError> {
+        let script = self.sandbox.compile(source)?;
+        self.sandbox.run(&script, &Sandbox::contact(contact), args)
+    }
+}
+
+fn unknown_snippets(
+    at: &str,
+    source: &str,
+    snippets: &HashMap<String, Script>,
+) -> Vec<ContentError> {
+    snippet_references(source)
+        .into_iter()
+        .filter(|name| !snippets.contains_key(name))
+        .map(|name| {
+            problem(
+                at,
+                "unknown_snippet",
+                format!("calls snippet {name:?}, which is not saved"),
+            )
+        })
+        .collect()
+}
+
+/// Registers each non-empty section of a template; returns what is wrong with any.
+fn register(
+    html: &mut Handlebars<'static>,
+    plain: &mut Handlebars<'static>,
+    key: &str,
+    template: &Template,
+    parts: &BTreeMap<String, Part>,
+    snippets: &HashMap<String, Script>,
+) -> Vec<ContentError> {
+    let mut problems = Vec::new();
+    for section in SECTIONS {
+        let source = match section {
+            "subject" => &template.subject,
+            "preheader" => &template.preheader,
+            "html" => &template.html,
+            _ => &template.text,
+        };
+        if source.is_empty() {
+            continue;
+        }
+        match part_references(source) {
+            Ok(refs) => {
+                for missing in refs.iter().filter(|r| !parts.contains_key(*r)) {
+                    problems.push(problem(
+                        section,
+                        "unknown_part",
+                        format!("includes {missing:?}, which is not a saved part"),
+                    ));
+                }
+            }
+            Err(why) => problems.push(problem(section, "syntax", why)),
+        }
+        problems.extend(unknown_snippets(section, source, snippets));
+        let registry = if section == "html" {
+            &mut *html
+        } else {
+            &mut *plain
+        };
+        if let Err(e) = registry.register_template_string(&section_name(key, section), source) {
+            problems.push(template_error(section, &e));
+        }
+    }
+    problems
+}
+
+/// The preheader as the first thing in the body, hidden from view.
+fn with_preheader(html: &str, preheader: &str) -> String {
+    if html.is_empty() || preheader.is_empty() {
+        return html.to_string();
+    }
+    let hidden = format!(
+        "<div style=\"display:none;max-height:0;overflow:hidden;mso-hide:all\">{}</div>",
+        handlebars::html_escape(preheader)
+    );
+    let lower = html.to_ascii_lowercase();
+    match lower
+        .find("<body")
+        .and_then(|at| lower[at..].find('>').map(|end| at + end + 1))
+    {
+        Some(after_body) => format!("{}{hidden}{}", &html[..after_body], &html[after_body..]),
+        None => format!("{hidden}{html}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(kind: ContentKind, key: &str, definition: Json) -> Item {
+        Item {
+            kind,
+            key: key.into(),
+            definition,
+        }
+    }
+
+    fn library(items: &[Item]) -> Library {
+        let (library, rejected) = Library::build(Arc::new(Sandbox::default()), items);
+        assert!(rejected.is_empty(), "{rejected:?}");
+        library
+    }
+
+    fn hanako() -> Map<String, Json> {
+        json!({"first_name": "花子", "last_name": "<b>山田</b>", "points": 1500, "prefecture": "愛知県"})
+            .as_object()
+            .unwrap()
+            .clone()
+    }
+
+    fn autumn() -> Vec<Item> {
+        vec![
+            item(
+                ContentKind::Snippet,
+                "greeting",
+                json!({"source": r#"if contact.points >= 1000 { `${contact.first_name}様 (ゴールド会員)` } else { `${contact.first_name}様` }"#}),
+            ),
+            item(
+                ContentKind::Snippet,
+                "season",
+                json!({"source": "args[0] + \"の旅\""}),
+            ),
+            item(
+                ContentKind::Part,
+                "footer",
+                json!({"body": "配信停止はこちら {{> legal}}"}),
+            ),
+            item(ContentKind::Part, "legal", json!({"body": "© 観光協会"})),
+            item(
+                ContentKind::Template,
+                "autumn-1",
+                json!({
+                    "channel": "email",
+                    "subject": "{{script \"greeting\"}}、{{script \"season\" \"秋\"}}のご案内",
+                    "preheader": "{{contact.prefecture}}から紅葉へ",
+                    "html": "<html><body><p>{{contact.last_name}}様</p>{{> footer}}</body></html>",
+                    "text": "{{contact.last_name}}様\n{{> footer}}"
+                }),
+            ),
+        ]
+    }
+
+    #[test]
+    fn a_template_renders_with_snippets_and_parts() {
+        let rendered = library(&autumn()).render("autumn-1", &hanako()).unwrap();
+        assert_eq!(rendered.subject, "花子様 (ゴールド会員)、秋の旅のご案内");
+        assert_eq!(rendered.preheader, "愛知県から紅葉へ");
+        assert!(
+            rendered
+                .html
+                .starts_with("<html><body><div style=\"display:none"),
+            "{}",
+            rendered.html
+        );
+        assert!(
+            rendered
+                .html
+                .contains("<p>&lt;b&gt;山田&lt;/b&gt;様</p>配信停止はこちら © 観光協会"),
+            "{}",
+            rendered.html
+        );
+        assert_eq!(rendered.text, "<b>山田</b>様\n配信停止はこちら © 観光協会");
+    }
+
+    #[test]
+    fn a_failing_snippet_names_the_template_section_and_snippet() {
+        let mut items = autumn();
+        items.push(item(
+            ContentKind::Snippet,
+            "boom",
+            json!({"source": "throw \"no coupon left\""}),
+        ));
+        items.push(item(
+            ContentKind::Template,
+            "t",
+            json!({"channel": "sms", "text": "{{script \"boom\"}}"}),
+        ));
+        let e = library(&items).render("t", &hanako()).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("template \"t\", text")
+                && text.contains("snippet \"boom\"")
+                && text.contains("no coupon left"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn checks_name_syntax_errors_and_missing_references() {
+        let lib = library(&autumn());
+        let found = lib.check(
+            ContentKind::Template,
+            "new",
+            &json!({"channel": "email", "subject": "{{#if contact.x}}", "html": "{{> nope}} {{script \"missing\"}}"}),
+        );
+        let codes: Vec<_> = found.iter().map(|e| (e.at.as_str(), e.code)).collect();
+        assert_eq!(
+            codes,
+            vec![
+                ("subject", "syntax"),
+                ("html", "unknown_part"),
+                ("html", "unknown_snippet")
+            ]
+        );
+        assert!(
+            found[0].message.starts_with("line 1, column"),
+            "{}",
+            found[0].message
+        );
+
+        let snippet = lib.check(ContentKind::Snippet, "s", &json!({"source": "let x = ;"}));
+        assert_eq!(snippet[0].code, "syntax");
+        assert!(
+            snippet[0].message.starts_with("line 1, column"),
+            "{}",
+            snippet[0].message
+        );
+    }
+
+    #[test]
+    fn parts_that_include_themselves_are_refused() {
+        let lib = library(&autumn());
+        let found = lib.check(ContentKind::Part, "legal", &json!({"body": "{{> footer}}"}));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].code, "part_cycle");
+        assert!(
+            found[0].message.contains("legal → footer → legal"),
+            "{}",
+            found[0].message
+        );
+        let itself = lib.check(ContentKind::Part, "loop", &json!({"body": "{{> loop}}"}));
+        assert_eq!(itself[0].code, "part_cycle");
+        let inline = lib.check(
+            ContentKind::Part,
+            "sneaky",
+            &json!({"body": "{{#*inline \"x\"}}{{> x}}{{/inline}}{{> x}}"}),
+        );
+        assert_eq!(inline[0].code, "syntax");
+    }
+
+    #[test]
+    fn a_cycle_saved_before_is_left_out_when_loading() {
+        let items = vec![
+            item(ContentKind::Part, "a", json!({"body": "{{> b}}"})),
+            item(ContentKind::Part, "b", json!({"body": "{{> a}}"})),
+            item(ContentKind::Part, "ok", json!({"body": "fine"})),
+            item(
+                ContentKind::Template,
+                "t",
+                json!({"channel": "line", "text": "{{> a}}"}),
+            ),
+            item(
+                ContentKind::Template,
+                "u",
+                json!({"channel": "line", "text": "{{> ok}}"}),
+            ),
+        ];
+        let (lib, rejected) = Library::build(Arc::new(Sandbox::default()), &items);
+        let keys: BTreeSet<_> = rejected.iter().map(|(i, _)| i.key.as_str()).collect();
+        assert_eq!(keys, BTreeSet::from(["a", "b", "t"]));
+        assert!(matches!(
+            lib.render("t", &hanako()),
+            Err(RenderError::Broken { .. })
+        ));
+        assert_eq!(lib.render("u", &hanako()).unwrap().text, "fine");
+        assert!(matches!(
+            lib.render("v", &hanako()),
+            Err(RenderError::NoTemplate(_))
+        ));
+    }
+
+    #[test]
+    fn a_hostile_snippet_fails_the_render_without_stalling() {
+        let items = vec![
+            item(ContentKind::Snippet, "spin", json!({"source": "loop {}"})),
+            item(
+                ContentKind::Template,
+                "t",
+                json!({"channel": "sms", "text": "{{script \"spin\"}}"}),
+            ),
+        ];
+        let started = std::time::Instant::now();
+        let e = library(&items).render("t", &hanako()).unwrap_err();
+        assert!(e.to_string().contains("stopped after"), "{e}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
+
+    #[test]
+    fn the_snippet_test_run_returns_the_value() {
+        let lib = library(&autumn());
+        let value = lib.try_snippet(
+            "`${contact.first_name}: ${args[0] * 2}`",
+            &hanako(),
+            &[json!(21)],
+        );
+        assert_eq!(value.unwrap(), json!("花子: 42"));
+    }
+}

@@ -7,11 +7,13 @@
 //!   channel.
 //! - [`recording`]: the `test` channel, which records what it was given (to a file when asked)
 //!   instead of sending it.
+//! - [`dkim`]: DKIM signatures (relaxed/relaxed, RSA-SHA256 with ring).
 //! - [`smtp`]: e-mail through the operator's SMTP relay, DKIM-signed; the DNS records to
 //!   publish for the sending domain.
 //! - [`sftp`]: partner files over SFTP: pulled for import flows, pushed by scheduled exports.
 //! - [`http_pull`]: a partner's file downloaded over HTTP(S) for import flows.
 
+pub mod dkim;
 pub mod http_pull;
 pub mod recording;
 pub mod sftp;

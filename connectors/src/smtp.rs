@@ -6,22 +6,20 @@
 //! fails (4xx, timeouts, lost connections) is worth another attempt. Every attempt of one
 //! delivery carries the same `Message-ID`, so receivers can tell a retry from a new mail.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use lettre::message::dkim::{
-    DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm,
-    DkimSigningKey,
-};
+use lettre::address::Envelope;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
-use lettre::transport::smtp::PoolConfig;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
 use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPrivateKey};
 use rsa::pkcs8::EncodePublicKey;
 use rsa::{RsaPrivateKey, RsaPublicKey};
 use tabiji_model::flow::Channel;
 
+use crate::dkim::Signer;
 use crate::{BoxFuture, Connector, Message, Outcome};
 
 /// Why the e-mail channel could not be set up.
@@ -54,19 +52,6 @@ impl std::fmt::Debug for Dkim {
             .finish_non_exhaustive()
     }
 }
-
-/// The headers every signature covers. Listing `List-Unsubscribe` also when absent keeps a
-/// relay from adding one.
-const SIGNED_HEADERS: [&str; 8] = [
-    "From",
-    "To",
-    "Subject",
-    "Date",
-    "Message-ID",
-    "MIME-Version",
-    "List-Unsubscribe",
-    "List-Unsubscribe-Post",
-];
 
 impl Dkim {
     /// Reads a PKCS#1 PEM RSA key (as `tabiji dkim keygen` writes it).
@@ -127,22 +112,11 @@ impl Dkim {
         format!("v=DKIM1; k=rsa; p={p}")
     }
 
-    fn config(&self) -> DkimConfig {
-        let key = DkimSigningKey::new(&self.key_pem, DkimSigningAlgorithm::Rsa)
+    fn signer(&self) -> Signer {
+        let der = RsaPrivateKey::from_pkcs1_pem(&self.key_pem)
+            .and_then(|k| k.to_pkcs1_der())
             .expect("checked when read");
-        DkimConfig::new(
-            self.selector.clone(),
-            self.domain.clone(),
-            key,
-            SIGNED_HEADERS
-                .iter()
-                .map(|h| HeaderName::new_from_ascii_str(h))
-                .collect(),
-            DkimCanonicalization {
-                header: DkimCanonicalizationType::Relaxed,
-                body: DkimCanonicalizationType::Relaxed,
-            },
-        )
+        Signer::new(&self.domain, &self.selector, der.as_bytes()).expect("checked when read")
     }
 }
 
@@ -160,11 +134,111 @@ pub struct SmtpSettings {
     pub timeout: Duration,
 }
 
-/// Made and dropped inside a Tokio runtime: the connection pool runs a task on it.
+/// How the connection to the relay is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Security {
+    /// `smtp://host` (a local relay only).
+    Plain,
+    /// `smtp://host:587?tls=required`: STARTTLS, or no mail.
+    StartTls,
+    /// `smtp://host?tls=opportunistic`: STARTTLS when the relay offers it.
+    StartTlsIfOffered,
+    /// `smtps://host:465`: TLS from the first byte.
+    Tls,
+}
+
+/// Where the relay is and how to log in.
+struct Relay {
+    host: String,
+    port: u16,
+    security: Security,
+    credentials: Option<Credentials>,
+    timeout: Duration,
+    hello: ClientId,
+}
+
+/// A connection kept open between messages, and since when.
+struct Idle {
+    connection: AsyncSmtpConnection,
+    since: Instant,
+}
+
+/// Connections unused this long are checked with NOOP before reuse (relays drop idle
+/// clients after a few minutes).
+const CHECK_AFTER: Duration = Duration::from_secs(15);
+
+impl Relay {
+    /// A new logged-in connection. The socket sends each write at once (`TCP_NODELAY`):
+    /// otherwise the message's last line waits for the relay's delayed acknowledgement of the
+    /// body, some 40 ms per message.
+    async fn connect(&self) -> Result<AsyncSmtpConnection, String> {
+        let mut connection = if self.security == Security::Tls {
+            let tls = TlsParameters::new(self.host.clone()).map_err(|e| e.to_string())?;
+            AsyncSmtpConnection::connect_tokio1(
+                (self.host.as_str(), self.port),
+                Some(self.timeout),
+                &self.hello,
+                Some(tls),
+                None,
+            )
+            .await
+            .map_err(|e| e.to_string())?
+        } else {
+            let socket = tokio::time::timeout(
+                self.timeout,
+                tokio::net::TcpStream::connect((self.host.as_str(), self.port)),
+            )
+            .await
+            .map_err(|_| format!("no connection within {} s", self.timeout.as_secs()))?
+            .map_err(|e| e.to_string())?;
+            socket.set_nodelay(true).map_err(|e| e.to_string())?;
+            let mut connection =
+                AsyncSmtpConnection::connect_with_transport(Box::new(socket), &self.hello)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            match self.security {
+                Security::StartTls => {
+                    if !connection.can_starttls() {
+                        return Err(
+                            "the relay does not offer STARTTLS, and the URL says tls=required"
+                                .into(),
+                        );
+                    }
+                    self.starttls(&mut connection).await?;
+                }
+                Security::StartTlsIfOffered if connection.can_starttls() => {
+                    self.starttls(&mut connection).await?;
+                }
+                _ => {}
+            }
+            connection
+        };
+        if let Some(credentials) = &self.credentials {
+            connection
+                .auth(&[Mechanism::Plain, Mechanism::Login], credentials)
+                .await
+                .map_err(|e| format!("logging in was refused: {e}"))?;
+        }
+        Ok(connection)
+    }
+
+    async fn starttls(&self, connection: &mut AsyncSmtpConnection) -> Result<(), String> {
+        let tls = TlsParameters::new(self.host.clone()).map_err(|e| e.to_string())?;
+        connection
+            .starttls(tls, &self.hello)
+            .await
+            .map_err(|e| format!("STARTTLS failed: {e}"))
+    }
+}
+
+/// E-mail through the operator's relay: at most `connections` open at once, each reused
+/// for message after message.
 pub struct Smtp {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    relay: Relay,
+    idle: std::sync::Mutex<Vec<Idle>>,
+    turns: tokio::sync::Semaphore,
     default_sender: Mailbox,
-    dkim: Option<DkimConfig>,
+    dkim: Option<Signer>,
     connections: usize,
 }
 
@@ -185,25 +259,69 @@ impl Smtp {
                 "it holds a password: give it in TABIJI_SMTP_PASSWORD instead, so it stays out of process lists and logs".into(),
             ));
         }
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(&settings.url)
-            .map_err(|e| url_error(e.to_string()))?
-            .timeout(Some(settings.timeout))
-            .pool_config(PoolConfig::new().max_size(settings.connections.max(1)));
+        let tls = parsed
+            .query_pairs()
+            .find(|(k, _)| k == "tls")
+            .map(|(_, v)| v.into_owned());
+        let security = match (parsed.scheme(), tls.as_deref()) {
+            ("smtps", None) => Security::Tls,
+            ("smtp", None | Some("none")) => Security::Plain,
+            ("smtp", Some("required")) => Security::StartTls,
+            ("smtp", Some("opportunistic")) => Security::StartTlsIfOffered,
+            (scheme, tls) => {
+                return Err(url_error(format!(
+                    "{scheme}:// with tls={} is not a way to reach a relay",
+                    tls.unwrap_or("")
+                )));
+            }
+        };
+        let host = parsed
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| url_error("it names no host".into()))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let port = parsed
+            .port()
+            .unwrap_or(if security == Security::Tls { 465 } else { 25 });
         let user = percent_decode(parsed.username());
-        if !user.is_empty() {
-            let password = settings.password.clone().unwrap_or_default();
-            builder = builder.credentials(Credentials::new(user, password));
-        }
+        let credentials = (!user.is_empty())
+            .then(|| Credentials::new(user, settings.password.clone().unwrap_or_default()));
+        let connections = settings.connections.max(1) as usize;
         Ok(Smtp {
-            transport: builder.build(),
+            relay: Relay {
+                host,
+                port,
+                security,
+                credentials,
+                timeout: settings.timeout,
+                hello: ClientId::default(),
+            },
+            idle: std::sync::Mutex::new(Vec::new()),
+            turns: tokio::sync::Semaphore::new(connections),
             default_sender: mailbox(&settings.default_sender)?,
-            dkim: settings.dkim.as_ref().map(Dkim::config),
-            connections: settings.connections.max(1) as usize,
+            dkim: settings.dkim.as_ref().map(Dkim::signer),
+            connections,
         })
     }
 
+    /// An open connection: one kept from an earlier message if it still answers, or a new one.
+    async fn connection(&self) -> Result<AsyncSmtpConnection, String> {
+        loop {
+            let kept = self.idle.lock().expect("not poisoned").pop();
+            let Some(mut kept) = kept else {
+                return self.relay.connect().await;
+            };
+            if kept.since.elapsed() < CHECK_AFTER || kept.connection.test_connected().await {
+                return Ok(kept.connection);
+            }
+            kept.connection.abort().await;
+        }
+    }
+
     /// Builds the message as it goes on the wire (signed when DKIM is set).
-    pub fn compose(&self, m: &Message) -> Result<lettre::Message, String> {
+    pub fn compose(&self, m: &Message) -> Result<(Envelope, Vec<u8>), String> {
         let content = m.content.as_ref().ok_or("the message was not rendered")?;
         let from = match &m.sender {
             Some(sender) => mailbox(sender).map_err(|e| e.to_string())?,
@@ -255,26 +373,33 @@ impl Smtp {
                     .body(content.text.clone()),
             ),
         };
-        let mut message = body.map_err(|e| e.to_string())?;
+        let message = body.map_err(|e| e.to_string())?;
+        let mut wire = message.formatted();
         if let Some(dkim) = &self.dkim {
-            message.sign(dkim);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            wire = dkim.sign(&wire, now);
         }
-        Ok(message)
+        Ok((message.envelope().clone(), wire))
     }
 
-    /// One message, once a connection is free: at most `connections` are in flight.
-    async fn send_limited(&self, limit: &tokio::sync::Semaphore, m: &Message) -> Outcome {
-        let _turn = limit.acquire().await.expect("never closed");
-        self.send_one(m).await
-    }
-
+    /// One message on a connection of its own; the connection is kept for the next one
+    /// unless it failed.
     async fn send_one(&self, m: &Message) -> Outcome {
-        let message = match self.compose(m) {
-            Ok(message) => message,
+        let (envelope, wire) = match self.compose(m) {
+            Ok(composed) => composed,
             Err(why) => return Outcome::Permanent(why),
         };
-        match self.transport.send(message).await {
-            Ok(response) => Outcome::Accepted {
+        let _turn = self.turns.acquire().await.expect("never closed");
+        let mut connection = match self.connection().await {
+            Ok(connection) => connection,
+            Err(e) => return Outcome::Transient(format!("the relay cannot be reached: {e}")),
+        };
+        let sent =
+            tokio::time::timeout(self.relay.timeout, connection.send(&envelope, &wire)).await;
+        let outcome = match &sent {
+            Ok(Ok(response)) => Outcome::Accepted {
                 provider_ref: response
                     .message()
                     .collect::<Vec<_>>()
@@ -283,9 +408,25 @@ impl Smtp {
                     .take(200)
                     .collect(),
             },
-            Err(e) if e.is_permanent() => Outcome::Permanent(format!("the relay refused it: {e}")),
-            Err(e) => Outcome::Transient(format!("the relay did not take it: {e}")),
+            Ok(Err(e)) if e.is_permanent() => {
+                Outcome::Permanent(format!("the relay refused it: {e}"))
+            }
+            Ok(Err(e)) => Outcome::Transient(format!("the relay did not take it: {e}")),
+            Err(_) => Outcome::Transient(format!(
+                "the relay did not answer within {} s",
+                self.relay.timeout.as_secs()
+            )),
+        };
+        // lettre closes the session on any error; only a connection that sent cleanly is kept.
+        if matches!(sent, Ok(Ok(_))) && !connection.has_broken() {
+            self.idle.lock().expect("not poisoned").push(Idle {
+                connection,
+                since: Instant::now(),
+            });
+        } else {
+            connection.abort().await;
         }
+        outcome
     }
 }
 
@@ -310,11 +451,7 @@ impl Connector for Smtp {
 
     fn send_batch<'a>(&'a self, batch: &'a [Message]) -> BoxFuture<'a, Vec<Outcome>> {
         Box::pin(async move {
-            let limit = tokio::sync::Semaphore::new(self.connections);
-            let mut sends = Vec::with_capacity(batch.len());
-            for m in batch {
-                sends.push(self.send_limited(&limit, m));
-            }
+            let sends: Vec<_> = batch.iter().map(|m| self.send_one(m)).collect();
             futures_util::future::join_all(sends).await
         })
     }
@@ -396,7 +533,7 @@ mod tests {
 
     #[tokio::test]
     async fn messages_are_multipart_with_an_encoded_subject_and_a_stable_id() {
-        let wire = String::from_utf8(smtp(None).compose(&message()).unwrap().formatted()).unwrap();
+        let wire = String::from_utf8(smtp(None).compose(&message()).unwrap().1).unwrap();
         assert!(wire.contains("Subject: =?utf-8?b?"), "{wire}");
         assert!(
             wire.contains("Message-ID: <7.3.mail1.0@kanko.example.jp>"),
@@ -436,8 +573,7 @@ mod tests {
         let dkim = Dkim::from_pem("kanko.example.jp", "s2026", &pem, "test").unwrap();
         let record = dkim.dns_record();
         assert!(record.starts_with("v=DKIM1; k=rsa; p=MII"), "{record}");
-        let wire =
-            String::from_utf8(smtp(Some(dkim)).compose(&message()).unwrap().formatted()).unwrap();
+        let wire = String::from_utf8(smtp(Some(dkim)).compose(&message()).unwrap().1).unwrap();
         assert!(
             wire.starts_with("DKIM-Signature: ") || wire.contains("\r\nDKIM-Signature: "),
             "{wire}"

@@ -1,4 +1,4 @@
-//! E-mail over SMTP (MA-2, MA-4): a pool of connections to the operator's relay (plain,
+//! E-mail over SMTP (MA-2, MA-4): connections kept open to the operator's relay (plain,
 //! STARTTLS or TLS, with or without login), each message multipart text/HTML in UTF-8 with its
 //! subject MIME-encoded, signed with DKIM when a key is configured.
 //!

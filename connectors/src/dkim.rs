@@ -80,7 +80,7 @@ pub fn relaxed_header(name: &str, value: &str) -> String {
     format!(
         "{}:{}\r\n",
         name.trim().to_ascii_lowercase(),
-        squeeze(unfolded.trim())
+        squeeze(unfolded.trim_matches([' ', '\t']))
     )
 }
 

@@ -65,6 +65,9 @@ pub enum Outcome {
     Transient(String),
     /// Trying again will not help (bad address, refused content).
     Permanent(String),
+    /// The provider may or may not have taken it (the connection failed mid-send): not
+    /// resent, so it is never delivered twice; an operator decides.
+    Unknown(String),
 }
 
 pub trait Connector: Send + Sync {

@@ -61,9 +61,19 @@ impl Dkim {
         pem: &str,
         path: &str,
     ) -> Result<Dkim, SmtpError> {
-        RsaPrivateKey::from_pkcs1_pem(pem).map_err(|e| SmtpError::DkimKey {
+        let key = RsaPrivateKey::from_pkcs1_pem(pem).map_err(|e| SmtpError::DkimKey {
             path: path.to_string(),
             why: format!("not an RSA private key in PKCS#1 PEM form ({e})"),
+        })?;
+        // The signer's own check (ring refuses keys under 2048 bits), now rather than at the
+        // first send.
+        let der = key.to_pkcs1_der().map_err(|e| SmtpError::DkimKey {
+            path: path.to_string(),
+            why: e.to_string(),
+        })?;
+        Signer::new(domain, selector, der.as_bytes()).map_err(|why| SmtpError::DkimKey {
+            path: path.to_string(),
+            why: format!("{why} (DKIM keys must be RSA of at least 2048 bits)"),
         })?;
         Ok(Dkim {
             domain: domain.to_string(),
@@ -249,12 +259,19 @@ fn mailbox(text: &str) -> Result<Mailbox, SmtpError> {
 
 impl Smtp {
     pub fn new(settings: SmtpSettings) -> Result<Smtp, SmtpError> {
-        let url_error = |why: String| SmtpError::Url {
+        let mut parsed = url::Url::parse(&settings.url).map_err(|e| SmtpError::Url {
             url: settings.url.clone(),
+            why: e.to_string(),
+        })?;
+        let has_password = !parsed.password().unwrap_or("").is_empty();
+        // Errors show the URL without its password: they reach logs and terminals.
+        let _ = parsed.set_password(None);
+        let shown = parsed.to_string();
+        let url_error = |why: String| SmtpError::Url {
+            url: shown.clone(),
             why,
         };
-        let parsed = url::Url::parse(&settings.url).map_err(|e| url_error(e.to_string()))?;
-        if !parsed.password().unwrap_or("").is_empty() {
+        if has_password {
             return Err(url_error(
                 "it holds a password: give it in TABIJI_SMTP_PASSWORD instead, so it stays out of process lists and logs".into(),
             ));
@@ -288,6 +305,11 @@ impl Smtp {
         let user = percent_decode(parsed.username());
         let credentials = (!user.is_empty())
             .then(|| Credentials::new(user, settings.password.clone().unwrap_or_default()));
+        if credentials.is_some() && !matches!(security, Security::StartTls | Security::Tls) {
+            return Err(url_error(
+                "a login needs an encrypted connection, or the password crosses the network in clear: use ?tls=required (STARTTLS) or smtps://".into(),
+            ));
+        }
         let connections = settings.connections.max(1) as usize;
         Ok(Smtp {
             relay: Relay {
@@ -411,9 +433,16 @@ impl Smtp {
             Ok(Err(e)) if e.is_permanent() => {
                 Outcome::Permanent(format!("the relay refused it: {e}"))
             }
-            Ok(Err(e)) => Outcome::Transient(format!("the relay did not take it: {e}")),
-            Err(_) => Outcome::Transient(format!(
-                "the relay did not answer within {} s",
+            Ok(Err(e)) if e.status().is_some() => {
+                Outcome::Transient(format!("the relay did not take it: {e}"))
+            }
+            // No answer from the relay: it may have taken the message before the connection
+            // failed, so sending again could deliver it twice.
+            Ok(Err(e)) => Outcome::Unknown(format!(
+                "the connection failed while sending ({e}); not resent"
+            )),
+            Err(_) => Outcome::Unknown(format!(
+                "the relay did not answer within {} s; not resent",
                 self.relay.timeout.as_secs()
             )),
         };
@@ -564,7 +593,10 @@ mod tests {
         .err()
         .unwrap();
         assert!(e.to_string().contains("TABIJI_SMTP_PASSWORD"), "{e}");
-        assert!(!e.to_string().contains("secret") || e.to_string().contains("user:secret"));
+        assert!(
+            !e.to_string().contains("secret"),
+            "the password is not repeated: {e}"
+        );
     }
 
     #[tokio::test]

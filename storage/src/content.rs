@@ -294,28 +294,23 @@ pub async fn all(store: &Store) -> Result<Vec<Content>> {
     select(&store.db().conn, None, None).await
 }
 
-/// What is saved, in brief: how many items are current and the last version saved. It
-/// changes with every save and every deletion.
+/// What is saved, in brief: how many items are current and how many versions were ever
+/// saved. Counts, not ids: ids can commit out of order on PostgreSQL, counts only grow with
+/// each committed save (and the first with each deletion).
 pub type Stamp = (i64, i64);
 
 /// Changes whenever anything is saved or deleted: the engine recompiles when it does.
 pub async fn stamp(store: &Store) -> Result<Stamp> {
-    let q = Query::select()
-        .expr(Func::max(Expr::col(col("id"))))
-        .from(col(VERSIONS))
-        .to_owned();
-    let versions = Query::select()
-        .expr(Func::count(Expr::col(col("id"))))
-        .from(col(CURRENT))
-        .to_owned();
     let conn = &store.db().conn;
-    let last: Option<i64> = match conn.query_one(&q).await? {
-        Some(row) => row.try_get_by_index(0)?,
-        None => None,
-    };
-    let current: i64 = match conn.query_one(&versions).await? {
-        Some(row) => row.try_get_by_index(0)?,
-        None => 0,
-    };
-    Ok((current, last.unwrap_or(0)))
+    let mut counts = [0i64; 2];
+    for (i, table) in [CURRENT, VERSIONS].into_iter().enumerate() {
+        let q = Query::select()
+            .expr(Func::count(Expr::col(col("id"))))
+            .from(col(table))
+            .to_owned();
+        if let Some(row) = conn.query_one(&q).await? {
+            counts[i] = row.try_get_by_index(0)?;
+        }
+    }
+    Ok((counts[0], counts[1]))
 }

@@ -506,6 +506,22 @@ async fn snippets_test_run_and_hostile_ones_are_stopped() {
         assert_eq!(response.status(), 403);
         let response = staff.get(app.url("/api/templates")).send().await.unwrap();
         assert_eq!(response.status(), 403);
+        // Reading snippets is not running code: that takes the right to write them.
+        let reader = app
+            .user_with_rights(
+                "reader",
+                json!({"entities": {"snippets": {"ops": ["view"]}}}),
+            )
+            .await;
+        let response = reader.get(app.url("/api/snippets")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let response = reader
+            .post(app.url("/api/snippets/run"))
+            .json(&json!({"source": "1"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403);
         app.stop().await;
     }
 }

@@ -77,33 +77,78 @@ impl HelperDef for ScriptHelper {
     }
 }
 
+/// How deeply blocks (`{{#if}}…{{/if}}`) and subexpressions may nest: handlebars parses and
+/// renders them recursively, and a few thousand levels would overflow a thread's stack.
+pub const MAX_NESTING: usize = 48;
+
+/// How long a chain of parts including parts may be, and how large a template may grow once
+/// its parts are included (counting each inclusion): parts that include others several
+/// times would otherwise multiply the output beyond any memory.
+pub const MAX_PART_DEPTH: usize = 8;
+pub const MAX_EXPANDED_BYTES: usize = 2 * 1024 * 1024;
+
+/// The text of a tag after `{{`, without the marks and spaces handlebars allows before its
+/// first word (`{{~`, `{{{`, `{{ #`, …): `("#", rest)` for a block, `(">", rest)` for a part.
+fn tag_kind(tag: &str) -> (String, &str) {
+    let mut rest = tag;
+    let mut marks = String::new();
+    loop {
+        let trimmed = rest.trim_start_matches(|c: char| c == '{' || c == '~' || c.is_whitespace());
+        match trimmed.chars().next() {
+            Some(c @ ('#' | '>' | '*' | '/' | '^' | '!')) => {
+                marks.push(c);
+                rest = &trimmed[c.len_utf8()..];
+            }
+            _ => return (marks, trimmed),
+        }
+    }
+}
+
 /// Every part reference (`{{> name}}`, `{{#> name}}`) in a source, or what is wrong with one.
+/// Also refuses decorators and blocks nested deeper than [`MAX_NESTING`].
 fn part_references(source: &str) -> Result<BTreeSet<String>, String> {
     let mut found = BTreeSet::new();
+    let mut depth: usize = 0;
     let mut rest = source;
     while let Some(start) = rest.find("{{") {
-        let mut tag = &rest[start + 2..];
+        let tag = &rest[start + 2..];
         rest = tag;
-        tag = tag.trim_start_matches(['{', '~']).trim_start();
-        if tag.starts_with("#*") || tag.starts_with('*') {
+        let (marks, after) = tag_kind(tag);
+        if marks.contains('*') {
             return Err(
                 "decorators such as {{#*inline}} are not supported: save the content as a part"
                     .into(),
             );
         }
-        let Some(after) = tag.strip_prefix("#>").or_else(|| tag.strip_prefix('>')) else {
+        if marks.starts_with('!') {
             continue;
-        };
+        }
+        let inner = &after[..after.find("}}").unwrap_or(after.len())];
+        let parens = inner.matches('(').count();
+        if marks.starts_with('#') || marks.starts_with('^') {
+            depth += 1;
+        } else if marks.starts_with('/') {
+            depth = depth.saturating_sub(1);
+        }
+        if depth + parens > MAX_NESTING {
+            return Err(format!(
+                "blocks and subexpressions nest deeper than {MAX_NESTING} levels"
+            ));
+        }
+        if !marks.contains('>') {
+            continue;
+        }
         let name: String = after
-            .trim_start()
             .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '@'))
+            .take_while(|c| !c.is_whitespace() && *c != '}' && *c != '~')
             .collect();
         if name == "@partial-block" {
             continue;
         }
-        if name.is_empty() || name.starts_with('@') {
-            return Err("include parts by their plain name, such as {{> footer}}".into());
+        if tabiji_model::content::check_key(&name).is_err() {
+            return Err(format!(
+                "include parts by their saved key, such as {{{{> footer}}}} (not {name:?})"
+            ));
         }
         found.insert(name);
     }
@@ -206,28 +251,91 @@ fn registries(
     })
 }
 
-/// The parts reachable from `start` through part references, or the first cycle met.
+/// The first cycle of part references reachable from `start`, or a chain longer than
+/// [`MAX_PART_DEPTH`]. Each part is explored once.
 fn find_cycle(graph: &BTreeMap<String, BTreeSet<String>>, start: &str) -> Option<Vec<String>> {
     fn walk(
         graph: &BTreeMap<String, BTreeSet<String>>,
         at: &str,
         path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
     ) -> Option<Vec<String>> {
         if let Some(i) = path.iter().position(|p| p == at) {
             let mut cycle = path[i..].to_vec();
             cycle.push(at.to_string());
             return Some(cycle);
         }
+        if done.contains(at) {
+            return None;
+        }
         path.push(at.to_string());
+        if path.len() > MAX_PART_DEPTH + 1 {
+            return Some(path.clone());
+        }
         for next in graph.get(at).into_iter().flatten() {
-            if let Some(cycle) = walk(graph, next, path) {
+            if let Some(cycle) = walk(graph, next, path, done) {
                 return Some(cycle);
             }
         }
         path.pop();
+        done.insert(at.to_string());
         None
     }
-    walk(graph, start, &mut Vec::new())
+    walk(graph, start, &mut Vec::new(), &mut BTreeSet::new())
+}
+
+/// What [`find_cycle`] found, in words.
+fn describe_chain(chain: &[String]) -> String {
+    let joined = chain.join(" → ");
+    if chain.len() > 1 && chain[..chain.len() - 1].contains(&chain[chain.len() - 1]) {
+        format!("would include itself: {joined}")
+    } else {
+        format!("parts include parts more than {MAX_PART_DEPTH} deep: {joined}")
+    }
+}
+
+/// How large `source` grows once every part it includes is included (each time it is).
+fn expanded_size(
+    own: usize,
+    refs: &BTreeSet<String>,
+    source: &str,
+    parts: &BTreeMap<String, Part>,
+    memo: &mut BTreeMap<String, usize>,
+) -> usize {
+    let mut total = own;
+    for name in refs {
+        let times = source.matches(&format!("> {name}")).count().max(1)
+            + source.matches(&format!(">{name}")).count();
+        let size = match memo.get(name) {
+            Some(size) => *size,
+            None => {
+                let size = match parts.get(name) {
+                    Some(part) => {
+                        let inner = part_references(&part.body).unwrap_or_default();
+                        memo.insert(name.clone(), 0);
+                        expanded_size(part.body.len(), &inner, &part.body, parts, memo)
+                    }
+                    None => 0,
+                };
+                memo.insert(name.clone(), size);
+                size
+            }
+        };
+        total = total.saturating_add(size.saturating_mul(times));
+    }
+    total
+}
+
+fn too_large(at: &str, size: usize) -> Option<ContentError> {
+    (size > MAX_EXPANDED_BYTES).then(|| {
+        problem(
+            at,
+            "too_large",
+            format!(
+                "grows to {size} bytes once its parts are included; at most {MAX_EXPANDED_BYTES} are accepted"
+            ),
+        )
+    })
 }
 
 impl Library {
@@ -284,8 +392,18 @@ impl Library {
                             format!("includes {missing:?}, which is not a saved part"),
                         ));
                     }
-                    find_cycle(&graph, key)
-                        .map(|c| (key.clone(), format!("includes itself: {}", c.join(" → "))))
+                    if let Some(chain) = find_cycle(&graph, key) {
+                        return Some((key.clone(), describe_chain(&chain)));
+                    }
+                    let part = &parts[key];
+                    let size = expanded_size(
+                        part.body.len(),
+                        refs,
+                        &part.body,
+                        &parts,
+                        &mut BTreeMap::new(),
+                    );
+                    too_large("body", size).map(|e| (key.clone(), e.message))
                 })
                 .collect();
             if bad.is_empty() {
@@ -380,13 +498,14 @@ impl Library {
                     if !problems.is_empty() {
                         return problems;
                     }
-                    if let Err(e) = handlebars::Template::compile(&part.body) {
-                        return vec![template_error("body", &e)];
-                    }
+                    // The nesting check first: compiling a deeply nested body is what overflows.
                     let refs = match part_references(&part.body) {
                         Ok(refs) => refs,
                         Err(why) => return vec![problem("body", "syntax", why)],
                     };
+                    if let Err(e) = handlebars::Template::compile(&part.body) {
+                        return vec![template_error("body", &e)];
+                    }
                     let mut graph: BTreeMap<String, BTreeSet<String>> = self
                         .parts
                         .iter()
@@ -399,13 +518,22 @@ impl Library {
                             format!("includes {missing:?}, which is not a saved part"),
                         ));
                     }
-                    graph.insert(key.to_string(), refs);
+                    graph.insert(key.to_string(), refs.clone());
+                    let mut parts = self.parts.clone();
+                    parts.insert(key.to_string(), part.clone());
                     if let Some(cycle) = find_cycle(&graph, key) {
-                        problems.push(problem(
-                            "body",
-                            "part_cycle",
-                            format!("would include itself: {}", cycle.join(" → ")),
-                        ));
+                        problems.push(problem("body", "part_cycle", describe_chain(&cycle)));
+                    } else if let Some(e) = too_large(
+                        "body",
+                        expanded_size(
+                            part.body.len(),
+                            &refs,
+                            &part.body,
+                            &parts,
+                            &mut BTreeMap::new(),
+                        ),
+                    ) {
+                        problems.push(e);
                     }
                     problems.extend(unknown_snippets("body", &part.body, &self.snippets));
                     problems
@@ -540,8 +668,14 @@ fn register(
                         format!("includes {missing:?}, which is not a saved part"),
                     ));
                 }
+                let size = expanded_size(source.len(), &refs, source, parts, &mut BTreeMap::new());
+                problems.extend(too_large(section, size));
             }
-            Err(why) => problems.push(problem(section, "syntax", why)),
+            Err(why) => {
+                // Not compiled: a body nested too deeply is what would overflow the stack.
+                problems.push(problem(section, "syntax", why));
+                continue;
+            }
         }
         problems.extend(unknown_snippets(section, source, snippets));
         let registry = if section == "html" {
@@ -728,6 +862,110 @@ mod tests {
             &json!({"body": "{{#*inline \"x\"}}{{> x}}{{/inline}}{{> x}}"}),
         );
         assert_eq!(inline[0].code, "syntax");
+    }
+
+    #[test]
+    fn part_tags_with_spaces_or_odd_names_cannot_hide_a_cycle() {
+        let lib = library(&autumn());
+        for body in [
+            "{{ ~> legal}}",
+            "{{# > legal}}x{{/legal}}",
+            "{{~ >legal ~}}",
+        ] {
+            let found = lib.check(ContentKind::Part, "legal", &json!({ "body": body }));
+            assert_eq!(
+                found.first().map(|e| e.code),
+                Some("part_cycle"),
+                "{body}: {found:?}"
+            );
+        }
+        for body in [
+            "{{# *inline \"x\"}}{{/inline}}",
+            "{{ ~> (lookup contact \"p\")}}",
+            "{{> a.b}}",
+        ] {
+            let found = lib.check(ContentKind::Part, "odd", &json!({ "body": body }));
+            assert_eq!(
+                found.first().map(|e| e.code),
+                Some("syntax"),
+                "{body}: {found:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn deeply_nested_blocks_are_refused_before_compiling() {
+        let lib = library(&autumn());
+        let deep = format!(
+            "{}x{}",
+            "{{#if contact.a}}".repeat(10_000),
+            "{{/if}}".repeat(10_000)
+        );
+        for kind in [ContentKind::Part, ContentKind::Template] {
+            let definition = match kind {
+                ContentKind::Part => json!({ "body": deep }),
+                _ => json!({"channel": "sms", "text": deep}),
+            };
+            let found = lib.check(kind, "deep", &definition);
+            assert!(
+                found.iter().any(|e| e.message.contains("nest deeper")),
+                "{found:?}"
+            );
+        }
+        let fine = format!(
+            "{}x{}",
+            "{{#if contact.a}}".repeat(20),
+            "{{/if}}".repeat(20)
+        );
+        assert!(
+            lib.check(ContentKind::Part, "fine", &json!({ "body": fine }))
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn parts_that_multiply_their_output_are_refused() {
+        let mut items = vec![item(
+            ContentKind::Part,
+            "p0",
+            json!({"body": "x".repeat(1000)}),
+        )];
+        for i in 1..7 {
+            let body = format!(
+                "{{{{> p{0}}}}}{{{{> p{0}}}}}{{{{> p{0}}}}}{{{{> p{0}}}}}",
+                i - 1
+            );
+            items.push(item(
+                ContentKind::Part,
+                &format!("p{i}"),
+                json!({ "body": body }),
+            ));
+        }
+        let (lib, rejected) = Library::build(Arc::new(Sandbox::default()), &items);
+        let keys: BTreeSet<_> = rejected.iter().map(|(i, _)| i.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            BTreeSet::from(["p6"]),
+            "4^6 × 1000 bytes is past the limit, 4^5 × 1000 is not"
+        );
+        let found = lib.check(
+            ContentKind::Template,
+            "t",
+            &json!({"channel": "sms", "text": "{{> p5}}{{> p5}}{{> p5}}"}),
+        );
+        assert_eq!(
+            found.first().map(|e| e.code),
+            Some("too_large"),
+            "{found:?}"
+        );
+        let chain: Vec<Item> = (0..12)
+            .map(|i| item(ContentKind::Part, &format!("c{i}"), json!({"body": if i == 0 { "end".to_string() } else { format!("{{{{> c{}}}}}", i - 1) }})))
+            .collect();
+        let (_, rejected) = Library::build(Arc::new(Sandbox::default()), &chain);
+        assert!(
+            rejected.iter().any(|(_, p)| p[0].message.contains("deep")),
+            "{rejected:?}"
+        );
     }
 
     #[test]

@@ -99,11 +99,12 @@ impl Tracker {
     /// place of [`UNSUBSCRIBE_PLACEHOLDER`], and the open pixel at the end of the body.
     pub fn instrument(&self, html: &str, delivery: i64, contact: i64) -> String {
         let mut out = String::with_capacity(html.len() + 512);
-        let mut rest = html;
-        while let Some(at) = find_href(rest) {
-            let (before, after) = rest.split_at(at.value_start);
-            out.push_str(before);
-            let value = &after[..at.value_len];
+        // Lowercased once: the search resumes where the last link ended.
+        let lower = html.to_ascii_lowercase();
+        let mut done = 0;
+        while let Some(at) = find_href(&lower, done) {
+            out.push_str(&html[done..at.value_start]);
+            let value = &html[at.value_start..at.value_start + at.value_len];
             let url = html_unescape(value);
             if url == UNSUBSCRIBE_PLACEHOLDER {
                 out.push_str(&html_escape(&self.unsubscribe_url(delivery, contact)));
@@ -112,9 +113,9 @@ impl Tracker {
             } else {
                 out.push_str(value);
             }
-            rest = &after[at.value_len..];
+            done = at.value_start + at.value_len;
         }
-        out.push_str(rest);
+        out.push_str(&html[done..]);
         let pixel = format!(
             "<img src=\"{}\" width=\"1\" height=\"1\" alt=\"\" style=\"display:block;border:0\">",
             html_escape(&self.open_url(delivery, contact))
@@ -135,10 +136,10 @@ struct Href {
     value_len: usize,
 }
 
-/// The next `href="…"` (or `'…'`) attribute value in `html`.
-fn find_href(html: &str) -> Option<Href> {
-    let lower = html.to_ascii_lowercase();
-    let mut from = 0;
+/// The next `href="…"` (or `'…'`) attribute value in the lowercased HTML at or after `from`
+/// (byte offsets into the HTML, which lowercasing ASCII does not move).
+fn find_href(lower: &str, from: usize) -> Option<Href> {
+    let mut from = from;
     while let Some(found) = lower[from..].find("href") {
         let mut i = from + found + 4;
         let bytes = lower.as_bytes();

@@ -200,6 +200,7 @@ impl Runtime {
                         },
                         Ok(Some(Outcome::Transient(why))) => self.retry_or_give_up(d, why),
                         Ok(Some(Outcome::Permanent(why))) => result(d, "dead", why.clone()),
+                        Ok(Some(Outcome::Unknown(why))) => result(d, "unknown", why.clone()),
                         Ok(None) => result(d, "unknown", "the connector gave no answer for it"),
                         Err(_) => result(
                             d,

@@ -64,11 +64,12 @@ async fn opened(
     let signature = signature.trim_end_matches(".gif");
     if let Some(tracker) = state.runtime.tracker().await?
         && tracker.verify(LinkKind::Open, delivery, contact, "", signature)
-    {
-        state
+        && let Err(e) = state
             .runtime
             .track(delivery, contact, LinkUse::Opened)
-            .await?;
+            .await
+    {
+        tracing::warn!(error = %e, delivery, "an open could not be recorded");
     }
     // Always the image: a damaged pixel must not show as a broken picture in the mail.
     Ok((
@@ -101,10 +102,14 @@ async fn clicked(
     if !web || !tracker.verify(LinkKind::Click, delivery, contact, &url, &signature) {
         return Ok(damaged());
     }
-    state
+    // The reader goes where the link says even when recording the click fails.
+    if let Err(e) = state
         .runtime
         .track(delivery, contact, LinkUse::Clicked { url: url.clone() })
-        .await?;
+        .await
+    {
+        tracing::warn!(error = %e, delivery, "a click could not be recorded");
+    }
     let mut response = StatusCode::FOUND.into_response();
     let location = HeaderValue::from_str(&url).map_err(|_| {
         crate::error::ApiError::BadRequest("the link's address cannot be followed".into())

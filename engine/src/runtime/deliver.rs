@@ -136,8 +136,15 @@ impl Runtime {
                 .map(|f| f.to_string())
                 .collect();
             let consent = consent_field(connector.channel());
-            let mut read = fields.clone();
-            read.extend(consent.clone());
+            // A channel that sends rendered content reads every field once, for the template
+            // as well as for the address and consent.
+            let read = if connector.needs_content() {
+                self.contact_keys().await?
+            } else {
+                let mut read = fields.clone();
+                read.extend(consent.clone());
+                read
+            };
             let subjects: Vec<i64> = deliveries.iter().map(|d| d.contact_id).collect();
             let data = self.fields_of(&subjects, &read).await?;
             let mut ready = Vec::with_capacity(deliveries.len());
@@ -181,7 +188,7 @@ impl Runtime {
                 ready.push((d, message));
             }
             if connector.needs_content() {
-                ready = self.render(ready, &mut results).await?;
+                ready = self.render(ready, data, &mut results).await?;
             }
             for chunk in ready.chunks(connector.max_batch().max(1)) {
                 let messages: Vec<Message> = chunk.iter().map(|(_, m)| m.clone()).collect();
@@ -233,25 +240,28 @@ impl Runtime {
         Ok(handled)
     }
 
-    /// Renders each message's template for its contact (every field the contact has, so
-    /// templates may use any). A message whose template is missing or fails for the contact
-    /// is not sent: the delivery is dead with the template's error, which names the part.
-    async fn render(
-        &self,
-        ready: Vec<(DeliveryRow, Message)>,
-        results: &mut Vec<DeliveryResult>,
-    ) -> Result<Vec<(DeliveryRow, Message)>> {
-        let library = self.content.library(&self.store).await?;
-        let tracker = self.tracker().await?.cloned();
+    /// Every contact field a template may use (all but passwords).
+    async fn contact_keys(&self) -> Result<Vec<String>> {
         let schema = self.store.entity_schema(CONTACTS).await?;
-        let keys: Vec<String> = schema
+        Ok(schema
             .fields
             .iter()
             .filter(|f| !matches!(f.ty, FieldType::Password))
             .map(|f| f.key.clone())
-            .collect();
-        let subjects: Vec<i64> = ready.iter().map(|(d, _)| d.contact_id).collect();
-        let records = self.fields_of(&subjects, &keys).await?;
+            .collect())
+    }
+
+    /// Renders each message's template for its contact (`records`: every field the contact
+    /// has, read with the address, so templates may use any). A message whose template is missing or fails for the contact
+    /// is not sent: the delivery is dead with the template's error, which names the part.
+    async fn render(
+        &self,
+        ready: Vec<(DeliveryRow, Message)>,
+        records: HashMap<i64, Map<String, Json>>,
+        results: &mut Vec<DeliveryResult>,
+    ) -> Result<Vec<(DeliveryRow, Message)>> {
+        let library = self.content.library(&self.store).await?;
+        let tracker = self.tracker().await?.cloned();
         // Rendering runs snippets: CPU work, bounded per snippet by the sandbox, kept off the
         // async workers.
         let rendered = tokio::task::spawn_blocking(move || {

@@ -10,14 +10,22 @@
 //! - [`dkim`]: DKIM signatures (relaxed/relaxed, RSA-SHA256 with ring).
 //! - [`smtp`]: e-mail through the operator's SMTP relay, DKIM-signed; the DNS records to
 //!   publish for the sending domain.
+//! - [`http`]: what the HTTP channels share: bounded concurrency, answers read as outcomes.
+//! - [`sms`]: SMS through Twilio's Messages API or a compatible provider.
+//! - [`line`]: LINE Messaging API push messages, text or flex.
+//! - [`webhook`]: each message POSTed as signed JSON to a URL.
 //! - [`sftp`]: partner files over SFTP: pulled for import flows, pushed by scheduled exports.
 //! - [`http_pull`]: a partner's file downloaded over HTTP(S) for import flows.
 
 pub mod dkim;
+pub mod http;
 pub mod http_pull;
+pub mod line;
 pub mod recording;
 pub mod sftp;
+pub mod sms;
 pub mod smtp;
+pub mod webhook;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -63,8 +71,11 @@ pub enum Outcome {
     },
     /// Worth trying again later (timeouts, rate limits, 5xx).
     Transient(String),
-    /// Trying again will not help (bad address, refused content).
+    /// Trying again will not help (refused content, a message the channel cannot carry).
     Permanent(String),
+    /// The provider refused the address itself (no such mailbox, not a valid number): the
+    /// delivery ends and the address goes on the suppression list, so it is not tried again.
+    Bounced(String),
     /// The provider may or may not have taken it (the connection failed mid-send): not
     /// resent, so it is never delivered twice; an operator decides.
     Unknown(String),
@@ -73,7 +84,7 @@ pub enum Outcome {
 pub trait Connector: Send + Sync {
     fn channel(&self) -> Channel;
     /// PT-4: the contact fields this channel needs to deliver; the engine reads only these.
-    fn required_fields(&self) -> &[&'static str];
+    fn required_fields(&self) -> Vec<String>;
     /// Whether messages must come rendered. Only a recording channel standing in for a
     /// provider in tests may go without.
     fn needs_content(&self) -> bool {

@@ -93,8 +93,8 @@ impl Connector for Recording {
         Channel::Test
     }
 
-    fn required_fields(&self) -> &[&'static str] {
-        &["email"]
+    fn required_fields(&self) -> Vec<String> {
+        vec!["email".into()]
     }
 
     fn needs_content(&self) -> bool {

@@ -431,7 +431,11 @@ impl Smtp {
                     .collect(),
             },
             Ok(Err(e)) if e.is_permanent() => {
-                Outcome::Permanent(format!("the relay refused it: {e}"))
+                let why = format!("the relay refused it: {e}");
+                match e.status() {
+                    Some(code) if refuses_address(&code.to_string(), &why) => Outcome::Bounced(why),
+                    _ => Outcome::Permanent(why),
+                }
             }
             Ok(Err(e)) if e.status().is_some() => {
                 Outcome::Transient(format!("the relay did not take it: {e}"))
@@ -459,6 +463,30 @@ impl Smtp {
     }
 }
 
+/// Whether a permanent refusal is about the recipient's address (RFC 3463 status 5.1.x, or
+/// 5.2.1 for a disabled mailbox; without a status, reply 550, 551 or 553) rather than about the
+/// message, the sender or the relay's policy.
+fn refuses_address(code: &str, text: &str) -> bool {
+    let enhanced: Option<(&str, &str)> = text.split_whitespace().find_map(|word| {
+        let mut parts = word.splitn(3, '.');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some("5"), Some(subject), Some(detail))
+                if subject.chars().all(|c| c.is_ascii_digit())
+                    && !detail.is_empty()
+                    && detail.chars().all(|c| c.is_ascii_digit()) =>
+            {
+                Some((subject, detail))
+            }
+            _ => None,
+        }
+    });
+    match enhanced {
+        Some(("1", _)) | Some(("2", "1")) => true,
+        Some(_) => false,
+        None => matches!(code, "550" | "551" | "553"),
+    }
+}
+
 fn percent_decode(text: &str) -> String {
     percent_encoding::percent_decode_str(text)
         .decode_utf8_lossy()
@@ -470,8 +498,8 @@ impl Connector for Smtp {
         Channel::Email
     }
 
-    fn required_fields(&self) -> &[&'static str] {
-        &["email"]
+    fn required_fields(&self) -> Vec<String> {
+        vec!["email".into()]
     }
 
     fn max_batch(&self) -> usize {
@@ -523,6 +551,20 @@ pub fn dns_records(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn refusals_of_the_address_are_told_from_refusals_of_the_message() {
+        assert!(refuses_address("550", "550 5.1.1 no such mailbox here"));
+        assert!(refuses_address("550", "550 5.2.1 mailbox disabled"));
+        assert!(refuses_address("553", "553 mailbox name not allowed"));
+        assert!(!refuses_address(
+            "550",
+            "550 5.7.1 message rejected as spam"
+        ));
+        assert!(!refuses_address("554", "554 transaction failed"));
+        assert!(!refuses_address("552", "552 5.3.4 message too big"));
+    }
+
     use super::*;
     use serde_json::{Map, json};
     use tabiji_model::content::Rendered;
@@ -543,6 +585,7 @@ mod tests {
                 preheader: String::new(),
                 html: "<p>花子様</p>".into(),
                 text: "花子様".into(),
+                flex: None,
             }),
             unsubscribe_url: Some("https://crm.kanko.example.jp/t/u/7/1/abc".into()),
         }

@@ -4,6 +4,8 @@
 //! and carries the actions out through an outbox, a batch at a time.
 //!
 //! # Layout
+//! - [`channels`]: the SMS, LINE and webhook channels administrators configure: credentials
+//!   sealed under the master key, connectors rebuilt when settings change.
 //! - [`export`]: scheduled exports: a job's file made from records or an aggregate and
 //!   delivered to a folder or an SFTP server; the cells of every exported file.
 //! - [`import`]: import pipelines: a file read by its flow (encoding, header, rows) and
@@ -17,6 +19,7 @@
 //! - [`transfer`]: the folders and SFTP credentials files travel through, as the operator
 //!   set them.
 
+pub mod channels;
 pub mod export;
 pub mod import;
 pub mod machine;

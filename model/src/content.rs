@@ -84,9 +84,15 @@ pub struct Template {
     /// E-mail only. HTML-escaped where values are inserted.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub html: String,
-    /// The plain-text part of an e-mail, or the whole of an SMS or LINE message.
+    /// The plain-text part of an e-mail, or the whole of an SMS or LINE message (with `flex`,
+    /// the alternative text LINE shows in notifications and chat lists).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub text: String,
+    /// LINE only: a flex message container (`{"type": "bubble", …}` or
+    /// `{"type": "carousel", …}`) as LINE's Messaging API defines it. Every string in it is a
+    /// template of its own, so values are inserted as JSON strings and cannot change its shape.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flex: Option<serde_json::Value>,
 }
 
 /// A reusable piece of content (a header, a footer, a coupon block) that templates include.
@@ -119,7 +125,14 @@ pub struct Rendered {
     pub html: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flex: Option<serde_json::Value>,
 }
+
+/// The longest alternative text LINE accepts for a flex message, in characters.
+pub const LINE_ALT_TEXT_CHARS: usize = 400;
+/// The longest text LINE accepts in one text message, in characters.
+pub const LINE_TEXT_CHARS: usize = 5000;
 
 /// The JSON Schema of each kind's definition, for the OpenAPI document.
 pub fn json_schema(kind: ContentKind) -> serde_json::Value {
@@ -216,10 +229,44 @@ impl Template {
                     errors.push(err(
                         "text",
                         "required",
-                        format!("a {} message needs its text", other.as_str()),
+                        match other {
+                            Channel::Line if self.flex.is_some() => {
+                                "a LINE flex message needs its alternative text in text".into()
+                            }
+                            _ => format!("a {} message needs its text", other.as_str()),
+                        },
                     ));
                 }
             }
+        }
+        match (&self.flex, self.channel) {
+            (None, _) => {}
+            (Some(flex), Channel::Line) => {
+                let kind = flex.get("type").and_then(|t| t.as_str());
+                if !matches!(kind, Some("bubble" | "carousel")) {
+                    errors.push(err(
+                        "flex",
+                        "invalid",
+                        "a flex message is an object whose type is \"bubble\" or \"carousel\"",
+                    ));
+                }
+                let size = flex.to_string().len();
+                if size > MAX_SOURCE_BYTES {
+                    errors.push(err(
+                        "flex",
+                        "too_long",
+                        format!("is {size} bytes; at most {MAX_SOURCE_BYTES} are accepted"),
+                    ));
+                }
+            }
+            (Some(_), other) => errors.push(err(
+                "flex",
+                "not_for_channel",
+                format!(
+                    "{} messages have no flex part: only LINE has",
+                    other.as_str()
+                ),
+            )),
         }
         errors
     }
@@ -265,6 +312,7 @@ mod tests {
             preheader: String::new(),
             html: String::new(),
             text: " ".into(),
+            flex: None,
         };
         let codes: Vec<_> = t.check().into_iter().map(|e| (e.at, e.code)).collect();
         assert_eq!(
@@ -274,6 +322,35 @@ mod tests {
                 ("html".to_string(), "required")
             ]
         );
+    }
+
+    #[test]
+    fn only_line_has_flex_and_it_needs_a_container_and_alt_text() {
+        let line: Template = serde_json::from_value(serde_json::json!({
+            "channel": "line", "text": "秋のご案内",
+            "flex": {"type": "bubble", "body": {"type": "box", "layout": "vertical", "contents": []}}
+        }))
+        .unwrap();
+        assert!(line.check().is_empty(), "{:?}", line.check());
+        let no_alt = Template {
+            text: String::new(),
+            flex: Some(serde_json::json!({"type": "text"})),
+            ..line.clone()
+        };
+        let found: Vec<_> = no_alt.check().into_iter().map(|e| (e.at, e.code)).collect();
+        assert_eq!(
+            found,
+            vec![
+                ("text".to_string(), "required"),
+                ("flex".to_string(), "invalid")
+            ]
+        );
+        let sms = Template {
+            channel: Channel::Sms,
+            ..line
+        };
+        let found: Vec<_> = sms.check().into_iter().map(|e| (e.at, e.code)).collect();
+        assert_eq!(found, vec![("flex".to_string(), "not_for_channel")]);
     }
 
     #[test]

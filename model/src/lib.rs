@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - [`aggregate`]: groupings and measures of aggregates, as data.
+//! - [`channel`]: the settings of the SMS, LINE and webhook channels administrators configure.
 //! - [`clock`]: the [`clock::Clock`] every time-dependent decision is given.
 //! - [`content`]: message templates, the parts they include and the rhai snippets that
 //!   personalise them, as data.
@@ -24,6 +25,7 @@
 //! Nothing here does I/O: the crate compiles for wasm32 so the editor shares it.
 
 pub mod aggregate;
+pub mod channel;
 pub mod clock;
 pub mod content;
 pub mod export;

@@ -107,6 +107,30 @@ pub fn phone(input: &str) -> Result<String, NormalizeError> {
     Ok(out)
 }
 
+/// A phone number in the international E.164 form SMS providers take (+819012345678): a
+/// number stored in national form (090-1234-5678) belongs to `country_code` and loses its
+/// leading 0; 00 is the international prefix.
+pub fn e164(input: &str, country_code: &str) -> Result<String, NormalizeError> {
+    let stored = phone(input)?;
+    let international = if let Some(rest) = stored.strip_prefix('+') {
+        rest.to_string()
+    } else if let Some(rest) = stored.strip_prefix("00") {
+        rest.to_string()
+    } else if let Some(rest) = stored.strip_prefix('0') {
+        format!("{country_code}{rest}")
+    } else {
+        return Err(NormalizeError::Phone(
+            "a national number starts with 0 (090…) and an international one with + or 00",
+        ));
+    };
+    if !(8..=15).contains(&international.len()) {
+        return Err(NormalizeError::Phone(
+            "in international form it must have 8 to 15 digits",
+        ));
+    }
+    Ok(format!("+{international}"))
+}
+
 /// Japanese postal codes, stored in the written form 123-4567.
 pub fn postal_code(input: &str) -> Result<String, NormalizeError> {
     let folded = nfkc(input.trim());
@@ -120,6 +144,20 @@ pub fn postal_code(input: &str) -> Result<String, NormalizeError> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn phones_become_e164_for_sms_providers() {
+        assert_eq!(e164("090-1234-5678", "81").unwrap(), "+819012345678");
+        assert_eq!(
+            e164("０９０（１２３４）５６７８", "81").unwrap(),
+            "+819012345678"
+        );
+        assert_eq!(e164("+1 415 555 2671", "81").unwrap(), "+14155552671");
+        assert_eq!(e164("0081 90 1234 5678", "81").unwrap(), "+819012345678");
+        assert!(e164("9012345678", "81").is_err());
+        assert!(e164("+81 12", "81").is_err());
+    }
+
     use super::*;
 
     #[test]

@@ -147,6 +147,7 @@ async fn run(
             "<p>秋の旅のご案内です。</p>".repeat(22)
         ),
         text: "秋の旅のご案内です。\n".repeat(22),
+        flex: None,
     };
     let batch = connector.max_batch();
     let started = Instant::now();

@@ -108,6 +108,51 @@ enum Command {
         #[command(subcommand)]
         command: DkimCommand,
     },
+    /// The master key channel credentials (SMS, LINE, webhook) are sealed with.
+    MasterKey {
+        #[command(subcommand)]
+        command: MasterKeyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum MasterKeyCommand {
+    /// Write a new 256-bit key, readable by its owner only; start tabiji with
+    /// --master-key-file FILE. Keep it apart from database backups; an existing file is never
+    /// replaced.
+    Generate { file: std::path::PathBuf },
+}
+
+/// Writes `contents` to a new file only its owner can read; never replaces one.
+fn write_private(path: &std::path::Path, contents: &str, what: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("the {what} cannot be written to {}", path.display()))?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()?;
+    Ok(())
+}
+
+fn master_key(command: MasterKeyCommand) -> anyhow::Result<()> {
+    match command {
+        MasterKeyCommand::Generate { file } => {
+            let key = tabiji_engine::channels::Vault::generate();
+            write_private(&file, &format!("{key}\n"), "master key")?;
+            let vault = tabiji_engine::channels::Vault::read(&file)?;
+            println!(
+                "Master key {} written to {} (mode 600). Start tabiji with --master-key-file {}.",
+                vault.id(),
+                file.display(),
+                file.display()
+            );
+            Ok(())
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -168,8 +213,6 @@ fn dkim(command: DkimCommand) -> anyhow::Result<()> {
             identity,
             records,
         } => {
-            use std::io::Write;
-            use std::os::unix::fs::OpenOptionsExt;
             let pem = Dkim::generate_pem()?;
             let dkim = Dkim::from_pem(
                 &identity.domain,
@@ -177,14 +220,7 @@ fn dkim(command: DkimCommand) -> anyhow::Result<()> {
                 &pem,
                 &out.display().to_string(),
             )?;
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&out)
-                .with_context(|| format!("the key cannot be written to {}", out.display()))?;
-            file.write_all(pem.as_bytes())?;
-            file.sync_all()?;
+            write_private(&out, &pem, "key")?;
             println!("DKIM key written to {} (mode 600).", out.display());
             print_dns_records(&dkim, &records);
             Ok(())
@@ -279,6 +315,10 @@ struct EngineArgs {
     /// pixel, click and unsubscribe links in messages point there (needed for e-mail).
     #[arg(long, env = "TABIJI_PUBLIC_URL")]
     public_url: Option<String>,
+    /// The key file (from `tabiji master-key generate`; chmod 600) that seals the credentials
+    /// of the SMS, LINE and webhook channels. Without it those channels cannot be configured.
+    #[arg(long, env = "TABIJI_MASTER_KEY_FILE")]
+    master_key_file: Option<std::path::PathBuf>,
 }
 
 /// The e-mail channel: the operator's SMTP relay and the DKIM key mail is signed with. The
@@ -402,6 +442,10 @@ impl EngineArgs {
             lease: std::time::Duration::from_secs(self.lease_secs),
             transfers: self.transfers.settings(),
             public_url: self.public_url.clone(),
+            vault: match &self.master_key_file {
+                Some(path) => Some(Arc::new(tabiji_engine::channels::Vault::read(path)?)),
+                None => None,
+            },
             ..EngineConfig::default()
         };
         Ok(AppState::with_engine(store, self.registry()?, config))
@@ -650,6 +694,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Import { command } => import(&cli.database_url, command).await,
         Command::Export { command } => export(&cli.database_url, command).await,
         Command::Dkim { command } => dkim(command),
+        Command::MasterKey { command } => master_key(command),
         Command::FilterSchema => {
             println!(
                 "{}",

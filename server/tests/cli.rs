@@ -22,7 +22,7 @@ fn run(cmd: &mut Command) -> (String, String) {
 
 async fn the_command_line(url: &str) {
     let (out, _) = run(tabiji(url).arg("migrate"));
-    assert!(out.contains("15 migration(s) applied"), "{out}");
+    assert!(out.contains("16 migration(s) applied"), "{out}");
     let (out, _) = run(tabiji(url).arg("migrate"));
     assert!(out.contains("0 migration(s) applied"), "{out}");
 
@@ -482,5 +482,55 @@ fn dkim_keys_are_made_private_and_their_records_printed() {
         .unwrap();
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("chmod 600"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_master_key_is_made_private_and_never_replaced() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("tabiji-master-key-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("master.key");
+    let (out, _) = run(Command::new(env!("CARGO_BIN_EXE_tabiji")).args([
+        "master-key",
+        "generate",
+        key.to_str().unwrap(),
+    ]));
+    assert!(out.contains("--master-key-file"), "{out}");
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let first = std::fs::read_to_string(&key).unwrap();
+    let refused = Command::new(env!("CARGO_BIN_EXE_tabiji"))
+        .args(["master-key", "generate", key.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert_eq!(std::fs::read_to_string(&key).unwrap(), first);
+
+    // A server refuses to start with a key others can read, saying how to fix it.
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let refused = Command::new(env!("CARGO_BIN_EXE_tabiji"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--master-key-file",
+            key.to_str().unwrap(),
+        ])
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", dir.join("t.db").display()),
+        )
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("chmod 600"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -43,6 +43,10 @@
 //!   results kept as output tables.
 //! - [`calculated`]: calculated attributes (DM-9): tourist fields kept from history stores,
 //!   incrementally and by a daily batch.
+//! - [`channels`]: the SMS, LINE and webhook channels administrators configure, their
+//!   credentials sealed (the engine encrypts them before they get here).
+//! - [`suppressions`]: addresses a channel must not send to (bounced, complained, or set by
+//!   staff).
 //! - [`secrets`]: keys the installation makes for itself (the tracking-link key), shared by
 //!   every process.
 //! - [`auth`]: users, roles, password hashing (argon2id), API tokens and browser sessions.
@@ -56,6 +60,7 @@ pub mod analyses;
 pub mod audit;
 pub mod auth;
 pub mod calculated;
+pub mod channels;
 pub mod content;
 pub mod db;
 pub mod entities;
@@ -76,6 +81,7 @@ pub mod search;
 pub mod secrets;
 pub mod segments;
 pub mod sql;
+pub mod suppressions;
 pub mod ticks;
 pub mod views;
 pub mod workspace;

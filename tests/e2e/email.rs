@@ -101,21 +101,6 @@ async fn tourists(app: &TestApp) -> Vec<i64> {
         .collect()
 }
 
-async fn wait_for(app: &TestApp, path: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let started = Instant::now();
-    loop {
-        let value = app.get(path).await;
-        if done(&value) {
-            return value;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "timed out on {path}: {value}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 const PUBLIC_URL: &str = "https://crm.kanko.example.jp";
 
 /// A link in a message, sent to the test server instead of the public address.
@@ -225,37 +210,37 @@ async fn a_personalised_mail_arrives_signed() {
             .await;
         assert_eq!(status, 200, "{report}");
 
-        let sent = wait_for(
-            &app,
-            &format!("/api/deliveries?status=sent&flow={flow_id}"),
-            |v| !v["deliveries"].as_array().unwrap().is_empty(),
-        )
-        .await;
+        let sent = app
+            .get_until(
+                &format!("/api/deliveries?status=sent&flow={flow_id}"),
+                |v| !v["deliveries"].as_array().unwrap().is_empty(),
+            )
+            .await;
         assert_eq!(sent["deliveries"][0]["contact_id"], ids[0], "{sent}");
-        let dead = wait_for(
-            &app,
-            &format!("/api/deliveries?status=dead&flow={flow_id}"),
-            |v| !v["deliveries"].as_array().unwrap().is_empty(),
-        )
-        .await;
+        let dead = app
+            .get_until(
+                &format!("/api/deliveries?status=dead&flow={flow_id}"),
+                |v| !v["deliveries"].as_array().unwrap().is_empty(),
+            )
+            .await;
         let bounced = &dead["deliveries"][0];
         assert_eq!(bounced["contact_id"], ids[1], "{dead}");
         assert!(
             bounced["error"].as_str().unwrap().contains("550"),
             "{bounced}"
         );
-        let pending = wait_for(
-            &app,
-            &format!("/api/deliveries?status=pending&flow={flow_id}"),
-            |v| {
-                v["deliveries"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .any(|d| d["attempts"] == 1)
-            },
-        )
-        .await;
+        let pending = app
+            .get_until(
+                &format!("/api/deliveries?status=pending&flow={flow_id}"),
+                |v| {
+                    v["deliveries"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|d| d["attempts"] == 1)
+                },
+            )
+            .await;
         let retried = &pending["deliveries"][0];
         assert_eq!(retried["contact_id"], ids[2], "{pending}");
         assert!(
@@ -400,7 +385,19 @@ async fn a_personalised_mail_arrives_signed() {
             .await;
         assert_eq!(status, 200);
 
-        // A broken snippet saved later fails the next send with its reason, not a blank mail.
+        // The refused address is on the suppression list, and the refusal is an event.
+        let listed = app.get("/api/suppressions?channel=email").await;
+        let listed = listed["suppressions"].as_array().unwrap();
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        assert_eq!(
+            (listed[0]["address"].as_str(), listed[0]["reason"].as_str()),
+            (Some("bounce@example.jp"), Some("bounce"))
+        );
+        assert!(listed[0]["detail"].as_str().unwrap().contains("5.1.1"));
+        assert_eq!(event_names(&app, ids[1]).await, vec!["bounced".to_string()]);
+
+        // A broken snippet saved later fails the next send with its reason, not a blank mail;
+        // the bounced address is not tried again.
         let (status, _) = put(
             &app,
             "/api/snippets/greeting",
@@ -411,20 +408,40 @@ async fn a_personalised_mail_arrives_signed() {
         let (status, report) = app
             .post(
                 &format!("/api/flows/{flow_id}/runs"),
-                json!({"contacts": [ids[0]], "key": "again"}),
+                json!({"contacts": [ids[0], ids[1]], "key": "again"}),
             )
             .await;
         assert_eq!(
             (status, &report["entered"]),
-            (200, &json!([ids[0]])),
+            (200, &json!([ids[0], ids[1]])),
             "{report}"
         );
-        let dead = wait_for(
-            &app,
-            &format!("/api/deliveries?status=dead&flow={flow_id}"),
-            |v| v["deliveries"].as_array().unwrap().len() == 2,
-        )
-        .await;
+        let suppressed = app
+            .get_until(
+                &format!("/api/deliveries?status=suppressed&flow={flow_id}"),
+                |v| v["deliveries"].as_array().unwrap().len() == 2,
+            )
+            .await;
+        let again = suppressed["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["contact_id"] == ids[1])
+            .unwrap()
+            .clone();
+        assert!(
+            again["error"]
+                .as_str()
+                .unwrap()
+                .contains("bounce@example.jp is on the suppression list (bounce"),
+            "{again}"
+        );
+        let dead = app
+            .get_until(
+                &format!("/api/deliveries?status=dead&flow={flow_id}"),
+                |v| v["deliveries"].as_array().unwrap().len() == 2,
+            )
+            .await;
         let failed = dead["deliveries"]
             .as_array()
             .unwrap()

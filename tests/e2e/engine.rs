@@ -23,22 +23,6 @@ async fn get(app: &TestApp, path: &str) -> Value {
     app.get(path).await
 }
 
-/// Reads `path` until `done` holds of the answer (up to 20 s).
-async fn get_until(app: &TestApp, path: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let start = Instant::now();
-    loop {
-        let value = get(app, path).await;
-        if done(&value) {
-            return value;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "timed out waiting on {path}: {value}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 async fn post(app: &TestApp, path: &str, body: Value) -> (u16, Value) {
     app.post(path, body).await
 }
@@ -112,12 +96,12 @@ async fn opened_moves_the_run_on(app: &TestApp) {
     assert_eq!(report["unknown"], json!([999_999]));
 
     eventually("three welcome mails", || app.channel.sent().len() == 3).await;
-    let sent = get_until(
-        app,
-        &format!("/api/deliveries?status=sent&flow={flow_id}"),
-        |v| v["deliveries"].as_array().unwrap().len() == 3,
-    )
-    .await;
+    let sent = app
+        .get_until(
+            &format!("/api/deliveries?status=sent&flow={flow_id}"),
+            |v| v["deliveries"].as_array().unwrap().len() == 3,
+        )
+        .await;
     assert!(
         sent["deliveries"][0]["created_at"]
             .as_str()
@@ -171,10 +155,11 @@ async fn opened_moves_the_run_on(app: &TestApp) {
             .any(|m| m.contact_id == ids[0] && m.template == "welcome-2")
     })
     .await;
-    let stats = get_until(app, &format!("/api/flows/{flow_id}/stats"), |v| {
-        v["deliveries"]["sent"] == 4
-    })
-    .await;
+    let stats = app
+        .get_until(&format!("/api/flows/{flow_id}/stats"), |v| {
+            v["deliveries"]["sent"] == 4
+        })
+        .await;
     assert_eq!(stats["waiting"]["wait_open"], 2);
     assert_eq!(stats["outcomes"]["exit"], 1);
     assert_eq!(stats["deliveries"]["sent"], 4);

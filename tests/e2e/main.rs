@@ -1,6 +1,7 @@
 //! End-to-end tests: one binary, one module per capability.
 
 mod auth;
+mod channels;
 mod email;
 mod engine;
 mod export_jobs;

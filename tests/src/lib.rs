@@ -193,6 +193,23 @@ impl TestApp {
         body
     }
 
+    /// GETs `path` until `done` holds of the answer (the worker runs in the background);
+    /// fails the test after 30 s, showing the last answer.
+    pub async fn get_until(&self, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let started = std::time::Instant::now();
+        loop {
+            let value = self.get(path).await;
+            if done(&value) {
+                return value;
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(30),
+                "timed out waiting on {path}: {value}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     pub async fn stop(mut self) {
         if let Some(worker) = self.worker.take() {
             worker.stop().await;

@@ -597,12 +597,21 @@ impl Library {
             let preheader = render(&self.plain, "preheader")?;
             let html = render(&self.html, "html")?;
             let text = render(&self.plain, "text")?;
+            let flex = match &template.flex {
+                Some(flex) => {
+                    let mut flex = flex.clone();
+                    render_flex(&mut flex, "flex".into(), &mut |at| render(&self.plain, at))?;
+                    Some(flex)
+                }
+                None => None,
+            };
             Ok(Rendered {
                 channel: template.channel,
                 html: with_preheader(&html, &preheader),
                 subject: subject.split_whitespace().collect::<Vec<_>>().join(" "),
                 preheader,
                 text,
+                flex,
             })
         })();
         CONTACT.with(|c| *c.borrow_mut() = Dynamic::UNIT);
@@ -639,7 +648,51 @@ fn unknown_snippets(
         .collect()
 }
 
-/// Registers each non-empty section of a template; returns what is wrong with any.
+/// Every string in a LINE flex container with where it sits (`flex/body/contents/0/text`), in
+/// the order [`render_flex`] visits them.
+fn flex_strings<'a>(value: &'a Json, at: String, out: &mut Vec<(String, &'a str)>) {
+    match value {
+        Json::String(s) => out.push((at, s)),
+        Json::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                flex_strings(item, format!("{at}/{i}"), out);
+            }
+        }
+        Json::Object(fields) => {
+            for (name, item) in fields {
+                flex_strings(item, format!("{at}/{name}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Renders every string of a flex container in place; each stays one JSON string whatever the
+/// contact's data holds.
+fn render_flex(
+    value: &mut Json,
+    at: String,
+    render: &mut dyn FnMut(&str) -> Result<String, RenderError>,
+) -> Result<(), RenderError> {
+    match value {
+        Json::String(s) => *s = render(&at)?,
+        Json::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                render_flex(item, format!("{at}/{i}"), render)?;
+            }
+        }
+        Json::Object(fields) => {
+            for (name, item) in fields.iter_mut() {
+                render_flex(item, format!("{at}/{name}"), render)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Registers each non-empty section of a template (and each string of a LINE flex
+/// container); returns what is wrong with any.
 fn register(
     html: &mut Handlebars<'static>,
     plain: &mut Handlebars<'static>,
@@ -649,13 +702,23 @@ fn register(
     snippets: &HashMap<String, Script>,
 ) -> Vec<ContentError> {
     let mut problems = Vec::new();
-    for section in SECTIONS {
-        let source = match section {
-            "subject" => &template.subject,
-            "preheader" => &template.preheader,
-            "html" => &template.html,
-            _ => &template.text,
-        };
+    let mut sections: Vec<(String, &str)> = SECTIONS
+        .iter()
+        .map(|&section| {
+            let source = match section {
+                "subject" => &template.subject,
+                "preheader" => &template.preheader,
+                "html" => &template.html,
+                _ => &template.text,
+            };
+            (section.to_string(), source.as_str())
+        })
+        .collect();
+    if let Some(flex) = &template.flex {
+        flex_strings(flex, "flex".into(), &mut sections);
+    }
+    for (section, source) in sections {
+        let section = section.as_str();
         if source.is_empty() {
             continue;
         }
@@ -786,6 +849,48 @@ mod tests {
             rendered.html
         );
         assert_eq!(rendered.text, "<b>山田</b>様\n配信停止はこちら © 観光協会");
+    }
+
+    #[test]
+    fn every_string_of_a_flex_message_is_rendered_and_stays_a_string() {
+        let mut items = autumn();
+        items.push(item(
+            ContentKind::Template,
+            "line-autumn",
+            json!({
+                "channel": "line",
+                "text": "{{script \"greeting\"}}へ秋のご案内",
+                "flex": {"type": "bubble", "body": {"type": "box", "layout": "vertical", "contents": [
+                    {"type": "text", "text": "{{contact.last_name}}様", "size": "xl"},
+                    {"type": "text", "text": "{{> legal}}", "wrap": true}
+                ]}}
+            }),
+        ));
+        let mut hanako = hanako();
+        hanako.insert("last_name".into(), json!("\"}]} 山田"));
+        let rendered = library(&items).render("line-autumn", &hanako).unwrap();
+        assert_eq!(rendered.text, "花子様 (ゴールド会員)へ秋のご案内");
+        assert_eq!(
+            rendered.flex.unwrap(),
+            json!({"type": "bubble", "body": {"type": "box", "layout": "vertical", "contents": [
+                {"type": "text", "text": "\"}]} 山田様", "size": "xl"},
+                {"type": "text", "text": "© 観光協会", "wrap": true}
+            ]}})
+        );
+        let broken = json!({"channel": "line", "text": "x",
+            "flex": {"type": "bubble", "body": {"contents": [{"text": "{{#if}}"}, {"text": "{{> nowhere}}"}]}}});
+        let found: Vec<_> = library(&autumn())
+            .check(ContentKind::Template, "t", &broken)
+            .into_iter()
+            .map(|e| (e.at, e.code))
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                ("flex/body/contents/0/text".to_string(), "syntax"),
+                ("flex/body/contents/1/text".to_string(), "unknown_part")
+            ]
+        );
     }
 
     #[test]

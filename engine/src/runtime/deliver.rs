@@ -1,5 +1,6 @@
 //! The outbox: pending deliveries claimed (`sending`, with a lease), handed to their channel's
-//! connector, and their outcome recorded. A delivery whose worker died while the provider was
+//! connector, and their outcome recorded. Addresses on the suppression list are not sent to;
+//! an address a provider refuses goes on it, with a `bounced` event. A delivery whose worker died while the provider was
 //! being asked is declared `unknown` when its lease runs out: never resent silently.
 
 use std::collections::HashMap;
@@ -10,11 +11,12 @@ use serde_json::{Map, Value as Json};
 use tabiji_connectors::{Message, Outcome};
 use tabiji_model::flow::Channel;
 use tabiji_storage::journeys::{self, DeliveryResult, DeliveryRow};
+use tabiji_storage::suppressions::{self, Suppression};
 
 use tabiji_model::FieldType;
 use tabiji_model::flow::CONTACTS;
 
-use super::{Result, Runtime, RuntimeError, millis};
+use super::{IncomingEvent, Result, Runtime, RuntimeError, millis};
 use crate::personalise::UNSUBSCRIBE_PLACEHOLDER;
 
 /// Why a delivery was not attempted, or how it ended.
@@ -100,6 +102,8 @@ impl Runtime {
             }
         }
 
+        // Addresses the providers refused in this round: suppressed, and a `bounced` event.
+        let mut bounces: Vec<(String, DeliveryRow, String, String)> = Vec::new();
         let mut by_channel: HashMap<String, Vec<DeliveryRow>> = HashMap::new();
         for d in claimed {
             if let Some(&(max, days)) = caps.get(&d.flow_id) {
@@ -119,22 +123,32 @@ impl Runtime {
         }
 
         for (channel, deliveries) in by_channel {
-            let connector = Channel::parse(&channel).and_then(|c| self.connectors.get(c));
-            let Some(connector) = connector else {
-                for d in &deliveries {
-                    results.push(result(
-                        d,
-                        "dead",
-                        format!("no connector is configured for the {channel} channel"),
-                    ));
-                }
-                continue;
+            let connector = match Channel::parse(&channel) {
+                Some(c) => self.connector(c).await?,
+                None => None,
             };
-            let fields: Vec<String> = connector
-                .required_fields()
-                .iter()
-                .map(|f| f.to_string())
-                .collect();
+            let connector = match connector {
+                Some(Ok(connector)) => connector,
+                // Configured but not usable (its credential cannot be opened): kept for when
+                // the operator fixes it, within the attempts.
+                Some(Err(why)) => {
+                    for d in &deliveries {
+                        results.push(self.retry_or_give_up(d, &why));
+                    }
+                    continue;
+                }
+                None => {
+                    for d in &deliveries {
+                        results.push(result(
+                            d,
+                            "dead",
+                            format!("no connector is configured for the {channel} channel"),
+                        ));
+                    }
+                    continue;
+                }
+            };
+            let fields = connector.required_fields();
             let consent = consent_field(connector.channel());
             // A channel that sends rendered content reads every field once, for the template
             // as well as for the address and consent.
@@ -187,6 +201,13 @@ impl Runtime {
                 };
                 ready.push((d, message));
             }
+            if consent.is_some()
+                && let Some(address_field) = fields.first()
+            {
+                ready = self
+                    .without_suppressed(&channel, address_field, ready, &mut results)
+                    .await?;
+            }
             if connector.needs_content() {
                 ready = self.render(ready, data, &mut results).await?;
             }
@@ -196,7 +217,7 @@ impl Runtime {
                 // was declared unknown.
                 let limit = self.config.lease / 2;
                 let outcomes = tokio::time::timeout(limit, connector.send_batch(&messages)).await;
-                for (i, (d, _)) in chunk.iter().enumerate() {
+                for (i, (d, m)) in chunk.iter().enumerate() {
                     results.push(match outcomes.as_ref().map(|o| o.get(i)) {
                         Ok(Some(Outcome::Accepted { provider_ref })) => DeliveryResult {
                             id: d.id,
@@ -207,6 +228,22 @@ impl Runtime {
                         },
                         Ok(Some(Outcome::Transient(why))) => self.retry_or_give_up(d, why),
                         Ok(Some(Outcome::Permanent(why))) => result(d, "dead", why.clone()),
+                        Ok(Some(Outcome::Bounced(why))) => {
+                            let address = fields
+                                .first()
+                                .and_then(|f| m.to.get(f))
+                                .and_then(Json::as_str)
+                                .unwrap_or_default();
+                            if consent.is_some() && !address.is_empty() {
+                                bounces.push((
+                                    channel.clone(),
+                                    d.clone(),
+                                    address.to_string(),
+                                    why.clone(),
+                                ));
+                            }
+                            result(d, "dead", why.clone())
+                        }
                         Ok(Some(Outcome::Unknown(why))) => result(d, "unknown", why.clone()),
                         Ok(None) => result(d, "unknown", "the connector gave no answer for it"),
                         Err(_) => result(
@@ -236,8 +273,81 @@ impl Runtime {
             }
         }
         journeys::finish_deliveries(conn, results, millis(self.now())).await?;
+        if !bounces.is_empty() {
+            self.bounced(bounces).await?;
+        }
         self.wrote(handled).await?;
         Ok(handled)
+    }
+
+    /// Leaves out messages to addresses on the channel's suppression list.
+    async fn without_suppressed(
+        &self,
+        channel: &str,
+        address_field: &str,
+        ready: Vec<(DeliveryRow, Message)>,
+        results: &mut Vec<DeliveryResult>,
+    ) -> Result<Vec<(DeliveryRow, Message)>> {
+        let address = |m: &Message| {
+            m.to.get(address_field)
+                .and_then(Json::as_str)
+                .map(str::to_string)
+        };
+        let addresses: Vec<String> = ready.iter().filter_map(|(_, m)| address(m)).collect();
+        let listed = suppressions::find(&self.store.db().conn, channel, &addresses).await?;
+        if listed.is_empty() {
+            return Ok(ready);
+        }
+        let mut kept = Vec::with_capacity(ready.len());
+        for (d, m) in ready {
+            match address(&m).and_then(|a| listed.get(&a)) {
+                Some(s) => results.push(result(
+                    &d,
+                    "suppressed",
+                    format!(
+                        "{address_field} {} is on the suppression list ({} on {}: {})",
+                        s.address,
+                        s.reason,
+                        s.created_at.format("%Y-%m-%d"),
+                        s.detail
+                    ),
+                )),
+                None => kept.push((d, m)),
+            }
+        }
+        Ok(kept)
+    }
+
+    /// Puts refused addresses on the suppression list and records a `bounced` event for each
+    /// (waiting runs and message reports see it).
+    async fn bounced(&self, bounces: Vec<(String, DeliveryRow, String, String)>) -> Result<()> {
+        let now = self.now();
+        let items: Vec<Suppression> = bounces
+            .iter()
+            .map(|(channel, d, address, why)| Suppression {
+                channel: channel.clone(),
+                address: address.clone(),
+                reason: "bounce".into(),
+                detail: why.clone(),
+                contact_id: Some(d.contact_id),
+                created_by: "tabiji".into(),
+                created_at: now,
+            })
+            .collect();
+        suppressions::add(&self.store.db().conn, &items).await?;
+        let events = bounces
+            .into_iter()
+            .map(|(channel, d, _, why)| IncomingEvent {
+                event_key: format!("bounced-{}", d.id),
+                contact_id: d.contact_id,
+                name: "bounced".into(),
+                delivery_id: Some(d.id),
+                properties: serde_json::json!({"channel": channel, "reason": why}),
+                occurred_at: None,
+            })
+            .collect();
+        self.ingest(events).await?;
+        Ok(())
     }
 
     /// Every contact field a template may use (all but passwords).

@@ -29,7 +29,7 @@ use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 use serde_json::{Map, Value as Json};
 use tabiji_connectors::Registry;
 use tabiji_model::clock::Clock;
-use tabiji_model::flow::{Flow, Step};
+use tabiji_model::flow::{Channel, Flow, Step};
 use tabiji_storage::journeys::{self, NewDelivery, NewRun, NewStep, RunChange, RunRow, RunState};
 use tabiji_storage::{Principal, StorageError, Store};
 use tokio::sync::Notify;
@@ -72,6 +72,9 @@ pub struct Config {
     /// Where people reach this installation (`https://crm.kanko.example.jp`): tracking and
     /// unsubscribe links point there. Without it, messages carry none.
     pub public_url: Option<String>,
+    /// Seals the credentials of the channels administrators configure; without it they
+    /// cannot be saved.
+    pub vault: Option<Arc<crate::channels::Vault>>,
 }
 
 impl Default for Config {
@@ -88,6 +91,7 @@ impl Default for Config {
             transfers: Default::default(),
             script_limits: crate::personalise::Limits::default(),
             public_url: None,
+            vault: None,
         }
     }
 }
@@ -137,6 +141,8 @@ pub struct Runtime {
     pub counters: Counters,
     /// Templates, parts and snippets, compiled.
     content: crate::personalise::Content,
+    /// The connectors of the channels administrators configured (SMS, LINE, webhook).
+    configured: crate::channels::Configured,
     /// Signs tracking links once its key is read (from the database, shared by all processes).
     tracker: tokio::sync::OnceCell<crate::personalise::Tracker>,
     /// Rows this process wrote to the engine tables since it last refreshed PostgreSQL's
@@ -255,6 +261,7 @@ impl Runtime {
         let sandbox = crate::personalise::Sandbox::new(config.script_limits.clone());
         Runtime {
             content: crate::personalise::Content::new(sandbox),
+            configured: Default::default(),
             tracker: tokio::sync::OnceCell::new(),
             store,
             clock,
@@ -309,6 +316,28 @@ impl Runtime {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The master key channel credentials are sealed with, when the operator gave one.
+    pub fn vault(&self) -> Option<&crate::channels::Vault> {
+        self.config.vault.as_deref()
+    }
+
+    /// The connector for `channel`: a channel an administrator configured wins over one the
+    /// process was started with. `Some(Err)` when it is configured but cannot send now.
+    async fn connector(&self, channel: Channel) -> Result<Option<crate::channels::Built>> {
+        let configured = self
+            .configured
+            .connectors(&self.store, self.vault())
+            .await
+            .map_err(|e| match e {
+                crate::channels::ChannelError::Storage(e) => RuntimeError::Storage(e),
+                other => RuntimeError::Task(other.to_string()),
+            })?;
+        if let Some(built) = configured.get(&channel) {
+            return Ok(Some(built.clone()));
+        }
+        Ok(self.connectors.get(channel).cloned().map(Ok))
     }
 
     /// Wakes this process's idle worker loops: work has just been stored.

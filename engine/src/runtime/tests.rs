@@ -311,8 +311,8 @@ impl Connector for Flaky {
     fn channel(&self) -> Channel {
         Channel::Sms
     }
-    fn required_fields(&self) -> &[&'static str] {
-        &["mobile_phone"]
+    fn required_fields(&self) -> Vec<String> {
+        vec!["mobile_phone".into()]
     }
     /// What the provider answers does not depend on the text: no template needed.
     fn needs_content(&self) -> bool {

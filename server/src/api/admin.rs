@@ -24,7 +24,11 @@ pub fn routes() -> Router<AppState> {
         .route("/api/admin/access-log", get(access_log))
 }
 
-async fn require_admin(state: &AppState, who: &Principal, what: &'static str) -> ApiResult<()> {
+pub(super) async fn require_admin(
+    state: &AppState,
+    who: &Principal,
+    what: &'static str,
+) -> ApiResult<()> {
     if who.is_admin() {
         return Ok(());
     }

@@ -4,6 +4,7 @@
 mod admin;
 mod auth;
 mod calculated;
+mod channels;
 mod content;
 mod engine;
 mod export;
@@ -19,6 +20,7 @@ mod reports;
 mod schema;
 mod segments;
 mod sql;
+mod suppressions;
 mod track;
 mod views;
 
@@ -56,6 +58,8 @@ pub fn router(state: AppState) -> Router {
         .merge(imports::routes())
         .merge(export_jobs::routes())
         .merge(content::routes())
+        .merge(channels::routes())
+        .merge(suppressions::routes())
         .merge(track::routes())
         .merge(calculated::routes())
         .merge(views::routes())

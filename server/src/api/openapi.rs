@@ -274,6 +274,11 @@ pub async fn document(State(state): State<AppState>) -> Json<Value> {
         ),
         ("Part", "Part", content_schema(ContentKind::Part)),
         ("Snippet", "Snippet", content_schema(ContentKind::Snippet)),
+        (
+            "ChannelSettings",
+            "Channel",
+            tabiji_model::channel::json_schema(),
+        ),
     ] {
         let text = schema
             .to_string()
@@ -512,6 +517,31 @@ pub async fn document(State(state): State<AppState>) -> Json<Value> {
         paths.insert(format!("{base}/{{key}}/versions"), json!({"parameters": key.clone(),
             "get": {"summary": format!("Every version of a {kind}, newest first"), "responses": with_errors(json!({"200": ok("Versions", json!({"type": "object"}))}))}}));
     }
+    let channel = json!([{"name": "channel", "in": "path", "required": true, "schema": {"type": "string", "enum": ["sms", "line", "webhook"]}}]);
+    paths.insert("/api/channels".into(), json!({
+        "get": {"summary": "The configured SMS, LINE and webhook channels (administrators): settings, whether a credential is set and usable, never the credential",
+                "responses": with_errors(json!({"200": ok("Channels and the master key's id", json!({"type": "object"}))}))}}));
+    paths.insert("/api/channels/{channel}".into(), json!({"parameters": channel,
+        "get": {"summary": "One configured channel", "responses": with_errors(json!({"200": ok("The channel", json!({"type": "object"}))}))},
+        "put": {"summary": "Configure a channel (administrators); the credential is sealed with the master key, and kept when left out",
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["settings"], "additionalProperties": false, "properties": {
+                    "settings": {"$ref": "#/components/schemas/ChannelSettings"},
+                    "credential": {"type": "string", "description": "the SMS provider's auth token, the LINE channel access token or the webhook signing secret"}}}}}},
+                "responses": with_errors(json!({"201": ok("The new channel", json!({"type": "object"})), "200": ok("The changed channel", json!({"type": "object"}))}))},
+        "delete": {"summary": "Remove a channel and its credential", "responses": with_errors(json!({"204": {"description": "Removed"}}))}}));
+    paths.insert("/api/suppressions".into(), json!({
+        "get": {"summary": "Addresses channels no longer send to, newest first (view right on suppressions): bounces, complaints, staff decisions",
+                "parameters": [{"name": "channel", "in": "query", "schema": {"type": "string", "enum": ["email", "sms", "line"]}},
+                               {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 1000}}],
+                "responses": with_errors(json!({"200": ok("The list", json!({"type": "object"}))}))},
+        "post": {"summary": "Suppress an address (create right on suppressions), e.g. from a provider's complaint feedback loop",
+                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["channel", "address"], "additionalProperties": false, "properties": {
+                     "channel": {"type": "string", "enum": ["email", "sms", "line"]}, "address": {"type": "string"},
+                     "reason": {"type": "string", "enum": ["complaint", "bounce", "manual"], "default": "manual"}, "note": {"type": "string"}}}}}},
+                 "responses": with_errors(json!({"201": ok("Added", json!({"type": "object"})), "200": ok("Already listed", json!({"type": "object"}))}))}}));
+    paths.insert("/api/suppressions/{channel}/{address}".into(), json!({
+        "parameters": [{"name": "channel", "in": "path", "required": true, "schema": {"type": "string"}}, {"name": "address", "in": "path", "required": true, "schema": {"type": "string"}}],
+        "delete": {"summary": "Take an address off the list (delete right on suppressions)", "responses": with_errors(json!({"204": {"description": "Removed"}}))}}));
     let subject = json!({"contact_id": {"type": "integer", "description": "a saved tourist, read with the caller's field rights"},
                          "contact": {"type": "object", "description": "sample data instead of a saved tourist"}});
     paths.insert("/api/templates/{key}/preview".into(), json!({"parameters": key.clone(),

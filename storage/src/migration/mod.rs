@@ -21,6 +21,7 @@ mod m0012_imports;
 mod m0013_import_ticks;
 mod m0014_export_jobs;
 mod m0015_content;
+mod m0016_channels;
 
 pub struct Migrator;
 
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0013_import_ticks::Migration),
             Box::new(m0014_export_jobs::Migration),
             Box::new(m0015_content::Migration),
+            Box::new(m0016_channels::Migration),
         ]
     }
 }

@@ -31,6 +31,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Instant;
 
 use serde::Serialize;
 use serde_json::{Map, Value as Json};
@@ -90,10 +91,21 @@ pub trait Connector: Send + Sync {
     fn needs_content(&self) -> bool {
         true
     }
+    /// The form of an address (the first required field's value) the suppression list keeps:
+    /// the same address however it was typed.
+    fn suppression_key(&self, address: &str) -> String {
+        address.to_string()
+    }
     /// The most messages one [`Connector::send_batch`] call takes.
     fn max_batch(&self) -> usize;
-    /// Delivers a batch; the outcomes are in the order of `batch`.
-    fn send_batch<'a>(&'a self, batch: &'a [Message]) -> BoxFuture<'a, Vec<Outcome>>;
+    /// Delivers a batch; the outcomes are in the order of `batch`. Every answer is in by
+    /// `deadline`: a message not started by then is [`Outcome::Transient`] (tried in a later
+    /// round), one started is cut off there.
+    fn send_batch<'a>(
+        &'a self,
+        batch: &'a [Message],
+        deadline: Instant,
+    ) -> BoxFuture<'a, Vec<Outcome>>;
 }
 
 /// The connectors a worker can send through, by channel.

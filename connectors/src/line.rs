@@ -5,13 +5,15 @@
 //! a retry LINE has already accepted answers 409 with the original request's id, which counts
 //! as sent.
 
+use std::time::Instant;
+
 use serde_json::{Value as Json, json};
 use sha2::{Digest, Sha256};
 use tabiji_model::channel::LineSettings;
 use tabiji_model::content::{LINE_ALT_TEXT_CHARS, LINE_TEXT_CHARS};
 use tabiji_model::flow::Channel;
 
-use crate::http::{self, refused, unanswered};
+use crate::http::{self, Reach, refused, unanswered};
 use crate::{BoxFuture, Connector, Message, Outcome};
 
 pub struct Line {
@@ -52,11 +54,11 @@ fn is_user_id(id: &str) -> bool {
 }
 
 impl Line {
-    pub fn new(settings: LineSettings, access_token: String) -> Line {
+    pub fn new(settings: LineSettings, access_token: String, reach: Reach) -> Line {
         Line {
             settings,
             access_token,
-            client: http::client(),
+            client: http::client(reach),
         }
     }
 
@@ -88,7 +90,7 @@ impl Line {
         }
     }
 
-    async fn send_one(&self, message: &Message) -> Outcome {
+    async fn send_one(&self, message: &Message, deadline: Instant) -> Outcome {
         let user = message
             .to
             .get(&self.settings.user_field)
@@ -113,6 +115,7 @@ impl Line {
             .bearer_auth(&self.access_token)
             .header("X-Line-Retry-Key", retry_key(&message.idempotency_key))
             .json(&json!({"to": user, "messages": [object]}))
+            .timeout(http::time_left(deadline))
             .send()
             .await;
         let response = match sent {
@@ -129,7 +132,8 @@ impl Line {
         };
         let request_id = header("x-line-request-id");
         let accepted_id = header("x-line-accepted-request-id");
-        let answer: Json = response.json().await.unwrap_or(Json::Null);
+        let answer: Json =
+            serde_json::from_slice(&http::read_limited(response).await).unwrap_or(Json::Null);
         if status.is_success() {
             let sent_id = answer
                 .pointer("/sentMessages/0/id")
@@ -176,16 +180,27 @@ impl Connector for Line {
         100
     }
 
-    fn send_batch<'a>(&'a self, batch: &'a [Message]) -> BoxFuture<'a, Vec<Outcome>> {
+    fn send_batch<'a>(
+        &'a self,
+        batch: &'a [Message],
+        deadline: Instant,
+    ) -> BoxFuture<'a, Vec<Outcome>> {
         Box::pin(http::in_order(
-            batch.iter().map(|m| self.send_one(m)),
+            batch
+                .iter()
+                .map(move |m| move || self.send_one(m, deadline)),
             self.settings.concurrency,
+            deadline,
         ))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    fn soon() -> std::time::Instant {
+        std::time::Instant::now() + std::time::Duration::from_secs(30)
+    }
+
     use super::*;
     use tabiji_model::content::Rendered;
     use wiremock::matchers::{body_json, header, method, path};
@@ -217,6 +232,7 @@ mod tests {
         Line::new(
             serde_json::from_value(json!({"base_url": uri})).unwrap(),
             "channel-token".into(),
+            Reach::Anywhere,
         )
     }
 
@@ -262,12 +278,15 @@ mod tests {
             .mount(&server)
             .await;
         let outcomes = line(&server.uri())
-            .send_batch(&[
-                message(1, HANAKO, "花子様、秋のご案内", None),
-                message(2, HANAKO, "秋のご案内", Some(bubble.clone())),
-                message(3, "not-a-user", "x", None),
-                message(4, HANAKO, &"あ".repeat(401), Some(bubble.clone())),
-            ])
+            .send_batch(
+                &[
+                    message(1, HANAKO, "花子様、秋のご案内", None),
+                    message(2, HANAKO, "秋のご案内", Some(bubble.clone())),
+                    message(3, "not-a-user", "x", None),
+                    message(4, HANAKO, &"あ".repeat(401), Some(bubble.clone())),
+                ],
+                soon(),
+            )
             .await;
         assert_eq!(
             outcomes[..2],
@@ -295,7 +314,7 @@ mod tests {
             .mount(&server)
             .await;
         let outcomes = line(&server.uri())
-            .send_batch(&[message(1, HANAKO, "x", None)])
+            .send_batch(&[message(1, HANAKO, "x", None)], soon())
             .await;
         assert!(
             matches!(&outcomes[0], Outcome::Permanent(why) if why.contains("messages[0].text: must be specified")),

@@ -105,7 +105,11 @@ impl Connector for Recording {
         500
     }
 
-    fn send_batch<'a>(&'a self, batch: &'a [Message]) -> BoxFuture<'a, Vec<Outcome>> {
+    fn send_batch<'a>(
+        &'a self,
+        batch: &'a [Message],
+        _deadline: std::time::Instant,
+    ) -> BoxFuture<'a, Vec<Outcome>> {
         Box::pin(async move {
             if !self.delay.is_zero() {
                 tokio::time::sleep(self.delay).await;
@@ -157,6 +161,10 @@ impl Connector for Recording {
 
 #[cfg(test)]
 mod tests {
+    fn soon() -> std::time::Instant {
+        std::time::Instant::now() + std::time::Duration::from_secs(30)
+    }
+
     use super::*;
     use serde_json::Map;
 
@@ -178,7 +186,7 @@ mod tests {
         let path = std::env::temp_dir().join(format!("tabiji-rec-{}.jsonl", std::process::id()));
         let _ = std::fs::remove_file(&path);
         let channel = Recording::to_file(path.clone()).unwrap();
-        let outcomes = channel.send_batch(&[message(1), message(2)]).await;
+        let outcomes = channel.send_batch(&[message(1), message(2)], soon()).await;
         assert_eq!(
             outcomes,
             vec![

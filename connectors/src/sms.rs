@@ -4,12 +4,14 @@
 //! Numbers go out in E.164 form. Twilio does not deduplicate requests, so a request that may
 //! have reached it without an answer is `unknown`, never sent again.
 
+use std::time::Instant;
+
 use serde_json::Value as Json;
-use tabiji_model::channel::SmsSettings;
+use tabiji_model::channel::{SmsSettings, sms_sender_ok};
 use tabiji_model::flow::Channel;
 use tabiji_model::normalize;
 
-use crate::http::{self, refused, unanswered};
+use crate::http::{self, Reach, refused, unanswered};
 use crate::{BoxFuture, Connector, Message, Outcome};
 
 /// The longest body Twilio accepts, in characters (it splits into segments below that).
@@ -30,11 +32,11 @@ impl std::fmt::Debug for Sms {
 }
 
 impl Sms {
-    pub fn new(settings: SmsSettings, auth_token: String) -> Sms {
+    pub fn new(settings: SmsSettings, auth_token: String, reach: Reach) -> Sms {
         Sms {
             settings,
             auth_token,
-            client: http::client(),
+            client: http::client(reach),
         }
     }
 
@@ -46,7 +48,7 @@ impl Sms {
         )
     }
 
-    async fn send_one(&self, message: &Message) -> Outcome {
+    async fn send_one(&self, message: &Message, deadline: Instant) -> Outcome {
         let stored = message
             .to
             .get(&self.settings.phone_field)
@@ -54,9 +56,7 @@ impl Sms {
             .unwrap_or_default();
         let to = match normalize::e164(stored, &self.settings.country_code) {
             Ok(to) => to,
-            Err(e) => {
-                return Outcome::Permanent(format!("{} {stored:?} {e}", self.settings.phone_field));
-            }
+            Err(e) => return Outcome::Bounced(format!("{} {e}", self.settings.phone_field)),
         };
         let Some(content) = &message.content else {
             return Outcome::Permanent("the message was not rendered".into());
@@ -69,6 +69,11 @@ impl Sms {
             ));
         }
         let sender = message.sender.as_deref().unwrap_or(&self.settings.from);
+        if !sms_sender_ok(sender) {
+            return Outcome::Permanent(format!(
+                "the send node's sender {sender:?} is not an SMS sender (a number in E.164 form, a messaging service MG… or a sender ID of up to 11 letters and digits)"
+            ));
+        }
         let from_field = if sender.starts_with("MG") && !sender.starts_with('+') {
             "MessagingServiceSid"
         } else {
@@ -84,6 +89,7 @@ impl Sms {
             .post(self.endpoint())
             .basic_auth(user, Some(&self.auth_token))
             .form(&[("To", to.as_str()), (from_field, sender), ("Body", body)])
+            .timeout(http::time_left(deadline))
             .send()
             .await;
         let response = match sent {
@@ -91,7 +97,8 @@ impl Sms {
             Err(e) => return unanswered("the SMS provider", &e, false),
         };
         let status = response.status();
-        let answer: Json = response.json().await.unwrap_or(Json::Null);
+        let answer: Json =
+            serde_json::from_slice(&http::read_limited(response).await).unwrap_or(Json::Null);
         if status.is_success() {
             return match answer.get("sid").and_then(Json::as_str) {
                 Some(sid) => Outcome::Accepted {
@@ -129,20 +136,36 @@ impl Connector for Sms {
         vec![self.settings.phone_field.clone()]
     }
 
+    fn suppression_key(&self, address: &str) -> String {
+        normalize::e164(address, &self.settings.country_code)
+            .unwrap_or_else(|_| address.to_string())
+    }
+
     fn max_batch(&self) -> usize {
         100
     }
 
-    fn send_batch<'a>(&'a self, batch: &'a [Message]) -> BoxFuture<'a, Vec<Outcome>> {
+    fn send_batch<'a>(
+        &'a self,
+        batch: &'a [Message],
+        deadline: Instant,
+    ) -> BoxFuture<'a, Vec<Outcome>> {
         Box::pin(http::in_order(
-            batch.iter().map(|m| self.send_one(m)),
+            batch
+                .iter()
+                .map(move |m| move || self.send_one(m, deadline)),
             self.settings.concurrency,
+            deadline,
         ))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    fn soon() -> std::time::Instant {
+        std::time::Instant::now() + std::time::Duration::from_secs(30)
+    }
+
     use super::*;
     use serde_json::json;
     use tabiji_model::content::Rendered;
@@ -215,15 +238,22 @@ mod tests {
             .mount(&server)
             .await;
 
-        let sms = Sms::new(settings(&server.uri()), "secret-token".into());
+        let sms = Sms::new(
+            settings(&server.uri()),
+            "secret-token".into(),
+            Reach::Anywhere,
+        );
         let outcomes = sms
-            .send_batch(&[
-                message(1, "090-1234-5678", "花子様 紅葉"),
-                message(2, "090-0000-0000", "x"),
-                message(3, "090-1111-1111", "x"),
-                message(4, "12", "x"),
-                message(5, "090-1234-5678", &"あ".repeat(MAX_BODY_CHARS + 1)),
-            ])
+            .send_batch(
+                &[
+                    message(1, "090-1234-5678", "花子様 紅葉"),
+                    message(2, "090-0000-0000", "x"),
+                    message(3, "090-1111-1111", "x"),
+                    message(4, "12", "x"),
+                    message(5, "090-1234-5678", &"あ".repeat(MAX_BODY_CHARS + 1)),
+                ],
+                soon(),
+            )
             .await;
         assert_eq!(
             outcomes[0],
@@ -238,11 +268,36 @@ mod tests {
         );
         assert!(matches!(&outcomes[2], Outcome::Transient(why) if why.contains("429")));
         assert!(
-            matches!(&outcomes[3], Outcome::Permanent(why) if why.contains("mobile_phone")),
+            matches!(&outcomes[3], Outcome::Bounced(why) if why.contains("mobile_phone") && !why.contains("12")),
             "{:?}",
             outcomes[3]
         );
         assert!(matches!(&outcomes[4], Outcome::Permanent(why) if why.contains("1601")));
+    }
+
+    #[tokio::test]
+    async fn nothing_starts_after_the_deadline_and_senders_are_checked() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(201).set_body_json(json!({"sid": "SM1"})))
+            .expect(0)
+            .mount(&server)
+            .await;
+        let sms = Sms::new(settings(&server.uri()), "t".into(), Reach::Anywhere);
+        let late = sms
+            .send_batch(
+                &[message(1, "09012345678", "x")],
+                std::time::Instant::now() - std::time::Duration::from_millis(1),
+            )
+            .await;
+        assert_eq!(late, vec![http::not_started()]);
+        let mut spoofed = message(2, "09012345678", "x");
+        spoofed.sender = Some("観光協会 <news@kanko.example.jp>".into());
+        let outcomes = sms.send_batch(&[spoofed], soon()).await;
+        assert!(
+            matches!(&outcomes[0], Outcome::Permanent(why) if why.contains("not an SMS sender"))
+        );
+        assert_eq!(sms.suppression_key("090-1234-5678"), "+819012345678");
     }
 
     #[tokio::test]
@@ -253,8 +308,11 @@ mod tests {
         let sms = Sms::new(
             settings(&format!("http://127.0.0.1:{port}")),
             "secret-token".into(),
+            Reach::Anywhere,
         );
-        let outcomes = sms.send_batch(&[message(1, "09012345678", "x")]).await;
+        let outcomes = sms
+            .send_batch(&[message(1, "09012345678", "x")], soon())
+            .await;
         match &outcomes[0] {
             Outcome::Transient(why) => {
                 assert!(

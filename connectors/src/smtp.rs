@@ -247,9 +247,83 @@ pub struct Smtp {
     relay: Relay,
     idle: std::sync::Mutex<Vec<Idle>>,
     turns: tokio::sync::Semaphore,
+    composer: std::sync::Arc<Composer>,
+    /// Messages being composed at once: one per core. Composing (MIME, and above all the RSA
+    /// signature) is CPU work, done on the blocking pool so every core signs while the
+    /// connections wait on the relay.
+    composing: std::sync::Arc<tokio::sync::Semaphore>,
+    connections: usize,
+}
+
+/// Builds messages as they go on the wire.
+struct Composer {
     default_sender: Mailbox,
     dkim: Option<Signer>,
-    connections: usize,
+}
+
+impl Composer {
+    fn compose(&self, m: &Message) -> Result<(Envelope, Vec<u8>), String> {
+        let content = m.content.as_ref().ok_or("the message was not rendered")?;
+        let from = match &m.sender {
+            Some(sender) => mailbox(sender).map_err(|e| e.to_string())?,
+            None => self.default_sender.clone(),
+        };
+        let address =
+            m.to.get("email")
+                .and_then(|v| v.as_str())
+                .ok_or("the contact has no e-mail address")?;
+        let to: Mailbox = address
+            .parse()
+            .map_err(|_| format!("{address:?} is not an e-mail address"))?;
+        let domain = from.email.domain().to_string();
+        let key: String = m
+            .idempotency_key
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '.' })
+            .collect();
+        let mut builder = lettre::Message::builder()
+            .from(from)
+            .to(to)
+            .subject(content.subject.clone())
+            .message_id(Some(format!("<{}.{key}@{domain}>", m.delivery_id)));
+        if let Some(url) = &m.unsubscribe_url {
+            // RFC 8058: one click in the mail client unsubscribes, by a POST to this address.
+            builder = builder
+                .raw_header(HeaderValue::new(
+                    HeaderName::new_from_ascii_str("List-Unsubscribe"),
+                    format!("<{url}>"),
+                ))
+                .raw_header(HeaderValue::new(
+                    HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+                    "List-Unsubscribe=One-Click".into(),
+                ));
+        }
+        let body = match (content.text.is_empty(), content.html.is_empty()) {
+            (false, false) => builder.multipart(MultiPart::alternative_plain_html(
+                content.text.clone(),
+                content.html.clone(),
+            )),
+            (true, false) => builder.singlepart(
+                SinglePart::builder()
+                    .header(ContentType::TEXT_HTML)
+                    .body(content.html.clone()),
+            ),
+            _ => builder.singlepart(
+                SinglePart::builder()
+                    .header(ContentType::TEXT_PLAIN)
+                    .body(content.text.clone()),
+            ),
+        };
+        let message = body.map_err(|e| e.to_string())?;
+        let mut wire = message.formatted();
+        if let Some(dkim) = &self.dkim {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            wire = dkim.sign(&wire, now);
+        }
+        Ok((message.envelope().clone(), wire))
+    }
 }
 
 fn mailbox(text: &str) -> Result<Mailbox, SmtpError> {
@@ -322,8 +396,13 @@ impl Smtp {
             },
             idle: std::sync::Mutex::new(Vec::new()),
             turns: tokio::sync::Semaphore::new(connections),
-            default_sender: mailbox(&settings.default_sender)?,
-            dkim: settings.dkim.as_ref().map(Dkim::signer),
+            composer: std::sync::Arc::new(Composer {
+                default_sender: mailbox(&settings.default_sender)?,
+                dkim: settings.dkim.as_ref().map(Dkim::signer),
+            }),
+            composing: std::sync::Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            )),
             connections,
         })
     }
@@ -344,82 +423,44 @@ impl Smtp {
 
     /// Builds the message as it goes on the wire (signed when DKIM is set).
     pub fn compose(&self, m: &Message) -> Result<(Envelope, Vec<u8>), String> {
-        let content = m.content.as_ref().ok_or("the message was not rendered")?;
-        let from = match &m.sender {
-            Some(sender) => mailbox(sender).map_err(|e| e.to_string())?,
-            None => self.default_sender.clone(),
-        };
-        let address =
-            m.to.get("email")
-                .and_then(|v| v.as_str())
-                .ok_or("the contact has no e-mail address")?;
-        let to: Mailbox = address
-            .parse()
-            .map_err(|_| format!("{address:?} is not an e-mail address"))?;
-        let domain = from.email.domain().to_string();
-        let key: String = m
-            .idempotency_key
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '.' })
-            .collect();
-        let mut builder = lettre::Message::builder()
-            .from(from)
-            .to(to)
-            .subject(content.subject.clone())
-            .message_id(Some(format!("<{}.{key}@{domain}>", m.delivery_id)));
-        if let Some(url) = &m.unsubscribe_url {
-            // RFC 8058: one click in the mail client unsubscribes, by a POST to this address.
-            builder = builder
-                .raw_header(HeaderValue::new(
-                    HeaderName::new_from_ascii_str("List-Unsubscribe"),
-                    format!("<{url}>"),
-                ))
-                .raw_header(HeaderValue::new(
-                    HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
-                    "List-Unsubscribe=One-Click".into(),
-                ));
-        }
-        let body = match (content.text.is_empty(), content.html.is_empty()) {
-            (false, false) => builder.multipart(MultiPart::alternative_plain_html(
-                content.text.clone(),
-                content.html.clone(),
-            )),
-            (true, false) => builder.singlepart(
-                SinglePart::builder()
-                    .header(ContentType::TEXT_HTML)
-                    .body(content.html.clone()),
-            ),
-            _ => builder.singlepart(
-                SinglePart::builder()
-                    .header(ContentType::TEXT_PLAIN)
-                    .body(content.text.clone()),
-            ),
-        };
-        let message = body.map_err(|e| e.to_string())?;
-        let mut wire = message.formatted();
-        if let Some(dkim) = &self.dkim {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            wire = dkim.sign(&wire, now);
-        }
-        Ok((message.envelope().clone(), wire))
+        self.composer.compose(m)
+    }
+
+    /// [`Smtp::compose`] on the blocking pool, at most one message per core at a time.
+    async fn compose_off_thread(&self, m: &Message) -> Result<(Envelope, Vec<u8>), String> {
+        let _permit = self
+            .composing
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("never closed");
+        let composer = self.composer.clone();
+        let m = m.clone();
+        tokio::task::spawn_blocking(move || composer.compose(&m))
+            .await
+            .map_err(|e| format!("composing the message stopped: {e}"))?
     }
 
     /// One message on a connection of its own; the connection is kept for the next one
     /// unless it failed.
-    async fn send_one(&self, m: &Message) -> Outcome {
-        let (envelope, wire) = match self.compose(m) {
+    async fn send_one(&self, m: &Message, deadline: std::time::Instant) -> Outcome {
+        let (envelope, wire) = match self.compose_off_thread(m).await {
             Ok(composed) => composed,
             Err(why) => return Outcome::Permanent(why),
         };
         let _turn = self.turns.acquire().await.expect("never closed");
+        if Instant::now() >= deadline {
+            return crate::http::not_started();
+        }
         let mut connection = match self.connection().await {
             Ok(connection) => connection,
             Err(e) => return Outcome::Transient(format!("the relay cannot be reached: {e}")),
         };
-        let sent =
-            tokio::time::timeout(self.relay.timeout, connection.send(&envelope, &wire)).await;
+        let limit = self
+            .relay
+            .timeout
+            .min(deadline.saturating_duration_since(Instant::now()));
+        let sent = tokio::time::timeout(limit, connection.send(&envelope, &wire)).await;
         let outcome = match &sent {
             Ok(Ok(response)) => Outcome::Accepted {
                 provider_ref: response
@@ -447,7 +488,7 @@ impl Smtp {
             )),
             Err(_) => Outcome::Unknown(format!(
                 "the relay did not answer within {} s; not resent",
-                self.relay.timeout.as_secs()
+                limit.as_secs()
             )),
         };
         // lettre closes the session on any error; only a connection that sent cleanly is kept.
@@ -506,9 +547,13 @@ impl Connector for Smtp {
         self.connections * 20
     }
 
-    fn send_batch<'a>(&'a self, batch: &'a [Message]) -> BoxFuture<'a, Vec<Outcome>> {
+    fn send_batch<'a>(
+        &'a self,
+        batch: &'a [Message],
+        deadline: std::time::Instant,
+    ) -> BoxFuture<'a, Vec<Outcome>> {
         Box::pin(async move {
-            let sends: Vec<_> = batch.iter().map(|m| self.send_one(m)).collect();
+            let sends: Vec<_> = batch.iter().map(|m| self.send_one(m, deadline)).collect();
             futures_util::future::join_all(sends).await
         })
     }

@@ -5,7 +5,7 @@
 //! secret>`; `Idempotency-Key` is the same on every attempt of one delivery, which receivers
 //! use to take a retried message once (so a request that timed out is simply sent again).
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, Mac};
 use serde_json::{Value as Json, json};
@@ -13,7 +13,7 @@ use sha2::Sha256;
 use tabiji_model::channel::WebhookSettings;
 use tabiji_model::flow::Channel;
 
-use crate::http::{self, refused, unanswered};
+use crate::http::{self, Reach, refused, unanswered};
 use crate::{BoxFuture, Connector, Message, Outcome};
 
 pub const SIGNATURE_HEADER: &str = "Tabiji-Signature";
@@ -47,15 +47,15 @@ impl std::fmt::Debug for Webhook {
 }
 
 impl Webhook {
-    pub fn new(settings: WebhookSettings, secret: String) -> Webhook {
+    pub fn new(settings: WebhookSettings, secret: String, reach: Reach) -> Webhook {
         Webhook {
             settings,
             secret,
-            client: http::client(),
+            client: http::client(reach),
         }
     }
 
-    async fn send_one(&self, message: &Message) -> Outcome {
+    async fn send_one(&self, message: &Message, deadline: Instant) -> Outcome {
         let text = message
             .content
             .as_ref()
@@ -85,6 +85,7 @@ impl Webhook {
                 signature(&self.secret, now, body.as_bytes()),
             )
             .body(body)
+            .timeout(http::time_left(deadline))
             .send()
             .await;
         let response = match sent {
@@ -102,7 +103,7 @@ impl Webhook {
                 provider_ref: reference,
             };
         }
-        let detail = response.text().await.unwrap_or_default();
+        let detail = String::from_utf8_lossy(&http::read_limited(response).await).into_owned();
         let detail = match serde_json::from_str::<Json>(&detail) {
             Ok(Json::Object(o)) => o
                 .get("error")
@@ -128,16 +129,27 @@ impl Connector for Webhook {
         100
     }
 
-    fn send_batch<'a>(&'a self, batch: &'a [Message]) -> BoxFuture<'a, Vec<Outcome>> {
+    fn send_batch<'a>(
+        &'a self,
+        batch: &'a [Message],
+        deadline: Instant,
+    ) -> BoxFuture<'a, Vec<Outcome>> {
         Box::pin(http::in_order(
-            batch.iter().map(|m| self.send_one(m)),
+            batch
+                .iter()
+                .map(move |m| move || self.send_one(m, deadline)),
             self.settings.concurrency,
+            deadline,
         ))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    fn soon() -> std::time::Instant {
+        std::time::Instant::now() + std::time::Duration::from_secs(30)
+    }
+
     use super::*;
     use tabiji_model::content::Rendered;
     use wiremock::matchers::{header, method, path};
@@ -169,6 +181,7 @@ mod tests {
             )
             .unwrap(),
             "s3cret".into(),
+            Reach::Anywhere,
         );
         assert_eq!(hook.required_fields(), vec!["email".to_string()]);
         let message = Message {
@@ -191,7 +204,9 @@ mod tests {
             }),
             unsubscribe_url: None,
         };
-        let outcomes = hook.send_batch(std::slice::from_ref(&message)).await;
+        let outcomes = hook
+            .send_batch(std::slice::from_ref(&message), soon())
+            .await;
         assert_eq!(
             outcomes,
             vec![Outcome::Accepted {
@@ -223,6 +238,7 @@ mod tests {
         let hook = Webhook::new(
             serde_json::from_value(json!({"url": server.uri()})).unwrap(),
             "s".into(),
+            Reach::Anywhere,
         );
         let message = Message {
             delivery_id: 1,
@@ -234,7 +250,7 @@ mod tests {
             content: None,
             unsubscribe_url: None,
         };
-        let outcomes = hook.send_batch(&[message]).await;
+        let outcomes = hook.send_batch(&[message], soon()).await;
         assert!(
             matches!(&outcomes[0], Outcome::Permanent(why) if why.contains("410") && why.contains("unknown hook")),
             "{:?}",

@@ -18,6 +18,7 @@ use serde::Serialize;
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 use tabiji_connectors::Connector;
+use tabiji_connectors::http::Reach;
 use tabiji_connectors::line::Line;
 use tabiji_connectors::sms::Sms;
 use tabiji_connectors::webhook::Webhook;
@@ -50,7 +51,9 @@ pub enum ChannelError {
         channel: String,
         problems: Vec<SettingsError>,
     },
-    #[error("a new {channel} channel needs its {credential}")]
+    #[error(
+        "give the {channel} channel's {credential}: it is new, or its address or account changed (a saved credential never follows a new address)"
+    )]
     NoCredential {
         channel: String,
         credential: &'static str,
@@ -59,8 +62,9 @@ pub enum ChannelError {
     Storage(#[from] StorageError),
 }
 
-/// Seals and opens credentials with AES-256-GCM under the master key. The channel is the
-/// associated data, so a credential moved to another channel's row does not open.
+/// Seals and opens credentials with AES-256-GCM under the master key. The channel and where
+/// the credential goes ([`ChannelSettings::destination`]) are the associated data, so a
+/// credential moved to another channel's row, or pointed at another address, does not open.
 pub struct Vault {
     key: LessSafeKey,
     /// The first 8 hex digits of the key's SHA-256, stored with each credential so a process
@@ -124,8 +128,8 @@ impl Vault {
         &self.id
     }
 
-    /// `v1.<key id>.<base64 of nonce, ciphertext and tag>`.
-    pub fn seal(&self, channel: &str, secret: &str) -> String {
+    /// `v1.<key id>.<base64 of nonce, ciphertext and tag>`, bound to `context`.
+    pub fn seal(&self, context: &str, secret: &str) -> String {
         let mut nonce = [0u8; NONCE_LEN];
         SystemRandom::new()
             .fill(&mut nonce)
@@ -134,7 +138,7 @@ impl Vault {
         self.key
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),
-                Aad::from(channel.as_bytes()),
+                Aad::from(context.as_bytes()),
                 &mut sealed,
             )
             .expect("a credential fits AES-GCM");
@@ -143,7 +147,8 @@ impl Vault {
         format!("v1.{}.{}", self.id, BASE64.encode(out))
     }
 
-    pub fn open(&self, channel: &str, sealed: &str) -> Result<String, ChannelError> {
+    /// Opens a credential sealed for `context` (`channel` names it in errors).
+    pub fn open(&self, channel: &str, context: &str, sealed: &str) -> Result<String, ChannelError> {
         let unsealable = |why: &str| ChannelError::Unsealable {
             channel: channel.to_string(),
             why: why.to_string(),
@@ -171,8 +176,8 @@ impl Vault {
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| unsealable("bad nonce"))?;
         let opened = self
             .key
-            .open_in_place(nonce, Aad::from(channel.as_bytes()), &mut rest)
-            .map_err(|_| unsealable("it was changed or belongs to another channel"))?;
+            .open_in_place(nonce, Aad::from(context.as_bytes()), &mut rest)
+            .map_err(|_| unsealable("it was changed, or belongs to another channel or address"))?;
         String::from_utf8(opened.to_vec()).map_err(|_| unsealable("it is not text"))
     }
 }
@@ -194,17 +199,35 @@ pub struct ChannelView {
     pub updated_at: DateTime<Utc>,
 }
 
+/// What a credential is sealed to: the channel and where it is sent.
+fn context(settings: &ChannelSettings) -> String {
+    format!(
+        "{}\n{}",
+        settings.channel().as_str(),
+        settings.destination()
+    )
+}
+
+/// The stored settings, parsed.
+fn parsed(stored: &channels::StoredChannel) -> Result<ChannelSettings, String> {
+    serde_json::from_value(stored.settings.clone())
+        .map_err(|e| format!("the stored {} settings are not valid: {e}", stored.channel))
+}
+
+/// The stored credential opened, or why it cannot be.
+fn open(stored: &channels::StoredChannel, vault: Option<&Vault>) -> Result<String, String> {
+    let settings = parsed(stored)?;
+    let vault = vault.ok_or_else(|| ChannelError::NoMasterKey.to_string())?;
+    vault
+        .open(&stored.channel, &context(&settings), &stored.credential)
+        .map_err(|e| e.to_string())
+}
+
 fn view(stored: channels::StoredChannel, vault: Option<&Vault>) -> ChannelView {
-    let credential = serde_json::from_value::<ChannelSettings>(stored.settings.clone())
+    let credential = parsed(&stored)
         .map(|s| s.credential_name())
         .unwrap_or("credential");
-    let problem = match vault {
-        None => Some(ChannelError::NoMasterKey.to_string()),
-        Some(vault) => vault
-            .open(&stored.channel, &stored.credential)
-            .err()
-            .map(|e| e.to_string()),
-    };
+    let problem = open(&stored, vault).err();
     ChannelView {
         channel: stored.channel,
         settings: stored.settings,
@@ -241,13 +264,24 @@ pub async fn get(
 pub async fn save(
     store: &Store,
     vault: Option<&Vault>,
+    reach: Reach,
     settings: &ChannelSettings,
     credential: Option<&str>,
     by: &str,
     now: DateTime<Utc>,
 ) -> Result<(), ChannelError> {
     let channel = settings.channel().as_str();
-    let problems = settings.check();
+    let mut problems = settings.check();
+    if problems.is_empty() {
+        for (at, url) in settings.urls() {
+            if let Err(message) = tabiji_connectors::http::check_url(url, reach) {
+                problems.push(SettingsError {
+                    at: at.into(),
+                    message,
+                });
+            }
+        }
+    }
     if !problems.is_empty() {
         return Err(ChannelError::Settings {
             channel: channel.to_string(),
@@ -255,18 +289,34 @@ pub async fn save(
         });
     }
     let vault = vault.ok_or(ChannelError::NoMasterKey)?;
+    let context = context(settings);
     let sealed = match credential.map(str::trim).filter(|c| !c.is_empty()) {
-        Some(credential) => vault.seal(channel, credential),
+        Some(credential) => {
+            tabiji_connectors::http::check_credential(credential).map_err(|why| {
+                ChannelError::Settings {
+                    channel: channel.to_string(),
+                    problems: vec![SettingsError {
+                        at: settings.credential_name().into(),
+                        message: why,
+                    }],
+                }
+            })?;
+            vault.seal(&context, credential)
+        }
         None => {
-            let before =
-                channels::get(store, channel)
-                    .await?
-                    .ok_or_else(|| ChannelError::NoCredential {
-                        channel: channel.to_string(),
-                        credential: settings.credential_name(),
-                    })?;
+            let no_credential = || ChannelError::NoCredential {
+                channel: channel.to_string(),
+                credential: settings.credential_name(),
+            };
+            let before = channels::get(store, channel)
+                .await?
+                .ok_or_else(no_credential)?;
+            // A credential never follows a changed address or account: it is given again.
+            if parsed(&before).map(|b| b.destination()) != Ok(settings.destination()) {
+                return Err(no_credential());
+            }
             // Kept only if this process can open it: otherwise the admin must type it again.
-            vault.open(channel, &before.credential)?;
+            vault.open(channel, &context, &before.credential)?;
             before.credential
         }
     };
@@ -297,17 +347,16 @@ pub struct Configured {
     cached: Mutex<Option<(i64, Connectors)>>,
 }
 
-fn build(stored: channels::StoredChannel, vault: Option<&Vault>) -> Built {
-    let settings: ChannelSettings = serde_json::from_value(stored.settings)
-        .map_err(|e| format!("the stored {} settings are not valid: {e}", stored.channel))?;
-    let vault = vault.ok_or_else(|| ChannelError::NoMasterKey.to_string())?;
-    let credential = vault
-        .open(&stored.channel, &stored.credential)
-        .map_err(|e| e.to_string())?;
+fn build(stored: channels::StoredChannel, vault: Option<&Vault>, reach: Reach) -> Built {
+    let settings = parsed(&stored)?;
+    let credential = open(&stored, vault)?;
+    for (_, url) in settings.urls() {
+        tabiji_connectors::http::check_url(url, reach)?;
+    }
     Ok(match settings {
-        ChannelSettings::Sms(s) => Arc::new(Sms::new(s, credential)),
-        ChannelSettings::Line(s) => Arc::new(Line::new(s, credential)),
-        ChannelSettings::Webhook(s) => Arc::new(Webhook::new(s, credential)),
+        ChannelSettings::Sms(s) => Arc::new(Sms::new(s, credential, reach)),
+        ChannelSettings::Line(s) => Arc::new(Line::new(s, credential, reach)),
+        ChannelSettings::Webhook(s) => Arc::new(Webhook::new(s, credential, reach)),
     })
 }
 
@@ -316,6 +365,7 @@ impl Configured {
         &self,
         store: &Store,
         vault: Option<&Vault>,
+        reach: Reach,
     ) -> Result<Connectors, ChannelError> {
         let stamp = channels::stamp(store).await?;
         if let Some((at, built)) = &*self.cached.lock().expect("not poisoned")
@@ -328,7 +378,7 @@ impl Configured {
             let Some(channel) = Channel::parse(&stored.channel) else {
                 continue;
             };
-            let connector = build(stored, vault);
+            let connector = build(stored, vault, reach);
             if let Err(why) = &connector {
                 tracing::error!(
                     channel = channel.as_str(),
@@ -351,20 +401,26 @@ mod tests {
     #[test]
     fn credentials_open_only_with_their_key_and_channel() {
         let vault = Vault::from_base64(&Vault::generate(), "test").unwrap();
-        let sealed = vault.seal("sms", "twilio-token");
+        let here = "sms\nhttps://api.twilio.com AC1 ";
+        let sealed = vault.seal(here, "twilio-token");
         assert!(!sealed.contains("twilio-token"));
         assert_ne!(
             sealed,
-            vault.seal("sms", "twilio-token"),
+            vault.seal(here, "twilio-token"),
             "a fresh nonce each time"
         );
-        assert_eq!(vault.open("sms", &sealed).unwrap(), "twilio-token");
-        assert!(matches!(
-            vault.open("line", &sealed),
-            Err(ChannelError::Unsealable { .. })
-        ));
+        assert_eq!(vault.open("sms", here, &sealed).unwrap(), "twilio-token");
+        for elsewhere in [
+            "line\nhttps://api.twilio.com AC1 ",
+            "sms\nhttps://evil.example AC1 ",
+        ] {
+            assert!(matches!(
+                vault.open("sms", elsewhere, &sealed),
+                Err(ChannelError::Unsealable { .. })
+            ));
+        }
         let other = Vault::from_base64(&Vault::generate(), "other").unwrap();
-        let err = other.open("sms", &sealed).unwrap_err();
+        let err = other.open("sms", here, &sealed).unwrap_err();
         assert!(
             matches!(&err, ChannelError::OtherKey { sealed_with, .. } if sealed_with == vault.id()),
             "{err}"
@@ -372,7 +428,7 @@ mod tests {
         let mut tampered = sealed.clone();
         let last = tampered.pop().unwrap();
         tampered.push(if last == 'A' { 'B' } else { 'A' });
-        assert!(vault.open("sms", &tampered).is_err());
+        assert!(vault.open("sms", here, &tampered).is_err());
     }
 
     #[test]

@@ -160,7 +160,32 @@ fn check_concurrency(concurrency: u32, errors: &mut Vec<SettingsError>) {
     }
 }
 
+fn is_sid(v: &str, prefix: &str) -> bool {
+    v.len() == 34 && v.starts_with(prefix) && v[2..].chars().all(|c| c.is_ascii_alphanumeric())
+}
+
+/// Whether an SMS may be sent as `from`: a number in E.164 form, a messaging service (`MG…`),
+/// or an alphanumeric sender ID of up to 11 characters.
+pub fn sms_sender_ok(from: &str) -> bool {
+    (from.starts_with('+')
+        && (8..=16).contains(&from.len())
+        && from[1..].chars().all(|c| c.is_ascii_digit()))
+        || is_sid(from, "MG")
+        || ((1..=11).contains(&from.len())
+            && from.chars().all(|c| c.is_ascii_alphanumeric() || c == ' ')
+            && from.chars().any(|c| c.is_ascii_alphabetic()))
+}
+
 impl ChannelSettings {
+    /// The URLs the settings send to, by field.
+    pub fn urls(&self) -> Vec<(&'static str, &str)> {
+        match self {
+            ChannelSettings::Sms(s) => vec![("base_url", &s.base_url)],
+            ChannelSettings::Line(s) => vec![("base_url", &s.base_url)],
+            ChannelSettings::Webhook(s) => vec![("url", &s.url)],
+        }
+    }
+
     pub fn channel(&self) -> Channel {
         match self {
             ChannelSettings::Sms(_) => Channel::Sms,
@@ -183,6 +208,21 @@ impl ChannelSettings {
         }
     }
 
+    /// Where the credential is sent, and for which account: a credential is sealed to this, so
+    /// it never follows a changed address (it must be given again).
+    pub fn destination(&self) -> String {
+        match self {
+            ChannelSettings::Sms(s) => format!(
+                "{} {} {}",
+                s.base_url,
+                s.account_sid,
+                s.api_key_sid.as_deref().unwrap_or("")
+            ),
+            ChannelSettings::Line(s) => s.base_url.clone(),
+            ChannelSettings::Webhook(s) => s.url.clone(),
+        }
+    }
+
     /// The contact fields the settings name; the API checks them against the schema.
     pub fn contact_fields(&self) -> Vec<(&'static str, &str)> {
         match self {
@@ -201,35 +241,21 @@ impl ChannelSettings {
             ChannelSettings::Sms(s) => {
                 check_url("base_url", &s.base_url, &mut errors);
                 check_concurrency(s.concurrency, &mut errors);
-                let sid = |v: &str, prefix: &str| {
-                    v.len() == 34
-                        && v.starts_with(prefix)
-                        && v[2..].chars().all(|c| c.is_ascii_alphanumeric())
-                };
-                if !sid(&s.account_sid, "AC") {
+                if !is_sid(&s.account_sid, "AC") {
                     errors.push(problem(
                         "account_sid",
                         "is AC followed by 32 letters and digits, as the provider's console shows it",
                     ));
                 }
                 if let Some(key) = &s.api_key_sid
-                    && !sid(key, "SK")
+                    && !is_sid(key, "SK")
                 {
                     errors.push(problem(
                         "api_key_sid",
                         "is SK followed by 32 letters and digits",
                     ));
                 }
-                let from_ok = (s.from.starts_with('+')
-                    && (8..=16).contains(&s.from.len())
-                    && s.from[1..].chars().all(|c| c.is_ascii_digit()))
-                    || sid(&s.from, "MG")
-                    || ((1..=11).contains(&s.from.len())
-                        && s.from
-                            .chars()
-                            .all(|c| c.is_ascii_alphanumeric() || c == ' ')
-                        && s.from.chars().any(|c| c.is_ascii_alphabetic()));
-                if !from_ok {
+                if !sms_sender_ok(&s.from) {
                     errors.push(problem(
                         "from",
                         "is a number in E.164 form (+815012345678), a messaging service (MG…) or a sender ID of up to 11 letters and digits",

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value, json};
 use tabiji_connectors::smtp::{Dkim, Smtp, SmtpSettings};
 use tabiji_connectors::{Connector, Message, Outcome};
-use tabiji_engine::personalise::{Item, Library, Sandbox};
+use tabiji_engine::personalise::{Item, Library, Sandbox, on_cores};
 use tabiji_model::content::{ContentKind, Rendered};
 use tabiji_model::flow::Channel;
 use tabiji_server::demo::{Rng, tourist};
@@ -130,8 +130,8 @@ fn message(i: usize, contact: &Map<String, Value>, content: Rendered) -> Message
     }
 }
 
-/// Sends every contact one message in batches the way the engine does (render a batch on a
-/// blocking thread, then hand it to the connector); messages per second.
+/// Sends every contact one message in batches the way the engine does (render a batch on the
+/// blocking pool, one share per core, then hand it to the connector); messages per second.
 async fn run(
     contacts: &Arc<Vec<Map<String, Value>>>,
     connector: &Smtp,
@@ -155,21 +155,18 @@ async fn run(
     while next < contacts.len() {
         let end = (next + batch).min(contacts.len());
         let (contacts2, library2, plain2) = (contacts.clone(), library.clone(), plain.clone());
-        let messages = tokio::task::spawn_blocking(move || {
-            (next..end)
-                .map(|i| {
-                    let content = if personalised {
-                        library2.render("autumn", &contacts2[i]).unwrap()
-                    } else {
-                        plain2.clone()
-                    };
-                    message(i, &contacts2[i], content)
-                })
-                .collect::<Vec<_>>()
+        let messages = on_cores((next..end).collect(), move |i| {
+            let content = if personalised {
+                library2.render("autumn", &contacts2[i]).unwrap()
+            } else {
+                plain2.clone()
+            };
+            message(i, &contacts2[i], content)
         })
         .await
         .unwrap();
-        for outcome in connector.send_batch(&messages).await {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for outcome in connector.send_batch(&messages, deadline).await {
             assert!(matches!(outcome, Outcome::Accepted { .. }), "{outcome:?}");
         }
         next = end;

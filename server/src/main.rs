@@ -319,6 +319,10 @@ struct EngineArgs {
     /// of the SMS, LINE and webhook channels. Without it those channels cannot be configured.
     #[arg(long, env = "TABIJI_MASTER_KEY_FILE")]
     master_key_file: Option<std::path::PathBuf>,
+    /// Let the SMS, LINE and webhook channels send to this machine and private networks (a
+    /// relay on the local network); by default they reach public addresses only.
+    #[arg(long, env = "TABIJI_ALLOW_LOCAL_CHANNEL_URLS")]
+    allow_local_channel_urls: bool,
 }
 
 /// The e-mail channel: the operator's SMTP relay and the DKIM key mail is signed with. The
@@ -445,6 +449,11 @@ impl EngineArgs {
             vault: match &self.master_key_file {
                 Some(path) => Some(Arc::new(tabiji_engine::channels::Vault::read(path)?)),
                 None => None,
+            },
+            channel_reach: if self.allow_local_channel_urls {
+                tabiji_connectors::http::Reach::Anywhere
+            } else {
+                tabiji_connectors::http::Reach::Public
             },
             ..EngineConfig::default()
         };

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use serde_json::{Value, json};
+use tabiji_connectors::http::Reach;
 use tabiji_connectors::webhook::{SIGNATURE_HEADER, signature};
 use tabiji_e2e::{TestApp, backends, spawn_app, spawn_app_with};
 use tabiji_engine::channels::Vault;
@@ -111,7 +112,16 @@ async fn configure(app: &TestApp, providers: &MockServer) {
     )
     .await;
     assert_eq!(status, 201, "{body}");
-    // Saving again without the credential keeps it.
+    // A credential never follows a changed address: it must be given again.
+    let (status, body) = put(
+        app,
+        "/api/channels/sms",
+        json!({"settings": {"base_url": "https://sms.attacker.example", "account_sid": ACCOUNT, "from": "KANKO"}}),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["details"][0]["field"], "auth_token", "{body}");
+    // Saving again without the credential, to the same address, keeps it.
     let (status, body) = put(
         app,
         "/api/channels/sms",
@@ -211,6 +221,8 @@ async fn sms_line_and_webhooks_reach_their_providers() {
         let vault = Vault::from_base64(&Vault::generate(), "test key").unwrap();
         let config = Config {
             vault: Some(Arc::new(vault)),
+            // The providers' doubles listen on this machine.
+            channel_reach: Reach::Anywhere,
             ..Config::default()
         };
         let app = spawn_app_with(scratch, config).await;
@@ -245,7 +257,7 @@ async fn sms_line_and_webhooks_reach_their_providers() {
             )
             .await;
         assert_eq!(status, 201, "{body}");
-        assert_eq!(body["address"], "08022223333");
+        assert_eq!(body["address"], "+818022223333");
         let (status, body) = app
             .post(
                 "/api/suppressions",
@@ -331,8 +343,7 @@ async fn sms_line_and_webhooks_reach_their_providers() {
         assert!(
             reasons
                 .iter()
-                .any(|r| r
-                    .contains("mobile_phone 08022223333 is on the suppression list (complaint")),
+                .any(|r| r.contains("the mobile_phone is on the suppression list (complaint")),
             "{reasons:?}"
         );
 
@@ -427,8 +438,24 @@ async fn sms_line_and_webhooks_reach_their_providers() {
 }
 
 #[tokio::test]
-async fn without_a_master_key_channels_cannot_be_configured() {
+async fn channels_need_a_master_key_and_public_addresses() {
     let app = spawn_app(tabiji_storage::scratch::Scratch::sqlite()).await;
+    // A channel may not point at this machine unless the operator allows it.
+    let (status, body) = put(
+        &app,
+        "/api/channels/webhook",
+        json!({"settings": {"url": "http://127.0.0.1:2375/containers/x/kill"}, "credential": HOOK_SECRET}),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["details"][0]["field"], "url", "{body}");
+    assert!(
+        body["error"]["details"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--allow-local-channel-urls"),
+        "{body}"
+    );
     let (status, body) = put(
         &app,
         "/api/channels/line",

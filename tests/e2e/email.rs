@@ -433,7 +433,7 @@ async fn a_personalised_mail_arrives_signed() {
             again["error"]
                 .as_str()
                 .unwrap()
-                .contains("bounce@example.jp is on the suppression list (bounce"),
+                .contains("the email is on the suppression list (bounce"),
             "{again}"
         );
         let dead = app

@@ -64,6 +64,55 @@ impl Content {
     }
 }
 
+/// Replaces `from` with `to` in every string of a JSON value (a LINE flex message's links).
+pub fn replace_in_strings(value: &mut serde_json::Value, from: &str, to: &str) {
+    match value {
+        serde_json::Value::String(s) if s.contains(from) => *s = s.replace(from, to),
+        serde_json::Value::Array(items) => {
+            for item in items {
+                replace_in_strings(item, from, to);
+            }
+        }
+        serde_json::Value::Object(fields) => {
+            for item in fields.values_mut() {
+                replace_in_strings(item, from, to);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Runs `work` over `items` on the blocking pool, split into one share per core; the results
+/// in the order of `items`. Rendering a batch is CPU work (templates, snippets): one thread
+/// would leave the other cores idle.
+pub async fn on_cores<I, O, F>(items: Vec<I>, work: F) -> Result<Vec<O>, tokio::task::JoinError>
+where
+    I: Send + 'static,
+    O: Send + 'static,
+    F: Fn(I) -> O + Send + Sync + 'static,
+{
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let share = items.len().div_ceil(cores).max(1);
+    let work = Arc::new(work);
+    let mut items = items.into_iter();
+    let mut shares = Vec::with_capacity(cores);
+    loop {
+        let chunk: Vec<I> = items.by_ref().take(share).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        let work = work.clone();
+        shares.push(tokio::task::spawn_blocking(move || {
+            chunk.into_iter().map(|item| work(item)).collect::<Vec<O>>()
+        }));
+    }
+    let mut out = Vec::new();
+    for share in shares {
+        out.extend(share.await?);
+    }
+    Ok(out)
+}
+
 impl Default for Content {
     fn default() -> Self {
         Content::new(Sandbox::default())

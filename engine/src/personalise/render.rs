@@ -648,6 +648,14 @@ fn unknown_snippets(
         .collect()
 }
 
+/// A key as a JSON Pointer writes it (`~` as `~0`, `/` as `~1`), so no two places share a name.
+fn pointer_token(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
+/// The most strings a flex container may hold (each is a template).
+pub const MAX_FLEX_STRINGS: usize = 2_000;
+
 /// Every string in a LINE flex container with where it sits (`flex/body/contents/0/text`), in
 /// the order [`render_flex`] visits them.
 fn flex_strings<'a>(value: &'a Json, at: String, out: &mut Vec<(String, &'a str)>) {
@@ -660,7 +668,7 @@ fn flex_strings<'a>(value: &'a Json, at: String, out: &mut Vec<(String, &'a str)
         }
         Json::Object(fields) => {
             for (name, item) in fields {
-                flex_strings(item, format!("{at}/{name}"), out);
+                flex_strings(item, format!("{at}/{}", pointer_token(name)), out);
             }
         }
         _ => {}
@@ -683,7 +691,7 @@ fn render_flex(
         }
         Json::Object(fields) => {
             for (name, item) in fields.iter_mut() {
-                render_flex(item, format!("{at}/{name}"), render)?;
+                render_flex(item, format!("{at}/{}", pointer_token(name)), render)?;
             }
         }
         _ => {}
@@ -715,7 +723,28 @@ fn register(
         })
         .collect();
     if let Some(flex) = &template.flex {
+        let before = sections.len();
         flex_strings(flex, "flex".into(), &mut sections);
+        let strings = sections.len() - before;
+        if strings > MAX_FLEX_STRINGS {
+            return vec![problem(
+                "flex",
+                "too_large",
+                format!("holds {strings} strings; at most {MAX_FLEX_STRINGS} are accepted"),
+            )];
+        }
+        // The cap holds for the whole message, not per string.
+        let total: usize = sections[before..]
+            .iter()
+            .filter_map(|(_, source)| {
+                part_references(source).ok().map(|refs| {
+                    expanded_size(source.len(), &refs, source, parts, &mut BTreeMap::new())
+                })
+            })
+            .sum();
+        if let Some(e) = too_large("flex", total) {
+            return vec![e];
+        }
     }
     for (section, source) in sections {
         let section = section.as_str();
@@ -890,6 +919,55 @@ mod tests {
                 ("flex/body/contents/0/text".to_string(), "syntax"),
                 ("flex/body/contents/1/text".to_string(), "unknown_part")
             ]
+        );
+    }
+
+    #[test]
+    fn a_flex_message_is_capped_as_a_whole() {
+        let mut items = autumn();
+        items.push(item(
+            ContentKind::Part,
+            "big",
+            json!({"body": "x".repeat(200 * 1024)}),
+        ));
+        let library = library(&items);
+        let many_parts: Vec<Json> = (0..11).map(|_| json!({"text": "{{> big}}"})).collect();
+        let code = |flex: Json| {
+            library
+                .check(
+                    ContentKind::Template,
+                    "t",
+                    &json!({"channel": "line", "text": "x", "flex": flex}),
+                )
+                .into_iter()
+                .map(|e| (e.at, e.code))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            code(json!({"type": "bubble", "contents": many_parts})),
+            vec![("flex".to_string(), "too_large")]
+        );
+        let many_strings: Vec<Json> = (0..=MAX_FLEX_STRINGS)
+            .map(|i| json!(i.to_string()))
+            .collect();
+        assert_eq!(
+            code(json!({"type": "carousel", "contents": many_strings})),
+            vec![("flex".to_string(), "too_large")]
+        );
+        // Keys holding "/" cannot make two strings share a name.
+        let tricky = json!({"type": "bubble", "a/b": "{{contact.first_name}}", "a": {"b": "{{contact.last_name}}"}});
+        assert!(code(tricky.clone()).is_empty());
+        let mut items = autumn();
+        items.push(item(
+            ContentKind::Template,
+            "tricky",
+            json!({"channel": "line", "text": "x", "flex": tricky}),
+        ));
+        let rendered = self::library(&items).render("tricky", &hanako()).unwrap();
+        let flex = rendered.flex.unwrap();
+        assert_eq!(
+            (flex["a/b"].as_str(), flex["a"]["b"].as_str()),
+            (Some("花子"), Some("<b>山田</b>"))
         );
     }
 

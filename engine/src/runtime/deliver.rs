@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::Duration as Span;
 use serde_json::{Map, Value as Json};
-use tabiji_connectors::{Message, Outcome};
+use tabiji_connectors::{Connector, Message, Outcome};
 use tabiji_model::flow::Channel;
 use tabiji_storage::journeys::{self, DeliveryResult, DeliveryRow};
 use tabiji_storage::suppressions::{self, Suppression};
@@ -74,6 +74,10 @@ impl Runtime {
         if claimed.is_empty() {
             return Ok(0);
         }
+        // Every answer is in by half the lease: one later could arrive after the delivery was
+        // declared unknown. Connectors start nothing after it and cut off what is in flight.
+        let deadline = std::time::Instant::now() + self.config.lease / 2;
+        let grace = (self.config.lease / 4).min(Duration::from_secs(5));
         let handled = claimed.len();
         let versions: HashMap<i64, i32> = live.iter().map(|f| (f.id, f.version)).collect();
         let mut results = Vec::with_capacity(claimed.len());
@@ -205,18 +209,33 @@ impl Runtime {
                 && let Some(address_field) = fields.first()
             {
                 ready = self
-                    .without_suppressed(&channel, address_field, ready, &mut results)
+                    .without_suppressed(
+                        &channel,
+                        connector.as_ref(),
+                        address_field,
+                        ready,
+                        &mut results,
+                    )
                     .await?;
             }
             if connector.needs_content() {
                 ready = self.render(ready, data, &mut results).await?;
             }
             for chunk in ready.chunks(connector.max_batch().max(1)) {
+                if std::time::Instant::now() >= deadline {
+                    for (d, _) in chunk {
+                        results.push(self.retry_or_give_up(
+                            d,
+                            "not sent: this round's time ran out before its turn",
+                        ));
+                    }
+                    continue;
+                }
                 let messages: Vec<Message> = chunk.iter().map(|(_, m)| m.clone()).collect();
-                // Half the lease: an answer later than that could arrive after the delivery
-                // was declared unknown.
-                let limit = self.config.lease / 2;
-                let outcomes = tokio::time::timeout(limit, connector.send_batch(&messages)).await;
+                // The connector keeps the deadline; the grace only catches one that does not.
+                let limit = deadline.saturating_duration_since(std::time::Instant::now()) + grace;
+                let outcomes =
+                    tokio::time::timeout(limit, connector.send_batch(&messages, deadline)).await;
                 for (i, (d, m)) in chunk.iter().enumerate() {
                     results.push(match outcomes.as_ref().map(|o| o.get(i)) {
                         Ok(Some(Outcome::Accepted { provider_ref })) => DeliveryResult {
@@ -238,7 +257,7 @@ impl Runtime {
                                 bounces.push((
                                     channel.clone(),
                                     d.clone(),
-                                    address.to_string(),
+                                    connector.suppression_key(address),
                                     why.clone(),
                                 ));
                             }
@@ -284,6 +303,7 @@ impl Runtime {
     async fn without_suppressed(
         &self,
         channel: &str,
+        connector: &dyn Connector,
         address_field: &str,
         ready: Vec<(DeliveryRow, Message)>,
         results: &mut Vec<DeliveryResult>,
@@ -291,7 +311,7 @@ impl Runtime {
         let address = |m: &Message| {
             m.to.get(address_field)
                 .and_then(Json::as_str)
-                .map(str::to_string)
+                .map(|a| connector.suppression_key(a))
         };
         let addresses: Vec<String> = ready.iter().filter_map(|(_, m)| address(m)).collect();
         let listed = suppressions::find(&self.store.db().conn, channel, &addresses).await?;
@@ -305,8 +325,7 @@ impl Runtime {
                     &d,
                     "suppressed",
                     format!(
-                        "{address_field} {} is on the suppression list ({} on {}: {})",
-                        s.address,
+                        "the {address_field} is on the suppression list ({} on {}: {})",
                         s.reason,
                         s.created_at.format("%Y-%m-%d"),
                         s.detail
@@ -373,31 +392,29 @@ impl Runtime {
         let library = self.content.library(&self.store).await?;
         let tracker = self.tracker().await?.cloned();
         // Rendering runs snippets: CPU work, bounded per snippet by the sandbox, kept off the
-        // async workers.
-        let rendered = tokio::task::spawn_blocking(move || {
-            ready
-                .into_iter()
-                .map(|(d, mut m)| {
-                    let empty = Map::new();
-                    let record = records.get(&d.contact_id).unwrap_or(&empty);
-                    let outcome = library.render(&d.template, record);
-                    if let Ok(content) = &outcome {
-                        let mut content = content.clone();
-                        if let Some(tracker) = &tracker {
-                            let unsubscribe = tracker.unsubscribe_url(d.id, d.contact_id);
-                            if !content.html.is_empty() {
-                                content.html =
-                                    tracker.instrument(&content.html, d.id, d.contact_id);
-                            }
-                            content.text =
-                                content.text.replace(UNSUBSCRIBE_PLACEHOLDER, &unsubscribe);
-                            m.unsubscribe_url = Some(unsubscribe);
-                        }
-                        m.content = Some(content);
+        // async workers and spread over the cores.
+        let rendered = crate::personalise::on_cores(ready, move |(d, mut m)| {
+            let empty = Map::new();
+            let record = records.get(&d.contact_id).unwrap_or(&empty);
+            let outcome = library.render(&d.template, record).map(|mut content| {
+                if let Some(tracker) = &tracker {
+                    let unsubscribe = tracker.unsubscribe_url(d.id, d.contact_id);
+                    if !content.html.is_empty() {
+                        content.html = tracker.instrument(&content.html, d.id, d.contact_id);
                     }
-                    (d, m, outcome.map(|_| ()))
-                })
-                .collect::<Vec<_>>()
+                    content.text = content.text.replace(UNSUBSCRIBE_PLACEHOLDER, &unsubscribe);
+                    if let Some(flex) = &mut content.flex {
+                        crate::personalise::replace_in_strings(
+                            flex,
+                            UNSUBSCRIBE_PLACEHOLDER,
+                            &unsubscribe,
+                        );
+                    }
+                    m.unsubscribe_url = Some(unsubscribe);
+                }
+                m.content = Some(content);
+            });
+            (d, m, outcome)
         })
         .await
         .map_err(|e| RuntimeError::Task(format!("rendering stopped: {e}")))?;

@@ -75,6 +75,9 @@ pub struct Config {
     /// Seals the credentials of the channels administrators configure; without it they
     /// cannot be saved.
     pub vault: Option<Arc<crate::channels::Vault>>,
+    /// Where configured channels may send: public addresses only, unless the operator allows
+    /// this machine and private networks too.
+    pub channel_reach: tabiji_connectors::http::Reach,
 }
 
 impl Default for Config {
@@ -92,6 +95,7 @@ impl Default for Config {
             script_limits: crate::personalise::Limits::default(),
             public_url: None,
             vault: None,
+            channel_reach: tabiji_connectors::http::Reach::Public,
         }
     }
 }
@@ -323,12 +327,17 @@ impl Runtime {
         self.config.vault.as_deref()
     }
 
+    /// Where configured channels may send.
+    pub fn channel_reach(&self) -> tabiji_connectors::http::Reach {
+        self.config.channel_reach
+    }
+
     /// The connector for `channel`: a channel an administrator configured wins over one the
     /// process was started with. `Some(Err)` when it is configured but cannot send now.
     async fn connector(&self, channel: Channel) -> Result<Option<crate::channels::Built>> {
         let configured = self
             .configured
-            .connectors(&self.store, self.vault())
+            .connectors(&self.store, self.vault(), self.config.channel_reach)
             .await
             .map_err(|e| match e {
                 crate::channels::ChannelError::Storage(e) => RuntimeError::Storage(e),

@@ -321,7 +321,11 @@ impl Connector for Flaky {
     fn max_batch(&self) -> usize {
         10
     }
-    fn send_batch<'a>(&'a self, batch: &'a [Message]) -> BoxFuture<'a, Vec<Outcome>> {
+    fn send_batch<'a>(
+        &'a self,
+        batch: &'a [Message],
+        _deadline: std::time::Instant,
+    ) -> BoxFuture<'a, Vec<Outcome>> {
         Box::pin(async move {
             let mut failures = self.failures.lock().unwrap();
             batch

@@ -174,6 +174,7 @@ async fn save(
     channels::save(
         &state.store,
         state.runtime.vault(),
+        state.runtime.channel_reach(),
         &settings,
         body.credential.as_deref(),
         &who.login,
@@ -192,7 +193,11 @@ async fn save(
             detail: Some(format!(
                 "{}{}",
                 channel.as_str(),
-                if body.credential.is_some() {
+                if body
+                    .credential
+                    .as_deref()
+                    .is_some_and(|c| !c.trim().is_empty())
+                {
                     " (credential replaced)"
                 } else {
                     ""

@@ -32,19 +32,34 @@ fn invalid(field: &str, message: impl Into<String>) -> ApiError {
     )]))
 }
 
-/// The channel and the address in the form contacts hold it (so it matches at send time).
-fn normalised(channel: &str, address: &str) -> ApiResult<(Channel, String)> {
+/// The channel and the address in the form the list keeps (so it matches at send time
+/// however it was typed): e-mail addresses normalised, phone numbers in E.164 form (national
+/// numbers in the SMS channel's country).
+async fn normalised(
+    state: &AppState,
+    channel: &str,
+    address: &str,
+) -> ApiResult<(Channel, String)> {
     let channel = Channel::parse(channel)
         .filter(|c| matches!(c, Channel::Email | Channel::Sms | Channel::Line))
         .ok_or_else(|| invalid("channel", "is email, sms or line"))?;
-    let address =
-        match channel {
-            Channel::Email => normalize::email(address)
-                .map_err(|e| invalid("address", format!("{address:?} {e}")))?,
-            Channel::Sms => normalize::phone(address)
-                .map_err(|e| invalid("address", format!("{address:?} {e}")))?,
-            _ => address.trim().to_string(),
-        };
+    let address = match channel {
+        Channel::Email => {
+            normalize::email(address).map_err(|e| invalid("address", format!("{address:?} {e}")))?
+        }
+        Channel::Sms => {
+            let country = match tabiji_storage::channels::get(&state.store, "sms").await? {
+                Some(stored) => stored.settings["country_code"]
+                    .as_str()
+                    .unwrap_or("81")
+                    .to_string(),
+                None => "81".into(),
+            };
+            normalize::e164(address, &country)
+                .map_err(|e| invalid("address", format!("{address:?} {e}")))?
+        }
+        _ => address.trim().to_string(),
+    };
     if address.is_empty() {
         return Err(invalid("address", "is required"));
     }
@@ -90,7 +105,7 @@ async fn add(
     JsonBody(body): JsonBody<AddBody>,
 ) -> ApiResult<impl IntoResponse> {
     state.store.require(&who, SUPPRESSIONS, Op::Create).await?;
-    let (channel, address) = normalised(&body.channel, &body.address)?;
+    let (channel, address) = normalised(&state, &body.channel, &body.address).await?;
     if !REASONS.contains(&body.reason.as_str()) {
         return Err(invalid(
             "reason",
@@ -136,7 +151,7 @@ async fn remove(
     Path((channel, address)): Path<(String, String)>,
 ) -> ApiResult<impl IntoResponse> {
     state.store.require(&who, SUPPRESSIONS, Op::Delete).await?;
-    let (channel, address) = normalised(&channel, &address)?;
+    let (channel, address) = normalised(&state, &channel, &address).await?;
     if !suppressions::remove(&state.store.db().conn, channel.as_str(), &address).await? {
         return Err(ApiError::Storage(StorageError::NoSuch {
             kind: "suppressed address",

@@ -97,6 +97,25 @@ pub enum Action {
     },
 }
 
+/// Decides rhai conditions (`condition` nodes): whether snippet `snippet` holds for a contact.
+pub trait Conditions {
+    fn holds(
+        &self,
+        snippet: &str,
+        args: &[Json],
+        contact: &Map<String, Json>,
+    ) -> Result<bool, String>;
+}
+
+/// For callers without snippets: every condition fails, saying so.
+pub struct NoConditions;
+
+impl Conditions for NoConditions {
+    fn holds(&self, snippet: &str, _: &[Json], _: &Map<String, Json>) -> Result<bool, String> {
+        Err(format!("snippet {snippet:?} cannot be run here"))
+    }
+}
+
 /// Decides what `input` means for `run`. Inputs that do not apply (an early or stale timer, an
 /// event the run is not waiting for, anything after the end) change nothing.
 pub fn apply(
@@ -105,6 +124,18 @@ pub fn apply(
     contact: &Map<String, Json>,
     input: &Input,
     now: DateTime<Utc>,
+) -> (Run, Vec<Action>) {
+    apply_with(flow, run, contact, input, now, &NoConditions)
+}
+
+/// [`apply`] with rhai conditions decided by `conditions`.
+pub fn apply_with(
+    flow: &Flow,
+    run: &Run,
+    contact: &Map<String, Json>,
+    input: &Input,
+    now: DateTime<Utc>,
+    conditions: &dyn Conditions,
 ) -> (Run, Vec<Action>) {
     let mut next = run.clone();
     let mut actions = Vec::new();
@@ -154,7 +185,15 @@ pub fn apply(
         }
         _ => return (next, actions),
     };
-    walk(flow, &mut next, contact, start, now, &mut actions);
+    walk(
+        flow,
+        &mut next,
+        contact,
+        start,
+        now,
+        conditions,
+        &mut actions,
+    );
     (next, actions)
 }
 
@@ -193,6 +232,7 @@ fn walk(
     contact: &Map<String, Json>,
     mut id: String,
     now: DateTime<Utc>,
+    conditions: &dyn Conditions,
     actions: &mut Vec<Action>,
 ) {
     for _ in 0..MAX_STEPS_PER_INPUT {
@@ -264,6 +304,25 @@ fn walk(
                     on_false.clone()
                 }
             }
+            Step::Condition {
+                snippet,
+                args,
+                on_true,
+                on_false,
+            } => match conditions.holds(snippet, args, contact) {
+                Ok(true) => {
+                    actions.push(log(&node.id, "true", now));
+                    on_true.clone()
+                }
+                Ok(false) => {
+                    actions.push(log(&node.id, "false", now));
+                    on_false.clone()
+                }
+                Err(why) => {
+                    actions.push(log(&node.id, format!("false: {why}"), now));
+                    on_false.clone()
+                }
+            },
             Step::Split { variants, .. } => {
                 let point = bucket(&run.key, &node.id);
                 let mut upper = 0.0;
@@ -375,6 +434,76 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    struct Premium;
+
+    impl Conditions for Premium {
+        fn holds(
+            &self,
+            snippet: &str,
+            args: &[Json],
+            contact: &Map<String, Json>,
+        ) -> Result<bool, String> {
+            assert_eq!((snippet, args), ("is-premium", &[Json::from(1)][..]));
+            match contact.get("member_type").and_then(Json::as_str) {
+                Some("premium") => Ok(true),
+                Some(_) => Ok(false),
+                None => Err("contact.member_type is not set".into()),
+            }
+        }
+    }
+
+    #[test]
+    fn a_condition_follows_its_snippet_and_a_failing_one_goes_false() {
+        let flow: Flow = serde_json::from_value(serde_json::json!({
+            "format": 1, "name": "c",
+            "entry": {"type": "api", "next": "cond"},
+            "nodes": [
+                {"id": "cond", "type": "condition", "snippet": "is-premium", "args": [1], "on_true": "vip", "on_false": "plain"},
+                {"id": "vip", "type": "send", "channel": "test", "template": "vip", "next": "end"},
+                {"id": "plain", "type": "send", "channel": "test", "template": "plain", "next": "end"},
+                {"id": "end", "type": "exit"}
+            ]
+        }))
+        .unwrap();
+        assert!(flow.validate().is_empty(), "{:?}", flow.validate());
+        let now = t("2026-12-01T00:00:00Z");
+        let go = |contact: serde_json::Value, conditions: &dyn Conditions| {
+            let contact = contact.as_object().unwrap().clone();
+            let (_, actions) = apply_with(
+                &flow,
+                &Run::new("k"),
+                &contact,
+                &Input::Enter,
+                now,
+                conditions,
+            );
+            let logged = actions.iter().find_map(|a| match a {
+                Action::Log { node, outcome, .. } if node == "cond" => Some(outcome.clone()),
+                _ => None,
+            });
+            (sends(&actions), logged.unwrap())
+        };
+        let premium = serde_json::json!({"member_type": "premium"});
+        assert_eq!(
+            go(premium.clone(), &Premium),
+            (vec!["vip".to_string()], "true".to_string())
+        );
+        assert_eq!(
+            go(serde_json::json!({"member_type": "regular"}), &Premium),
+            (vec!["plain".to_string()], "false".to_string())
+        );
+        assert_eq!(
+            go(serde_json::json!({}), &Premium),
+            (
+                vec!["plain".to_string()],
+                "false: contact.member_type is not set".to_string()
+            )
+        );
+        let (sent, logged) = go(premium, &NoConditions);
+        assert_eq!(sent, vec!["plain".to_string()]);
+        assert!(logged.starts_with("false: "), "{logged}");
     }
 
     /// Drives one contact through the patent's scenario; returns every template sent, in order.

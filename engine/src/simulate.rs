@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 use tabiji_model::flow::{Awaited, Flow, Step};
 
-use crate::machine::{Action, Finish, Input, Position, Run, apply};
+use crate::machine::{Action, Conditions, Finish, Input, Position, Run, apply_with};
 
 /// What a simulation assumes about the events waits listen for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,13 +45,14 @@ impl Prediction {
         contact: &Map<String, Json>,
         assume: Assume,
         start: DateTime<Utc>,
+        conditions: &dyn Conditions,
     ) {
         self.contacts += 1;
         let mut run = Run::new(key);
         let mut now = start;
         let mut input = Input::Enter;
         for _ in 0..MAX_INPUTS {
-            let (next, actions) = apply(flow, &run, contact, &input, now);
+            let (next, actions) = apply_with(flow, &run, contact, &input, now, conditions);
             for action in &actions {
                 match action {
                     Action::Log { node, outcome, .. } => {

@@ -281,6 +281,16 @@ pub enum Step {
         on_true: String,
         on_false: String,
     },
+    /// Branch on a rhai snippet (MA-10) saved under `snippet`: it sees the contact as
+    /// `contact` and `args`, and gives `true` or `false`. A snippet that fails (or gives
+    /// anything else) sends the contact `on_false`, with the reason in the step log.
+    Condition {
+        snippet: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        args: Vec<serde_json::Value>,
+        on_true: String,
+        on_false: String,
+    },
     /// A/B/n split with an optional hold-out that leaves the flow.
     Split {
         variants: Vec<Variant>,
@@ -310,6 +320,9 @@ impl Step {
                 ..
             } => vec![("on_event", on_event), ("on_timeout", on_timeout)],
             Step::Branch {
+                on_true, on_false, ..
+            }
+            | Step::Condition {
                 on_true, on_false, ..
             } => vec![("on_true", on_true), ("on_false", on_false)],
             Step::Split { variants, .. } => variants
@@ -602,6 +615,11 @@ impl Flow {
                         "invalid_operator",
                         format!("{op:?} is not one of {}", BRANCH_OPS.join(", ")),
                     ));
+                }
+            }
+            Step::Condition { snippet, .. } => {
+                if let Err(why) = crate::content::check_key(snippet) {
+                    errors.push(err(at, "invalid_snippet", why));
                 }
             }
             Step::Split {

@@ -267,6 +267,36 @@ async fn sms_line_and_webhooks_reach_their_providers() {
         assert_eq!(status, 422, "{body}");
         assert_eq!(body["error"]["details"][0]["field"], "address");
 
+        // A flow naming a template that is not saved, or one for another channel, is not
+        // published.
+        let broken = json!({
+            "format": 1, "name": "broken",
+            "entry": {"type": "api", "next": "sms"},
+            "nodes": [
+                {"id": "sms", "type": "send", "channel": "sms", "template": "no-such-template", "next": "line"},
+                {"id": "line", "type": "send", "channel": "line", "template": "sms-momiji", "next": "end"},
+                {"id": "end", "type": "exit"}
+            ]
+        });
+        let (_, created) = app.post("/api/flows", broken).await;
+        let (status, body) = app
+            .post(&format!("/api/flows/{}/publish", created["id"]), json!({}))
+            .await;
+        assert_eq!(status, 422, "{body}");
+        let problems: Vec<(&str, &str)> = body["error"]["details"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| (d["field"].as_str().unwrap(), d["code"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            problems,
+            vec![
+                ("nodes.sms", "unknown_template"),
+                ("nodes.line", "wrong_channel")
+            ]
+        );
+
         let flow = json!({
             "format": 1, "name": "momiji",
             "entry": {"type": "api", "next": "sms"},

@@ -253,3 +253,101 @@ async fn an_event_moves_a_waiting_run() {
 async fn posting_events_needs_the_events_right() {
     on_every_backend!(events_need_the_right);
 }
+
+/// A developer's rhai snippet decides a branch (MA-10): premium members get one mail, others
+/// another. Publishing refuses a condition naming a snippet that is not saved.
+async fn a_rhai_condition_routes_contacts(app: &TestApp) {
+    let (status, body) = app
+        .call(
+            reqwest::Method::PUT,
+            "/api/snippets/is-premium",
+            Some(json!({"source": "contact.member_type == \"premium\" && args[0] <= 2026"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let flow = |snippet: &str| {
+        json!({
+            "format": 1, "name": format!("condition {snippet}"),
+            "entry": {"type": "api", "next": "premium"},
+            "nodes": [
+                {"id": "premium", "type": "condition", "snippet": snippet, "args": [2026], "on_true": "vip", "on_false": "plain"},
+                {"id": "vip", "type": "send", "channel": "test", "template": "vip-offer", "next": "end"},
+                {"id": "plain", "type": "send", "channel": "test", "template": "autumn-news", "next": "end"},
+                {"id": "end", "type": "exit"}
+            ]
+        })
+    };
+    let (_, missing) = post(app, "/api/flows", flow("no-such-snippet")).await;
+    let (status, body) = post(
+        app,
+        &format!("/api/flows/{}/publish", missing["id"]),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(
+        body["error"]["details"][0]["field"], "nodes.premium",
+        "{body}"
+    );
+    assert_eq!(
+        body["error"]["details"][0]["code"], "unknown_snippet",
+        "{body}"
+    );
+
+    let (_, created) = post(app, "/api/flows", flow("is-premium")).await;
+    let flow_id = created["id"].as_i64().unwrap();
+    let (status, body) = post(app, &format!("/api/flows/{flow_id}/publish"), json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, created) = post(
+        app,
+        "/api/data/tourists/bulk",
+        json!({"items": [
+            {"email": "premium@example.jp", "member_type": "premium"},
+            {"email": "general@example.jp", "member_type": "general"}
+        ]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let ids: Vec<i64> = created["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    let (status, body) = post(
+        app,
+        &format!("/api/flows/{flow_id}/runs"),
+        json!({"contacts": ids}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    eventually("both mails", || {
+        app.channel
+            .sent()
+            .iter()
+            .filter(|m| m.template == "vip-offer" || m.template == "autumn-news")
+            .count()
+            == 2
+    })
+    .await;
+    let sent: Vec<(i64, String)> = app
+        .channel
+        .sent()
+        .iter()
+        .filter(|m| m.template == "vip-offer" || m.template == "autumn-news")
+        .map(|m| (m.contact_id, m.template.clone()))
+        .collect();
+    assert!(
+        sent.contains(&(ids[0], "vip-offer".to_string())),
+        "{sent:?}"
+    );
+    assert!(
+        sent.contains(&(ids[1], "autumn-news".to_string())),
+        "{sent:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_snippet_decides_a_branch() {
+    on_every_backend!(a_rhai_condition_routes_contacts);
+}

@@ -475,6 +475,25 @@ impl Library {
         &self.sandbox
     }
 
+    /// The channel of template `key`, or why it cannot be sent.
+    pub fn template_channel(&self, key: &str) -> Result<tabiji_model::flow::Channel, RenderError> {
+        match self.templates.get(key) {
+            Some(template) => Ok(template.channel),
+            None => Err(match self.broken.get(key) {
+                Some(why) => RenderError::Broken {
+                    template: key.to_string(),
+                    why: why.clone(),
+                },
+                None => RenderError::NoTemplate(key.to_string()),
+            }),
+        }
+    }
+
+    /// Whether snippet `key` is saved and compiles.
+    pub fn has_snippet(&self, key: &str) -> bool {
+        self.snippets.contains_key(key)
+    }
+
     /// Every problem `definition` would have if saved as `key` into this library: its shape,
     /// its syntax (with line and column), the parts and snippets it names, and part cycles.
     pub fn check(&self, kind: ContentKind, key: &str, definition: &Json) -> Vec<ContentError> {
@@ -627,6 +646,27 @@ impl Library {
     ) -> Result<Json, ScriptError> {
         let script = self.sandbox.compile(source)?;
         self.sandbox.run(&script, &Sandbox::contact(contact), args)
+    }
+}
+
+impl crate::machine::Conditions for Library {
+    fn holds(
+        &self,
+        snippet: &str,
+        args: &[Json],
+        contact: &Map<String, Json>,
+    ) -> Result<bool, String> {
+        let script = self
+            .snippets
+            .get(snippet)
+            .ok_or_else(|| format!("there is no snippet called {snippet:?}"))?;
+        let value = self
+            .sandbox
+            .run(script, &Sandbox::contact(contact), args)
+            .map_err(|e| format!("snippet {snippet:?}: {e}"))?;
+        value
+            .as_bool()
+            .ok_or_else(|| format!("snippet {snippet:?} gave {value}, not true or false"))
     }
 }
 

@@ -370,7 +370,7 @@ impl Runtime {
     }
 
     /// Every contact field a template may use (all but passwords).
-    async fn contact_keys(&self) -> Result<Vec<String>> {
+    pub(super) async fn contact_keys(&self) -> Result<Vec<String>> {
         let schema = self.store.entity_schema(CONTACTS).await?;
         Ok(schema
             .fields

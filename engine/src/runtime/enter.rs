@@ -13,7 +13,7 @@ use tabiji_model::zone::Zone;
 use tabiji_storage::{StorageError, journeys};
 
 use super::{CONTACTS, Move, Result, Runtime, RuntimeError, millis, run_key};
-use crate::machine::{Input, Run, apply};
+use crate::machine::{Input, Run, apply_with};
 
 /// The entry key of a flow's segment snapshot: taken once, when the flow first runs.
 const SNAPSHOT: &str = "snapshot";
@@ -298,13 +298,14 @@ impl Runtime {
             contacts.into_iter().partition(|c| !blocked.contains(c));
         let wanted: Vec<_> = ids.iter().map(|&c| (flow.clone(), c)).collect();
         let data = self.contacts_for(&wanted).await?;
+        let library = self.content.library(&self.store).await?;
         let empty = Map::new();
         let moves: Vec<Move> = ids
             .iter()
             .map(|&contact_id| {
                 let run = Run::new(run_key(flow_id, contact_id, entry_key));
                 let contact = data.get(&contact_id).unwrap_or(&empty);
-                let (run, actions) = apply(flow, &run, contact, &Input::Enter, now);
+                let (run, actions) = apply_with(flow, &run, contact, &Input::Enter, now, &*library);
                 Move {
                     stored: None,
                     flow_id,
@@ -343,7 +344,11 @@ impl Runtime {
         assume: crate::simulate::Assume,
     ) -> Result<crate::simulate::Prediction> {
         let now = self.now();
-        let fields = super::branch_fields(flow);
+        let mut fields = super::branch_fields(flow);
+        if fields.iter().any(|f| f == super::EVERY_FIELD) {
+            fields = self.contact_keys().await?;
+        }
+        let library = self.content.library(&self.store).await?;
         let mut prediction = crate::simulate::Prediction::default();
         let mut after = 0;
         let empty = Map::new();
@@ -359,7 +364,14 @@ impl Runtime {
             };
             for id in ids {
                 let contact = data.get(&id).unwrap_or(&empty);
-                prediction.add(flow, &run_key(0, id, "simulation"), contact, assume, now);
+                prediction.add(
+                    flow,
+                    &run_key(0, id, "simulation"),
+                    contact,
+                    assume,
+                    now,
+                    &*library,
+                );
             }
             after = last;
         }

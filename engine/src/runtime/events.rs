@@ -12,7 +12,7 @@ use tabiji_model::flow::{Entry, Flow, ReEntry};
 use tabiji_storage::journeys::{self, NewEvent};
 
 use super::{Move, Result, Runtime, machine_run, millis, run_key};
-use crate::machine::{Input, Run, apply};
+use crate::machine::{Input, Run, apply_with};
 
 /// An event as a partner system or the tracking endpoints report it.
 #[derive(Debug, Clone, PartialEq)]
@@ -155,6 +155,7 @@ impl Runtime {
             );
         }
         let data = self.contacts_for(&wanted).await?;
+        let library = self.content.library(&self.store).await?;
         let empty = Map::new();
 
         for event in &events {
@@ -177,7 +178,7 @@ impl Runtime {
                     name: &event.name,
                     of,
                 };
-                let (next, actions) = apply(&t.flow, &t.run, contact, &input, now);
+                let (next, actions) = apply_with(&t.flow, &t.run, contact, &input, now, &*library);
                 if next != t.run || !actions.is_empty() {
                     t.run = next;
                     t.actions.extend(actions);
@@ -205,7 +206,7 @@ impl Runtime {
                 let entry_key = format!("event:{}", event.event_key);
                 let run = Run::new(run_key(*flow_id, who, &entry_key));
                 let contact = data.get(&who).unwrap_or(&empty);
-                let (run, actions) = apply(flow, &run, contact, &Input::Enter, now);
+                let (run, actions) = apply_with(flow, &run, contact, &Input::Enter, now, &*library);
                 ever.insert(who);
                 if !matches!(run.position, crate::machine::Position::Finished(_)) {
                     open.insert(who);

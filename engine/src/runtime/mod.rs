@@ -245,13 +245,18 @@ fn stored_state(run: &Run, actions: &[Action]) -> RunState {
     }
 }
 
+/// In [`branch_fields`]: the flow needs every field of the contact (a rhai condition).
+pub(super) const EVERY_FIELD: &str = "*";
+
 /// The contact fields a flow's branches read.
-fn branch_fields(flow: &Flow) -> Vec<String> {
+pub(super) fn branch_fields(flow: &Flow) -> Vec<String> {
     let mut fields: Vec<String> = flow
         .nodes
         .iter()
         .filter_map(|n| match &n.step {
             Step::Branch { field, .. } => Some(field.clone()),
+            // A snippet may read any field.
+            Step::Condition { .. } => Some(EVERY_FIELD.to_string()),
             _ => None,
         })
         .collect();
@@ -325,6 +330,16 @@ impl Runtime {
     /// The master key channel credentials are sealed with, when the operator gave one.
     pub fn vault(&self) -> Option<&crate::channels::Vault> {
         self.config.vault.as_deref()
+    }
+
+    /// Whether sends on `channel` render a template here (a provider's channel), so a flow
+    /// naming a missing template would fail at every send.
+    pub async fn renders(&self, channel: Channel) -> Result<bool> {
+        Ok(match self.connector(channel).await? {
+            Some(Ok(connector)) => connector.needs_content(),
+            Some(Err(_)) => true,
+            None => false,
+        })
     }
 
     /// Where configured channels may send.
@@ -425,6 +440,9 @@ impl Runtime {
         }
         fields.sort();
         fields.dedup();
+        if fields.iter().any(|f| f == EVERY_FIELD) {
+            fields = self.contact_keys().await?;
+        }
         self.fields_of(&subjects, &fields).await
     }
 

@@ -5,7 +5,7 @@ use serde_json::Map;
 use tabiji_storage::journeys;
 
 use super::{Move, Result, Runtime, machine_run, millis};
-use crate::machine::{Input, apply};
+use crate::machine::{Input, apply_with};
 
 impl Runtime {
     /// Moves one batch of due runs of active flows. Returns how many moved.
@@ -40,6 +40,7 @@ impl Runtime {
             wanted.push((self.flow(row.flow_id, row.version).await?, row.contact_id));
         }
         let data = self.contacts_for(&wanted).await?;
+        let library = self.content.library(&self.store).await?;
         let empty = Map::new();
         let moves: Vec<Move> = due
             .into_iter()
@@ -50,7 +51,7 @@ impl Runtime {
                     iteration: run.iteration,
                 };
                 let contact = data.get(&row.contact_id).unwrap_or(&empty);
-                let (next, actions) = apply(&flow, &run, contact, &input, now);
+                let (next, actions) = apply_with(&flow, &run, contact, &input, now, &*library);
                 Move {
                     stored: Some((row.id, row.iteration)),
                     flow_id: row.flow_id,

@@ -7,11 +7,12 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tabiji_storage::flows;
+use tabiji_model::flow::{Flow, Step};
+use tabiji_storage::{ItemError, StorageError, flows};
 
 use super::{Caller, JsonBody};
 use crate::AppState;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -61,7 +62,53 @@ async fn publish(
     Caller(who): Caller,
     Path(id): Path<i64>,
 ) -> ApiResult<impl IntoResponse> {
+    check_content(&state, &flows::get(&state.store, &who, id).await?.draft).await?;
     Ok(Json(flows::publish(&state.store, &who, id).await?))
+}
+
+/// The templates and snippets a flow names are saved, compile, and suit their channel: a
+/// flow published without them would fail at every contact.
+async fn check_content(state: &AppState, draft: &Value) -> ApiResult<()> {
+    // A draft that does not parse is refused by publishing itself, with its reasons.
+    let Ok(flow) = serde_json::from_value::<Flow>(draft.clone()) else {
+        return Ok(());
+    };
+    let library = state.runtime.content().library(&state.store).await?;
+    let mut problems = Vec::new();
+    for node in &flow.nodes {
+        let at = format!("nodes.{}", node.id);
+        match &node.step {
+            Step::Send {
+                channel, template, ..
+            } if state.runtime.renders(*channel).await? => match library.template_channel(template)
+            {
+                Ok(c) if c == *channel => {}
+                Ok(c) => problems.push(ItemError::field(
+                    &at,
+                    "wrong_channel",
+                    format!(
+                        "template {template:?} is for {}, this node sends {}",
+                        c.as_str(),
+                        channel.as_str()
+                    ),
+                )),
+                Err(e) => problems.push(ItemError::field(&at, "unknown_template", e.to_string())),
+            },
+            Step::Condition { snippet, .. } if !library.has_snippet(snippet) => {
+                problems.push(ItemError::field(
+                    &at,
+                    "unknown_snippet",
+                    format!("snippet {snippet:?} is not saved, or does not compile"),
+                ))
+            }
+            _ => {}
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Storage(StorageError::Invalid(problems)))
+    }
 }
 
 #[derive(Deserialize)]

@@ -82,6 +82,8 @@ pub enum Action {
         channel: Channel,
         template: String,
         sender: Option<String>,
+        /// MA-16: deliver at the contact's best hour within this many seconds.
+        best_time_within: Option<u64>,
     },
     UpdateContact {
         node: String,
@@ -269,6 +271,7 @@ fn walk(
                 channel,
                 template,
                 sender,
+                best_time_within,
                 next,
             } => {
                 actions.push(Action::Send {
@@ -277,6 +280,7 @@ fn walk(
                     channel: *channel,
                     template: template.clone(),
                     sender: sender.clone(),
+                    best_time_within: best_time_within.as_deref().and_then(parse_duration),
                 });
                 actions.push(log(&node.id, "sent", now));
                 next.clone()
@@ -655,7 +659,8 @@ mod tests {
             iteration: 0,
             channel: Channel::Email,
             template: "autumn-1".into(),
-            sender: None
+            sender: None,
+            best_time_within: None
         }));
         assert!(actions.contains(&Action::Timer {
             at: t("2026-12-04T00:00:00Z"),

@@ -27,6 +27,24 @@ pub fn next_time_of_day(
     None
 }
 
+/// MA-16: the first moment from `now` that is `hour`:00 in `zone`, if it comes within
+/// `within_secs`; otherwise `now` (the best hour does not fall in the window).
+pub fn best_time(now: DateTime<Utc>, hour: u32, within_secs: u64, zone: &str) -> DateTime<Utc> {
+    let Some(zone) = Zone::parse(zone) else {
+        return now;
+    };
+    let Some(at) = NaiveTime::from_hms_opt(hour, 0, 0) else {
+        return now;
+    };
+    let today = zone.local(now).date();
+    let latest = now + Duration::seconds(within_secs as i64);
+    (0..9)
+        .map(|days| zone.instant((today + Duration::days(days)).and_time(at)))
+        .find(|candidate| *candidate >= now)
+        .filter(|candidate| *candidate <= latest)
+        .unwrap_or(now)
+}
+
 /// When `now` falls in the quiet hours `(from, to)` (`HH:MM` in `zone`, wrapping past
 /// midnight when `from` is later than `to`), the moment they end; `None` outside them.
 pub fn quiet_until(
@@ -53,6 +71,24 @@ pub fn quiet_until(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_best_hour_is_taken_when_it_falls_in_the_window() {
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        // 10:00 in Tokyo is 01:00 UTC.
+        let now = t("2026-12-01T03:30:00Z"); // 12:30 in Tokyo
+        assert_eq!(
+            best_time(now, 20, 86_400, "Asia/Tokyo"),
+            t("2026-12-01T11:00:00Z")
+        );
+        assert_eq!(
+            best_time(now, 10, 86_400, "Asia/Tokyo"),
+            t("2026-12-02T01:00:00Z")
+        );
+        // Not within 6 hours: at once.
+        assert_eq!(best_time(now, 10, 6 * 3_600, "Asia/Tokyo"), now);
+        assert_eq!(best_time(now, 12, 3_600, "nowhere"), now);
+    }
+
     use super::*;
 
     fn utc(s: &str) -> DateTime<Utc> {

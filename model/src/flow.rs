@@ -255,6 +255,10 @@ pub enum Step {
         template: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sender: Option<String>,
+        /// MA-16: send at the contact's best hour (from their opens, else everyone's) within
+        /// this long (`24h`), instead of at once.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        best_time_within: Option<String>,
         next: String,
     },
     /// Wait a duration such as `3d`, `12h`, `30m`.
@@ -566,8 +570,23 @@ impl Flow {
     fn validate_step(&self, node: &Node, errors: &mut Vec<FlowError>) {
         let at = node.id.as_str();
         match &node.step {
-            Step::Send { template, .. } if template.trim().is_empty() => {
-                errors.push(err(at, "required", "choose the template to send"))
+            Step::Send {
+                template,
+                best_time_within,
+                ..
+            } => {
+                if template.trim().is_empty() {
+                    errors.push(err(at, "required", "choose the template to send"));
+                }
+                if let Some(window) = best_time_within
+                    && !parse_duration(window).is_some_and(|s| (3_600..=7 * 86_400).contains(&s))
+                {
+                    errors.push(err(
+                        at,
+                        "invalid_duration",
+                        format!("best_time_within {window:?} is not a duration from 1h to 7d"),
+                    ));
+                }
             }
             Step::Wait { duration, .. } if parse_duration(duration).is_none() => errors.push(err(
                 at,

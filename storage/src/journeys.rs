@@ -858,6 +858,96 @@ pub async fn sends_since<C: ConnectionTrait>(
     Ok(counts)
 }
 
+/// MA-16: opens since `since` by hour of the day (UTC shifted by `offset_secs`), per contact
+/// of `contacts`, or for everyone when `contacts` is `None` (keyed 0). `(contact, hour) → n`.
+pub async fn opens_by_hour<C: ConnectionTrait>(
+    conn: &C,
+    contacts: Option<&[i64]>,
+    since: i64,
+    offset_secs: i64,
+) -> Result<HashMap<(i64, u32), u64>> {
+    let mut counts = HashMap::new();
+    let hour = format!("((occurred_at / 1000 + {offset_secs}) / 3600) % 24");
+    let everyone = [0i64];
+    let chunks: Vec<&[i64]> = match contacts {
+        Some(contacts) => contacts.chunks(max_rows(1) - 1).collect(),
+        None => vec![&everyone[..]],
+    };
+    for chunk in chunks {
+        let mut sql = Sql::new(conn.get_database_backend());
+        let who = if contacts.is_some() {
+            "contact_id"
+        } else {
+            "CAST(0 AS BIGINT)"
+        };
+        sql.push(&format!(
+            "SELECT {who} AS contact_id, {hour} AS hour, COUNT(*) AS n FROM sys_events \
+             WHERE name = 'opened' AND occurred_at >= "
+        ))
+        .bind(since);
+        if contacts.is_some() {
+            sql.push(" AND ")
+                .in_list("contact_id", chunk.iter().copied());
+        }
+        sql.push(" GROUP BY 1, 2");
+        for row in conn.query_all_raw(sql.statement()).await? {
+            let contact: i64 = row.try_get("", "contact_id")?;
+            let hour: i64 = row.try_get("", "hour")?;
+            let n: i64 = row.try_get("", "n")?;
+            counts.insert((contact, hour.rem_euclid(24) as u32), n as u64);
+        }
+    }
+    Ok(counts)
+}
+
+/// MA-16: messages sent since `since` by hour of sending (UTC shifted by `offset_secs`), and
+/// how many of them were opened: `hour → (sent, opened)`.
+pub async fn sends_by_hour<C: ConnectionTrait>(
+    conn: &C,
+    since: i64,
+    offset_secs: i64,
+) -> Result<HashMap<u32, (u64, u64)>> {
+    let mut sql = Sql::new(conn.get_database_backend());
+    sql.push(&format!(
+        "SELECT ((d.updated_at / 1000 + {offset_secs}) / 3600) % 24 AS hour, COUNT(*) AS sent, \
+         COUNT(e.id) AS opened FROM sys_deliveries d LEFT JOIN sys_events e \
+         ON e.delivery_id = d.id AND e.name = 'opened' WHERE d.status = 'sent' AND d.updated_at >= "
+    ))
+    .bind(since)
+    .push(" GROUP BY 1");
+    let mut out = HashMap::new();
+    for row in conn.query_all_raw(sql.statement()).await? {
+        let hour: i64 = row.try_get("", "hour")?;
+        let sent: i64 = row.try_get("", "sent")?;
+        let opened: i64 = row.try_get("", "opened")?;
+        out.insert(hour.rem_euclid(24) as u32, (sent as u64, opened as u64));
+    }
+    Ok(out)
+}
+
+/// MA-16: for each contact sent to since `since`, how many messages they got and how many of
+/// those they opened.
+pub async fn sends_per_contact<C: ConnectionTrait>(
+    conn: &C,
+    since: i64,
+) -> Result<Vec<(u64, u64)>> {
+    let mut sql = Sql::new(conn.get_database_backend());
+    sql.push(
+        "SELECT d.contact_id, COUNT(*) AS sent, COUNT(e.id) AS opened FROM sys_deliveries d \
+         LEFT JOIN sys_events e ON e.delivery_id = d.id AND e.name = 'opened' \
+         WHERE d.status = 'sent' AND d.updated_at >= ",
+    )
+    .bind(since)
+    .push(" GROUP BY d.contact_id");
+    let mut out = Vec::new();
+    for row in conn.query_all_raw(sql.statement()).await? {
+        let sent: i64 = row.try_get("", "sent")?;
+        let opened: i64 = row.try_get("", "opened")?;
+        out.push((sent as u64, opened as u64));
+    }
+    Ok(out)
+}
+
 /// Stores events; one whose key was seen before is skipped. Returns the keys stored.
 pub async fn insert_events<C: ConnectionTrait>(
     conn: &C,

@@ -351,3 +351,117 @@ async fn a_rhai_condition_routes_contacts(app: &TestApp) {
 async fn a_snippet_decides_a_branch() {
     on_every_backend!(a_rhai_condition_routes_contacts);
 }
+
+/// The first `hour`:00 UTC at or after `from`.
+fn next_utc_hour(from: chrono::DateTime<chrono::Utc>, hour: u32) -> chrono::DateTime<chrono::Utc> {
+    let today = from.date_naive().and_hms_opt(hour, 0, 0).unwrap().and_utc();
+    if today >= from {
+        today
+    } else {
+        today + chrono::Duration::days(1)
+    }
+}
+
+/// MA-16: a send "at the best time within 24h" waits for each contact's busiest opening hour,
+/// or everyone's when they never opened; the send-time report shows the hours.
+async fn sends_wait_for_each_contacts_best_hour(app: &TestApp) {
+    let (status, created) = post(
+        app,
+        "/api/data/tourists/bulk",
+        json!({"items": [
+            {"email": "evening@example.jp"}, {"email": "morning@example.jp"}, {"email": "never@example.jp"}
+        ]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let ids: Vec<i64> = created["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    let now = chrono::Utc::now();
+    let at = |days: i64, h: u32, m: u32| {
+        (now - chrono::Duration::days(days))
+            .date_naive()
+            .and_hms_opt(h, m, 0)
+            .unwrap()
+            .and_utc()
+            .to_rfc3339()
+    };
+    // The evening reader opens at 20:15 in Tokyo (11:15 UTC), the morning one at 07:30 (22:30).
+    let (status, body) = post(
+        app,
+        "/api/events",
+        json!({"events": [
+            {"id": "e1", "contact_id": ids[0], "name": "opened", "occurred_at": at(3, 11, 15)},
+            {"id": "e2", "contact_id": ids[0], "name": "opened", "occurred_at": at(4, 11, 40)},
+            {"id": "e3", "contact_id": ids[0], "name": "opened", "occurred_at": at(5, 11, 5)},
+            {"id": "m1", "contact_id": ids[1], "name": "opened", "occurred_at": at(2, 22, 30)}
+        ]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    let (_, created) = post(
+        app,
+        "/api/flows",
+        json!({
+            "format": 1, "name": "best time",
+            "entry": {"type": "api", "next": "mail"},
+            "nodes": [
+                {"id": "mail", "type": "send", "channel": "test", "template": "news", "best_time_within": "24h", "next": "end"},
+                {"id": "end", "type": "exit"}
+            ]
+        }),
+    )
+    .await;
+    let flow_id = created["id"].as_i64().unwrap();
+    let (status, body) = post(app, &format!("/api/flows/{flow_id}/publish"), json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = post(
+        app,
+        &format!("/api/flows/{flow_id}/runs"),
+        json!({"contacts": ids}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let pending = app
+        .get_until(
+            &format!("/api/deliveries?status=pending&flow={flow_id}"),
+            |v| v["deliveries"].as_array().unwrap().len() == 3,
+        )
+        .await;
+    for d in pending["deliveries"].as_array().unwrap() {
+        let created: chrono::DateTime<chrono::Utc> =
+            d["created_at"].as_str().unwrap().parse().unwrap();
+        let due: chrono::DateTime<chrono::Utc> =
+            d["next_attempt_at"].as_str().unwrap().parse().unwrap();
+        let hour = if d["contact_id"] == ids[1] { 22 } else { 11 };
+        let expected = next_utc_hour(created - chrono::Duration::seconds(1), hour);
+        assert!(
+            (due - expected).num_seconds().abs() <= 1,
+            "contact {}: due {due}, expected {expected}",
+            d["contact_id"]
+        );
+    }
+
+    let report = app.get("/api/send-times?days=30").await;
+    assert_eq!(report["best_hour"], 20, "{report}");
+    assert_eq!(report["by_hour"][20]["opens"], 3, "{report}");
+    assert_eq!(report["by_hour"][7]["opens"], 1, "{report}");
+    assert_eq!(report["zone"], "Asia/Tokyo");
+    let (status, _) = app
+        .call(
+            reqwest::Method::GET,
+            "/api/send-times?zone=Mars/Olympus",
+            None,
+        )
+        .await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn a_send_waits_for_the_best_hour() {
+    on_every_backend!(sends_wait_for_each_contacts_best_hour);
+}

@@ -245,6 +245,17 @@ fn stored_state(run: &Run, actions: &[Action]) -> RunState {
     }
 }
 
+/// How far back opens count for the best time to send (MA-16).
+const BEST_TIME_DAYS: i64 = 90;
+
+/// The hour with the most opens (the earliest of equals), if any.
+fn busiest_hour(counts: impl Iterator<Item = (u32, u64)>) -> Option<u32> {
+    counts
+        .filter(|&(_, n)| n > 0)
+        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
+        .map(|(hour, _)| hour)
+}
+
 /// In [`branch_fields`]: the flow needs every field of the contact (a rhai condition).
 pub(super) const EVERY_FIELD: &str = "*";
 
@@ -476,6 +487,55 @@ impl Runtime {
             .collect())
     }
 
+    /// MA-16: the best hour to reach each contact of `moves` that has a send at its best time:
+    /// the hour of the day (in the flow's zone) they opened most in the last 90 days, else the
+    /// hour everyone opened most. Contacts without either are missing (sent at once).
+    async fn best_hours(&self, moves: &[Move], now: DateTime<Utc>) -> Result<HashMap<i64, u32>> {
+        let mut wanted: HashMap<String, Vec<i64>> = HashMap::new();
+        for m in moves {
+            let timed = m.actions.iter().any(|a| {
+                matches!(
+                    a,
+                    Action::Send {
+                        best_time_within: Some(_),
+                        ..
+                    }
+                )
+            });
+            if timed {
+                let flow = self.flow(m.flow_id, m.version).await?;
+                wanted
+                    .entry(flow.settings.zone.clone())
+                    .or_default()
+                    .push(m.contact_id);
+            }
+        }
+        let mut best = HashMap::new();
+        let since = millis(now - chrono::Duration::days(BEST_TIME_DAYS));
+        for (zone, contacts) in wanted {
+            let offset = tabiji_model::zone::Zone::parse(&zone)
+                .map(|z| (z.local(now) - now.naive_utc()).num_seconds())
+                .unwrap_or(0);
+            let conn = &self.store.db().conn;
+            let theirs = journeys::opens_by_hour(conn, Some(&contacts), since, offset).await?;
+            let everyone = journeys::opens_by_hour(conn, None, since, offset).await?;
+            let fallback = busiest_hour(everyone.iter().map(|(&(_, h), &n)| (h, n)));
+            let mut by_contact: HashMap<i64, Vec<(u32, u64)>> = HashMap::new();
+            for ((contact, hour), n) in theirs {
+                by_contact.entry(contact).or_default().push((hour, n));
+            }
+            for contact in contacts {
+                let own = by_contact
+                    .get(&contact)
+                    .and_then(|hours| busiest_hour(hours.iter().copied()));
+                if let Some(hour) = own.or(fallback) {
+                    best.insert(contact, hour);
+                }
+            }
+        }
+        Ok(best)
+    }
+
     /// Stores decided moves in `txn`: new runs, moved runs (compare-and-set), their step
     /// log, outbox deliveries and contact updates. A move whose run another worker moved
     /// first is dropped with everything it decided. Returns the contacts whose moves were
@@ -506,6 +566,7 @@ impl Runtime {
                 }),
             }
         }
+        let best_hours = self.best_hours(&moves, now).await?;
         let inserted = journeys::insert_runs(txn, inserts, at).await?;
         let moved = journeys::update_runs(txn, changes, at).await?;
         let mut steps = Vec::new();
@@ -539,13 +600,20 @@ impl Runtime {
                         channel,
                         template,
                         sender,
+                        best_time_within,
                     } => {
+                        let at_best = match (best_time_within, best_hours.get(&m.contact_id)) {
+                            (Some(within), Some(&hour)) => {
+                                crate::time::best_time(now, hour, within, &flow.settings.zone)
+                            }
+                            _ => now,
+                        };
                         let send_at = flow
                             .settings
                             .quiet_hours
                             .as_ref()
-                            .and_then(|q| quiet_until(now, q, &flow.settings.zone))
-                            .unwrap_or(now);
+                            .and_then(|q| quiet_until(at_best, q, &flow.settings.zone))
+                            .unwrap_or(at_best);
                         deliveries.push(NewDelivery {
                             run_id,
                             flow_id: m.flow_id,

@@ -19,6 +19,7 @@ mod records;
 mod reports;
 mod schema;
 mod segments;
+mod send_times;
 mod sql;
 mod suppressions;
 mod track;
@@ -65,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .merge(views::routes())
         .merge(sql::routes())
         .merge(reports::routes())
+        .merge(send_times::routes())
         .merge(admin::routes())
         .merge(flows::routes())
         .merge(engine::routes())

@@ -529,6 +529,11 @@ pub async fn document(State(state): State<AppState>) -> Json<Value> {
                     "credential": {"type": "string", "description": "the SMS provider's auth token, the LINE channel access token or the webhook signing secret"}}}}}},
                 "responses": with_errors(json!({"201": ok("The new channel", json!({"type": "object"})), "200": ok("The changed channel", json!({"type": "object"}))}))},
         "delete": {"summary": "Remove a channel and its credential", "responses": with_errors(json!({"204": {"description": "Removed"}}))}}));
+    paths.insert("/api/send-times".into(), json!({
+        "get": {"summary": "MA-16: sends, opens and open rates by hour of the day, open rates by how often contacts were sent to, and the hour most opens happen (view right on reports and flows)",
+                "parameters": [{"name": "days", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 730, "default": 90}},
+                               {"name": "zone", "in": "query", "schema": {"type": "string", "default": "Asia/Tokyo"}}],
+                "responses": with_errors(json!({"200": ok("By hour and by frequency", json!({"type": "object"}))}))}}));
     paths.insert("/api/suppressions".into(), json!({
         "get": {"summary": "Addresses channels no longer send to, newest first (view right on suppressions): bounces, complaints, staff decisions",
                 "parameters": [{"name": "channel", "in": "query", "schema": {"type": "string", "enum": ["email", "sms", "line"]}},

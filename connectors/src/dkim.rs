@@ -29,6 +29,16 @@ pub struct Signer {
     random: SystemRandom,
 }
 
+impl Signer {
+    /// Whether mail from `domain` aligns with this signature's `d=` for DMARC (relaxed: the
+    /// same domain or one below it).
+    pub fn aligns_with(&self, domain: &str) -> bool {
+        let domain = domain.to_ascii_lowercase();
+        let signed = self.domain.to_ascii_lowercase();
+        domain == signed || domain.ends_with(&format!(".{signed}"))
+    }
+}
+
 /// `text` with runs of spaces and tabs made one space and trailing ones removed.
 fn squeeze(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

@@ -31,6 +31,8 @@ pub enum SmtpError {
     Url { url: String, why: String },
     #[error("the sender {0:?} is not a mailbox such as \"観光協会 <news@example.jp>\"")]
     Sender(String),
+    #[error("the sender {0}")]
+    Unaligned(String),
     #[error("the DKIM key {path}: {why}")]
     DkimKey { path: String, why: String },
     #[error("{0}")]
@@ -276,6 +278,13 @@ impl Composer {
             .parse()
             .map_err(|_| format!("{address:?} is not an e-mail address"))?;
         let domain = from.email.domain().to_string();
+        if let Some(dkim) = &self.dkim
+            && !dkim.aligns_with(&domain)
+        {
+            return Err(format!(
+                "the sender {from} is not in the DKIM domain: receivers checking DMARC would refuse it; send from the signing domain or one below it"
+            ));
+        }
         let key: String = m
             .idempotency_key
             .chars()
@@ -385,6 +394,17 @@ impl Smtp {
             ));
         }
         let connections = settings.connections.max(1) as usize;
+        let default_sender = mailbox(&settings.default_sender)?;
+        let dkim = settings.dkim.as_ref().map(Dkim::signer);
+        if let Some(signer) = &dkim
+            && !signer.aligns_with(default_sender.email.domain())
+        {
+            return Err(SmtpError::Unaligned(format!(
+                "{} is not in the DKIM domain {}: mail from it would fail DMARC",
+                settings.default_sender,
+                settings.dkim.as_ref().map_or("", |d| d.domain.as_str())
+            )));
+        }
         Ok(Smtp {
             relay: Relay {
                 host,
@@ -397,8 +417,8 @@ impl Smtp {
             idle: std::sync::Mutex::new(Vec::new()),
             turns: tokio::sync::Semaphore::new(connections),
             composer: std::sync::Arc::new(Composer {
-                default_sender: mailbox(&settings.default_sender)?,
-                dkim: settings.dkim.as_ref().map(Dkim::signer),
+                default_sender,
+                dkim,
             }),
             composing: std::sync::Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -702,6 +722,27 @@ mod tests {
             wire.contains("d=kanko.example.jp") && wire.contains("s=s2026"),
             "{wire}"
         );
+        // A sender below the signing domain aligns; one elsewhere is refused before sending.
+        let signing = smtp(Some(
+            Dkim::from_pem("kanko.example.jp", "s2026", &pem, "test").unwrap(),
+        ));
+        let mut below = message();
+        below.sender = Some("news@mail.kanko.example.jp".into());
+        assert!(signing.compose(&below).is_ok());
+        let mut elsewhere = message();
+        elsewhere.sender = Some("観光協会 <news@other.example>".into());
+        let why = signing.compose(&elsewhere).unwrap_err();
+        assert!(why.contains("DMARC"), "{why}");
+        // So is a default sender elsewhere, when tabiji starts.
+        let refused = Smtp::new(SmtpSettings {
+            url: "smtp://127.0.0.1:2525".into(),
+            password: None,
+            default_sender: "news@other.example".into(),
+            dkim: Some(Dkim::from_pem("kanko.example.jp", "s2026", &pem, "test").unwrap()),
+            connections: 1,
+            timeout: Duration::from_secs(5),
+        });
+        assert!(matches!(refused, Err(SmtpError::Unaligned(_))));
     }
 
     #[test]

@@ -590,6 +590,16 @@ impl Library {
                 None => RenderError::NoTemplate(key.to_string()),
             });
         };
+        self.sandbox
+            .for_one_message(|| self.render_now(key, template, contact))
+    }
+
+    fn render_now(
+        &self,
+        key: &str,
+        template: &Template,
+        contact: &Map<String, Json>,
+    ) -> Result<Rendered, RenderError> {
         CONTACT.with(|c| *c.borrow_mut() = Sandbox::contact(contact));
         let data = json!({ "contact": contact, "unsubscribe_url": super::UNSUBSCRIBE_PLACEHOLDER });
         let render = |registry: &Handlebars<'static>, section: &str| {
@@ -1236,6 +1246,41 @@ mod tests {
         let e = library(&items).render("t", &hanako()).unwrap_err();
         assert!(e.to_string().contains("stopped after"), "{e}");
         assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
+
+    #[test]
+    fn the_snippets_of_one_message_share_a_time_budget() {
+        let sandbox = Sandbox::new(crate::personalise::Limits {
+            message_time: std::time::Duration::from_millis(20),
+            ..Default::default()
+        });
+        let items = vec![
+            item(
+                ContentKind::Snippet,
+                "count",
+                json!({"source": "let n = 0; while n < 5000 { n += 1; } n"}),
+            ),
+            item(
+                ContentKind::Template,
+                "t",
+                json!({"channel": "sms", "text": "{{#each contact.visits}}{{script \"count\"}}{{/each}}"}),
+            ),
+        ];
+        let (library, rejected) = Library::build(Arc::new(sandbox), &items);
+        assert!(rejected.is_empty(), "{rejected:?}");
+        let mut contact = hanako();
+        contact.insert("visits".into(), json!(vec![1; 2_000]));
+        let started = std::time::Instant::now();
+        let e = library.render("t", &contact).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("for all the snippets of one message"),
+            "{e}"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        // The budget is per message: the next one starts afresh.
+        contact.insert("visits".into(), json!([1]));
+        assert_eq!(library.render("t", &contact).unwrap().text, "5000");
     }
 
     #[test]

@@ -19,6 +19,9 @@ pub struct Limits {
     pub max_call_depth: usize,
     pub max_expression_depth: usize,
     pub wall_time: Duration,
+    /// The running time of all the snippets one message calls together (a snippet in an
+    /// `{{#each}}` runs once per item).
+    pub message_time: Duration,
 }
 
 impl Default for Limits {
@@ -31,6 +34,7 @@ impl Default for Limits {
             max_call_depth: 24,
             max_expression_depth: 64,
             wall_time: Duration::from_millis(50),
+            message_time: Duration::from_millis(250),
         }
     }
 }
@@ -62,6 +66,8 @@ thread_local! {
     /// When the evaluation running on this thread must stop. Evaluations are synchronous, so
     /// the thread identifies the evaluation.
     static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// When the message being rendered on this thread must be done ([`Sandbox::for_one_message`]).
+    static MESSAGE_DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
 /// How often (in operations) the wall clock is read: reading it every operation would cost
@@ -132,6 +138,15 @@ impl Sandbox {
         Sandbox { engine, limits }
     }
 
+    /// Runs `work` (rendering one message) with the snippets it calls sharing
+    /// [`Limits::message_time`].
+    pub fn for_one_message<T>(&self, work: impl FnOnce() -> T) -> T {
+        MESSAGE_DEADLINE.with(|d| d.set(Some(Instant::now() + self.limits.message_time)));
+        let result = work();
+        MESSAGE_DEADLINE.with(|d| d.set(None));
+        result
+    }
+
     pub fn limits(&self) -> &Limits {
         &self.limits
     }
@@ -197,12 +212,33 @@ impl Sandbox {
         let mut scope = Scope::new();
         scope.push_constant_dynamic("contact", contact.clone());
         scope.push_constant("args", args);
-        DEADLINE.with(|d| d.set(Some(Instant::now() + self.limits.wall_time)));
+        let own = Instant::now() + self.limits.wall_time;
+        let deadline = match MESSAGE_DEADLINE.with(Cell::get) {
+            Some(message) if message <= Instant::now() => {
+                return Err(ScriptError {
+                    code: "limit",
+                    line: None,
+                    column: None,
+                    message: self.out_of_time(),
+                });
+            }
+            Some(message) => own.min(message),
+            None => own,
+        };
+        DEADLINE.with(|d| d.set(Some(deadline)));
         let result = self
             .engine
             .eval_ast_with_scope::<Dynamic>(&mut scope, &script.ast);
         DEADLINE.with(|d| d.set(None));
         result.map_err(|e| self.explain(*e))
+    }
+
+    fn out_of_time(&self) -> String {
+        format!(
+            "stopped: out of running time ({} ms per snippet call, {} ms for all the snippets of one message)",
+            self.limits.wall_time.as_millis(),
+            self.limits.message_time.as_millis()
+        )
     }
 
     fn explain(&self, error: EvalAltResult) -> ScriptError {
@@ -218,10 +254,7 @@ impl Sandbox {
                 "stopped after {} operations (the limit): is there an endless loop?",
                 self.limits.max_operations
             )),
-            EvalAltResult::ErrorTerminated(..) => limit(format!(
-                "stopped after {} ms (the limit on its running time)",
-                self.limits.wall_time.as_millis()
-            )),
+            EvalAltResult::ErrorTerminated(..) => limit(self.out_of_time()),
             EvalAltResult::ErrorDataTooLarge(what, _) => limit(format!(
                 "stopped: {what} grew past its limit ({} bytes of text, {} array items, {} map entries)",
                 self.limits.max_string_bytes,

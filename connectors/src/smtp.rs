@@ -175,6 +175,9 @@ struct Idle {
     since: Instant,
 }
 
+/// Messages composed (and signed) together on one core before they are sent.
+const COMPOSE_SHARE: usize = 8;
+
 /// Connections unused this long are checked with NOOP before reuse (relays drop idle
 /// clients after a few minutes).
 const CHECK_AFTER: Duration = Duration::from_secs(15);
@@ -446,8 +449,13 @@ impl Smtp {
         self.composer.compose(m)
     }
 
-    /// [`Smtp::compose`] on the blocking pool, at most one message per core at a time.
-    async fn compose_off_thread(&self, m: &Message) -> Result<(Envelope, Vec<u8>), String> {
+    /// [`Smtp::compose`] for a few messages on the blocking pool, one share per core at a
+    /// time: whole shares, so a core signs message after message without waiting for the
+    /// async side between them.
+    async fn compose_off_thread(
+        &self,
+        share: &[Message],
+    ) -> Vec<Result<(Envelope, Vec<u8>), String>> {
         let _permit = self
             .composing
             .clone()
@@ -455,16 +463,30 @@ impl Smtp {
             .await
             .expect("never closed");
         let composer = self.composer.clone();
-        let m = m.clone();
-        tokio::task::spawn_blocking(move || composer.compose(&m))
+        let share = share.to_vec();
+        let count = share.len();
+        tokio::task::spawn_blocking(move || share.iter().map(|m| composer.compose(m)).collect())
             .await
-            .map_err(|e| format!("composing the message stopped: {e}"))?
+            .unwrap_or_else(|e| vec![Err(format!("composing the message stopped: {e}")); count])
+    }
+
+    /// Composes a share of the batch, then sends each of its messages as a connection frees.
+    async fn send_share(&self, share: &[Message], deadline: std::time::Instant) -> Vec<Outcome> {
+        let composed = self.compose_off_thread(share).await;
+        let sends = composed
+            .into_iter()
+            .map(|composed| self.send_one(composed, deadline));
+        futures_util::future::join_all(sends).await
     }
 
     /// One message on a connection of its own; the connection is kept for the next one
     /// unless it failed.
-    async fn send_one(&self, m: &Message, deadline: std::time::Instant) -> Outcome {
-        let (envelope, wire) = match self.compose_off_thread(m).await {
+    async fn send_one(
+        &self,
+        composed: Result<(Envelope, Vec<u8>), String>,
+        deadline: std::time::Instant,
+    ) -> Outcome {
+        let (envelope, wire) = match composed {
             Ok(composed) => composed,
             Err(why) => return Outcome::Permanent(why),
         };
@@ -564,7 +586,7 @@ impl Connector for Smtp {
     }
 
     fn max_batch(&self) -> usize {
-        self.connections * 20
+        self.connections * 64
     }
 
     fn send_batch<'a>(
@@ -573,8 +595,14 @@ impl Connector for Smtp {
         deadline: std::time::Instant,
     ) -> BoxFuture<'a, Vec<Outcome>> {
         Box::pin(async move {
-            let sends: Vec<_> = batch.iter().map(|m| self.send_one(m, deadline)).collect();
-            futures_util::future::join_all(sends).await
+            let shares = batch
+                .chunks(COMPOSE_SHARE)
+                .map(|share| self.send_share(share, deadline));
+            futures_util::future::join_all(shares)
+                .await
+                .into_iter()
+                .flatten()
+                .collect()
         })
     }
 }

@@ -62,6 +62,10 @@ pub struct Message {
     /// `List-Unsubscribe`); `None` when tracking is off.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unsubscribe_url: Option<String>,
+    /// Where the provider may report whether the message was delivered (SMS status
+    /// callbacks); `None` when tracking is off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_url: Option<String>,
 }
 
 /// What the provider said about one message.

@@ -225,6 +225,7 @@ mod tests {
                 flex,
             }),
             unsubscribe_url: None,
+            status_url: None,
         }
     }
 

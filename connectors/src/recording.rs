@@ -178,6 +178,7 @@ mod tests {
             to: Map::new(),
             content: None,
             unsubscribe_url: None,
+            status_url: None,
         }
     }
 

@@ -79,6 +79,10 @@ impl Sms {
         } else {
             "From"
         };
+        let mut form = vec![("To", to.as_str()), (from_field, sender), ("Body", body)];
+        if let Some(url) = &message.status_url {
+            form.push(("StatusCallback", url));
+        }
         let user = self
             .settings
             .api_key_sid
@@ -88,7 +92,7 @@ impl Sms {
             .client
             .post(self.endpoint())
             .basic_auth(user, Some(&self.auth_token))
-            .form(&[("To", to.as_str()), (from_field, sender), ("Body", body)])
+            .form(&form)
             .timeout(http::time_left(deadline))
             .send()
             .await;
@@ -198,6 +202,7 @@ mod tests {
                 flex: None,
             }),
             unsubscribe_url: None,
+            status_url: None,
         }
     }
 
@@ -214,6 +219,9 @@ mod tests {
             .and(body_string_contains("From=%2B815012345678"))
             .and(body_string_contains(
                 "Body=%E8%8A%B1%E5%AD%90%E6%A7%98+%E7%B4%85%E8%91%89",
+            ))
+            .and(body_string_contains(
+                "StatusCallback=https%3A%2F%2Fcrm.example%2Ft%2Fs%2F1%2F1%2Fabc",
             ))
             .respond_with(
                 ResponseTemplate::new(201)
@@ -246,7 +254,10 @@ mod tests {
         let outcomes = sms
             .send_batch(
                 &[
-                    message(1, "090-1234-5678", "花子様 紅葉"),
+                    Message {
+                        status_url: Some("https://crm.example/t/s/1/1/abc".into()),
+                        ..message(1, "090-1234-5678", "花子様 紅葉")
+                    },
                     message(2, "090-0000-0000", "x"),
                     message(3, "090-1111-1111", "x"),
                     message(4, "12", "x"),

@@ -681,6 +681,7 @@ mod tests {
                 flex: None,
             }),
             unsubscribe_url: Some("https://crm.kanko.example.jp/t/u/7/1/abc".into()),
+            status_url: None,
         }
     }
 

@@ -203,6 +203,7 @@ mod tests {
                 flex: None,
             }),
             unsubscribe_url: None,
+            status_url: None,
         };
         let outcomes = hook
             .send_batch(std::slice::from_ref(&message), soon())
@@ -249,6 +250,7 @@ mod tests {
             to: Default::default(),
             content: None,
             unsubscribe_url: None,
+            status_url: None,
         };
         let outcomes = hook.send_batch(&[message], soon()).await;
         assert!(

@@ -127,6 +127,7 @@ fn message(i: usize, contact: &Map<String, Value>, content: Rendered) -> Message
         to,
         content: Some(content),
         unsubscribe_url: None,
+        status_url: None,
     }
 }
 

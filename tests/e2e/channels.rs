@@ -21,6 +21,7 @@ const TWILIO_TOKEN: &str = "twilio-auth-token-8f3a";
 const LINE_TOKEN: &str = "line-channel-access-token-77c1";
 const HOOK_SECRET: &str = "whsec-e2e-5d1e";
 const HANAKO_LINE: &str = "U4af4980629a1b2c3d4e5f60718293a4b";
+const PUBLIC_URL: &str = "https://crm.kanko.example.jp";
 
 async fn put(app: &TestApp, path: &str, body: Value) -> (u16, Value) {
     app.call(reqwest::Method::PUT, path, Some(body)).await
@@ -223,6 +224,7 @@ async fn sms_line_and_webhooks_reach_their_providers() {
             vault: Some(Arc::new(vault)),
             // The providers' doubles listen on this machine.
             channel_reach: Reach::Anywhere,
+            public_url: Some(PUBLIC_URL.into()),
             ..Config::default()
         };
         let app = spawn_app_with(scratch, config).await;
@@ -389,9 +391,10 @@ async fn sms_line_and_webhooks_reach_their_providers() {
             base64::engine::general_purpose::STANDARD.encode(format!("{ACCOUNT}:{TWILIO_TOKEN}"))
         );
         assert_eq!(sms[0].headers["authorization"], expected_auth.as_str());
+        let sent_form = form(&sms[0].body);
         assert_eq!(
-            form(&sms[0].body),
-            vec![
+            sent_form[..3],
+            [
                 ("To".to_string(), "+819012345678".to_string()),
                 ("From".to_string(), "KANKO".to_string()),
                 (
@@ -400,6 +403,36 @@ async fn sms_line_and_webhooks_reach_their_providers() {
                 ),
             ]
         );
+        // Twilio reports the delivery to the signed status address: a `delivered` event.
+        let (name, callback) = &sent_form[3];
+        assert_eq!(name, "StatusCallback");
+        assert!(
+            callback.starts_with(&format!("{PUBLIC_URL}/t/s/")),
+            "{callback}"
+        );
+        let callback = callback.replacen(PUBLIC_URL, &app.base, 1);
+        let provider = reqwest::Client::new();
+        let report = |url: String, status: &'static str| {
+            provider
+                .post(url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(format!("MessageSid=SM7e1&MessageStatus={status}"))
+                .send()
+        };
+        assert_eq!(
+            report(callback.clone(), "sent").await.unwrap().status(),
+            204
+        );
+        assert_eq!(
+            report(callback.clone(), "delivered")
+                .await
+                .unwrap()
+                .status(),
+            204
+        );
+        let forged = format!("{}0", &callback[..callback.len() - 1]);
+        assert_eq!(report(forged, "undelivered").await.unwrap().status(), 403);
+        assert_eq!(delivered_events(&app, ids[0]).await, 1);
 
         let line: Vec<_> = received
             .iter()
@@ -502,4 +535,20 @@ async fn channels_need_a_master_key_and_public_addresses() {
         "{body}"
     );
     app.stop().await;
+}
+
+/// How many `delivered` events a contact has.
+async fn delivered_events(app: &TestApp, contact: i64) -> usize {
+    use sea_orm::{ConnectionTrait, Statement};
+    let conn = &app.store.db().conn;
+    let rows = conn
+        .query_all_raw(Statement::from_string(
+            conn.get_database_backend(),
+            format!(
+                "SELECT name FROM sys_events WHERE contact_id = {contact} AND name = 'delivered'"
+            ),
+        ))
+        .await
+        .unwrap();
+    rows.len()
 }

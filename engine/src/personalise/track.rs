@@ -12,6 +12,8 @@ pub enum LinkKind {
     Open,
     Click,
     Unsubscribe,
+    /// A provider's delivery report (SMS status callbacks).
+    Status,
 }
 
 impl LinkKind {
@@ -20,6 +22,7 @@ impl LinkKind {
             LinkKind::Open => "o",
             LinkKind::Click => "c",
             LinkKind::Unsubscribe => "u",
+            LinkKind::Status => "s",
         }
     }
 }
@@ -93,6 +96,12 @@ impl Tracker {
     pub fn unsubscribe_url(&self, delivery: i64, contact: i64) -> String {
         let sig = self.signature(LinkKind::Unsubscribe, delivery, contact, "");
         format!("{}/t/u/{delivery}/{contact}/{sig}", self.base)
+    }
+
+    /// Where a provider reports what became of the delivery (an SMS delivered or not).
+    pub fn status_url(&self, delivery: i64, contact: i64) -> String {
+        let sig = self.signature(LinkKind::Status, delivery, contact, "");
+        format!("{}/t/s/{delivery}/{contact}/{sig}", self.base)
     }
 
     /// The HTML with every web link sent through the click redirect, the unsubscribe link in

@@ -202,6 +202,7 @@ impl Runtime {
                     to,
                     content: None,
                     unsubscribe_url: None,
+                    status_url: None,
                 };
                 ready.push((d, message));
             }
@@ -411,6 +412,7 @@ impl Runtime {
                         );
                     }
                     m.unsubscribe_url = Some(unsubscribe);
+                    m.status_url = Some(tracker.status_url(d.id, d.contact_id));
                 }
                 m.content = Some(content);
             });

@@ -1,7 +1,8 @@
 //! What the tracking links report (MA-6): a delivery opened, a link in it clicked, or the
 //! contact unsubscribing from its channel. Opens and clicks become events like any other, so
 //! waiting runs move on at once; an unsubscribe withdraws the contact's consent to the channel
-//! (later sends to it are suppressed) and is an event too.
+//! (later sends to it are suppressed) and is an event too. A provider's delivery report (an SMS
+//! delivered or not) is a `delivered` or `bounced` event.
 
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -16,8 +17,16 @@ use super::{IncomingEvent, Result, Runtime};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LinkUse {
     Opened,
-    Clicked { url: String },
+    Clicked {
+        url: String,
+    },
     Unsubscribed,
+    /// A provider's report on the delivery: Twilio's `MessageStatus` (`delivered`,
+    /// `undelivered`, `failed`, or an interim `queued`/`sent`) and `ErrorCode`.
+    Status {
+        status: String,
+        error_code: Option<String>,
+    },
 }
 
 impl Runtime {
@@ -41,6 +50,26 @@ impl Runtime {
         };
         let opened = event(format!("opened-{delivery_id}"), "opened", json!({}));
         let events = match what {
+            LinkUse::Status { status, error_code } => match status.as_str() {
+                "delivered" => vec![event(
+                    format!("delivered-{delivery_id}"),
+                    "delivered",
+                    json!({"channel": delivery.channel}),
+                )],
+                "undelivered" | "failed" => vec![event(
+                    format!("bounced-{delivery_id}"),
+                    "bounced",
+                    json!({
+                        "channel": delivery.channel,
+                        "reason": match &error_code {
+                            Some(code) => format!("the provider reports it {status} (error {code})"),
+                            None => format!("the provider reports it {status}"),
+                        },
+                    }),
+                )],
+                // Interim states (queued, sending, sent) say nothing yet.
+                _ => Vec::new(),
+            },
             LinkUse::Opened => vec![opened],
             LinkUse::Clicked { url } => {
                 let link = hex::encode(&Sha256::digest(url.as_bytes())[..8]);

@@ -6,12 +6,15 @@
 //!   the signature covers that URL (never an open redirect).
 //! - `GET /t/u/{delivery}/{contact}/{signature}`: a page to confirm unsubscribing;
 //!   `POST` (the page's button, or a mail client's RFC 8058 one-click) unsubscribes.
+//! - `POST /t/s/{delivery}/{contact}/{signature}`: an SMS provider's status callback
+//!   (`MessageStatus`, `ErrorCode`), recorded as a `delivered` or `bounced` event.
 
+use axum::Form;
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde::Deserialize;
 use tabiji_engine::personalise::LinkKind;
 use tabiji_engine::runtime::LinkUse;
@@ -27,6 +30,44 @@ pub fn routes() -> Router<AppState> {
             "/t/u/{delivery}/{contact}/{signature}",
             get(confirm_unsubscribe).post(unsubscribe),
         )
+        .route("/t/s/{delivery}/{contact}/{signature}", post(status))
+}
+
+/// A status callback's form (Twilio posts `MessageStatus` and, on failure, `ErrorCode`).
+#[derive(Deserialize)]
+struct StatusReport {
+    #[serde(rename = "MessageStatus")]
+    message_status: Option<String>,
+    #[serde(rename = "ErrorCode")]
+    error_code: Option<String>,
+}
+
+/// A provider reports what became of a delivery: `delivered`, or `undelivered`/`failed`
+/// (a `bounced` event). Only a signed address is believed.
+async fn status(
+    State(state): State<AppState>,
+    Path((delivery, contact, signature)): Path<(i64, i64, String)>,
+    Form(report): Form<StatusReport>,
+) -> ApiResult<Response> {
+    let signed = match state.runtime.tracker().await? {
+        Some(tracker) => tracker.verify(LinkKind::Status, delivery, contact, "", &signature),
+        None => false,
+    };
+    if !signed {
+        return Ok(StatusCode::FORBIDDEN.into_response());
+    }
+    let Some(status) = report.message_status else {
+        return Ok(StatusCode::BAD_REQUEST.into_response());
+    };
+    let error_code = report.error_code.filter(|c| !c.is_empty());
+    if !state
+        .runtime
+        .track(delivery, contact, LinkUse::Status { status, error_code })
+        .await?
+    {
+        return Ok(StatusCode::NOT_FOUND.into_response());
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// A transparent 1×1 GIF.

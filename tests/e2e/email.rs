@@ -108,22 +108,6 @@ fn local(app: &TestApp, link: &str) -> String {
     link.replacen(PUBLIC_URL, &app.base, 1)
 }
 
-/// The names of the events stored for a contact, in name order.
-async fn event_names(app: &TestApp, contact: i64) -> Vec<String> {
-    use sea_orm::{ConnectionTrait, Statement};
-    let conn = &app.store.db().conn;
-    let rows = conn
-        .query_all_raw(Statement::from_string(
-            conn.get_database_backend(),
-            format!("SELECT name FROM sys_events WHERE contact_id = {contact} ORDER BY name"),
-        ))
-        .await
-        .unwrap();
-    rows.iter()
-        .map(|r| r.try_get::<String>("", "name").unwrap())
-        .collect()
-}
-
 fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
     message
         .split("\r\n")
@@ -343,7 +327,7 @@ async fn a_personalised_mail_arrives_signed() {
         let response = browser.get(local(&app, &pixel)).send().await.unwrap();
         assert_eq!(response.status(), 200);
         assert_eq!(response.headers()["content-type"], "image/gif");
-        let named = event_names(&app, ids[0]).await;
+        let named = app.event_names(ids[0]).await;
         assert_eq!(
             named,
             vec!["clicked".to_string(), "opened".to_string()],
@@ -394,7 +378,7 @@ async fn a_personalised_mail_arrives_signed() {
             (Some("bounce@example.jp"), Some("bounce"))
         );
         assert!(listed[0]["detail"].as_str().unwrap().contains("5.1.1"));
-        assert_eq!(event_names(&app, ids[1]).await, vec!["bounced".to_string()]);
+        assert_eq!(app.event_names(ids[1]).await, vec!["bounced".to_string()]);
 
         // A broken snippet saved later fails the next send with its reason, not a blank mail;
         // the bounced address is not tried again.

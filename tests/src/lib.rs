@@ -210,6 +210,22 @@ impl TestApp {
         }
     }
 
+    /// The names of the events stored for a contact, in name order.
+    pub async fn event_names(&self, contact: i64) -> Vec<String> {
+        use sea_orm::{ConnectionTrait, Statement};
+        let conn = &self.store.db().conn;
+        let rows = conn
+            .query_all_raw(Statement::from_string(
+                conn.get_database_backend(),
+                format!("SELECT name FROM sys_events WHERE contact_id = {contact} ORDER BY name"),
+            ))
+            .await
+            .unwrap();
+        rows.iter()
+            .map(|r| r.try_get::<String>("", "name").unwrap())
+            .collect()
+    }
+
     pub async fn stop(mut self) {
         if let Some(worker) = self.worker.take() {
             worker.stop().await;

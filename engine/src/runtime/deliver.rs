@@ -126,9 +126,10 @@ impl Runtime {
             by_channel.entry(d.channel.clone()).or_default().push(d);
         }
 
+        let configured = self.configured().await?;
         for (channel, deliveries) in by_channel {
             let connector = match Channel::parse(&channel) {
-                Some(c) => self.connector(c).await?,
+                Some(c) => self.connector(&configured, c),
                 None => None,
             };
             let connector = match connector {

@@ -298,14 +298,21 @@ impl Runtime {
             contacts.into_iter().partition(|c| !blocked.contains(c));
         let wanted: Vec<_> = ids.iter().map(|&c| (flow.clone(), c)).collect();
         let data = self.contacts_for(&wanted).await?;
-        let library = self.content.library(&self.store).await?;
+        let library = self.conditions(std::iter::once(&**flow)).await?;
         let empty = Map::new();
         let moves: Vec<Move> = ids
             .iter()
             .map(|&contact_id| {
                 let run = Run::new(run_key(flow_id, contact_id, entry_key));
                 let contact = data.get(&contact_id).unwrap_or(&empty);
-                let (run, actions) = apply_with(flow, &run, contact, &Input::Enter, now, &*library);
+                let (run, actions) = apply_with(
+                    flow,
+                    &run,
+                    contact,
+                    &Input::Enter,
+                    now,
+                    super::decider(&library),
+                );
                 Move {
                     stored: None,
                     flow_id,
@@ -348,7 +355,7 @@ impl Runtime {
         if fields.iter().any(|f| f == super::EVERY_FIELD) {
             fields = self.contact_keys().await?;
         }
-        let library = self.content.library(&self.store).await?;
+        let library = self.conditions(std::iter::once(flow)).await?;
         let mut prediction = crate::simulate::Prediction::default();
         let mut after = 0;
         let empty = Map::new();
@@ -370,7 +377,7 @@ impl Runtime {
                     contact,
                     assume,
                     now,
-                    &*library,
+                    super::decider(&library),
                 );
             }
             after = last;

@@ -155,7 +155,7 @@ impl Runtime {
             );
         }
         let data = self.contacts_for(&wanted).await?;
-        let library = self.content.library(&self.store).await?;
+        let library = self.conditions(wanted.iter().map(|(f, _)| &**f)).await?;
         let empty = Map::new();
 
         for event in &events {
@@ -178,7 +178,14 @@ impl Runtime {
                     name: &event.name,
                     of,
                 };
-                let (next, actions) = apply_with(&t.flow, &t.run, contact, &input, now, &*library);
+                let (next, actions) = apply_with(
+                    &t.flow,
+                    &t.run,
+                    contact,
+                    &input,
+                    now,
+                    super::decider(&library),
+                );
                 if next != t.run || !actions.is_empty() {
                     t.run = next;
                     t.actions.extend(actions);
@@ -206,7 +213,14 @@ impl Runtime {
                 let entry_key = format!("event:{}", event.event_key);
                 let run = Run::new(run_key(*flow_id, who, &entry_key));
                 let contact = data.get(&who).unwrap_or(&empty);
-                let (run, actions) = apply_with(flow, &run, contact, &Input::Enter, now, &*library);
+                let (run, actions) = apply_with(
+                    flow,
+                    &run,
+                    contact,
+                    &Input::Enter,
+                    now,
+                    super::decider(&library),
+                );
                 ever.insert(who);
                 if !matches!(run.position, crate::machine::Position::Finished(_)) {
                     open.insert(who);

@@ -34,7 +34,7 @@ use tabiji_storage::journeys::{self, NewDelivery, NewRun, NewStep, RunChange, Ru
 use tabiji_storage::{Principal, StorageError, Store};
 use tokio::sync::Notify;
 
-use crate::machine::{Action, Finish, Position, Run};
+use crate::machine::{Action, Conditions, Finish, NoConditions, Position, Run};
 use crate::time::quiet_until;
 
 pub use enter::EnterReport;
@@ -147,6 +147,9 @@ pub struct Runtime {
     content: crate::personalise::Content,
     /// The connectors of the channels administrators configured (SMS, LINE, webhook).
     configured: crate::channels::Configured,
+    /// Everyone's busiest opening hour per zone, and when it was counted (MA-16): it counts
+    /// every open of 90 days, so it is counted again hourly rather than per batch.
+    population_hours: Mutex<HashMap<String, CountedHour>>,
     /// Signs tracking links once its key is read (from the database, shared by all processes).
     tracker: tokio::sync::OnceCell<crate::personalise::Tracker>,
     /// Rows this process wrote to the engine tables since it last refreshed PostgreSQL's
@@ -248,6 +251,17 @@ fn stored_state(run: &Run, actions: &[Action]) -> RunState {
 /// How far back opens count for the best time to send (MA-16).
 const BEST_TIME_DAYS: i64 = 90;
 
+/// An hour counted at a moment (`None`: nobody opened anything).
+type CountedHour = (DateTime<Utc>, Option<u32>);
+
+/// What decides `condition` nodes: the library when one was read, otherwise nothing can.
+fn decider(library: &Option<Arc<crate::personalise::Library>>) -> &dyn Conditions {
+    match library {
+        Some(library) => &**library,
+        None => &NoConditions,
+    }
+}
+
 /// The hour with the most opens (the earliest of equals), if any.
 fn busiest_hour(counts: impl Iterator<Item = (u32, u64)>) -> Option<u32> {
     counts
@@ -282,6 +296,7 @@ impl Runtime {
         Runtime {
             content: crate::personalise::Content::new(sandbox),
             configured: Default::default(),
+            population_hours: Mutex::new(HashMap::new()),
             tracker: tokio::sync::OnceCell::new(),
             store,
             clock,
@@ -346,10 +361,28 @@ impl Runtime {
     /// Whether sends on `channel` render a template here (a provider's channel), so a flow
     /// naming a missing template would fail at every send.
     pub async fn renders(&self, channel: Channel) -> Result<bool> {
-        Ok(match self.connector(channel).await? {
+        Ok(match self.connector(&self.configured().await?, channel) {
             Some(Ok(connector)) => connector.needs_content(),
             Some(Err(_)) => true,
             None => false,
+        })
+    }
+
+    /// The snippets `condition` nodes run, read only when one of `flows` has such a node:
+    /// checking the content is a query, kept off batches that do not need it.
+    async fn conditions<'a>(
+        &self,
+        mut flows: impl Iterator<Item = &'a Flow>,
+    ) -> Result<Option<Arc<crate::personalise::Library>>> {
+        let needed = flows.any(|f| {
+            f.nodes
+                .iter()
+                .any(|n| matches!(n.step, Step::Condition { .. }))
+        });
+        Ok(if needed {
+            Some(self.content.library(&self.store).await?)
+        } else {
+            None
         })
     }
 
@@ -358,21 +391,29 @@ impl Runtime {
         self.config.channel_reach
     }
 
-    /// The connector for `channel`: a channel an administrator configured wins over one the
-    /// process was started with. `Some(Err)` when it is configured but cannot send now.
-    async fn connector(&self, channel: Channel) -> Result<Option<crate::channels::Built>> {
-        let configured = self
-            .configured
+    /// The connectors of the channels administrators configured, as of now (one query to
+    /// see whether they changed).
+    async fn configured(&self) -> Result<crate::channels::Connectors> {
+        self.configured
             .connectors(&self.store, self.vault(), self.config.channel_reach)
             .await
             .map_err(|e| match e {
                 crate::channels::ChannelError::Storage(e) => RuntimeError::Storage(e),
                 other => RuntimeError::Task(other.to_string()),
-            })?;
-        if let Some(built) = configured.get(&channel) {
-            return Ok(Some(built.clone()));
+            })
+    }
+
+    /// The connector for `channel`: a channel an administrator configured wins over one the
+    /// process was started with. `Some(Err)` when it is configured but cannot send now.
+    fn connector(
+        &self,
+        configured: &crate::channels::Connectors,
+        channel: Channel,
+    ) -> Option<crate::channels::Built> {
+        match configured.get(&channel) {
+            Some(built) => Some(built.clone()),
+            None => self.connectors.get(channel).cloned().map(Ok),
         }
-        Ok(self.connectors.get(channel).cloned().map(Ok))
     }
 
     /// Wakes this process's idle worker loops: work has just been stored.
@@ -518,8 +559,25 @@ impl Runtime {
                 .unwrap_or(0);
             let conn = &self.store.db().conn;
             let theirs = journeys::opens_by_hour(conn, Some(&contacts), since, offset).await?;
-            let everyone = journeys::opens_by_hour(conn, None, since, offset).await?;
-            let fallback = busiest_hour(everyone.iter().map(|(&(_, h), &n)| (h, n)));
+            let counted = self
+                .population_hours
+                .lock()
+                .expect("not poisoned")
+                .get(&zone)
+                .filter(|(at, _)| now - *at < chrono::Duration::hours(1))
+                .map(|(_, hour)| *hour);
+            let fallback = match counted {
+                Some(hour) => hour,
+                None => {
+                    let everyone = journeys::opens_by_hour(conn, None, since, offset).await?;
+                    let hour = busiest_hour(everyone.iter().map(|(&(_, h), &n)| (h, n)));
+                    self.population_hours
+                        .lock()
+                        .expect("not poisoned")
+                        .insert(zone.clone(), (now, hour));
+                    hour
+                }
+            };
             let mut by_contact: HashMap<i64, Vec<(u32, u64)>> = HashMap::new();
             for ((contact, hour), n) in theirs {
                 by_contact.entry(contact).or_default().push((hour, n));

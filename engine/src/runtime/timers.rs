@@ -40,7 +40,7 @@ impl Runtime {
             wanted.push((self.flow(row.flow_id, row.version).await?, row.contact_id));
         }
         let data = self.contacts_for(&wanted).await?;
-        let library = self.content.library(&self.store).await?;
+        let library = self.conditions(wanted.iter().map(|(f, _)| &**f)).await?;
         let empty = Map::new();
         let moves: Vec<Move> = due
             .into_iter()
@@ -51,7 +51,8 @@ impl Runtime {
                     iteration: run.iteration,
                 };
                 let contact = data.get(&row.contact_id).unwrap_or(&empty);
-                let (next, actions) = apply_with(&flow, &run, contact, &input, now, &*library);
+                let (next, actions) =
+                    apply_with(&flow, &run, contact, &input, now, super::decider(&library));
                 Move {
                     stored: Some((row.id, row.iteration)),
                     flow_id: row.flow_id,

@@ -170,6 +170,17 @@ impl Entry {
             | Entry::Schedule { next, .. } => next,
         }
     }
+
+    /// The first node, to change (the editor connects the entry).
+    pub fn next_mut(&mut self) -> &mut String {
+        match self {
+            Entry::SegmentSnapshot { next, .. }
+            | Entry::SegmentEnter { next, .. }
+            | Entry::Event { next, .. }
+            | Entry::Api { next }
+            | Entry::Schedule { next, .. } => next,
+        }
+    }
 }
 
 /// Unknown keys of a node are refused by [`Step`], which receives every key but `id` and
@@ -403,7 +414,8 @@ pub fn parse_time_of_day(text: &str) -> Option<(u32, u32)> {
 
 /// Weekday names as flows write them, Monday first.
 pub const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
-const BRANCH_OPS: [&str; 9] = [
+/// The operators a branch node compares with.
+pub const BRANCH_OPS: [&str; 9] = [
     "eq",
     "ne",
     "gt",

@@ -5,10 +5,12 @@
 //! - [`error`]: [`error::ApiError`], how every failure becomes a status and a JSON body with a
 //!   stable code.
 //! - [`demo`]: the deterministic demo data set (`tabiji demo`).
+//! - [`editor`]: serves the browser editor's built files at `/`.
 //! - `main.rs`: the command line (serve, migrate, demo, user, role, token).
 
 pub mod api;
 pub mod demo;
+pub mod editor;
 pub mod error;
 
 use std::net::SocketAddr;
@@ -28,6 +30,8 @@ pub struct AppState {
     pub runtime: Arc<Runtime>,
     /// Mark the session cookie `Secure` (set when tabiji is served over HTTPS).
     pub secure_cookies: bool,
+    /// The built browser editor, served at `/` (see [`editor`]).
+    pub editor_dir: Option<std::path::PathBuf>,
 }
 
 impl AppState {
@@ -49,6 +53,7 @@ impl AppState {
             clock,
             runtime,
             secure_cookies: false,
+            editor_dir: None,
         }
     }
 }

@@ -43,6 +43,8 @@ enum Command {
         #[arg(long)]
         no_worker: bool,
         #[command(flatten)]
+        web: WebArgs,
+        #[command(flatten)]
         engine: EngineArgs,
     },
     /// Run flows (entries, timers, events, deliveries) without serving the API. Start as many
@@ -67,6 +69,8 @@ enum Command {
         /// Load the data and exit without serving.
         #[arg(long)]
         no_serve: bool,
+        #[command(flatten)]
+        web: WebArgs,
         #[command(flatten)]
         engine: EngineArgs,
     },
@@ -288,6 +292,14 @@ enum ImportCommand {
     },
     /// Print the JSON Schema of the import-flow format.
     Schema,
+}
+
+/// How the browser editor is served.
+#[derive(clap::Args, Clone)]
+struct WebArgs {
+    /// The built editor (`scripts/build-editor`), served at `/`.
+    #[arg(long, env = "TABIJI_EDITOR_DIR", default_value = tabiji_server::editor::DEFAULT_DIR)]
+    editor_dir: std::path::PathBuf,
 }
 
 /// How the engine runs and the channels send: the `test` channel always, e-mail when a relay
@@ -539,11 +551,13 @@ async fn main() -> anyhow::Result<()> {
             listen,
             secure_cookies,
             no_worker,
+            web,
             engine,
         } => {
             let store = open_store(&cli.database_url).await?;
             let mut state = engine.state(store)?;
             state.secure_cookies = secure_cookies;
+            state.editor_dir = Some(web.editor_dir);
             let worker = (!no_worker).then(|| spawn_worker(state.runtime.clone()));
             let served = run_server(&listen, state).await;
             if let Some(worker) = worker {
@@ -577,6 +591,7 @@ async fn main() -> anyhow::Result<()> {
             seed,
             listen,
             no_serve,
+            web,
             engine,
         } => {
             let store = open_store(&cli.database_url).await?;
@@ -639,7 +654,8 @@ async fn main() -> anyhow::Result<()> {
             if no_serve {
                 return Ok(());
             }
-            let state = engine.state(store)?;
+            let mut state = engine.state(store)?;
+            state.editor_dir = Some(web.editor_dir);
             let worker = spawn_worker(state.runtime.clone());
             let served = run_server(&listen, state).await;
             worker.stop().await;
@@ -810,6 +826,14 @@ async fn run_server(listen: &str, state: AppState) -> anyhow::Result<()> {
     eprintln!(
         "tabiji is serving on http://{addr} (API: http://{addr}/api/health, OpenAPI: http://{addr}/api/openapi.json)"
     );
+    match &state.editor_dir {
+        Some(dir) if tabiji_server::editor::is_built(dir) => {
+            eprintln!("editor: http://{addr}/ (from {})", dir.display())
+        }
+        _ => eprintln!(
+            "editor: not built; run scripts/build-editor (http://{addr}/ says what it needs)"
+        ),
+    }
     serve(listener, state, shutdown_signal()).await?;
     eprintln!("tabiji stopped");
     Ok(())

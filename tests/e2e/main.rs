@@ -2,6 +2,7 @@
 
 mod auth;
 mod channels;
+mod editor;
 mod email;
 mod engine;
 mod export_jobs;

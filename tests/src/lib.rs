@@ -90,7 +90,8 @@ pub async fn spawn_app_sending(
     for connector in channels {
         registry = registry.with(connector);
     }
-    let state = AppState::with_engine(store.clone(), registry, config);
+    let mut state = AppState::with_engine(store.clone(), registry, config);
+    state.editor_dir = Some(editor_dir());
     let worker = Some(spawn_worker(state.runtime.clone()));
     let server = tokio::spawn(async move {
         serve(listener, state, async {
@@ -118,6 +119,18 @@ pub async fn spawn_app_sending(
         server,
         scratch: Some(scratch),
     }
+}
+
+/// The built browser editor the test servers serve: `TABIJI_EDITOR_DIR`, or where
+/// `scripts/build-editor` puts it.
+pub fn editor_dir() -> std::path::PathBuf {
+    std::env::var_os("TABIJI_EDITOR_DIR")
+        .map(Into::into)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join(tabiji_server::editor::DEFAULT_DIR)
+        })
 }
 
 /// A client that keeps cookies, as a browser does.

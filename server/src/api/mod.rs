@@ -46,7 +46,7 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
 pub const SESSION_COOKIE: &str = "tabiji_session";
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let api = Router::new()
         .route("/api/health", get(health))
         .route("/api/openapi.json", get(openapi::document))
         .merge(auth::routes())
@@ -70,7 +70,8 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::routes())
         .merge(flows::routes())
         .merge(engine::routes())
-        .merge(metrics::routes())
+        .merge(metrics::routes());
+    crate::editor::serve_from(api, state.editor_dir.as_ref())
         // Extractors hold bodies to 2 MiB unless told otherwise: bulk calls and partner files
         // are larger.
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))

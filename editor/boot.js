@@ -1,0 +1,2 @@
+import init from "./tabiji_editor.js";
+init();

@@ -1,0 +1,130 @@
+//! Calls to tabiji's HTTP API from the browser: same origin, the session cookie, JSON both ways.
+
+use serde_json::Value;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{Request, RequestCredentials, RequestInit, Response};
+
+/// Why a call gave no result, in words for the status line.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ApiError {
+    /// No answer (server down, network gone).
+    Network,
+    /// The session is missing or has ended.
+    Unauthenticated,
+    /// The server refused: its message, and each detail as `field: message`.
+    Refused {
+        message: String,
+        details: Vec<String>,
+    },
+}
+
+impl ApiError {
+    /// The server's error body (`{"error": {"message", "details": [{field, message}]}}`).
+    fn from_body(status: u16, body: &Value) -> ApiError {
+        if status == 401 {
+            return ApiError::Unauthenticated;
+        }
+        let error = &body["error"];
+        let message = error["message"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("HTTP {status}"));
+        let details = error["details"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .map(|d| {
+                        let text = d["message"].as_str().unwrap_or_default();
+                        match d["field"].as_str() {
+                            Some(field) => format!("{field}: {text}"),
+                            None => text.to_string(),
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        ApiError::Refused { message, details }
+    }
+}
+
+pub async fn get(path: &str) -> Result<Value, ApiError> {
+    call("GET", path, None).await
+}
+
+pub async fn post(path: &str, body: &Value) -> Result<Value, ApiError> {
+    call("POST", path, Some(body)).await
+}
+
+pub async fn put(path: &str, body: &Value) -> Result<Value, ApiError> {
+    call("PUT", path, Some(body)).await
+}
+
+async fn call(method: &str, path: &str, body: Option<&Value>) -> Result<Value, ApiError> {
+    let init = RequestInit::new();
+    init.set_method(method);
+    init.set_credentials(RequestCredentials::SameOrigin);
+    if let Some(body) = body {
+        init.set_body(&wasm_bindgen::JsValue::from_str(&body.to_string()));
+    }
+    let request = Request::new_with_str_and_init(path, &init).map_err(|_| ApiError::Network)?;
+    let headers = request.headers();
+    headers
+        .set("accept", "application/json")
+        .map_err(|_| ApiError::Network)?;
+    if body.is_some() {
+        headers
+            .set("content-type", "application/json")
+            .map_err(|_| ApiError::Network)?;
+    }
+    let window = web_sys::window().ok_or(ApiError::Network)?;
+    let response: Response = JsFuture::from(window.fetch_with_request(&request))
+        .await
+        .map_err(|_| ApiError::Network)?
+        .dyn_into()
+        .map_err(|_| ApiError::Network)?;
+    let text = JsFuture::from(response.text().map_err(|_| ApiError::Network)?)
+        .await
+        .map_err(|_| ApiError::Network)?
+        .as_string()
+        .unwrap_or_default();
+    let value: Value = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    if response.ok() {
+        Ok(value)
+    } else {
+        Err(ApiError::from_body(response.status(), &value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn refusals_keep_the_servers_words() {
+        let body = json!({"error": {"code": "invalid", "message": "the flow has problems",
+            "details": [{"field": "nodes.email_1", "code": "unknown_template", "message": "no such template"},
+                        {"code": "x", "message": "plain"}]}});
+        assert_eq!(
+            ApiError::from_body(422, &body),
+            ApiError::Refused {
+                message: "the flow has problems".into(),
+                details: vec!["nodes.email_1: no such template".into(), "plain".into()],
+            }
+        );
+        assert_eq!(ApiError::from_body(401, &body), ApiError::Unauthenticated);
+        assert_eq!(
+            ApiError::from_body(502, &Value::Null),
+            ApiError::Refused {
+                message: "HTTP 502".into(),
+                details: vec![]
+            }
+        );
+    }
+}

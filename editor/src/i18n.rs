@@ -1,0 +1,243 @@
+//! Japanese and English text of the screens. Every key has both; a test keeps it so.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    Ja,
+    En,
+}
+
+impl Lang {
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Ja => "ja",
+            Lang::En => "en",
+        }
+    }
+
+    /// From a stored choice or the browser's language (`ja-JP`, `en-US`…); Japanese unless
+    /// English is asked for, as the first users are Japanese.
+    pub fn from_code(code: &str) -> Lang {
+        if code.to_ascii_lowercase().starts_with("en") {
+            Lang::En
+        } else {
+            Lang::Ja
+        }
+    }
+
+    pub fn other(self) -> Lang {
+        match self {
+            Lang::Ja => Lang::En,
+            Lang::En => Lang::Ja,
+        }
+    }
+}
+
+/// `(key, Japanese, English)`.
+const TEXT: &[(&str, &str, &str)] = &[
+    (
+        "app.title",
+        "tabiji シナリオエディタ",
+        "tabiji scenario editor",
+    ),
+    ("login.title", "ログイン", "Sign in"),
+    ("login.login", "ログイン ID", "Login"),
+    ("login.password", "パスワード", "Password"),
+    ("login.submit", "ログイン", "Sign in"),
+    (
+        "login.failed",
+        "ログイン ID かパスワードが違います",
+        "Wrong login or password",
+    ),
+    ("nav.flows", "シナリオ", "Scenarios"),
+    ("nav.logout", "ログアウト", "Sign out"),
+    ("nav.language", "English", "日本語"),
+    ("flows.new", "新しいシナリオ", "New scenario"),
+    ("flows.name", "名前", "Name"),
+    ("flows.status", "状態", "Status"),
+    ("flows.updated", "更新", "Updated"),
+    ("flows.version", "版", "Version"),
+    ("flows.none", "シナリオはまだありません", "No scenarios yet"),
+    ("status.draft", "下書き", "draft"),
+    ("status.active", "配信中", "active"),
+    ("status.paused", "一時停止", "paused"),
+    ("status.stopped", "停止", "stopped"),
+    ("editor.palette", "ノード", "Nodes"),
+    (
+        "editor.palette_hint",
+        "キャンバスへドラッグ（クリックでも追加）",
+        "Drag onto the canvas (or click to add)",
+    ),
+    ("editor.save", "下書き保存", "Save draft"),
+    ("editor.publish", "公開", "Publish"),
+    ("editor.pause", "一時停止", "Pause"),
+    ("editor.resume", "再開", "Resume"),
+    ("editor.undo", "元に戻す", "Undo"),
+    ("editor.redo", "やり直し", "Redo"),
+    ("editor.layout", "自動整列", "Auto-layout"),
+    ("editor.delete", "削除", "Delete"),
+    ("editor.fit", "全体表示", "Fit"),
+    ("editor.predict", "予測", "Predict"),
+    ("editor.saved", "保存しました", "Saved"),
+    (
+        "editor.published",
+        "公開しました（版 {}）",
+        "Published (version {})",
+    ),
+    (
+        "editor.unsaved",
+        "未保存の変更があります",
+        "Unsaved changes",
+    ),
+    (
+        "editor.problems",
+        "公開前に直すこと",
+        "To fix before publishing",
+    ),
+    ("editor.no_problems", "公開できます", "Ready to publish"),
+    (
+        "editor.keys",
+        "Delete: 削除 · Ctrl+Z / Ctrl+Y: 元に戻す / やり直し · 矢印: 移動 · Shift+クリック: 複数選択",
+        "Delete: remove · Ctrl+Z / Ctrl+Y: undo / redo · arrows: move · Shift+click: select several",
+    ),
+    ("editor.predicted", "予測: {} 人", "Predicted: {} contacts"),
+    ("props.flow", "シナリオ設定", "Scenario settings"),
+    ("props.node", "ノード", "Node"),
+    ("props.name", "名前", "Name"),
+    ("props.entry", "開始条件", "Entry"),
+    ("props.entry.api", "API 呼び出し", "API call"),
+    (
+        "props.entry.segment_snapshot",
+        "セグメント（開始時点）",
+        "Segment (at start)",
+    ),
+    (
+        "props.entry.segment_enter",
+        "セグメントに入ったとき",
+        "Starts matching a segment",
+    ),
+    ("props.entry.event", "イベント", "Event"),
+    ("props.entry.schedule", "スケジュール", "Schedule"),
+    ("props.segment", "セグメント", "Segment"),
+    ("props.event", "イベント名", "Event name"),
+    (
+        "props.cron",
+        "cron（分 時 日 月 曜日）",
+        "cron (min hour day month weekday)",
+    ),
+    ("props.re_entry", "再エントリー", "Re-entry"),
+    ("props.re_entry.never", "しない", "never"),
+    ("props.re_entry.after_exit", "終了後に可", "after exit"),
+    ("props.re_entry.always", "いつでも", "always"),
+    ("props.zone", "タイムゾーン", "Time zone"),
+    ("props.template", "テンプレート", "Template"),
+    ("props.sender", "送信元", "Sender"),
+    (
+        "props.best_time",
+        "最適時刻に送る（期間内）",
+        "At each contact's best time within",
+    ),
+    (
+        "props.duration",
+        "待ち時間（例 3d, 12h）",
+        "Wait (e.g. 3d, 12h)",
+    ),
+    ("props.time", "時刻", "Time of day"),
+    ("props.weekdays", "曜日（mon,tue…）", "Weekdays (mon,tue…)"),
+    ("props.awaited", "待つイベント", "Wait for"),
+    ("props.awaited.opened", "開封", "opened"),
+    ("props.awaited.clicked", "クリック", "clicked"),
+    ("props.awaited.purchased", "購入", "purchased"),
+    ("props.awaited.event", "名前付きイベント", "named event"),
+    ("props.of", "対象の配信ノード", "Of the send node"),
+    ("props.timeout", "期限（例 3d）", "Timeout (e.g. 3d)"),
+    ("props.field", "項目", "Field"),
+    ("props.op", "比較", "Operator"),
+    ("props.value", "値", "Value"),
+    ("props.snippet", "rhai スニペット", "rhai snippet"),
+    (
+        "props.variants",
+        "分岐（名前:割合, …）",
+        "Variants (name:percent, …)",
+    ),
+    ("props.holdout", "ホールドアウト %", "Hold-out %"),
+    ("props.set", "設定する項目（JSON）", "Fields to set (JSON)"),
+    ("props.none", "（選択）", "(choose)"),
+    ("props.invalid_json", "JSON ではありません", "Not JSON"),
+    ("kind.email", "メール", "E-mail"),
+    ("kind.sms", "SMS", "SMS"),
+    ("kind.line", "LINE", "LINE"),
+    ("kind.webhook", "Webhook", "Webhook"),
+    ("kind.wait", "待機", "Wait"),
+    ("kind.wait_until", "時刻まで待機", "Wait until"),
+    ("kind.wait_for_event", "イベント待ち", "Wait for event"),
+    ("kind.branch", "条件分岐", "Branch"),
+    ("kind.condition", "rhai 分岐", "rhai condition"),
+    ("kind.split", "A/B 分割", "A/B split"),
+    ("kind.update_contact", "顧客を更新", "Update contact"),
+    ("kind.exit", "終了", "Exit"),
+    ("kind.entry", "開始", "Entry"),
+    ("port.next", "次へ", "next"),
+    ("port.on_event", "あり", "happened"),
+    ("port.on_timeout", "なし", "timed out"),
+    ("port.on_true", "はい", "yes"),
+    ("port.on_false", "いいえ", "no"),
+    (
+        "error.network",
+        "サーバーに接続できません",
+        "The server cannot be reached",
+    ),
+    (
+        "error.session",
+        "ログインし直してください",
+        "Please sign in again",
+    ),
+];
+
+/// The text for `key`; the key itself where there is none, so a gap shows instead of hiding.
+pub fn t(lang: Lang, key: &str) -> String {
+    TEXT.iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|(_, ja, en)| match lang {
+            Lang::Ja => *ja,
+            Lang::En => *en,
+        })
+        .unwrap_or(key)
+        .to_string()
+}
+
+/// [`t`] with `{}` replaced by `value`.
+pub fn tf(lang: Lang, key: &str, value: impl std::fmt::Display) -> String {
+    t(lang, key).replacen("{}", &value.to_string(), 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::canvas::Kind;
+
+    #[test]
+    fn every_key_is_translated_once() {
+        let mut seen = std::collections::BTreeSet::new();
+        for (key, ja, en) in TEXT {
+            assert!(seen.insert(*key), "{key} twice");
+            assert!(!ja.is_empty() && !en.is_empty(), "{key}");
+            assert_eq!(ja.contains("{}"), en.contains("{}"), "{key}");
+        }
+        for kind in Kind::ALL {
+            let key = format!("kind.{}", kind.key());
+            assert_ne!(t(Lang::Ja, &key), key);
+        }
+    }
+
+    #[test]
+    fn japanese_unless_english_is_asked_for() {
+        assert_eq!(Lang::from_code("en-US"), Lang::En);
+        assert_eq!(Lang::from_code("ja-JP"), Lang::Ja);
+        assert_eq!(Lang::from_code("fr"), Lang::Ja);
+        assert_eq!(
+            tf(Lang::En, "editor.predicted", 12),
+            "Predicted: 12 contacts"
+        );
+        assert_eq!(t(Lang::En, "no.such.key"), "no.such.key");
+    }
+}

@@ -1,0 +1,259 @@
+//! tabiji's browser app: sign-in, the list of scenarios and the flow canvas.
+//!
+//! # Layout
+//! - `canvas`: what the canvas does to a flow (add, connect, move, delete, lay out, undo);
+//!   pure, tested natively.
+//! - `i18n`: Japanese and English text.
+//! - `api`: calls to the HTTP API (same origin, session cookie).
+//! - `editor`: the flow canvas screen; `props`: its property panel.
+//! - this file: the app shell (session, language, hash routes `#/flows`, `#/flows/{id}`).
+
+mod api;
+mod canvas;
+mod editor;
+mod i18n;
+mod props;
+
+use leptos::prelude::*;
+use serde_json::{Value, json};
+
+use crate::api::ApiError;
+use crate::i18n::{Lang, t};
+
+const LANGUAGE_KEY: &str = "tabiji.lang";
+
+fn main() {
+    console_error_panic_hook::set_once();
+    leptos::mount::mount_to_body(App);
+}
+
+/// Shared by every screen: the language and who is signed in.
+#[derive(Clone, Copy)]
+pub struct Session {
+    pub lang: RwSignal<Lang>,
+    pub user: RwSignal<Option<Value>>,
+}
+
+impl Session {
+    pub fn t(&self, key: &str) -> String {
+        t(self.lang.get(), key)
+    }
+
+    /// A refusal or failure in words, signing out when the session has ended.
+    pub fn explain(&self, error: &ApiError) -> String {
+        match error {
+            ApiError::Network => self.t("error.network"),
+            ApiError::Unauthenticated => {
+                self.user.set(None);
+                self.t("error.session")
+            }
+            ApiError::Refused { message, details } if details.is_empty() => message.clone(),
+            ApiError::Refused { message, details } => {
+                format!("{message}: {}", details.join("; "))
+            }
+        }
+    }
+}
+
+fn storage() -> Option<web_sys::Storage> {
+    web_sys::window()?.local_storage().ok()?
+}
+
+fn initial_language() -> Lang {
+    let stored = storage().and_then(|s| s.get_item(LANGUAGE_KEY).ok().flatten());
+    let browser = web_sys::window().and_then(|w| w.navigator().language());
+    Lang::from_code(&stored.or(browser).unwrap_or_default())
+}
+
+fn current_hash() -> String {
+    web_sys::window()
+        .and_then(|w| w.location().hash().ok())
+        .unwrap_or_default()
+}
+
+#[derive(Clone, PartialEq)]
+enum Route {
+    Flows,
+    NewFlow,
+    Flow(i64),
+}
+
+fn route(hash: &str) -> Route {
+    let path = hash.trim_start_matches('#').trim_start_matches('/');
+    match path.strip_prefix("flows/") {
+        Some("new") => Route::NewFlow,
+        Some(id) => id.parse().map(Route::Flow).unwrap_or(Route::Flows),
+        None => Route::Flows,
+    }
+}
+
+#[component]
+fn App() -> impl IntoView {
+    let session = Session {
+        lang: RwSignal::new(initial_language()),
+        user: RwSignal::new(None),
+    };
+    provide_context(session);
+    let checked = RwSignal::new(false);
+    let hash = RwSignal::new(current_hash());
+    let _listener =
+        window_event_listener(leptos::ev::hashchange, move |_| hash.set(current_hash()));
+    Effect::new(move |_| {
+        let lang = session.lang.get();
+        if let Some(s) = storage() {
+            let _ = s.set_item(LANGUAGE_KEY, lang.code());
+        }
+        if let Some(root) = web_sys::window()
+            .and_then(|w| w.document())
+            .and_then(|d| d.document_element())
+        {
+            let _ = root.set_attribute("lang", lang.code());
+        }
+    });
+    leptos::task::spawn_local(async move {
+        if let Ok(me) = api::get("/api/auth/me").await {
+            session.user.set(Some(me["user"].clone()));
+        }
+        checked.set(true);
+    });
+    let screen = move || {
+        if !checked.get() {
+            return ().into_any();
+        }
+        if session.user.with(Option::is_none) {
+            return view! { <Login/> }.into_any();
+        }
+        match route(&hash.get()) {
+            Route::Flows => view! { <FlowList/> }.into_any(),
+            Route::NewFlow => view! { <editor::FlowEditor id=None/> }.into_any(),
+            Route::Flow(id) => view! { <editor::FlowEditor id=Some(id)/> }.into_any(),
+        }
+    };
+    view! {
+        <header class="topbar">
+            <a class="brand" href="#/flows">{move || session.t("app.title")}</a>
+            <nav>
+                <a href="#/flows" data-test="nav-flows">{move || session.t("nav.flows")}</a>
+                <button data-test="language" on:click=move |_| session.lang.update(|l| *l = l.other())>
+                    {move || session.t("nav.language")}
+                </button>
+                <Show when=move || session.user.with(Option::is_some)>
+                    <span class="who">{move || session.user.with(|u| u.as_ref().and_then(|u| u["login"].as_str().map(str::to_string)).unwrap_or_default())}</span>
+                    <button data-test="logout" on:click=move |_| {
+                        leptos::task::spawn_local(async move {
+                            let _ = api::post("/api/auth/logout", &Value::Null).await;
+                            session.user.set(None);
+                        });
+                    }>{move || session.t("nav.logout")}</button>
+                </Show>
+            </nav>
+        </header>
+        <main>{screen}</main>
+    }
+}
+
+#[component]
+fn Login() -> impl IntoView {
+    let session = expect_context::<Session>();
+    let login = RwSignal::new(String::new());
+    let password = RwSignal::new(String::new());
+    let failure = RwSignal::new(None::<String>);
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let body = json!({"login": login.get_untracked(), "password": password.get_untracked()});
+        leptos::task::spawn_local(async move {
+            match api::post("/api/auth/login", &body).await {
+                Ok(answer) => {
+                    failure.set(None);
+                    session.user.set(Some(answer["user"].clone()));
+                }
+                Err(ApiError::Unauthenticated) => failure.set(Some(session.t("login.failed"))),
+                Err(e) => failure.set(Some(session.explain(&e))),
+            }
+        });
+    };
+    view! {
+        <form class="login" on:submit=submit>
+            <h1>{move || session.t("login.title")}</h1>
+            <label>{move || session.t("login.login")}
+                <input name="login" autocomplete="username" required
+                    prop:value=login on:input=move |ev| login.set(event_target_value(&ev))/>
+            </label>
+            <label>{move || session.t("login.password")}
+                <input name="password" type="password" autocomplete="current-password" required
+                    prop:value=password on:input=move |ev| password.set(event_target_value(&ev))/>
+            </label>
+            <button type="submit">{move || session.t("login.submit")}</button>
+            <p class="error" role="alert">{move || failure.get()}</p>
+        </form>
+    }
+}
+
+#[component]
+fn FlowList() -> impl IntoView {
+    let session = expect_context::<Session>();
+    let flows = RwSignal::new(None::<Vec<Value>>);
+    let failure = RwSignal::new(None::<String>);
+    leptos::task::spawn_local(async move {
+        match api::get("/api/flows").await {
+            Ok(answer) => flows.set(Some(
+                answer["flows"].as_array().cloned().unwrap_or_default(),
+            )),
+            Err(e) => failure.set(Some(session.explain(&e))),
+        }
+    });
+    let rows = move || {
+        flows.get().map(|list| {
+            if list.is_empty() {
+                return view! { <tr><td colspan="4">{session.t("flows.none")}</td></tr> }.into_any();
+            }
+            list.into_iter()
+                .map(|flow| {
+                    let id = flow["id"].as_i64().unwrap_or_default();
+                    let status = flow["status"].as_str().unwrap_or_default().to_string();
+                    view! {
+                        <tr data-flow=id.to_string()>
+                            <td><a href=format!("#/flows/{id}")>{flow["name"].as_str().unwrap_or_default().to_string()}</a></td>
+                            <td class=format!("status {status}")>{session.t(&format!("status.{status}"))}</td>
+                            <td>{flow["current_version"].as_i64().map(|v| v.to_string()).unwrap_or_default()}</td>
+                            <td>{flow["updated_at"].as_str().unwrap_or_default().chars().take(16).collect::<String>().replace('T', " ")}</td>
+                        </tr>
+                    }
+                })
+                .collect_view()
+                .into_any()
+        })
+    };
+    view! {
+        <section class="flows">
+            <div class="toolbar">
+                <h1>{move || session.t("nav.flows")}</h1>
+                <a class="button" href="#/flows/new" data-test="new-flow">{move || session.t("flows.new")}</a>
+            </div>
+            <p class="error" role="alert">{move || failure.get()}</p>
+            <table>
+                <thead><tr>
+                    <th>{move || session.t("flows.name")}</th>
+                    <th>{move || session.t("flows.status")}</th>
+                    <th>{move || session.t("flows.version")}</th>
+                    <th>{move || session.t("flows.updated")}</th>
+                </tr></thead>
+                <tbody>{rows}</tbody>
+            </table>
+        </section>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_name_the_screens() {
+        assert!(route("") == Route::Flows);
+        assert!(route("#/flows") == Route::Flows);
+        assert!(route("#/flows/new") == Route::NewFlow);
+        assert!(route("#/flows/12") == Route::Flow(12));
+        assert!(route("#/flows/x") == Route::Flows);
+    }
+}

@@ -34,11 +34,7 @@ impl Lang {
 
 /// `(key, Japanese, English)`.
 const TEXT: &[(&str, &str, &str)] = &[
-    (
-        "app.title",
-        "tabiji シナリオエディタ",
-        "tabiji scenario editor",
-    ),
+    ("app.title", "tabiji 旅路", "tabiji"),
     ("login.title", "ログイン", "Sign in"),
     ("login.login", "ログイン ID", "Login"),
     ("login.password", "パスワード", "Password"),
@@ -181,6 +177,69 @@ const TEXT: &[(&str, &str, &str)] = &[
     ("port.on_timeout", "なし", "timed out"),
     ("port.on_true", "はい", "yes"),
     ("port.on_false", "いいえ", "no"),
+    ("nav.tourists", "観光客", "Tourists"),
+    ("contacts.count", "{} 人", "{} tourists"),
+    (
+        "contacts.all",
+        "すべての条件を満たす",
+        "Match every condition",
+    ),
+    (
+        "contacts.any",
+        "いずれかの条件を満たす",
+        "Match any condition",
+    ),
+    ("contacts.add", "条件を追加", "Add a condition"),
+    ("contacts.remove", "条件を削除", "Remove the condition"),
+    (
+        "contacts.segment_key",
+        "セグメントキー（英数字）",
+        "Segment key (letters, digits)",
+    ),
+    ("contacts.segment_name", "セグメント名", "Segment name"),
+    (
+        "contacts.save_segment",
+        "セグメントとして保存",
+        "Save as a segment",
+    ),
+    (
+        "contacts.segment_saved",
+        "セグメントを保存しました: {}",
+        "Segment saved: {}",
+    ),
+    ("contacts.columns", "表示する項目", "Columns"),
+    ("contacts.previous", "前へ", "Previous"),
+    ("contacts.next", "次へ", "Next"),
+    ("op.eq", "等しい", "equals"),
+    ("op.ne", "等しくない", "does not equal"),
+    (
+        "op.in",
+        "いずれか（カンマ区切り）",
+        "is one of (comma-separated)",
+    ),
+    ("op.not_in", "いずれでもない", "is none of"),
+    ("op.lt", "より小さい", "less than"),
+    ("op.lte", "以下", "at most"),
+    ("op.gt", "より大きい", "greater than"),
+    ("op.gte", "以上", "at least"),
+    ("op.between", "範囲（下限, 上限）", "between (low, high)"),
+    ("op.contains", "含む", "contains"),
+    ("op.not_contains", "含まない", "does not contain"),
+    ("op.starts_with", "で始まる", "starts with"),
+    ("op.ends_with", "で終わる", "ends with"),
+    ("op.empty", "空", "is empty"),
+    ("op.not_empty", "空でない", "is not empty"),
+    ("op.is_true", "はい", "is yes"),
+    ("op.is_false", "いいえ", "is no"),
+    (
+        "op.in_period",
+        "期間内（30, this month…）",
+        "within (30, this month…)",
+    ),
+    ("op.month_is", "月（1–12, this）", "month is (1–12, this)"),
+    ("op.any_of", "いずれかを含む", "has any of"),
+    ("op.all_of", "すべてを含む", "has all of"),
+    ("op.none_of", "どれも含まない", "has none of"),
     (
         "error.network",
         "サーバーに接続できません",
@@ -226,6 +285,16 @@ mod tests {
         for kind in Kind::ALL {
             let key = format!("kind.{}", kind.key());
             assert_ne!(t(Lang::Ja, &key), key);
+        }
+        let every_type = serde_json::json!([{"type": "text"}, {"type": "integer"}, {"type": "boolean"},
+            {"type": "date"}, {"type": "month_day"}, {"type": "timestamp"},
+            {"type": "multi_choice", "options": []}]);
+        for ty in every_type.as_array().unwrap() {
+            let ty: tabiji_model::field::FieldType = serde_json::from_value(ty.clone()).unwrap();
+            for op in tabiji_model::filter::Operator::for_type(&ty) {
+                let key = format!("op.{}", op.name());
+                assert_ne!(t(Lang::En, &key), key);
+            }
         }
     }
 

@@ -6,10 +6,15 @@
 //! - `i18n`: Japanese and English text.
 //! - `api`: calls to the HTTP API (same origin, session cookie).
 //! - `editor`: the flow canvas screen; `props`: its property panel.
-//! - this file: the app shell (session, language, hash routes `#/flows`, `#/flows/{id}`).
+//! - `contacts`: the tourists screen (segment builder, live count, table); `conditions`: its
+//!   rows as a filter of `model/`, pure.
+//! - this file: the app shell (session, language, hash routes `#/flows`, `#/flows/{id}`,
+//!   `#/tourists`).
 
 mod api;
 mod canvas;
+mod conditions;
+mod contacts;
 mod editor;
 mod i18n;
 mod props;
@@ -74,12 +79,16 @@ fn current_hash() -> String {
 #[derive(Clone, PartialEq)]
 enum Route {
     Flows,
+    Tourists,
     NewFlow,
     Flow(i64),
 }
 
 fn route(hash: &str) -> Route {
     let path = hash.trim_start_matches('#').trim_start_matches('/');
+    if path == "tourists" {
+        return Route::Tourists;
+    }
     match path.strip_prefix("flows/") {
         Some("new") => Route::NewFlow,
         Some(id) => id.parse().map(Route::Flow).unwrap_or(Route::Flows),
@@ -125,6 +134,7 @@ fn App() -> impl IntoView {
         }
         match route(&hash.get()) {
             Route::Flows => view! { <FlowList/> }.into_any(),
+            Route::Tourists => view! { <contacts::Contacts/> }.into_any(),
             Route::NewFlow => view! { <editor::FlowEditor id=None/> }.into_any(),
             Route::Flow(id) => view! { <editor::FlowEditor id=Some(id)/> }.into_any(),
         }
@@ -134,6 +144,7 @@ fn App() -> impl IntoView {
             <a class="brand" href="#/flows">{move || session.t("app.title")}</a>
             <nav>
                 <a href="#/flows" data-test="nav-flows">{move || session.t("nav.flows")}</a>
+                <a href="#/tourists" data-test="nav-tourists">{move || session.t("nav.tourists")}</a>
                 <button data-test="language" on:click=move |_| session.lang.update(|l| *l = l.other())>
                     {move || session.t("nav.language")}
                 </button>
@@ -255,5 +266,6 @@ mod tests {
         assert!(route("#/flows/new") == Route::NewFlow);
         assert!(route("#/flows/12") == Route::Flow(12));
         assert!(route("#/flows/x") == Route::Flows);
+        assert!(route("#/tourists") == Route::Tourists);
     }
 }

@@ -4,22 +4,11 @@
 // the flow, reloads, and finds the canvas unchanged. Prints what it drew as JSON on stdout for
 // the Rust test (tests/e2e/editor.rs), which checks it against what the server stored.
 //
-// usage: node flow_editor.mjs BASE_URL LOGIN PASSWORD ARTIFACT_DIR
-import { chromium } from "playwright-core";
-import { mkdirSync } from "node:fs";
+// usage: node flow_editor.mjs ARTIFACT_DIR BASE_URL LOGIN PASSWORD
+import { start, step, watch } from "./harness.mjs";
 
-const [base, login, password, artifacts] = process.argv.slice(2);
-mkdirSync(artifacts, { recursive: true });
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-});
-const problems = [];
-const step = (what) => process.stderr.write(`browser: ${what}\n`);
+const [artifacts, base, login, password] = process.argv.slice(2);
+const { browser, problems } = await start(artifacts);
 
 async function center(locator) {
   const box = await locator.boundingBox();
@@ -54,12 +43,7 @@ async function drawn(page) {
 try {
   const context = await browser.newContext({ locale: "ja-JP", viewport: { width: 1680, height: 900 } });
   const page = await context.newPage();
-  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-  // Refused calls (the sign-in probe before signing in, the wrong password) are logged by
-  // Chromium as "Failed to load resource"; what the app does about them is checked below.
-  page.on("console", (m) => {
-    if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) problems.push(`console: ${m.text()}`);
-  });
+  watch(page, problems);
 
   step("sign in");
   await page.goto(base + "/");

@@ -18,6 +18,21 @@ fn artifacts(backend: &str) -> std::path::PathBuf {
         .join(backend)
 }
 
+/// Runs `script` of `tests/browser/` in Chromium (the screenshot folder first, then `args`)
+/// and gives what it printed as JSON; fails the test with the script's log when it fails.
+async fn browser(script: &str, args: &[&str], backend: &str) -> Value {
+    let out = tokio::process::Command::new("node")
+        .arg(browser_dir().join(script))
+        .arg(artifacts(backend))
+        .args(args)
+        .output()
+        .await
+        .expect("node runs (apt-get install nodejs)");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{backend}: {script} failed\n{log}");
+    serde_json::from_slice(&out.stdout).expect("the script prints JSON")
+}
+
 fn check_prerequisites() {
     assert!(
         tabiji_server::editor::is_built(&tabiji_e2e::editor_dir()),
@@ -83,22 +98,14 @@ async fn a_new_user_draws_publishes_and_reloads_the_patent_scenario() {
             .await
             .unwrap();
         assert_eq!(wasm.headers()["content-type"], "application/wasm");
+        assert!(wasm.bytes().await.unwrap().starts_with(b"\0asm"));
 
-        // Asynchronously: the server answering the browser runs on this test's runtime.
-        let out = tokio::process::Command::new("node")
-            .arg(browser_dir().join("flow_editor.mjs"))
-            .args([&app.base, ADMIN_LOGIN, ADMIN_PASSWORD])
-            .arg(artifacts(app.backend))
-            .output()
-            .await
-            .expect("node runs (apt-get install nodejs)");
-        let log = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.success(),
-            "{}: the browser test failed\n{log}",
-            app.backend
-        );
-        let drawn: Value = serde_json::from_slice(&out.stdout).expect("the drawing as JSON");
+        let drawn = browser(
+            "flow_editor.mjs",
+            &[&app.base, ADMIN_LOGIN, ADMIN_PASSWORD],
+            app.backend,
+        )
+        .await;
 
         let id = drawn["flow_id"].as_i64().unwrap();
         let (status, info) = app
@@ -163,6 +170,102 @@ async fn a_new_user_draws_publishes_and_reloads_the_patent_scenario() {
             );
             assert_eq!(drawn_node["transform"], expected.as_str(), "{id}");
         }
+        app.stop().await;
+    }
+}
+
+/// Phone numbers of the seeded tourists, as stored (digits only).
+fn phone(i: usize) -> String {
+    format!("0905550{i:04}")
+}
+
+#[tokio::test]
+async fn a_segment_built_in_the_browser_counts_as_the_api_does_and_phone_numbers_stay_hidden() {
+    check_prerequisites();
+    for scratch in backends().await {
+        let app = spawn_app(scratch).await;
+        let prefectures = ["愛知県", "岐阜県", "三重県"];
+        let items: Vec<Value> = (0..90)
+            .map(|i| {
+                json!({
+                    "email": format!("guest{i:02}@example.jp"),
+                    "family_name": "佐藤", "given_name": format!("花子{i}"),
+                    "prefecture": prefectures[i % 3],
+                    "member_type": if i % 4 == 0 { "premium" } else { "general" },
+                    "phone": phone(i), "mobile_phone": format!("080-7777-{i:04}"),
+                })
+            })
+            .collect();
+        let (status, body) = app
+            .post("/api/data/tourists/bulk", json!({ "items": items }))
+            .await;
+        assert_eq!(status, 201, "{body}");
+        app.user_with_rights(
+            "desk",
+            json!({"entities": {"tourists": {"ops": ["view", "edit"],
+                   "fields": {"phone": "none", "mobile_phone": "none"}}}}),
+        )
+        .await;
+
+        let mut phones: Vec<String> = (0..90).map(phone).collect();
+        phones.extend((0..90).map(|i| format!("0807777{i:04}")));
+        let mut args = vec![
+            app.base.as_str(),
+            ADMIN_LOGIN,
+            ADMIN_PASSWORD,
+            "desk",
+            "desk-password",
+        ];
+        args.extend(phones.iter().map(String::as_str));
+        let shown = browser("contacts.mjs", &args, app.backend).await;
+
+        // The counts the screen showed are the API's.
+        let api_count = |filter: Value| {
+            let app = &app;
+            async move {
+                let (status, body) = app
+                    .post("/api/data/tourists/count", json!({ "filter": filter }))
+                    .await;
+                assert_eq!(status, 200, "{body}");
+                body["count"].clone()
+            }
+        };
+        let aichi = json!({"field": {"key": "prefecture", "op": "eq", "value": "愛知県"}});
+        let premium = json!({"field": {"key": "member_type", "op": "eq", "value": "premium"}});
+        assert_eq!(shown["everyone"], 90);
+        assert_eq!(shown["aichi"], api_count(json!({"all": [aichi]})).await);
+        let both = api_count(json!({"all": [aichi, premium]})).await;
+        assert_eq!(shown["aichi_premium"], both, "{shown}");
+        assert_eq!(
+            both, 8,
+            "every third tourist is from Aichi, every fourth premium"
+        );
+        assert_eq!(shown["rows"], 8);
+        let segment = app.get("/api/segments/aichi_premium/count").await;
+        assert_eq!(segment["count"], both);
+        assert!(
+            shown["saved"]
+                .as_str()
+                .unwrap()
+                .contains("aichi_premium (8)"),
+            "{shown}"
+        );
+
+        // The front desk: no phone column, no phone condition, no phone number on screen.
+        for list in ["clerk_columns", "clerk_fields"] {
+            let keys: Vec<&str> = shown[list]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            assert!(keys.contains(&"email"), "{list}: {keys:?}");
+            assert!(
+                !keys.contains(&"phone") && !keys.contains(&"mobile_phone"),
+                "{list}: {keys:?}"
+            );
+        }
+        assert_eq!(shown["leaked"], json!([]), "{shown}");
         app.stop().await;
     }
 }

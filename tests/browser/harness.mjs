@@ -1,0 +1,29 @@
+// What the browser scripts share: Debian's Chromium launched as this machine needs it (no
+// browser download, no background networking), a log on stderr, and page errors collected.
+import { chromium } from "playwright-core";
+import { mkdirSync } from "node:fs";
+
+export const step = (what) => process.stderr.write(`browser: ${what}\n`);
+
+/** Launches Chromium; screenshots go to `artifacts`. */
+export async function start(artifacts) {
+  mkdirSync(artifacts, { recursive: true });
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: [
+      "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    ],
+  });
+  return { browser, problems: [] };
+}
+
+/** Collects the page's uncaught errors and console errors into `problems`. Refused calls (the
+ * sign-in probe before signing in, a wrong password) are logged by Chromium as "Failed to load
+ * resource"; what the app does about them is for each test to check. */
+export function watch(page, problems) {
+  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  page.on("console", (m) => {
+    if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) problems.push(`console: ${m.text()}`);
+  });
+}

@@ -93,7 +93,8 @@ pub fn Contacts() -> impl IntoView {
         asked.set_value(ticket);
         leptos::task::spawn_local(async move {
             let answer = api::post("/api/data/tourists/search", &body).await;
-            if asked.get_value() != ticket {
+            // A newer question was asked, or the screen was left.
+            if asked.try_get_value() != Some(ticket) {
                 return;
             }
             match answer {
@@ -128,6 +129,13 @@ pub fn Contacts() -> impl IntoView {
         }
     });
 
+    // A segment saved while a condition is half filled in would leave that condition out.
+    let half_filled = move || {
+        rows.with(|r| {
+            r.iter()
+                .any(|row| !row.field.is_empty() && conditions::incomplete(row))
+        })
+    };
     let save_segment = move |_| {
         let Ok(filter) = filter.get_untracked() else {
             return;
@@ -332,7 +340,7 @@ pub fn Contacts() -> impl IntoView {
                 <div class="save-segment">
                     <input data-test="segment-key" placeholder=move || session.t("contacts.segment_key") prop:value=segment_key on:input=move |ev| segment_key.set(event_target_value(&ev))/>
                     <input data-test="segment-name" placeholder=move || session.t("contacts.segment_name") prop:value=segment_name on:input=move |ev| segment_name.set(event_target_value(&ev))/>
-                    <button data-test="save-segment" class="primary" disabled=move || segment_key.with(|k| k.trim().is_empty()) || filter.with(Result::is_err) on:click=save_segment>{move || session.t("contacts.save_segment")}</button>
+                    <button data-test="save-segment" class="primary" disabled=move || segment_key.with(|k| k.trim().is_empty()) || filter.with(Result::is_err) || half_filled() on:click=save_segment>{move || session.t("contacts.save_segment")}</button>
                 </div>
                 <p class="message" data-test="message" class:error=move || message.with(|m| matches!(m, Some((false, _))))>{move || message.get().map(|(_, text)| text)}</p>
             </div>
@@ -350,7 +358,11 @@ pub fn Contacts() -> impl IntoView {
                     load(pages.with_untracked(|p| p.last().cloned().flatten()));
                 }>{move || session.t("contacts.previous")}</button>
                 <button data-test="next" disabled=move || next_after.with(Option::is_none) on:click=move |_| {
-                    let after = next_after.get_untracked();
+                    // Taken, so that a second click waits for the next page's own cursor.
+                    let after = next_after.try_update(Option::take).flatten();
+                    if after.is_none() {
+                        return;
+                    }
                     pages.update(|p| p.push(after.clone()));
                     load(after);
                 }>{move || session.t("contacts.next")}</button>

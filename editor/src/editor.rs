@@ -177,6 +177,11 @@ pub fn FlowEditor(id: Option<i64>) -> impl IntoView {
     let library = RwSignal::new(Library::default());
     provide_context(library);
     let view_box = RwSignal::new((0.0_f64, 0.0_f64, 1.0_f64));
+    // An existing flow may be saved only once it has been read: saving the empty canvas shown
+    // meanwhile (or after a failed read) would overwrite the stored draft.
+    let loaded = RwSignal::new(id.is_none());
+    // A save or publish under way: a second one would create a second new flow.
+    let busy = RwSignal::new(false);
     let drag = StoredValue::new(None::<Drag>);
     let wire = RwSignal::new(None::<((f64, f64), (f64, f64))>);
     let ghost = RwSignal::new(None::<(Kind, (f64, f64))>);
@@ -187,11 +192,15 @@ pub fn FlowEditor(id: Option<i64>) -> impl IntoView {
         leptos::task::spawn_local(async move {
             match api::get(&format!("/api/flows/{id}")).await {
                 Ok(info) => match serde_json::from_value::<Flow>(info["draft"].clone()) {
-                    Ok(mut loaded) => {
-                        canvas::place_unplaced(&mut loaded);
-                        flow.set(loaded);
+                    Ok(mut draft) => {
+                        canvas::place_unplaced(&mut draft);
+                        flow.set(draft);
                         status.set(info["status"].as_str().unwrap_or("draft").to_string());
-                        saved_revision.set(editing.revision.get_untracked());
+                        // The screen may have been left while the flow was read.
+                        if let Some(revision) = editing.revision.try_get_untracked() {
+                            saved_revision.set(revision);
+                        }
+                        loaded.set(true);
                     }
                     Err(e) => message.set(Some((false, format!("draft: {e}")))),
                 },
@@ -232,6 +241,10 @@ pub fn FlowEditor(id: Option<i64>) -> impl IntoView {
     };
 
     let save = move |then_publish: bool| {
+        if busy.get_untracked() || !loaded.get_untracked() {
+            return;
+        }
+        busy.set(true);
         let body = serde_json::to_value(flow.get_untracked()).unwrap_or(Value::Null);
         let revision = editing.revision.get_untracked();
         let id = flow_id.get_untracked();
@@ -242,12 +255,19 @@ pub fn FlowEditor(id: Option<i64>) -> impl IntoView {
             };
             let info = match stored {
                 Ok(info) => info,
-                Err(e) => return message.set(Some((false, session.explain(&e)))),
+                Err(e) => {
+                    busy.set(false);
+                    return message.set(Some((false, session.explain(&e))));
+                }
             };
             saved_revision.set(revision);
             let Some(stored_id) = info["id"].as_i64() else {
-                return;
+                return busy.set(false);
             };
+            if id.is_none() {
+                flow_id.set(Some(stored_id));
+                replace_address(&format!("#/flows/{stored_id}"));
+            }
             if !then_publish {
                 message.set(Some((true, session.t("editor.saved"))));
             } else {
@@ -263,10 +283,7 @@ pub fn FlowEditor(id: Option<i64>) -> impl IntoView {
                     Err(e) => message.set(Some((false, session.explain(&e)))),
                 }
             }
-            if id.is_none() {
-                flow_id.set(Some(stored_id));
-                replace_address(&format!("#/flows/{stored_id}"));
-            }
+            busy.set(false);
         });
     };
     let set_status = move |wanted: &'static str| {
@@ -290,10 +307,13 @@ pub fn FlowEditor(id: Option<i64>) -> impl IntoView {
             return;
         };
         let body = serde_json::to_value(flow.get_untracked()).unwrap_or(Value::Null);
+        let revision = editing.revision.get_untracked();
         leptos::task::spawn_local(async move {
+            // The prediction is of the draft as drawn, so it is saved first.
             if let Err(e) = api::put(&format!("/api/flows/{id}"), &body).await {
                 return message.set(Some((false, session.explain(&e))));
             }
+            saved_revision.set(revision);
             match api::post(&format!("/api/flows/{id}/simulate"), &json!({})).await {
                 Ok(v) => {
                     let contacts = v["contacts"].as_u64().unwrap_or_default();
@@ -329,8 +349,18 @@ pub fn FlowEditor(id: Option<i64>) -> impl IntoView {
         view_box.set((40.0 - min_x, 40.0 - min_y, 1.0));
     };
 
-    // A press that ends outside the canvas (a palette item clicked, a drag let go elsewhere).
+    // A press that ends outside the canvas (a palette item clicked, a drag let go elsewhere);
+    // nodes moved that far stay moved, as one undoable step.
     let release = window_event_listener(ev::pointerup, move |_| {
+        if let Some(Drag::Move {
+            before,
+            moved: true,
+            ..
+        }) = drag.get_value()
+        {
+            editing.history.update_value(|h| h.record(*before));
+            editing.revision.update(|r| *r += 1);
+        }
         drag.set_value(None);
         wire.set(None);
         ghost.set(None);
@@ -687,9 +717,9 @@ pub fn FlowEditor(id: Option<i64>) -> impl IntoView {
                 <button data-test="zoom-out" on:click=move |_| view_box.update(|v| v.2 = (v.2 / 1.25).max(0.25))>"−"</button>
                 <button data-test="zoom-in" on:click=move |_| view_box.update(|v| v.2 = (v.2 * 1.25).min(3.0))>"+"</button>
                 <button data-test="fit" on:click=move |_| fit()>{move || session.t("editor.fit")}</button>
-                <button data-test="predict" disabled=move || flow_id.with(Option::is_none) on:click=move |_| predict()>{move || session.t("editor.predict")}</button>
-                <button data-test="save" class="primary" on:click=move |_| save(false)>{move || session.t("editor.save")}</button>
-                <button data-test="publish" class="primary" on:click=move |_| save(true)>{move || session.t("editor.publish")}</button>
+                <button data-test="predict" disabled=move || flow_id.with(Option::is_none) || !loaded.get() on:click=move |_| predict()>{move || session.t("editor.predict")}</button>
+                <button data-test="save" class="primary" disabled=move || busy.get() || !loaded.get() on:click=move |_| save(false)>{move || session.t("editor.save")}</button>
+                <button data-test="publish" class="primary" disabled=move || busy.get() || !loaded.get() on:click=move |_| save(true)>{move || session.t("editor.publish")}</button>
                 <Show when=move || status.get() == "active">
                     <button data-test="pause" on:click=move |_| set_status("paused")>{move || session.t("editor.pause")}</button>
                 </Show>

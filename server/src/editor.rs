@@ -5,9 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use axum::Router;
+use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
-use tower::ServiceBuilder;
+use tower::{ServiceBuilder, ServiceExt};
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -49,9 +50,31 @@ pub fn serve_from<S: Clone + Send + Sync + 'static>(
             HeaderValue::from_static("no-cache"),
         ));
     match dir.filter(|d| is_built(d)) {
-        Some(dir) => router.fallback_service(headers.service(ServeDir::new(dir))),
+        // `scripts/build-editor` writes a gzip copy beside each file: the WebAssembly shrinks
+        // from 4.1 MB to 0.7 MB, at no cost per request.
+        Some(dir) => {
+            let files = headers.service(ServeDir::new(dir).precompressed_gzip());
+            router.fallback(move |request: Request| {
+                let files = files.clone();
+                async move {
+                    if hidden(request.uri().path()) {
+                        return StatusCode::NOT_FOUND.into_response();
+                    }
+                    match files.oneshot(request).await {
+                        Ok(response) => response.into_response(),
+                        Err(never) => match never {},
+                    }
+                }
+            })
+        }
         None => router.fallback(not_built),
     }
+}
+
+/// Dot files and folders (`.git`, `.env`) are never served, whatever folder was given.
+fn hidden(path: &str) -> bool {
+    path.split('/')
+        .any(|segment| segment.starts_with('.') || segment.to_ascii_lowercase().starts_with("%2e"))
 }
 
 async fn not_built(uri: Uri) -> Response {
@@ -78,8 +101,6 @@ async fn not_built(uri: Uri) -> Response {
 mod tests {
     use super::*;
     use axum::body::Body;
-    use axum::http::Request;
-    use tower::ServiceExt;
 
     async fn get(router: Router, path: &str) -> Response {
         router
@@ -108,8 +129,12 @@ mod tests {
 
     #[tokio::test]
     async fn built_files_are_served_under_the_policy() {
-        let dir = std::env::temp_dir().join(format!("tabiji-editor-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let base = std::env::temp_dir().join(format!("tabiji-editor-test-{}", std::process::id()));
+        let dir = base.join("dist");
+        std::fs::create_dir_all(dir.join(".git")).unwrap();
+        std::fs::write(base.join("secret.txt"), "outside").unwrap();
+        std::fs::write(dir.join(".env"), "TOKEN=1").unwrap();
+        std::fs::write(dir.join(".git/config"), "[core]").unwrap();
         std::fs::write(dir.join("index.html"), "<!doctype html>").unwrap();
         std::fs::write(dir.join("tabiji_editor_bg.wasm"), b"\0asm").unwrap();
         let router = serve_from(Router::new(), Some(&dir));
@@ -122,10 +147,33 @@ mod tests {
         assert_eq!(page.headers()[header::CACHE_CONTROL], "no-cache");
         let wasm = get(router.clone(), "/tabiji_editor_bg.wasm").await;
         assert_eq!(wasm.headers()[header::CONTENT_TYPE], "application/wasm");
-        assert_eq!(
-            get(router, "/../Cargo.toml").await.status(),
-            StatusCode::NOT_FOUND
-        );
-        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("tabiji_editor_bg.wasm.gz"), b"gzipped").unwrap();
+        let gzipped = router
+            .clone()
+            .oneshot(
+                Request::get("/tabiji_editor_bg.wasm")
+                    .header(header::ACCEPT_ENCODING, "gzip")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(gzipped.headers()[header::CONTENT_ENCODING], "gzip");
+        assert_eq!(gzipped.headers()[header::CONTENT_TYPE], "application/wasm");
+        for outside in [
+            "/../secret.txt",
+            "/%2e%2e/secret.txt",
+            "/.env",
+            "/.git/config",
+            "/%2Egit/config",
+        ] {
+            assert_eq!(
+                get(router.clone(), outside).await.status(),
+                StatusCode::NOT_FOUND,
+                "{outside}"
+            );
+        }
+        assert_eq!(get(router, "/index.html").await.status(), StatusCode::OK);
+        std::fs::remove_dir_all(&base).unwrap();
     }
 }

@@ -15,6 +15,11 @@ pub enum ApiError {
     Unauthenticated,
     #[error("only administrators may {0}")]
     AdminOnly(&'static str),
+    /// A browser sent a write from another site or origin (cross-site request forgery).
+    #[error(
+        "this request came from another origin ({0}); tabiji accepts writes signed in by cookie only from its own pages"
+    )]
+    CrossOrigin(String),
     #[error("the request body is not valid JSON: {0}")]
     BadJson(String),
     #[error("{0}")]
@@ -50,6 +55,7 @@ impl ApiError {
         match self {
             ApiError::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             ApiError::AdminOnly(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::CrossOrigin(_) => (StatusCode::FORBIDDEN, "cross_origin"),
             ApiError::BadJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::Upstream(_) => (StatusCode::BAD_GATEWAY, "upstream_failed"),

@@ -78,6 +78,12 @@ try {
   await page.locator("[data-test=save-segment]").click();
   await page.locator("[data-test=message]", { hasText: "aichi_premium" }).waitFor();
   const saved = await page.locator("[data-test=message]").innerText();
+  // The administrator may see phone numbers: the probe below finds them when they are shown.
+  await page.locator("details.columns summary").click();
+  await page.locator("input[data-column=phone]").check();
+  await page.locator("th[data-column=phone]").waitFor();
+  const adminText = await page.evaluate(() => document.body.innerText);
+  const adminSees = phones.filter((p) => adminText.includes(p)).length;
   await page.screenshot({ path: `${artifacts}/tourists-segment.png`, fullPage: true });
 
   step("the front desk sees no phone numbers");
@@ -98,7 +104,7 @@ try {
   if (problems.length) throw new Error(problems.join("\n"));
   process.stdout.write(JSON.stringify({
     everyone, aichi, aichi_premium: aichiPremium, rows, columns, saved,
-    clerk_columns: columnChoices, clerk_fields: fieldChoices, leaked,
+    clerk_columns: columnChoices, clerk_fields: fieldChoices, leaked, admin_sees: adminSees,
   }) + "\n");
 } catch (error) {
   step(`failed: ${error.stack || error}`);

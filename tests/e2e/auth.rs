@@ -142,6 +142,49 @@ async fn api_tokens_for_integrators(app: &TestApp) {
     }
 }
 
+/// A page on another origin cannot write with the administrator's cookie, nor sign anyone in;
+/// the editor's own pages (same origin) and clients that are not browsers can.
+async fn writes_from_other_origins_are_refused(app: &TestApp) {
+    let host = app.base.trim_start_matches("http://").to_string();
+    let flow =
+        json!({"format": 1, "name": "csrf", "entry": {"type": "api", "next": "x"}, "nodes": []});
+    for (origin, site, status) in [
+        (Some("https://evil.example"), None, 403),
+        (Some("http://127.0.0.1:1"), None, 403),
+        (None, Some("cross-site"), 403),
+        (Some(app.base.as_str()), Some("same-origin"), 201),
+        (None, None, 201),
+    ] {
+        let mut request = app.admin.post(app.url("/api/flows")).json(&flow);
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        if let Some(site) = site {
+            request = request.header("sec-fetch-site", site);
+        }
+        let r = request.header("host", &host).send().await.unwrap();
+        assert_eq!(r.status(), status, "{origin:?} {site:?}");
+        if status == 403 {
+            let body: Value = r.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "cross_origin");
+        }
+    }
+    let forged = client()
+        .post(app.url("/api/auth/login"))
+        .header("origin", "https://evil.example")
+        .json(&json!({"login": ADMIN_LOGIN, "password": tabiji_e2e::ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    assert!(forged.headers().get("set-cookie").is_none());
+}
+
+#[tokio::test]
+async fn cross_origin_writes() {
+    on_every_backend!(writes_from_other_origins_are_refused);
+}
+
 #[tokio::test]
 async fn closed_by_default() {
     on_every_backend!(only_health_and_login_are_open);

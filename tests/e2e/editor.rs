@@ -21,12 +21,15 @@ fn artifacts(backend: &str) -> std::path::PathBuf {
 /// Runs `script` of `tests/browser/` in Chromium (the screenshot folder first, then `args`)
 /// and gives what it printed as JSON; fails the test with the script's log when it fails.
 async fn browser(script: &str, args: &[&str], backend: &str) -> Value {
-    let out = tokio::process::Command::new("node")
+    let run = tokio::process::Command::new("node")
         .arg(browser_dir().join(script))
         .arg(artifacts(backend))
         .args(args)
-        .output()
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(300), run)
         .await
+        .unwrap_or_else(|_| panic!("{backend}: {script} took over 5 minutes"))
         .expect("node runs (apt-get install nodejs)");
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{backend}: {script} failed\n{log}");
@@ -265,6 +268,10 @@ async fn a_segment_built_in_the_browser_counts_as_the_api_does_and_phone_numbers
                 "{list}: {keys:?}"
             );
         }
+        assert_eq!(
+            shown["admin_sees"], 8,
+            "the probe finds the phone numbers where they may be seen: {shown}"
+        );
         assert_eq!(shown["leaked"], json!([]), "{shown}");
         app.stop().await;
     }

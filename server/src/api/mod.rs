@@ -72,12 +72,53 @@ pub fn router(state: AppState) -> Router {
         .merge(engine::routes())
         .merge(metrics::routes());
     crate::editor::serve_from(api, state.editor_dir.as_ref())
+        .layer(axum::middleware::from_fn(same_origin_writes))
         // Extractors hold bodies to 2 MiB unless told otherwise: bulk calls and partner files
         // are larger.
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Refuses writes a browser sends from another origin: they would ride on the session cookie
+/// (or, for the sign-in itself, sign the victim in as someone else). Browsers tell with
+/// `Sec-Fetch-Site` and `Origin`; other clients send neither, and tokens are not sent by
+/// browsers on their own. Signed tracking links (`/t/…`) are meant to be followed from
+/// anywhere.
+async fn same_origin_writes(
+    request: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let headers = request.headers();
+    let writes = !matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    if writes
+        && !headers.contains_key(AUTHORIZATION)
+        && !request.uri().path().starts_with("/t/")
+        && let Some(from) = cross_origin(headers)
+    {
+        return ApiError::CrossOrigin(from).into_response();
+    }
+    next.run(request).await
+}
+
+/// Where a browser says a request came from, when that is not this origin.
+fn cross_origin(headers: &HeaderMap) -> Option<String> {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(site) = text("sec-fetch-site")
+        && site != "same-origin"
+        && site != "none"
+    {
+        return Some(text("origin").unwrap_or(site).to_string());
+    }
+    let origin = text("origin")?;
+    let host = text("host").unwrap_or_default();
+    let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+    (origin_host != host).then(|| origin.to_string())
 }
 
 async fn health(State(state): State<AppState>) -> ApiResult<axum::Json<serde_json::Value>> {
@@ -161,4 +202,63 @@ pub(crate) async fn to_the_end<T: Send + 'static>(
     tokio::spawn(work)
         .await
         .map_err(|e| ApiError::Internal(format!("a run stopped: {e}")))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, value.parse().unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn writes_from_other_origins_are_told_apart() {
+        assert_eq!(
+            cross_origin(&headers(&[])),
+            None,
+            "curl and partner systems"
+        );
+        assert_eq!(
+            cross_origin(&headers(&[
+                ("host", "crm.example:8080"),
+                ("origin", "http://crm.example:8080")
+            ])),
+            None
+        );
+        assert_eq!(
+            cross_origin(&headers(&[("sec-fetch-site", "same-origin")])),
+            None
+        );
+        assert_eq!(
+            cross_origin(&headers(&[
+                ("host", "crm.example"),
+                ("origin", "https://evil.example")
+            ])),
+            Some("https://evil.example".into())
+        );
+        assert_eq!(
+            cross_origin(&headers(&[
+                ("host", "crm.example"),
+                ("origin", "http://crm.example:8081")
+            ])),
+            Some("http://crm.example:8081".into()),
+            "another port of the same host"
+        );
+        assert_eq!(
+            cross_origin(&headers(&[
+                ("sec-fetch-site", "same-site"),
+                ("origin", "https://a.crm.example")
+            ])),
+            Some("https://a.crm.example".into())
+        );
+        assert_eq!(
+            cross_origin(&headers(&[("host", "crm.example"), ("origin", "null")])),
+            Some("null".into())
+        );
+    }
 }

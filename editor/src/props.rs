@@ -3,7 +3,9 @@
 
 use leptos::prelude::*;
 use serde_json::Value;
-use tabiji_model::flow::{Awaited, BRANCH_OPS, Channel, Entry, Flow, ReEntry, Step, Variant};
+use tabiji_model::flow::{
+    Awaited, BRANCH_OPS, Channel, Entry, Flow, ReEntry, Settings, Step, Variant,
+};
 
 use crate::Session;
 use crate::editor::{Editing, Library};
@@ -101,29 +103,68 @@ fn options(list: Vec<(String, String)>, current: String) -> impl IntoView {
         .collect_view()
 }
 
+#[derive(Clone, PartialEq)]
+enum Shown {
+    Node {
+        id: String,
+        step: Step,
+        /// The send nodes a wait-for-event may listen to.
+        sends: Vec<String>,
+    },
+    Flow {
+        entry: Entry,
+        settings: Settings,
+    },
+}
+
 #[component]
 pub fn Properties() -> impl IntoView {
     let session = expect_context::<Session>();
     let editing = expect_context::<Editing>();
     let library = expect_context::<RwSignal<Library>>();
-    let panel = move || {
+    // Only what the panel shows: moving nodes changes none of it, so a drag does not rebuild it.
+    let shown = Memo::new(move |_| {
         let chosen = editing.selected.get();
-        let node = (chosen.len() == 1)
-            .then(|| chosen.iter().next().cloned())
-            .flatten()
-            .and_then(|id| editing.flow.with(|f| f.node(&id).cloned()));
-        match node {
-            Some(node) => node_panel(session, editing, library, node.id, node.step).into_any(),
-            None => flow_panel(session, editing, library).into_any(),
+        let id = (chosen.len() == 1)
+            .then(|| chosen.into_iter().next())
+            .flatten();
+        editing.flow.with(|f| match id.and_then(|id| f.node(&id)) {
+            Some(node) => Shown::Node {
+                id: node.id.clone(),
+                step: node.step.clone(),
+                sends: f
+                    .nodes
+                    .iter()
+                    .filter(|n| matches!(n.step, Step::Send { .. }))
+                    .map(|n| n.id.clone())
+                    .collect(),
+            },
+            None => Shown::Flow {
+                entry: f.entry.clone(),
+                settings: f.settings.clone(),
+            },
+        })
+    });
+    let panel = move || match shown.get() {
+        Shown::Node { id, step, sends } => {
+            node_panel(session, editing, library, id, step, sends).into_any()
+        }
+        Shown::Flow { entry, settings } => {
+            flow_panel(session, editing, library, entry, settings).into_any()
         }
     };
     view! { <div class="properties" data-test="properties">{panel}</div> }
 }
 
-fn flow_panel(session: Session, editing: Editing, library: RwSignal<Library>) -> impl IntoView {
-    let flow = editing.flow.get();
+fn flow_panel(
+    session: Session,
+    editing: Editing,
+    library: RwSignal<Library>,
+    entry: Entry,
+    settings: Settings,
+) -> impl IntoView {
     let t = move |key: &str| session.t(key);
-    let entry_kind = entry_key(&flow.entry);
+    let entry_kind = entry_key(&entry);
     let entry_options = [
         "api",
         "segment_snapshot",
@@ -145,16 +186,16 @@ fn flow_panel(session: Session, editing: Editing, library: RwSignal<Library>) ->
             .map(|(key, name)| (key.clone(), format!("{name} ({key})"))),
     )
     .collect::<Vec<_>>();
-    let segment = flow.entry.segment().map(str::to_string);
-    let event = match &flow.entry {
+    let segment = entry.segment().map(str::to_string);
+    let event = match &entry {
         Entry::Event { event, .. } => Some(event.clone()),
         _ => None,
     };
-    let cron = match &flow.entry {
+    let cron = match &entry {
         Entry::Schedule { cron, .. } => Some(cron.clone().unwrap_or_default()),
         _ => None,
     };
-    let re_entry = match flow.settings.re_entry {
+    let re_entry = match settings.re_entry {
         ReEntry::Never => "never",
         ReEntry::AfterExit => "after_exit",
         ReEntry::Always => "always",
@@ -206,7 +247,7 @@ fn flow_panel(session: Session, editing: Editing, library: RwSignal<Library>) ->
             }>{options(["never", "after_exit", "always"].map(|k| (k.to_string(), t(&format!("props.re_entry.{k}")))).to_vec(), re_entry.to_string())}</select>
         </label>
         <label>{t("props.zone")}
-            <input data-field="zone" prop:value=flow.settings.zone.clone() on:change=move |ev| {
+            <input data-field="zone" prop:value=settings.zone.clone() on:change=move |ev| {
                 let zone = event_target_value(&ev);
                 editing.edit(|f| f.settings.zone = zone);
             }/>
@@ -220,6 +261,7 @@ fn node_panel(
     library: RwSignal<Library>,
     id: String,
     step: Step,
+    sends: Vec<String>,
 ) -> impl IntoView {
     let t = move |key: &str| session.t(key);
     let heading = format!(
@@ -307,13 +349,7 @@ fn node_panel(
                 Awaited::Event { name } => ("event", String::new(), name.clone()),
             };
             let sends = std::iter::once(none())
-                .chain(editing.flow.with(|f| {
-                    f.nodes
-                        .iter()
-                        .filter(|n| matches!(n.step, Step::Send { .. }))
-                        .map(|n| (n.id.clone(), n.id.clone()))
-                        .collect::<Vec<_>>()
-                }))
+                .chain(sends.into_iter().map(|id| (id.clone(), id)))
                 .collect();
             let kinds = ["opened", "clicked", "purchased", "event"]
                 .map(|k| (k.to_string(), t(&format!("props.awaited.{k}"))))

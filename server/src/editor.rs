@@ -49,16 +49,21 @@ pub fn serve_from<S: Clone + Send + Sync + 'static>(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-cache"),
         ));
-    match dir.filter(|d| is_built(d)) {
+    match dir.cloned() {
         // `scripts/build-editor` writes a gzip copy beside each file: the WebAssembly shrinks
         // from 4.1 MB to 0.7 MB, at no cost per request.
         Some(dir) => {
-            let files = headers.service(ServeDir::new(dir).precompressed_gzip());
+            let files = headers.service(ServeDir::new(&dir).precompressed_gzip());
             router.fallback(move |request: Request| {
                 let files = files.clone();
+                // Asked each time: an editor built while tabiji runs is served at once.
+                let built = is_built(&dir);
                 async move {
                     if hidden(request.uri().path()) {
                         return StatusCode::NOT_FOUND.into_response();
+                    }
+                    if !built {
+                        return not_built(request.uri().clone()).await;
                     }
                     match files.oneshot(request).await {
                         Ok(response) => response.into_response(),
@@ -125,6 +130,21 @@ mod tests {
         assert!(String::from_utf8_lossy(&body).contains("scripts/build-editor"));
         assert_eq!(get(api(), "/api/health").await.status(), StatusCode::OK);
         assert_eq!(get(api(), "/other").await.status(), StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn an_editor_built_while_tabiji_runs_is_served_without_a_restart() {
+        let dir = std::env::temp_dir().join(format!("tabiji-editor-later-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let router = serve_from(Router::new(), Some(&dir));
+        assert_eq!(
+            get(router.clone(), "/").await.status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        std::fs::write(dir.join("index.html"), "<!doctype html>").unwrap();
+        std::fs::write(dir.join("tabiji_editor_bg.wasm"), b"\0asm").unwrap();
+        assert_eq!(get(router, "/").await.status(), StatusCode::OK);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[tokio::test]

@@ -227,15 +227,19 @@ pub fn FlowEditor(id: Option<i64>) -> impl IntoView {
     let dirty = move || editing.revision.get() != saved_revision.get();
     let problems = Memo::new(move |_| flow.with(canvas::problems));
 
-    // Client coordinates to flow coordinates.
-    let to_flow = move |x: f64, y: f64| -> (f64, f64) {
-        let (left, top) = surface
+    // Where the canvas's top left corner is on the page.
+    let surface_origin = move || {
+        surface
             .get_untracked()
             .map(|el| {
                 let r = el.get_bounding_client_rect();
                 (r.left(), r.top())
             })
-            .unwrap_or_default();
+            .unwrap_or_default()
+    };
+    // Client coordinates to flow coordinates.
+    let to_flow = move |x: f64, y: f64| -> (f64, f64) {
+        let (left, top) = surface_origin();
         let (px, py, zoom) = view_box.get_untracked();
         ((x - left - px) / zoom, (y - top - py) / zoom)
     };
@@ -462,13 +466,7 @@ pub fn FlowEditor(id: Option<i64>) -> impl IntoView {
     };
     let on_wheel = move |ev: ev::WheelEvent| {
         ev.prevent_default();
-        let (left, top) = surface
-            .get_untracked()
-            .map(|el| {
-                let r = el.get_bounding_client_rect();
-                (r.left(), r.top())
-            })
-            .unwrap_or_default();
+        let (left, top) = surface_origin();
         let (mx, my) = (ev.client_x() as f64 - left, ev.client_y() as f64 - top);
         view_box.update(|(px, py, zoom)| {
             let next = (*zoom * if ev.delta_y() < 0.0 { 1.1 } else { 1.0 / 1.1 }).clamp(0.25, 3.0);

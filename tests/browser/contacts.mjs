@@ -5,7 +5,7 @@
 // screens showed as JSON on stdout for the Rust test (tests/e2e/editor.rs).
 //
 // usage: node contacts.mjs ARTIFACT_DIR BASE_URL ADMIN PASSWORD CLERK PASSWORD PHONE…
-import { start, step, watch } from "./harness.mjs";
+import { report, start, step, watch } from "./harness.mjs";
 
 const [artifacts, base, admin, adminPassword, clerk, clerkPassword, ...phones] = process.argv.slice(2);
 const { browser, problems } = await start(artifacts);
@@ -43,7 +43,7 @@ async function condition(page, index, field, op, value) {
   }
 }
 
-try {
+await report(browser, problems, async () => {
   step("the administrator builds a segment");
   const page = await signedIn(admin, adminPassword);
   const everyone = await shownCount(page);
@@ -101,15 +101,8 @@ try {
   const leaked = phones.filter((p) => text.includes(p) || digits.includes(p.replace(/[^0-9]/g, "")));
   await desk.screenshot({ path: `${artifacts}/tourists-front-desk.png`, fullPage: true });
 
-  if (problems.length) throw new Error(problems.join("\n"));
-  process.stdout.write(JSON.stringify({
+  return {
     everyone, aichi, aichi_premium: aichiPremium, rows, columns, saved,
     clerk_columns: columnChoices, clerk_fields: fieldChoices, leaked, admin_sees: adminSees,
-  }) + "\n");
-} catch (error) {
-  step(`failed: ${error.stack || error}`);
-  if (problems.length) step(problems.join("\n"));
-  process.exitCode = 1;
-} finally {
-  await browser.close();
-}
+  };
+});

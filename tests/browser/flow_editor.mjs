@@ -5,7 +5,7 @@
 // the Rust test (tests/e2e/editor.rs), which checks it against what the server stored.
 //
 // usage: node flow_editor.mjs ARTIFACT_DIR BASE_URL LOGIN PASSWORD
-import { start, step, watch } from "./harness.mjs";
+import { report, start, step, watch } from "./harness.mjs";
 
 const [artifacts, base, login, password] = process.argv.slice(2);
 const { browser, problems } = await start(artifacts);
@@ -40,7 +40,7 @@ async function drawn(page) {
   }));
 }
 
-try {
+await report(browser, problems, async () => {
   const context = await browser.newContext({ locale: "ja-JP", viewport: { width: 1680, height: 900 } });
   const page = await context.newPage();
   watch(page, problems);
@@ -153,12 +153,5 @@ try {
   }
   await page.screenshot({ path: `${artifacts}/editor-reloaded.png` });
 
-  if (problems.length) throw new Error(problems.join("\n"));
-  process.stdout.write(JSON.stringify({ flow_id: flowId, ...published }) + "\n");
-} catch (error) {
-  step(`failed: ${error.stack || error}`);
-  if (problems.length) step(problems.join("\n"));
-  process.exitCode = 1;
-} finally {
-  await browser.close();
-}
+  return { flow_id: flowId, ...published };
+});

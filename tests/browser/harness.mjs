@@ -27,3 +27,19 @@ export function watch(page, problems) {
     if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) problems.push(`console: ${m.text()}`);
   });
 }
+
+/** Runs `body` and prints what it gives as JSON for the Rust test; any failure, page error or
+ * console error fails the script, with the reason on stderr. Closes the browser either way. */
+export async function report(browser, problems, body) {
+  try {
+    const result = await body();
+    if (problems.length) throw new Error(problems.join("\n"));
+    process.stdout.write(JSON.stringify(result) + "\n");
+  } catch (error) {
+    step(`failed: ${error.stack || error}`);
+    if (problems.length) step(problems.join("\n"));
+    process.exitCode = 1;
+  } finally {
+    await browser.close();
+  }
+}

@@ -13,7 +13,6 @@ use tabiji_model::zone::Zone;
 use tabiji_storage::{StorageError, journeys};
 
 use super::{CONTACTS, Move, Result, Runtime, RuntimeError, millis, run_key};
-use crate::machine::{Input, Run, apply_with};
 
 /// The entry key of a flow's segment snapshot: taken once, when the flow first runs.
 const SNAPSHOT: &str = "snapshot";
@@ -303,15 +302,13 @@ impl Runtime {
         let moves: Vec<Move> = ids
             .iter()
             .map(|&contact_id| {
-                let run = Run::new(run_key(flow_id, contact_id, entry_key));
                 let contact = data.get(&contact_id).unwrap_or(&empty);
-                let (run, actions) = apply_with(
+                let (run, actions) = super::enter(
                     flow,
-                    &run,
+                    run_key(flow_id, contact_id, entry_key),
                     contact,
-                    &Input::Enter,
                     now,
-                    super::decider(&library),
+                    &library,
                 );
                 Move {
                     stored: None,

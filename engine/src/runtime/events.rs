@@ -211,15 +211,13 @@ impl Runtime {
                     continue;
                 }
                 let entry_key = format!("event:{}", event.event_key);
-                let run = Run::new(run_key(*flow_id, who, &entry_key));
                 let contact = data.get(&who).unwrap_or(&empty);
-                let (run, actions) = apply_with(
+                let (run, actions) = super::enter(
                     flow,
-                    &run,
+                    run_key(*flow_id, who, &entry_key),
                     contact,
-                    &Input::Enter,
                     now,
-                    super::decider(&library),
+                    &library,
                 );
                 ever.insert(who);
                 if !matches!(run.position, crate::machine::Position::Finished(_)) {

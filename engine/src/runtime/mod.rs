@@ -262,6 +262,24 @@ fn decider(library: &Option<Arc<crate::personalise::Library>>) -> &dyn Condition
     }
 }
 
+/// A new run of `flow` for one contact under `key`, moved as far as entering takes it.
+fn enter(
+    flow: &Flow,
+    key: String,
+    contact: &Map<String, Json>,
+    now: DateTime<Utc>,
+    library: &Option<Arc<crate::personalise::Library>>,
+) -> (Run, Vec<Action>) {
+    crate::machine::apply_with(
+        flow,
+        &Run::new(key),
+        contact,
+        &crate::machine::Input::Enter,
+        now,
+        decider(library),
+    )
+}
+
 /// The hour with the most opens (the earliest of equals), if any.
 fn busiest_hour(counts: impl Iterator<Item = (u32, u64)>) -> Option<u32> {
     counts

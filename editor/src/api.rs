@@ -10,10 +10,13 @@ use web_sys::{Request, RequestCredentials, RequestInit, Response};
 pub enum ApiError {
     /// No answer (server down, network gone).
     Network,
-    /// The session is missing or has ended.
+    /// There is no session, or the login and password were wrong.
     Unauthenticated,
-    /// The server refused: its message, and each detail as `field: message`.
+    /// The session ended; the server's reason (`signed_in_elsewhere`, `idle`, …).
+    SessionEnded(String),
+    /// The server refused: its code, its message, and each detail as `field: message`.
     Refused {
+        code: String,
         message: String,
         details: Vec<String>,
     },
@@ -22,10 +25,14 @@ pub enum ApiError {
 impl ApiError {
     /// The server's error body (`{"error": {"message", "details": [{field, message}]}}`).
     fn from_body(status: u16, body: &Value) -> ApiError {
-        if status == 401 {
-            return ApiError::Unauthenticated;
-        }
         let error = &body["error"];
+        if status == 401 {
+            return match (error["code"].as_str(), error["reason"].as_str()) {
+                (Some("session_ended"), Some(reason)) => ApiError::SessionEnded(reason.to_string()),
+                _ => ApiError::Unauthenticated,
+            };
+        }
+        let code = error["code"].as_str().unwrap_or_default().to_string();
         let message = error["message"]
             .as_str()
             .map(str::to_string)
@@ -45,7 +52,11 @@ impl ApiError {
                     .collect()
             })
             .unwrap_or_default();
-        ApiError::Refused { message, details }
+        ApiError::Refused {
+            code,
+            message,
+            details,
+        }
     }
 }
 
@@ -114,14 +125,21 @@ mod tests {
         assert_eq!(
             ApiError::from_body(422, &body),
             ApiError::Refused {
+                code: "invalid".into(),
                 message: "the flow has problems".into(),
                 details: vec!["nodes.email_1: no such template".into(), "plain".into()],
             }
         );
         assert_eq!(ApiError::from_body(401, &body), ApiError::Unauthenticated);
+        let ended = json!({"error": {"code": "session_ended", "reason": "signed_in_elsewhere", "message": "…"}});
+        assert_eq!(
+            ApiError::from_body(401, &ended),
+            ApiError::SessionEnded("signed_in_elsewhere".into())
+        );
         assert_eq!(
             ApiError::from_body(502, &Value::Null),
             ApiError::Refused {
+                code: String::new(),
                 message: "HTTP 502".into(),
                 details: vec![]
             }

@@ -250,6 +250,47 @@ const TEXT: &[(&str, &str, &str)] = &[
         "ログインし直してください",
         "Please sign in again",
     ),
+    (
+        "login.login_locked",
+        "パスワードの誤りが続いたため、このログイン ID は 15 分間ロックされています。管理者に解除を依頼することもできます",
+        "Too many wrong passwords: this login is locked for 15 minutes, or until an administrator unlocks it",
+    ),
+    (
+        "login.too_many_attempts",
+        "この端末からのログイン失敗が多すぎます。しばらく待ってからやり直してください",
+        "Too many failed sign-ins from this address; wait a few minutes and try again",
+    ),
+    (
+        "login.already_signed_in",
+        "このアカウントは別の場所でログイン中です。そちらでログアウトするか、管理者に依頼してください",
+        "This account is signed in elsewhere; sign out there first, or ask an administrator",
+    ),
+    ("ended.signed_out", "ログアウトしました", "You signed out"),
+    (
+        "ended.idle",
+        "一定時間操作がなかったため、ログアウトしました",
+        "You were signed out after a period without activity",
+    ),
+    (
+        "ended.signed_in_elsewhere",
+        "同じアカウントで別の場所からログインがあったため、ログアウトしました",
+        "You were signed out because this account signed in somewhere else",
+    ),
+    (
+        "ended.ended_by_administrator",
+        "管理者によってログアウトされました",
+        "An administrator signed you out",
+    ),
+    (
+        "ended.password_changed",
+        "パスワードが変更されたため、ログアウトしました",
+        "You were signed out because the password was changed",
+    ),
+    (
+        "ended.account_disabled",
+        "このアカウントは無効になりました",
+        "This account has been disabled",
+    ),
 ];
 
 /// The text for `key`; the key itself where there is none, so a gap shows instead of hiding.
@@ -281,6 +322,21 @@ mod tests {
             assert!(seen.insert(*key), "{key} twice");
             assert!(!ja.is_empty() && !en.is_empty(), "{key}");
             assert_eq!(ja.contains("{}"), en.contains("{}"), "{key}");
+        }
+        for reason in [
+            "signed_out",
+            "idle",
+            "signed_in_elsewhere",
+            "ended_by_administrator",
+            "password_changed",
+            "account_disabled",
+        ] {
+            let key = format!("ended.{reason}");
+            assert_ne!(
+                t(Lang::En, &key),
+                key,
+                "every reason the server gives is worded"
+            );
         }
         for kind in Kind::ALL {
             let key = format!("kind.{}", kind.key());

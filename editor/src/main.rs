@@ -37,6 +37,8 @@ fn main() {
 pub struct Session {
     pub lang: RwSignal<Lang>,
     pub user: RwSignal<Option<Value>>,
+    /// Why the last session ended, shown on the sign-in form.
+    pub ended: RwSignal<Option<String>>,
 }
 
 impl Session {
@@ -52,8 +54,17 @@ impl Session {
                 self.user.set(None);
                 self.t("error.session")
             }
-            ApiError::Refused { message, details } if details.is_empty() => message.clone(),
-            ApiError::Refused { message, details } => {
+            ApiError::SessionEnded(reason) => {
+                self.ended.set(Some(reason.clone()));
+                self.user.set(None);
+                self.t("error.session")
+            }
+            ApiError::Refused {
+                message, details, ..
+            } if details.is_empty() => message.clone(),
+            ApiError::Refused {
+                message, details, ..
+            } => {
                 format!("{message}: {}", details.join("; "))
             }
         }
@@ -101,6 +112,7 @@ fn App() -> impl IntoView {
     let session = Session {
         lang: RwSignal::new(initial_language()),
         user: RwSignal::new(None),
+        ended: RwSignal::new(None),
     };
     provide_context(session);
     let checked = RwSignal::new(false);
@@ -120,8 +132,10 @@ fn App() -> impl IntoView {
         }
     });
     leptos::task::spawn_local(async move {
-        if let Ok(me) = api::get("/api/auth/me").await {
-            session.user.set(Some(me["user"].clone()));
+        match api::get("/api/auth/me").await {
+            Ok(me) => session.user.set(Some(me["user"].clone())),
+            Err(ApiError::SessionEnded(reason)) => session.ended.set(Some(reason)),
+            Err(_) => {}
         }
         checked.set(true);
     });
@@ -153,6 +167,7 @@ fn App() -> impl IntoView {
                     <button data-test="logout" on:click=move |_| {
                         leptos::task::spawn_local(async move {
                             let _ = api::post("/api/auth/logout", &Value::Null).await;
+                            session.ended.set(Some("signed_out".into()));
                             session.user.set(None);
                         });
                     }>{move || session.t("nav.logout")}</button>
@@ -176,9 +191,20 @@ fn Login() -> impl IntoView {
             match api::post("/api/auth/login", &body).await {
                 Ok(answer) => {
                     failure.set(None);
+                    session.ended.set(None);
                     session.user.set(Some(answer["user"].clone()));
                 }
                 Err(ApiError::Unauthenticated) => failure.set(Some(session.t("login.failed"))),
+                Err(ApiError::Refused { code, message, .. })
+                    if matches!(
+                        code.as_str(),
+                        "login_locked" | "too_many_attempts" | "already_signed_in"
+                    ) =>
+                {
+                    let key = format!("login.{code}");
+                    let text = session.t(&key);
+                    failure.set(Some(if text == key { message } else { text }));
+                }
                 Err(e) => failure.set(Some(session.explain(&e))),
             }
         });
@@ -186,6 +212,11 @@ fn Login() -> impl IntoView {
     view! {
         <form class="login" on:submit=submit>
             <h1>{move || session.t("login.title")}</h1>
+            <Show when=move || session.ended.with(Option::is_some)>
+                <p class="notice" role="status" data-test="session-ended">
+                    {move || session.ended.get().map(|reason| session.t(&format!("ended.{reason}")))}
+                </p>
+            </Show>
             <label>{move || session.t("login.login")}
                 <input name="login" autocomplete="username" required
                     prop:value=login on:input=move |ev| login.set(event_target_value(&ev))/>

@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tabiji_engine::RuntimeError;
+use tabiji_storage::sessions::EndReason;
 use tabiji_storage::{ItemError, StorageError};
 
 #[derive(Debug, thiserror::Error)]
@@ -13,6 +14,12 @@ pub enum ApiError {
         "sign in first: send a session cookie (POST /api/auth/login) or an Authorization: Bearer token"
     )]
     Unauthenticated,
+    /// The session cookie belongs to a session that has ended, for the reason given.
+    #[error("{}; sign in again", .0.explain())]
+    SessionEnded(EndReason),
+    /// Too many attempts from one address in a short time.
+    #[error("too many attempts from this address; wait {} seconds", .0.as_secs().max(1))]
+    TooManyAttempts(std::time::Duration),
     #[error("only administrators may {0}")]
     AdminOnly(&'static str),
     /// A browser sent a write from another site or origin (cross-site request forgery).
@@ -54,6 +61,8 @@ impl ApiError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            ApiError::SessionEnded(_) => (StatusCode::UNAUTHORIZED, "session_ended"),
+            ApiError::TooManyAttempts(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
             ApiError::AdminOnly(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::CrossOrigin(_) => (StatusCode::FORBIDDEN, "cross_origin"),
             ApiError::BadJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
@@ -77,6 +86,8 @@ impl ApiError {
                 StorageError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
                 StorageError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
                 StorageError::BadCredentials => (StatusCode::UNAUTHORIZED, "bad_credentials"),
+                StorageError::Locked { .. } => (StatusCode::TOO_MANY_REQUESTS, "login_locked"),
+                StorageError::AlreadySignedIn { .. } => (StatusCode::CONFLICT, "already_signed_in"),
                 StorageError::Database(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             },
         }
@@ -125,7 +136,27 @@ impl IntoResponse for ApiError {
         if let Some(field) = field {
             body["error"]["field"] = json!(field);
         }
-        (status, axum::Json(body)).into_response()
+        if let ApiError::SessionEnded(reason) = &self {
+            body["error"]["reason"] = json!(reason.code());
+        }
+        let retry_after = match &self {
+            ApiError::TooManyAttempts(wait) => Some(wait.as_secs().max(1)),
+            ApiError::Storage(StorageError::Locked { until }) => Some(
+                (*until - chrono::Utc::now())
+                    .num_seconds()
+                    .max(1)
+                    .unsigned_abs(),
+            ),
+            _ => None,
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        if let Some(seconds) = retry_after {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(seconds),
+            );
+        }
+        response
     }
 }
 

@@ -6,12 +6,14 @@
 //!   stable code.
 //! - [`demo`]: the deterministic demo data set (`tabiji demo`).
 //! - [`editor`]: serves the browser editor's built files at `/`.
+//! - [`throttle`]: attempts per client address (sign-ins).
 //! - `main.rs`: the command line (serve, migrate, demo, user, role, token).
 
 pub mod api;
 pub mod demo;
 pub mod editor;
 pub mod error;
+pub mod throttle;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,6 +34,12 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// The built browser editor, served at `/` (see [`editor`]).
     pub editor_dir: Option<std::path::PathBuf>,
+    /// Idle timeout and what a second sign-in with the same account does.
+    pub sessions: tabiji_storage::sessions::Policy,
+    /// Take the client's address from the `X-Forwarded-For` a reverse proxy appends, not from
+    /// the connection (which is the proxy's).
+    pub behind_proxy: bool,
+    pub sign_in_throttle: Arc<throttle::Throttle>,
 }
 
 impl AppState {
@@ -54,6 +62,9 @@ impl AppState {
             runtime,
             secure_cookies: false,
             editor_dir: None,
+            sessions: Default::default(),
+            behind_proxy: false,
+            sign_in_throttle: Default::default(),
         }
     }
 }

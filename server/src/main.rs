@@ -11,8 +11,9 @@ use tabiji_connectors::{Recording, Registry};
 use tabiji_engine::runtime::{Config as EngineConfig, spawn_worker};
 use tabiji_model::Rights;
 use tabiji_server::{AppState, demo, open_store, serve};
-use tabiji_storage::auth::{self as users, NewUser};
+use tabiji_storage::auth::{self as users, NewUser, UserChange};
 use tabiji_storage::db::DEFAULT_DATABASE_URL;
+use tabiji_storage::sessions::{self, EndReason, Policy as SessionPolicy, SecondSignIn};
 use tabiji_storage::{Db, Principal, migration};
 use tokio::net::TcpListener;
 
@@ -294,12 +295,36 @@ enum ImportCommand {
     Schema,
 }
 
-/// How the browser editor is served.
+/// How the browser editor is served and how sessions behave.
 #[derive(clap::Args, Clone)]
 struct WebArgs {
     /// The built editor (`scripts/build-editor`), served at `/`.
     #[arg(long, env = "TABIJI_EDITOR_DIR", default_value = tabiji_server::editor::DEFAULT_DIR)]
     editor_dir: std::path::PathBuf,
+    /// Minutes without activity after which a browser session ends.
+    #[arg(long, env = "TABIJI_SESSION_IDLE_MINUTES", default_value_t = 480,
+          value_parser = clap::value_parser!(u32).range(1..=43_200))]
+    session_idle_minutes: u32,
+    /// When an account signs in while it has a live session: `end-older` signs the other
+    /// browser out (it is told why), `reject` refuses the new sign-in, `allow` keeps both.
+    /// Every second sign-in is in the access log.
+    #[arg(long, env = "TABIJI_SECOND_SIGN_IN", default_value = "end-older")]
+    second_sign_in: SecondSignIn,
+    /// tabiji is behind a reverse proxy: take the client's address (for sign-in limits and
+    /// the session list) from the last `X-Forwarded-For` entry.
+    #[arg(long, env = "TABIJI_BEHIND_PROXY")]
+    behind_proxy: bool,
+}
+
+impl WebArgs {
+    fn apply(self, state: &mut AppState) {
+        state.editor_dir = Some(self.editor_dir);
+        state.sessions = SessionPolicy {
+            idle: chrono::Duration::minutes(i64::from(self.session_idle_minutes)),
+            second_sign_in: self.second_sign_in,
+        };
+        state.behind_proxy = self.behind_proxy;
+    }
 }
 
 /// How the engine runs and the channels send: the `test` channel always, e-mail when a relay
@@ -501,6 +526,29 @@ enum UserCommand {
     },
     /// List users and their roles.
     List,
+    /// Set a user's password (from TABIJI_PASSWORD or standard input); their sessions end.
+    Password {
+        #[arg(long)]
+        login: String,
+    },
+    /// Force a user off: every session of theirs ends at once.
+    Logout {
+        #[arg(long)]
+        login: String,
+    },
+    /// Lift the lock that repeated wrong passwords put on a login.
+    Unlock {
+        #[arg(long)]
+        login: String,
+    },
+    /// Disable a user (their sessions and tokens stop working) or enable them again.
+    Disable {
+        #[arg(long)]
+        login: String,
+        /// Enable the user instead.
+        #[arg(long)]
+        enable: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -557,7 +605,7 @@ async fn main() -> anyhow::Result<()> {
             let store = open_store(&cli.database_url).await?;
             let mut state = engine.state(store)?;
             state.secure_cookies = secure_cookies;
-            state.editor_dir = Some(web.editor_dir);
+            web.apply(&mut state);
             let worker = (!no_worker).then(|| spawn_worker(state.runtime.clone()));
             let served = run_server(&listen, state).await;
             if let Some(worker) = worker {
@@ -655,7 +703,7 @@ async fn main() -> anyhow::Result<()> {
                 return Ok(());
             }
             let mut state = engine.state(store)?;
-            state.editor_dir = Some(web.editor_dir);
+            web.apply(&mut state);
             let worker = spawn_worker(state.runtime.clone());
             let served = run_server(&listen, state).await;
             worker.stop().await;
@@ -689,13 +737,58 @@ async fn main() -> anyhow::Result<()> {
                 UserCommand::List => {
                     for (user, roles) in users::list_users(&db).await? {
                         let admin = if user.is_admin { " [admin]" } else { "" };
+                        let disabled = if user.active { "" } else { " [disabled]" };
                         println!(
-                            "{}\t{}{admin}\t{}",
+                            "{}\t{}{admin}{disabled}\t{}",
                             user.login,
                             user.display_name,
                             roles.join(", ")
                         );
                     }
+                }
+                UserCommand::Password { login } => {
+                    let password = read_password()?;
+                    let change = UserChange {
+                        password: Some(password),
+                        ..Default::default()
+                    };
+                    users::update_user(&db, &login, change, chrono::Utc::now()).await?;
+                    println!("password of {login} set; their sessions ended");
+                }
+                UserCommand::Logout { login } => {
+                    let user = users::find_user(&db, &login)
+                        .await?
+                        .with_context(|| format!("no user has login {login:?}"))?;
+                    let ended = sessions::end_for_user(
+                        &db,
+                        user.id,
+                        EndReason::EndedByAdministrator,
+                        chrono::Utc::now(),
+                    )
+                    .await?;
+                    println!("{ended} session(s) of {login} ended");
+                }
+                UserCommand::Unlock { login } => {
+                    let was = sessions::unlock(&db, &login).await?;
+                    println!(
+                        "{login} {}",
+                        if was { "unlocked" } else { "was not locked" }
+                    );
+                }
+                UserCommand::Disable { login, enable } => {
+                    let change = UserChange {
+                        active: Some(enable),
+                        ..Default::default()
+                    };
+                    users::update_user(&db, &login, change, chrono::Utc::now()).await?;
+                    println!(
+                        "{login} {}",
+                        if enable {
+                            "enabled"
+                        } else {
+                            "disabled; their sessions ended"
+                        }
+                    );
                 }
             }
             Ok(())

@@ -22,7 +22,7 @@ fn run(cmd: &mut Command) -> (String, String) {
 
 async fn the_command_line(url: &str) {
     let (out, _) = run(tabiji(url).arg("migrate"));
-    assert!(out.contains("16 migration(s) applied"), "{out}");
+    assert!(out.contains("17 migration(s) applied"), "{out}");
     let (out, _) = run(tabiji(url).arg("migrate"));
     assert!(out.contains("0 migration(s) applied"), "{out}");
 
@@ -73,7 +73,13 @@ async fn the_command_line(url: &str) {
     );
 
     let mut server = tabiji(url)
-        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--second-sign-in",
+            "reject",
+        ])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -108,6 +114,54 @@ async fn the_command_line(url: &str) {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
+
+    // One session per account, refused while the first is live; forced off from the shell.
+    let sign_in = || async {
+        let r = client
+            .post(format!("{base}/api/auth/login"))
+            .json(&serde_json::json!({"login": "yamada", "password": "yamada-password"}))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let body: serde_json::Value = r.json().await.unwrap();
+        (status, body)
+    };
+    assert_eq!(sign_in().await.0, 200);
+    let (status, body) = sign_in().await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "already_signed_in");
+    let (out, _) = run(tabiji(url).args(["user", "logout", "--login", "yamada"]));
+    assert!(out.contains("1 session(s) of yamada ended"), "{out}");
+    assert_eq!(sign_in().await.0, 200, "the account is free again");
+
+    // Disabled from the shell: the token stops, until enabled again.
+    run(tabiji(url).args(["user", "disable", "--login", "yamada"]));
+    let me = |token: String| {
+        let client = client.clone();
+        let base = base.clone();
+        async move {
+            client
+                .get(format!("{base}/api/auth/me"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(me(token.clone()).await, 401);
+    let (out, _) = run(tabiji(url).args(["user", "list"]));
+    assert!(out.contains("[disabled]"), "{out}");
+    run(tabiji(url).args(["user", "disable", "--login", "yamada", "--enable"]));
+    assert_eq!(me(token.clone()).await, 200);
+    let (out, _) = run(tabiji(url)
+        .args(["user", "password", "--login", "yamada"])
+        .env("TABIJI_PASSWORD", "a new password for yamada"));
+    assert!(out.contains("password of yamada set"), "{out}");
+    let (status, _) = sign_in().await;
+    assert_eq!(status, 401, "the old password is gone");
     server.kill().unwrap();
     server.wait().unwrap();
 }

@@ -1,22 +1,24 @@
-//! Users, roles, passwords, API tokens and browser sessions (CF-1, CF-2, CF-11).
+//! Users, roles, passwords and API tokens (CF-1, CF-2, CF-11); browser sessions are in
+//! [`crate::sessions`].
 
 use chrono::{DateTime, Duration, Utc};
 use rand::RngCore;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
+    QueryOrder, Set, TransactionTrait,
 };
 use sha2::{Digest, Sha256};
 use tabiji_model::Rights;
 
 use crate::Db;
-use crate::entities::{api_token, role, session, user, user_role};
+use crate::entities::{api_token, role, user, user_role};
 use crate::error::{ItemError, Result, StorageError};
+use crate::sessions::{self, EndReason};
 
 /// Shortest password a user account accepts.
 pub const USER_PASSWORD_MIN: usize = 10;
-/// How long a browser session lasts without activity.
-pub const SESSION_IDLE: Duration = Duration::hours(8);
+/// Characters a password needs besides any copy of the login id in it.
+const PASSWORD_BESIDES_LOGIN: usize = 6;
 /// Prefix that makes tabiji API tokens recognisable (and findable by secret scanners).
 pub const TOKEN_PREFIX: &str = "tbj_";
 
@@ -69,13 +71,28 @@ pub async fn hash_password_async(password: String) -> String {
         .expect("password hashing does not panic")
 }
 
-fn random_secret() -> String {
+pub(crate) async fn verify_password_async(hash: String, password: &str) -> bool {
+    let password = password.to_string();
+    tokio::task::spawn_blocking(move || verify_password(&hash, &password))
+        .await
+        .expect("password verification does not panic")
+}
+
+/// A hash verified against when a login does not exist, so both cases cost the same.
+static DUMMY_HASH: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| hash_password("no user has this password"));
+
+pub(crate) fn dummy_hash() -> String {
+    DUMMY_HASH.clone()
+}
+
+pub(crate) fn random_secret() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     hex::encode(bytes)
 }
 
-fn sha256(secret: &str) -> String {
+pub(crate) fn sha256(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
@@ -99,7 +116,38 @@ pub fn check_login(login: &str) -> Result<()> {
     }
 }
 
-pub fn check_password(password: &str) -> Result<()> {
+/// Passwords everyone tries first; long enough to pass the length rule, so named here.
+const COMMON_PASSWORDS: &[&str] = &[
+    "1234567890",
+    "12345678910",
+    "123456789012",
+    "0123456789",
+    "0987654321",
+    "1q2w3e4r5t",
+    "1qaz2wsx3edc",
+    "abcdefghij",
+    "abc1234567",
+    "administrator",
+    "changeme123",
+    "iloveyou12",
+    "letmein123",
+    "password12",
+    "password123",
+    "password1234",
+    "passw0rd123",
+    "p@ssw0rd123",
+    "qazwsxedcrfv",
+    "qwertyuiop",
+    "qwerty12345",
+    "qwerty123456",
+    "welcome123",
+    "tabiji1234",
+];
+
+/// The password policy: long enough, not too long, not the login id, not one character
+/// repeated, not one of the passwords everyone tries first. No rules on character classes:
+/// they make passwords harder to remember, not to guess (NIST SP 800-63B).
+pub fn check_password(password: &str, login: &str) -> Result<()> {
     if password.chars().count() < USER_PASSWORD_MIN {
         return Err(bad(
             "password",
@@ -109,6 +157,34 @@ pub fn check_password(password: &str) -> Result<()> {
     }
     if password.len() > 1024 {
         return Err(bad("password", "too_long", "must be at most 1024 bytes"));
+    }
+    let lower = password.to_lowercase();
+    if !login.is_empty()
+        && lower.replace(&login.to_lowercase(), "").chars().count() < PASSWORD_BESIDES_LOGIN
+    {
+        return Err(bad(
+            "password",
+            "password_like_login",
+            format!(
+                "must not be the login id with a few characters added; use at least {PASSWORD_BESIDES_LOGIN} characters besides it"
+            ),
+        ));
+    }
+    let mut chars = password.chars();
+    let first = chars.next();
+    if chars.all(|c| Some(c) == first) {
+        return Err(bad(
+            "password",
+            "password_too_simple",
+            "must not be one character repeated",
+        ));
+    }
+    if COMMON_PASSWORDS.contains(&lower.as_str()) {
+        return Err(bad(
+            "password",
+            "password_too_common",
+            "is one of the passwords tried first by anyone guessing; choose another",
+        ));
     }
     Ok(())
 }
@@ -125,7 +201,7 @@ pub struct NewUser {
 
 pub async fn create_user(db: &Db, new: NewUser) -> Result<user::Model> {
     check_login(&new.login)?;
-    check_password(&new.password)?;
+    check_password(&new.password, &new.login)?;
     if user::Entity::find()
         .filter(user::Column::Login.eq(&new.login))
         .one(&db.conn)
@@ -286,6 +362,157 @@ pub async fn find_user(db: &Db, login: &str) -> Result<Option<user::Model>> {
         .await?)
 }
 
+/// What an administrator changes about a user; `None` leaves it as it is.
+#[derive(Debug, Clone, Default)]
+pub struct UserChange {
+    pub display_name: Option<String>,
+    pub admin: Option<bool>,
+    pub active: Option<bool>,
+    pub roles: Option<Vec<String>>,
+    pub rights: Option<Rights>,
+    /// A new password; every session of the user ends.
+    pub password: Option<String>,
+}
+
+/// Changes a user. Disabling them or setting their password ends their sessions; the last
+/// active administrator cannot be disabled or lose the administrator flag.
+pub async fn update_user(
+    db: &Db,
+    login: &str,
+    change: UserChange,
+    now: DateTime<Utc>,
+) -> Result<user::Model> {
+    let found = find_user(db, login).await?.ok_or_else(|| {
+        bad(
+            "login",
+            "unknown_user",
+            format!("no user has login {login:?}"),
+        )
+    })?;
+    if let Some(name) = &change.display_name
+        && name.chars().count() > 200
+    {
+        return Err(bad(
+            "display_name",
+            "too_long",
+            "must be at most 200 characters",
+        ));
+    }
+    let stays_admin =
+        change.admin.unwrap_or(found.is_admin) && change.active.unwrap_or(found.active);
+    if found.is_admin && found.active && !stays_admin {
+        let admins = user::Entity::find()
+            .filter(user::Column::IsAdmin.eq(true))
+            .filter(user::Column::Active.eq(true))
+            .count(&db.conn)
+            .await?;
+        if admins <= 1 {
+            return Err(bad(
+                if change.active == Some(false) {
+                    "active"
+                } else {
+                    "admin"
+                },
+                "last_administrator",
+                "this is the last active administrator; make another user an administrator first",
+            ));
+        }
+    }
+    let roles = match &change.roles {
+        Some(names) => Some(find_roles(db, names).await?),
+        None => None,
+    };
+    let hash = match change.password {
+        Some(password) => {
+            check_password(&password, &found.login)?;
+            Some(hash_password_async(password).await)
+        }
+        None => None,
+    };
+    let ends = if change.active == Some(false) {
+        Some(EndReason::AccountDisabled)
+    } else if hash.is_some() {
+        Some(EndReason::PasswordChanged)
+    } else {
+        None
+    };
+    let txn = db.conn.begin().await?;
+    let id = found.id;
+    let mut active = found.into_active_model();
+    if let Some(name) = change.display_name {
+        active.display_name = Set(name);
+    }
+    if let Some(admin) = change.admin {
+        active.is_admin = Set(admin);
+    }
+    if let Some(on) = change.active {
+        active.active = Set(on);
+    }
+    if let Some(rights) = &change.rights {
+        active.rights = Set(serde_json::to_string(rights).expect("rights serialise"));
+    }
+    if let Some(hash) = hash {
+        active.password_hash = Set(hash);
+    }
+    active.updated_at = Set(now);
+    let updated = active.update(&txn).await?;
+    if let Some(roles) = roles {
+        user_role::Entity::delete_many()
+            .filter(user_role::Column::UserId.eq(id))
+            .exec(&txn)
+            .await?;
+        for role in roles {
+            user_role::ActiveModel {
+                user_id: Set(id),
+                role_id: Set(role.id),
+            }
+            .insert(&txn)
+            .await?;
+        }
+    }
+    txn.commit().await?;
+    if let Some(reason) = ends {
+        sessions::end_for_user(db, id, reason, now).await?;
+    }
+    Ok(updated)
+}
+
+/// A user changes their own password, proving they know the current one; their other
+/// sessions end, the one `keep` holds stays.
+pub async fn change_own_password(
+    db: &Db,
+    user_id: i64,
+    current: &str,
+    new: String,
+    keep: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<u64> {
+    let found = active_user(db, user_id)
+        .await?
+        .ok_or(StorageError::BadCredentials)?;
+    if !verify_password_async(found.password_hash.clone(), current).await {
+        return Err(bad(
+            "current_password",
+            "wrong_password",
+            "is not the account's current password",
+        ));
+    }
+    check_password(&new, &found.login)?;
+    if verify_password_async(found.password_hash.clone(), &new).await {
+        return Err(bad(
+            "password",
+            "password_unchanged",
+            "is the current password; choose a new one",
+        ));
+    }
+    let hash = hash_password_async(new).await;
+    let mut active = found.into_active_model();
+    active.password_hash = Set(hash);
+    active.updated_at = Set(now);
+    active.update(&db.conn).await?;
+    sessions::end_for_user_except(db, user_id, keep, EndReason::PasswordChanged, now).await
+}
+
 /// The user with the rights of all their roles and their own.
 pub async fn principal_for(db: &Db, user: &user::Model) -> Result<Principal> {
     let parse = |json: &str| -> Result<Rights> {
@@ -307,90 +534,11 @@ pub async fn principal_for(db: &Db, user: &user::Model) -> Result<Principal> {
     })
 }
 
-async fn active_user(db: &Db, user_id: i64) -> Result<Option<user::Model>> {
+pub(crate) async fn active_user(db: &Db, user_id: i64) -> Result<Option<user::Model>> {
     Ok(user::Entity::find_by_id(user_id)
         .one(&db.conn)
         .await?
         .filter(|u| u.active))
-}
-
-/// Checks a login and password and opens a session; returns the principal and the cookie value.
-pub async fn login(
-    db: &Db,
-    login: &str,
-    password: &str,
-    now: DateTime<Utc>,
-) -> Result<(Principal, String)> {
-    let found = find_user(db, login).await?.filter(|u| u.active);
-    // Verify against a real hash even for unknown logins, so timing does not reveal which exist.
-    let hash = found
-        .as_ref()
-        .map(|u| u.password_hash.clone())
-        .unwrap_or_else(|| DUMMY_HASH.clone());
-    let password = password.to_string();
-    let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &password))
-        .await
-        .expect("password verification does not panic");
-    let user = match (found, ok) {
-        (Some(user), true) => user,
-        _ => return Err(StorageError::BadCredentials),
-    };
-    let secret = random_secret();
-    session::ActiveModel {
-        user_id: Set(user.id),
-        token_hash: Set(sha256(&secret)),
-        created_at: Set(now),
-        last_seen_at: Set(now),
-        expires_at: Set(now + SESSION_IDLE),
-        ..Default::default()
-    }
-    .insert(&db.conn)
-    .await?;
-    Ok((principal_for(db, &user).await?, secret))
-}
-
-/// A hash verified against when a login does not exist, so both cases cost the same.
-static DUMMY_HASH: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| hash_password("no user has this password"));
-
-/// The principal of a live session; extends the session's idle timeout.
-pub async fn session_principal(
-    db: &Db,
-    secret: &str,
-    now: DateTime<Utc>,
-) -> Result<Option<Principal>> {
-    let Some(found) = session::Entity::find()
-        .filter(session::Column::TokenHash.eq(sha256(secret)))
-        .one(&db.conn)
-        .await?
-    else {
-        return Ok(None);
-    };
-    if found.expires_at <= now {
-        session::Entity::delete_by_id(found.id)
-            .exec(&db.conn)
-            .await?;
-        return Ok(None);
-    }
-    let Some(user) = active_user(db, found.user_id).await? else {
-        return Ok(None);
-    };
-    // Extending on every request would write on every read; once a minute is enough.
-    if now - found.last_seen_at > Duration::minutes(1) {
-        let mut active = found.into_active_model();
-        active.last_seen_at = Set(now);
-        active.expires_at = Set(now + SESSION_IDLE);
-        active.update(&db.conn).await?;
-    }
-    Ok(Some(principal_for(db, &user).await?))
-}
-
-pub async fn logout(db: &Db, secret: &str) -> Result<()> {
-    session::Entity::delete_many()
-        .filter(session::Column::TokenHash.eq(sha256(secret)))
-        .exec(&db.conn)
-        .await?;
-    Ok(())
 }
 
 /// Creates an API token for a user; the token is returned once and only its hash is kept.
@@ -468,7 +616,18 @@ mod tests {
         assert!(check_login("sato.hanako@pref").is_ok());
         assert!(check_login("a").is_err());
         assert!(check_login("名前").is_err());
-        assert!(check_password("short").is_err());
-        assert!(check_password("long enough pass").is_ok());
+        let code = |password: &str, login: &str| match check_password(password, login) {
+            Ok(()) => "ok",
+            Err(StorageError::Invalid(items)) => items[0].code,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(code("short", "sato"), "password_too_short");
+        assert_eq!(code("long enough pass", "sato"), "ok");
+        assert_eq!(code("長い日本語のパスワードです", "sato"), "ok");
+        assert_eq!(code("SatoHanako1", "satohanako"), "password_like_login");
+        assert_eq!(code("satohanako-spring", "satohanako"), "ok");
+        assert_eq!(code("aaaaaaaaaaaa", "sato"), "password_too_simple");
+        assert_eq!(code("QwertyUiop", "sato"), "password_too_common");
+        assert_eq!(code(&"x".repeat(1025), "sato"), "too_long");
     }
 }

@@ -71,6 +71,22 @@ pub enum StorageError {
     Conflict(Vec<ItemError>),
     #[error("wrong login id or password")]
     BadCredentials,
+    /// Too many wrong passwords for this login in a short time.
+    #[error(
+        "too many failed sign-ins for this login id; try again after {} UTC, or ask an administrator to unlock it",
+        until.format("%Y-%m-%d %H:%M:%S")
+    )]
+    Locked {
+        until: chrono::DateTime<chrono::Utc>,
+    },
+    /// The account has a live session and the policy refuses a second one.
+    #[error(
+        "this account is already signed in elsewhere (last active {} UTC); sign out there first, or ask an administrator to end that session",
+        last_seen.format("%Y-%m-%d %H:%M:%S")
+    )]
+    AlreadySignedIn {
+        last_seen: chrono::DateTime<chrono::Utc>,
+    },
     #[error("database error: {0}")]
     Database(#[from] sea_orm::DbErr),
 }

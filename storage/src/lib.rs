@@ -80,6 +80,7 @@ pub mod scratch;
 pub mod search;
 pub mod secrets;
 pub mod segments;
+pub mod sessions;
 pub mod sql;
 pub mod suppressions;
 pub mod ticks;

@@ -361,7 +361,11 @@ async fn field_rights_hide_and_protect(store: &Store) {
         store.get(&clerk, "businesses", 1).await,
         Err(StorageError::Forbidden { .. })
     ));
-    let log = tabiji_storage::audit::recent(store.db(), Some("staff"), 10)
+    let staff = tabiji_storage::audit::Search {
+        login: Some("staff".into()),
+        ..Default::default()
+    };
+    let log = tabiji_storage::audit::search(store.db(), &staff, 10)
         .await
         .unwrap();
     assert!(

@@ -153,5 +153,18 @@ await report(browser, problems, async () => {
   }
   await page.screenshot({ path: `${artifacts}/editor-reloaded.png` });
 
+  step("the same account signs in elsewhere: this browser is told why it was signed out");
+  const elsewhere = await fetch(`${base}/api/auth/login`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ login, password }),
+  });
+  if (elsewhere.status !== 200) throw new Error(`signing in elsewhere: ${elsewhere.status}`);
+  await page.reload();
+  await page
+    .locator("form.login [data-test=session-ended]", { hasText: "別の場所からログイン" })
+    .waitFor();
+  await page.screenshot({ path: `${artifacts}/signed-out-elsewhere.png` });
+
   return { flow_id: flowId, ...published };
 });

@@ -30,10 +30,17 @@ async fn only_health_and_login_are_open(app: &TestApp) {
 }
 
 async fn session_cookie_sign_in_and_out(app: &TestApp) {
+    let (status, body) = app
+        .post(
+            "/api/admin/users",
+            json!({"login": "clerk", "password": "front desk password"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
     let browser = client();
     let r = browser
         .post(app.url("/api/auth/login"))
-        .json(&json!({"login": ADMIN_LOGIN, "password": "wrong password"}))
+        .json(&json!({"login": "clerk", "password": "wrong password"}))
         .send()
         .await
         .unwrap();
@@ -52,7 +59,7 @@ async fn session_cookie_sign_in_and_out(app: &TestApp) {
 
     let r = browser
         .post(app.url("/api/auth/login"))
-        .json(&json!({"login": ADMIN_LOGIN, "password": tabiji_e2e::ADMIN_PASSWORD}))
+        .json(&json!({"login": "clerk", "password": "front desk password"}))
         .send()
         .await
         .unwrap();
@@ -62,6 +69,10 @@ async fn session_cookie_sign_in_and_out(app: &TestApp) {
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
         "{cookie}"
     );
+    assert!(
+        !cookie.contains("Max-Age"),
+        "the cookie goes with the browser; the server ends idle sessions: {cookie}"
+    );
     let me: Value = browser
         .get(app.url("/api/auth/me"))
         .send()
@@ -70,8 +81,8 @@ async fn session_cookie_sign_in_and_out(app: &TestApp) {
         .json()
         .await
         .unwrap();
-    assert_eq!(me["user"]["login"], ADMIN_LOGIN);
-    assert_eq!(me["user"]["admin"], true);
+    assert_eq!(me["user"]["login"], "clerk");
+    assert_eq!(me["user"]["admin"], false);
 
     let r = browser
         .post(app.url("/api/auth/logout"))
@@ -79,14 +90,12 @@ async fn session_cookie_sign_in_and_out(app: &TestApp) {
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
+    let r = browser.get(app.url("/api/auth/me")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let body: Value = r.json().await.unwrap();
     assert_eq!(
-        browser
-            .get(app.url("/api/auth/me"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        401
+        body["error"]["code"], "unauthenticated",
+        "the browser was told to drop the cookie"
     );
 
     let log: Value = app

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use serde_json::{Value, json};
-use tabiji_e2e::{ADMIN_LOGIN, ADMIN_PASSWORD, TestApp, backends, spawn_app};
+use tabiji_e2e::{TestApp, backends, spawn_app};
 
 fn browser_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("browser")
@@ -105,7 +105,7 @@ async fn a_new_user_draws_publishes_and_reloads_the_patent_scenario() {
 
         let drawn = browser(
             "flow_editor.mjs",
-            &[&app.base, ADMIN_LOGIN, ADMIN_PASSWORD],
+            &[&app.base, "marketer", &app.administrator("marketer").await],
             app.backend,
         )
         .await;
@@ -210,12 +210,13 @@ async fn a_segment_built_in_the_browser_counts_as_the_api_does_and_phone_numbers
         )
         .await;
 
+        let manager = app.administrator("manager").await;
         let mut phones: Vec<String> = (0..90).map(phone).collect();
         phones.extend((0..90).map(|i| format!("0807777{i:04}")));
         let mut args = vec![
             app.base.as_str(),
-            ADMIN_LOGIN,
-            ADMIN_PASSWORD,
+            "manager",
+            &manager,
             "desk",
             "desk-password",
         ];

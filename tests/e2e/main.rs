@@ -18,5 +18,6 @@ mod reports;
 mod rights;
 mod schema;
 mod segments;
+mod sessions;
 mod sftp;
 mod workspace;

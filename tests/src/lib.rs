@@ -146,6 +146,20 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
+    /// Creates another administrator and returns their password: a browser signing in as
+    /// [`ADMIN_LOGIN`] would end the session of [`TestApp::admin`] (one session per account).
+    pub async fn administrator(&self, login: &str) -> String {
+        let password = format!("{login} keeps the keys");
+        let (status, body) = self
+            .post(
+                "/api/admin/users",
+                json!({"login": login, "password": password, "admin": true}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        password
+    }
+
     /// Creates a user with the given rights document and returns a client signed in as them.
     pub async fn user_with_rights(&self, login: &str, rights: Value) -> reqwest::Client {
         let role = format!("role-of-{login}");

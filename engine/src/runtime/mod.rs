@@ -13,6 +13,7 @@ mod deliver;
 mod enter;
 mod events;
 mod exports;
+mod housekeeping;
 mod imports;
 mod schedule;
 mod timers;
@@ -140,6 +141,8 @@ pub struct Runtime {
     calculated_at: Mutex<Option<DateTime<Utc>>>,
     /// When this process last looked for scheduled imports and exports that are due.
     transfers_at: Mutex<Option<DateTime<Utc>>>,
+    /// When this process last purged the access log and ended sessions.
+    housekept_at: Mutex<Option<DateTime<Utc>>>,
     /// Woken when work arrives through this process (events, API entries).
     pub(crate) wake: Notify,
     pub counters: Counters,
@@ -325,6 +328,7 @@ impl Runtime {
             swept: Mutex::new(HashMap::new()),
             calculated_at: Mutex::new(None),
             transfers_at: Mutex::new(None),
+            housekept_at: Mutex::new(None),
             wake: Notify::new(),
             counters: Counters::default(),
             written_since_analyze: AtomicU64::new(0),

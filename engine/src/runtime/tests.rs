@@ -936,3 +936,47 @@ async fn export_jobs_run_once_at_their_tick_with_periods_counted_from_it() {
         scratch.remove().await;
     }
 }
+
+/// The worker's housekeeping: the access log keeps a month, looked at once an hour.
+#[tokio::test]
+async fn housekeeping_purges_the_access_log_after_a_month_once_an_hour() {
+    for scratch in Scratch::all_backends().await {
+        let f = fixture(scratch, 1).await;
+        let db = f.runtime.store.db();
+        let entry = tabiji_storage::audit::Entry {
+            action: "view",
+            entity: Some("tourists"),
+            record_id: Some(1),
+            outcome: "ok",
+            detail: None,
+        };
+        tabiji_storage::audit::record(db, &Principal::system(), entry)
+            .await
+            .unwrap();
+        let logged = tabiji_storage::audit::search(db, &Default::default(), 10)
+            .await
+            .unwrap();
+        let written = logged.iter().map(|e| e.at).max().unwrap();
+        let month_later = written.checked_add_months(chrono::Months::new(1)).unwrap();
+        f.clock
+            .advance(month_later - Span::minutes(30) - f.runtime.now());
+        assert_eq!(f.runtime.housekeeping_step().await.unwrap(), 0, "kept");
+        f.clock.advance(Span::minutes(40));
+        assert_eq!(
+            f.runtime.housekeeping_step().await.unwrap(),
+            0,
+            "a month old, but not looked at again within the hour"
+        );
+        f.clock.advance(Span::minutes(21));
+        assert_eq!(
+            f.runtime.housekeeping_step().await.unwrap(),
+            logged.len(),
+            "purged: the fixture's bulk create and the view"
+        );
+        let left = tabiji_storage::audit::search(db, &Default::default(), 10)
+            .await
+            .unwrap();
+        assert!(left.is_empty(), "{left:?}");
+        f.scratch.remove().await;
+    }
+}

@@ -43,7 +43,8 @@ pub fn spawn_worker(runtime: Arc<Runtime>) -> WorkerHandle {
                     let events = rt.event_step().await?;
                     let timers = rt.timer_step().await?;
                     let calculated = rt.calculated_step().await?;
-                    Ok(ticks + entered + joined + events + timers + calculated)
+                    let purged = rt.housekeeping_step().await?;
+                    Ok(ticks + entered + joined + events + timers + calculated + purged)
                 })
             })
             .await

@@ -34,6 +34,7 @@ use axum::http::request::Parts;
 use axum::routing::get;
 use serde::de::DeserializeOwned;
 use serde_json::json;
+use tabiji_storage::sessions::{self, SessionState};
 use tabiji_storage::{Principal, auth as users};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
@@ -169,13 +170,36 @@ impl FromRequestParts<AppState> for Caller {
                 .ok_or(ApiError::Unauthenticated);
         }
         if let Some(secret) = session_cookie(&parts.headers) {
-            return users::session_principal(db, &secret, now)
-                .await?
-                .map(Caller)
-                .ok_or(ApiError::Unauthenticated);
+            return match sessions::session_state(db, &secret, state.sessions, now).await? {
+                SessionState::Live(who) => Ok(Caller(who)),
+                SessionState::Ended(reason) => Err(ApiError::SessionEnded(reason)),
+                SessionState::Unknown => Err(ApiError::Unauthenticated),
+            };
         }
         Err(ApiError::Unauthenticated)
     }
+}
+
+/// The address a request came from: the connection's peer, or behind a reverse proxy the
+/// address the proxy appended to `X-Forwarded-For` (the last one; earlier ones are the
+/// client's to invent).
+pub fn client_ip(
+    headers: &HeaderMap,
+    peer: std::net::SocketAddr,
+    behind_proxy: bool,
+) -> std::net::IpAddr {
+    if behind_proxy
+        && let Some(forwarded) = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|a| a.trim().parse().ok())
+            .next_back()
+    {
+        return forwarded;
+    }
+    peer.ip()
 }
 
 /// A JSON body whose errors name the line and column, in the API's error shape.

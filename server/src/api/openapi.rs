@@ -99,13 +99,20 @@ fn error_responses() -> Value {
             "400",
             "The request body is not valid JSON or not the expected shape.",
         ),
-        ("401", "Not signed in."),
+        (
+            "401",
+            "Not signed in, or the session ended (`session_ended` with its `reason`).",
+        ),
         ("403", "The caller lacks the right; the attempt is logged."),
         ("404", "No such entity or record."),
         ("409", "A unique value is taken."),
         (
             "422",
             "Invalid values; `details` names each item and field.",
+        ),
+        (
+            "429",
+            "Too many failed sign-ins (`login_locked`, `too_many_attempts`); `Retry-After` says how long to wait.",
         ),
     ] {
         let mut r = err.clone();
@@ -239,6 +246,7 @@ pub async fn document(State(state): State<AppState>) -> Json<Value> {
         "Error".into(),
         json!({"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
             "code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": "string"},
+            "reason": {"type": "string", "description": "why a session ended (with code session_ended)"},
             "details": {"type": "array", "items": {"type": "object", "properties": {
                 "index": {"type": "integer"}, "field": {"type": "string"}, "code": {"type": "string"}, "message": {"type": "string"}}}}}}}}),
     );
@@ -626,13 +634,55 @@ pub async fn document(State(state): State<AppState>) -> Json<Value> {
     for (path, summary) in [
         ("/api/admin/users", "Users (administrators)"),
         ("/api/admin/roles", "Roles (administrators)"),
-        (
-            "/api/admin/access-log",
-            "The access log, newest first (administrators)",
-        ),
+        ("/api/auth/sessions", "The caller's live sessions"),
     ] {
         paths.insert(path.into(), json!({"get": {"summary": summary, "responses": with_errors(json!({"200": ok("A list", json!({"type": "object"}))}))}}));
     }
+    let text = json!({"type": "string"});
+    let log_filters: Vec<Value> = [
+        ("login", text.clone()),
+        ("action", text.clone()),
+        ("entity", text.clone()),
+        ("record_id", json!({"type": "integer", "format": "int64"})),
+        ("outcome", text.clone()),
+        ("from", json!({"type": "string", "format": "date-time"})),
+        ("to", json!({"type": "string", "format": "date-time"})),
+        ("before_id", json!({"type": "integer", "format": "int64"})),
+        (
+            "limit",
+            json!({"type": "integer", "minimum": 1, "maximum": 1000}),
+        ),
+    ]
+    .into_iter()
+    .map(|(name, schema)| json!({"name": name, "in": "query", "required": false, "schema": schema}))
+    .collect();
+    paths.insert("/api/admin/access-log".into(), json!({"get": {"summary": "The access log, newest first, filtered, a page at a time (administrators)",
+        "parameters": log_filters.clone(),
+        "responses": with_errors(json!({"200": ok("Entries, next_before_id and kept_since", json!({"type": "object"}))}))}}));
+    paths.insert("/api/admin/access-log/export".into(), json!({"get": {"summary": "The access log as CSV (administrators)",
+        "parameters": log_filters,
+        "responses": with_errors(json!({"200": {"description": "CSV, UTF-8 with a byte-order mark", "content": {"text/csv": {"schema": {"type": "string"}}}}}))}}));
+    let login_param =
+        json!([{"name": "login", "in": "path", "required": true, "schema": {"type": "string"}}]);
+    paths.insert("/api/admin/users/{login}".into(), json!({"parameters": login_param.clone(),
+        "patch": {"summary": "Change a user: name, administrator, enabled, roles, rights, password (administrators)",
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "properties": {
+                "display_name": {"type": "string"}, "admin": {"type": "boolean"}, "active": {"type": "boolean"},
+                "roles": {"type": "array", "items": {"type": "string"}}, "rights": {"type": "object"}, "password": {"type": "string"}}}}}},
+            "responses": with_errors(json!({"200": ok("The user", json!({"type": "object"}))}))}}));
+    paths.insert("/api/admin/users/{login}/logout".into(), json!({"parameters": login_param.clone(),
+        "post": {"summary": "End every session of the user (administrators)", "responses": with_errors(json!({"200": ok("How many ended", json!({"type": "object"}))}))}}));
+    paths.insert("/api/admin/users/{login}/unlock".into(), json!({"parameters": login_param,
+        "post": {"summary": "Lift the lock wrong passwords put on a login (administrators)", "responses": with_errors(json!({"200": ok("Whether it was locked", json!({"type": "object"}))}))}}));
+    paths.insert("/api/admin/sessions".into(), json!({"get": {"summary": "Live sessions (administrators)",
+        "parameters": [{"name": "login", "in": "query", "required": false, "schema": {"type": "string"}}],
+        "responses": with_errors(json!({"200": ok("Sessions", json!({"type": "object"}))}))}}));
+    paths.insert("/api/admin/sessions/{id}".into(), json!({"parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer", "format": "int64"}}],
+        "delete": {"summary": "End one session (administrators)", "responses": with_errors(json!({"204": {"description": "Ended"}}))}}));
+    paths.insert("/api/auth/password".into(), json!({"post": {"summary": "Change the caller's password; their other sessions end",
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["current_password", "password"], "properties": {
+            "current_password": {"type": "string"}, "password": {"type": "string"}}}}}},
+        "responses": with_errors(json!({"200": ok("How many other sessions ended", json!({"type": "object"}))}))}}));
     Json(json!({
         "openapi": "3.1.0",
         "info": {"title": "tabiji API", "version": env!("CARGO_PKG_VERSION"),

@@ -7,6 +7,7 @@ pub mod field_def;
 pub mod flow;
 pub mod flow_version;
 pub mod history_store;
+pub mod login_failure;
 pub mod role;
 pub mod session;
 pub mod user;

@@ -12,6 +12,12 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub last_seen_at: DateTimeUtc,
     pub expires_at: DateTimeUtc,
+    /// When and why the session ended; `None` while it may still be used.
+    pub ended_at: Option<DateTimeUtc>,
+    pub ended_reason: Option<String>,
+    /// Where it was opened from, for the administrator's list of sessions.
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

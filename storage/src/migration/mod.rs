@@ -22,6 +22,7 @@ mod m0013_import_ticks;
 mod m0014_export_jobs;
 mod m0015_content;
 mod m0016_channels;
+mod m0017_sessions;
 
 pub struct Migrator;
 
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0014_export_jobs::Migration),
             Box::new(m0015_content::Migration),
             Box::new(m0016_channels::Migration),
+            Box::new(m0017_sessions::Migration),
         ]
     }
 }

@@ -1569,7 +1569,84 @@ mod tests {
     use crate::schema::{builtin, tourists};
     use serde_json::json;
 
+    mod fuzzed {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::fuzz::{json_like, leaves, mutated, words_of};
+
+        const IN_STRINGS: &[&str] = &[
+            "prefecture",
+            "email",
+            "birthday",
+            "registered_at",
+            "points_balance",
+            "phone",
+            "member_type",
+            "gender",
+            "purchases",
+            "point_ledger",
+            "amount",
+            "occurred_at",
+            "aichi",
+            "loop_a",
+            "shops",
+            "vip",
+            "fair_visitors",
+            "愛知県",
+            "2026-02-30",
+            "2026-11-01",
+            "-1",
+            "1e400",
+            "P1D",
+            "Asia/Tokyo",
+        ];
+
+        fn filters() -> BoxedStrategy<Json> {
+            json_like(words_of(&json_schema()), IN_STRINGS)
+        }
+
+        fn example() -> Json {
+            json!({"all": [
+                {"field": {"key": "prefecture", "op": "in", "value": ["愛知県", "岐阜県"]}},
+                {"not": {"field": {"key": "birthday", "op": "birthday_within", "value": {"month": "this"}}}},
+                {"any": [{"segment": "aichi"}, {"sample": {"of": {"all": []}, "ratio": 0.1, "seed": 3}}]}
+            ]})
+        }
+
+        fn read(doc: Json) {
+            if let Ok(filter) = serde_json::from_value::<Filter>(doc)
+                && let Err(errors) = resolve_parsed(&filter, "2026-11-29T03:00:00Z")
+            {
+                assert!(!errors.is_empty());
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            /// Whatever a user sends as a filter is resolved or refused with its errors, never
+            /// a panic (the DSL parser and checker).
+            #[test]
+            fn any_json_is_resolved_or_refused(doc in filters()) {
+                read(doc);
+            }
+
+            #[test]
+            fn damaged_filters_are_resolved_or_refused(
+                doc in mutated(example(), leaves(words_of(&json_schema()), IN_STRINGS))
+            ) {
+                read(doc);
+            }
+        }
+    }
+
     fn resolve_at(filter: Json, now: &str) -> Result<Resolved, Vec<FilterError>> {
+        let filter: Filter = serde_json::from_value(filter).unwrap();
+        resolve_parsed(&filter, now)
+    }
+
+    fn resolve_parsed(filter: &Filter, now: &str) -> Result<Resolved, Vec<FilterError>> {
         let entities = builtin();
         let lookup = |name: &str| entities.iter().find(|e| e.name == name);
         let segments = |key: &str| -> Option<(String, Filter)> {
@@ -1601,8 +1678,7 @@ mod tests {
                 _ => None,
             },
         };
-        let filter: Filter = serde_json::from_value(filter).unwrap();
-        resolver.resolve(&filter, "tourists")
+        resolver.resolve(filter, "tourists")
     }
 
     fn resolve(filter: Json) -> Result<Resolved, Vec<FilterError>> {

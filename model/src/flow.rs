@@ -780,6 +780,69 @@ mod tests {
             .collect()
     }
 
+    mod fuzzed {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::fuzz::{json_like, leaves, mutated, words_of};
+
+        const IN_STRINGS: &[&str] = &[
+            "3d",
+            "90m",
+            "0s",
+            "25:00",
+            "09:30",
+            "mail1",
+            "wait_open",
+            "done",
+            "all",
+            "Asia/Tokyo",
+            "Mars/Olympus",
+            "0 9 * * MON",
+            "* * *",
+            "2026-02-30",
+            "email",
+        ];
+
+        fn flows() -> BoxedStrategy<serde_json::Value> {
+            json_like(words_of(&json_schema()), IN_STRINGS)
+        }
+
+        /// Whatever a flow file holds, reading and validating it ends in a flow or in errors,
+        /// never in a panic.
+        fn read(doc: serde_json::Value) {
+            if let Ok(flow) = serde_json::from_value::<Flow>(doc) {
+                for e in flow.validate() {
+                    assert!(!e.message.is_empty(), "{e:?}");
+                }
+                let _ = flow.entry.schedule();
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            #[test]
+            fn any_json_is_read_or_refused(doc in flows()) {
+                read(doc);
+            }
+
+            #[test]
+            fn damaged_patent_flows_are_read_or_refused(
+                doc in mutated(patent_flow(), leaves(words_of(&json_schema()), IN_STRINGS))
+            ) {
+                read(doc);
+            }
+
+            #[test]
+            fn any_duration_or_time_text(text in "\\PC{0,12}", digits in "[0-9]{1,25}[smhdw]?") {
+                let _ = parse_duration(&text);
+                let _ = parse_duration(&digits);
+                let _ = parse_time_of_day(&text);
+            }
+        }
+    }
+
     #[test]
     fn the_patent_scenario_is_valid_and_round_trips() {
         let flow: Flow = serde_json::from_value(patent_flow()).unwrap();

@@ -15,6 +15,7 @@
 //! - [`filter`]: filters users write to find records (segments, searches), resolved against
 //!   the schema into conditions storage compiles to SQL.
 //! - [`flow`]: scenarios as data (entry, nodes, exits) and their validation.
+//! - `fuzz` (tests only): JSON shaped like flows and filters, for fuzzing their readers.
 //! - [`export`]: scheduled exports (a file of records or of an aggregate, delivered to a
 //!   folder or an SFTP server on a schedule) as data.
 //! - [`import`]: import flows (partner files into records) as data, checked against the schema.
@@ -32,6 +33,8 @@ pub mod export;
 pub mod field;
 pub mod filter;
 pub mod flow;
+#[cfg(test)]
+mod fuzz;
 pub mod import;
 pub mod normalize;
 pub mod rights;

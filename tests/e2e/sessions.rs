@@ -395,6 +395,22 @@ async fn the_access_log_is_searched_paged_and_exported(app: &TestApp) {
     assert_eq!(seen, sorted, "newest first, each once");
     assert!(seen.len() >= all.len());
 
+    // Malformed parameters are answered in the API's JSON error shape, naming the parameter.
+    let (status, body) = app
+        .call(Method::GET, "/api/admin/access-log?to=yesterday", None)
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "bad_request");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("to"),
+        "{body}"
+    );
+    let (status, body) = app
+        .call(Method::DELETE, "/api/admin/sessions/not-a-number", None)
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "bad_request");
+
     let since = app.get("/api/admin/access-log?limit=1").await["kept_since"].clone();
     assert!(since.is_string(), "the page says what the log still holds");
     let r = app

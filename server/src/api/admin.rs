@@ -1,7 +1,7 @@
 //! `/api/admin`: users, roles, sessions and the access log; administrators only.
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::IntoResponse;
@@ -19,7 +19,7 @@ use tabiji_storage::entities::access_log;
 use tabiji_storage::search::parse_zone;
 use tabiji_storage::sessions::{self, EndReason};
 
-use super::{Caller, JsonBody};
+use super::{Caller, JsonBody, Path, Query};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 

@@ -2,7 +2,7 @@
 //! credential is written, never read back: responses say only whether one is set and whether
 //! this process can open it.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -17,7 +17,7 @@ use tabiji_storage::audit::{self, Entry};
 use tabiji_storage::{ItemError, StorageError};
 
 use super::admin::require_admin;
-use super::{Caller, JsonBody};
+use super::{Caller, JsonBody, Path};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 

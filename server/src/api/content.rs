@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -18,7 +18,7 @@ use tabiji_model::flow::CONTACTS;
 use tabiji_storage::auth::Principal;
 use tabiji_storage::{ItemError, StorageError, content};
 
-use super::{Caller, JsonBody};
+use super::{Caller, JsonBody, Path};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 

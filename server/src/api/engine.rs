@@ -1,7 +1,7 @@
 //! The running engine through HTTP: events in, contacts into API-entry flows, each flow's
 //! counts, a contact's runs and their step log, and the outbox's dead letters.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -17,7 +17,7 @@ use tabiji_storage::flows::{self, FLOWS};
 use tabiji_storage::journeys;
 use tabiji_storage::{ItemError, StorageError};
 
-use super::{Caller, JsonBody};
+use super::{Caller, JsonBody, Path, Query};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 

@@ -7,7 +7,7 @@
 use axum::Router;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -21,7 +21,7 @@ use tabiji_storage::Store;
 use tabiji_storage::export::{Export, ExportRequest};
 use tabiji_storage::search::parse_zone;
 
-use super::{Caller, JsonBody};
+use super::{Caller, JsonBody, Path, Query};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 

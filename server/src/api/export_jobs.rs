@@ -2,7 +2,7 @@
 //! aggregate on a schedule and deliver it to a folder or an SFTP server, run now on demand, and
 //! the history of their runs.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -13,7 +13,7 @@ use tabiji_engine::export::run_job;
 use tabiji_model::export::ExportJob;
 use tabiji_storage::export_jobs;
 
-use super::{Caller, JsonBody, to_the_end};
+use super::{Caller, JsonBody, Path, Query, to_the_end};
 use crate::AppState;
 use crate::error::ApiResult;
 

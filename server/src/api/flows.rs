@@ -1,6 +1,6 @@
 //! `/api/flows`: scenario drafts, publishing and status.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tabiji_model::flow::{Flow, Step};
 use tabiji_storage::{ItemError, StorageError, flows};
 
-use super::{Caller, JsonBody};
+use super::{Caller, JsonBody, Path};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 

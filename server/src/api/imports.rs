@@ -2,7 +2,7 @@
 //! history with every rejected row (DI-2, DI-3, DI-7…DI-9, MA-11, AN-1).
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::IntoResponse;
@@ -17,7 +17,7 @@ use tabiji_engine::import::run_file;
 use tabiji_model::import::ImportFlow;
 use tabiji_storage::imports;
 
-use super::{Caller, JsonBody, to_the_end};
+use super::{Caller, JsonBody, Path, Query, to_the_end};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 

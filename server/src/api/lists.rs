@@ -1,6 +1,6 @@
 //! `/api/lists`: static lists (CF-5): records added by id or by a filter, kept until removed.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -10,7 +10,7 @@ use tabiji_model::filter::Filter;
 use tabiji_storage::lists::{self, Members, NewList};
 
 use super::segments::Evaluate;
-use super::{Caller, JsonBody};
+use super::{Caller, JsonBody, Path, Query};
 use crate::AppState;
 use crate::error::ApiResult;
 

@@ -202,6 +202,35 @@ pub fn client_ip(
     peer.ip()
 }
 
+/// Path parameters whose errors are in the API's error shape (axum's own answer in plain
+/// text otherwise).
+pub struct Path<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> ApiResult<Self> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| Path(value))
+            .map_err(|e| ApiError::BadRequest(e.body_text()))
+    }
+}
+
+/// Query parameters whose errors are in the API's error shape, naming the parameter.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> ApiResult<Self> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(value)| Query(value))
+            .map_err(|e| ApiError::BadRequest(e.body_text()))
+    }
+}
+
 /// A JSON body whose errors name the line and column, in the API's error shape.
 pub struct JsonBody<T>(pub T);
 

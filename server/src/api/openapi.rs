@@ -330,7 +330,7 @@ pub async fn document(State(state): State<AppState>) -> Json<Value> {
     paths.insert("/api/auth/login".into(), json!({"post": {"summary": "Sign in; sets the session cookie", "security": [],
         "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["login", "password"], "properties": {"login": {"type": "string"}, "password": {"type": "string"}}}}}},
         "responses": with_errors(json!({"200": ok("Signed in", json!({"type": "object"}))}))}}));
-    paths.insert("/api/auth/logout".into(), json!({"post": {"summary": "Sign out", "responses": {"204": {"description": "Signed out"}}}}));
+    paths.insert("/api/auth/logout".into(), json!({"post": {"summary": "Sign out (answers 204 with or without a session)", "security": [], "responses": {"204": {"description": "Signed out"}}}}));
     paths.insert("/api/auth/me".into(), json!({"get": {"summary": "The caller and their rights", "responses": with_errors(json!({"200": ok("The caller", json!({"type": "object"}))}))}}));
     paths.insert("/api/auth/tokens".into(), json!({"post": {"summary": "Create an API token for the caller (shown once)",
         "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}, "expires_in_days": {"type": "integer", "minimum": 1}}}}}},
@@ -631,13 +631,28 @@ pub async fn document(State(state): State<AppState>) -> Json<Value> {
         "put": {"summary": "Replace its name and widgets", "requestBody": dashboard_body,
                 "responses": with_errors(json!({"200": ok("The dashboard", json!({"type": "object"}))}))},
         "delete": {"summary": "Delete a dashboard", "responses": with_errors(json!({"204": {"description": "Deleted"}}))}}));
-    for (path, summary) in [
-        ("/api/admin/users", "Users (administrators)"),
-        ("/api/admin/roles", "Roles (administrators)"),
-        ("/api/auth/sessions", "The caller's live sessions"),
-    ] {
-        paths.insert(path.into(), json!({"get": {"summary": summary, "responses": with_errors(json!({"200": ok("A list", json!({"type": "object"}))}))}}));
-    }
+    paths.insert("/api/auth/sessions".into(), json!({"get": {"summary": "The caller's live sessions", "responses": with_errors(json!({"200": ok("A list", json!({"type": "object"}))}))}}));
+    let rights_schema = json!({"type": "object", "properties": {"admin": {"type": "boolean"}, "entities": {"type": "object", "additionalProperties": {"type": "object", "properties": {
+        "ops": {"type": "array", "items": {"type": "string", "enum": ["view", "create", "edit", "delete", "import", "export", "schema", "publish"]}},
+        "fields": {"type": "object", "additionalProperties": {"type": "string", "enum": ["none", "read", "edit"]}}}}}}});
+    paths.insert("/api/admin/users".into(), json!({
+        "get": {"summary": "Users (administrators)", "responses": with_errors(json!({"200": ok("A list", json!({"type": "object"}))}))},
+        "post": {"summary": "Create a user (administrators)",
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["login", "password"], "properties": {
+                "login": {"type": "string"}, "password": {"type": "string"}, "display_name": {"type": "string"}, "admin": {"type": "boolean"},
+                "roles": {"type": "array", "items": {"type": "string"}}, "rights": rights_schema.clone()}}}}},
+            "responses": with_errors(json!({"201": ok("The user", json!({"type": "object"}))}))}}));
+    let role_body = |required: Value| {
+        json!({"required": true, "content": {"application/json": {"schema": {"type": "object", "required": required, "properties": {
+        "name": {"type": "string"}, "description": {"type": "string"}, "rights": rights_schema.clone()}}}}})
+    };
+    paths.insert("/api/admin/roles".into(), json!({
+        "get": {"summary": "Roles (administrators)", "responses": with_errors(json!({"200": ok("A list", json!({"type": "object"}))}))},
+        "post": {"summary": "Create a role (administrators)", "requestBody": role_body(json!(["name", "rights"])),
+            "responses": with_errors(json!({"201": ok("The role", json!({"type": "object"}))}))}}));
+    paths.insert("/api/admin/roles/{name}".into(), json!({"parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}],
+        "put": {"summary": "Replace a role's rights (administrators)", "requestBody": role_body(json!(["rights"])),
+            "responses": with_errors(json!({"200": ok("The role", json!({"type": "object"}))}))}}));
     let text = json!({"type": "string"});
     let log_filters: Vec<Value> = [
         ("login", text.clone()),

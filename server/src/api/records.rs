@@ -1,6 +1,6 @@
 //! `/api/data/{entity}`: records of every entity, one by one and in bulk.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -13,7 +13,7 @@ use tabiji_storage::aggregate::AggregateRequest;
 use tabiji_storage::records::{ItemStatus, ListQuery};
 use tabiji_storage::search::{SearchRequest, parse_zone};
 
-use super::{Caller, JsonBody};
+use super::{Caller, JsonBody, Path, Query};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 

@@ -2,7 +2,7 @@
 //! the server with the viewer's rights, dashboards of report widgets, and analyses (AN-3) kept
 //! as output tables.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -11,7 +11,7 @@ use serde_json::json;
 use tabiji_storage::analyses::{self, SaveAnalysis};
 use tabiji_storage::reports::{self, NewDashboard, NewReport, ReportDef};
 
-use super::{Caller, JsonBody};
+use super::{Caller, JsonBody, Path};
 use crate::AppState;
 use crate::error::ApiResult;
 

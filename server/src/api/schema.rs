@@ -1,6 +1,6 @@
 //! `/api/schema`: the entities and fields the caller may see; custom fields and history stores.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -10,7 +10,7 @@ use serde_json::json;
 use tabiji_model::FieldDef;
 use tabiji_model::field::Label;
 
-use super::{Caller, JsonBody};
+use super::{Caller, JsonBody, Path};
 use crate::AppState;
 use crate::error::ApiResult;
 

@@ -1,6 +1,6 @@
 //! `/api/segments`: saved segments (CF-4), their counts and their members.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -12,7 +12,7 @@ use tabiji_model::filter::Filter;
 use tabiji_storage::search::{SearchRequest, Sort, parse_zone};
 use tabiji_storage::segments::{self, NewSegment, SEGMENTS, SegmentChange};
 
-use super::{Caller, JsonBody};
+use super::{Caller, JsonBody, Path, Query};
 use crate::AppState;
 use crate::error::ApiResult;
 

@@ -1,7 +1,7 @@
 //! `/api/send-times` (MA-16): when messages are opened and how often contacts are sent to,
 //! for choosing send times and frequencies. Needs the view right on reports and on flows.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -14,7 +14,7 @@ use tabiji_storage::flows::FLOWS;
 use tabiji_storage::reports::REPORTS;
 use tabiji_storage::{StorageError, journeys};
 
-use super::Caller;
+use super::{Caller, Query};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 

@@ -1,7 +1,7 @@
 //! `/api/sql`: the SQL workspace (MA-7, MA-9): read-only queries over the data the caller may
 //! see, and output tables kept from their results.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tabiji_storage::workspace::{self, QueryRequest, SaveRequest};
 
-use super::{Caller, JsonBody};
+use super::{Caller, JsonBody, Path};
 use crate::AppState;
 use crate::error::ApiResult;
 

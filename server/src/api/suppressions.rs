@@ -2,7 +2,7 @@
 //! complaints (a provider's feedback loop) and staff decisions are added here. Rights: the
 //! `suppressions` entity (view, create, delete).
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{delete, get};
@@ -16,7 +16,7 @@ use tabiji_storage::audit::{self, Entry};
 use tabiji_storage::suppressions::{self, REASONS, SUPPRESSIONS, Suppression};
 use tabiji_storage::{ItemError, StorageError};
 
-use super::{Caller, JsonBody};
+use super::{Caller, JsonBody, Path, Query};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 

@@ -1,6 +1,6 @@
 //! `/api/views`: each user's own views (CF-4), opened with the period they pick.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -8,7 +8,7 @@ use axum::{Json, Router};
 use serde_json::json;
 use tabiji_storage::views::{self, NewView, Open};
 
-use super::{Caller, JsonBody};
+use super::{Caller, JsonBody, Path};
 use crate::AppState;
 use crate::error::ApiResult;
 

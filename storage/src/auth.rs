@@ -1,11 +1,12 @@
 //! Users, roles, passwords and API tokens (CF-1, CF-2, CF-11); browser sessions are in
 //! [`crate::sessions`].
 
+use crate::db::begin_write;
 use chrono::{DateTime, Duration, Utc};
 use rand::RngCore;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
-    QueryOrder, Set, TransactionTrait,
+    QueryOrder, Set,
 };
 use sha2::{Digest, Sha256};
 use tabiji_model::Rights;
@@ -217,7 +218,7 @@ pub async fn create_user(db: &Db, new: NewUser) -> Result<user::Model> {
     let roles = find_roles(db, &new.roles).await?;
     let hash = hash_password_async(new.password).await;
     let now = Utc::now();
-    let txn = db.conn.begin().await?;
+    let txn = begin_write(&db.conn).await?;
     let created = user::ActiveModel {
         login: Set(new.login),
         display_name: Set(new.display_name),
@@ -436,7 +437,7 @@ pub async fn update_user(
     } else {
         None
     };
-    let txn = db.conn.begin().await?;
+    let txn = begin_write(&db.conn).await?;
     let id = found.id;
     let mut active = found.into_active_model();
     if let Some(name) = change.display_name {

@@ -7,9 +7,10 @@
 //! the key (its versions stay). Whether a definition compiles is checked by the engine before
 //! it is saved here.
 
+use crate::db::begin_write;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, OnConflict, Order, Query};
-use sea_orm::{ConnectionTrait, QueryResult, TransactionTrait};
+use sea_orm::{ConnectionTrait, QueryResult};
 use serde::Serialize;
 use serde_json::Value as Json;
 use tabiji_model::Op;
@@ -132,7 +133,7 @@ pub async fn save(
     };
     store.require(who, entity, op).await?;
 
-    let txn = store.db().conn.begin().await?;
+    let txn = begin_write(&store.db().conn).await?;
     let last = Query::select()
         .expr(Func::max(Expr::col(col("version"))))
         .from(col(VERSIONS))

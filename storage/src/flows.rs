@@ -1,10 +1,10 @@
 //! Flows: the editable draft, the immutable published versions and the status (issue 3's
 //! lifecycle). Runs keep the version they entered, so a published version is never changed.
 
+use crate::db::begin_write;
 use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, Set,
-    TransactionTrait,
 };
 use serde::Serialize;
 use serde_json::Value as Json;
@@ -134,7 +134,7 @@ pub async fn list(store: &Store, who: &Principal) -> Result<Vec<FlowInfo>> {
 /// Publishes the draft as the next immutable version and makes the flow active.
 pub async fn publish(store: &Store, who: &Principal, id: i64) -> Result<FlowInfo> {
     store.require(who, FLOWS, Op::Publish).await?;
-    let txn = store.db().conn.begin().await?;
+    let txn = begin_write(&store.db().conn).await?;
     let model = flow::Entity::find_by_id(id)
         .one(&txn)
         .await?

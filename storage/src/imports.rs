@@ -4,9 +4,10 @@
 //!
 //! Rights: the import right on a flow's entity saves, runs and reads the flow and its history.
 
+use crate::db::begin_write;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query};
-use sea_orm::{ConnectionTrait, QueryResult, TransactionTrait};
+use sea_orm::{ConnectionTrait, QueryResult};
 use serde::Serialize;
 use tabiji_model::Op;
 use tabiji_model::import::ImportFlow;
@@ -255,7 +256,7 @@ pub async fn progress(
     tally: &Tally,
     encoding: &str,
 ) -> Result<()> {
-    let txn = store.db().conn.begin().await?;
+    let txn = begin_write(&store.db().conn).await?;
     let add = |name: &str, n: u64| (col(name), Expr::col(col(name)).add(n as i64));
     let update = Query::update()
         .table(col("sys_imports"))

@@ -2,11 +2,12 @@
 //! moment, kept until removed (unlike segments, which are evaluated each time). A filter's
 //! `{"list": KEY}` condition selects their members, so lists combine with everything else.
 
+use crate::db::begin_write;
 use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Order, Query};
-use sea_orm::{ConnectionTrait, QueryResult, SqlErr, TransactionTrait};
+use sea_orm::{ConnectionTrait, QueryResult, SqlErr};
 use serde::{Deserialize, Serialize};
 use tabiji_model::Op;
 use tabiji_model::filter::Filter;
@@ -335,7 +336,7 @@ pub async fn add(
     store.require(who, LISTS, Op::Edit).await?;
     let row = find(store, key).await?;
     let (ids, missing) = resolve_members(store, who, &row.list.entity, members, now).await?;
-    let txn = store.db().conn.begin().await?;
+    let txn = begin_write(&store.db().conn).await?;
     let mut changed = 0;
     let batch: Vec<i64> = ids.iter().copied().collect();
     for chunk in batch.chunks(5_000) {
@@ -377,7 +378,7 @@ pub async fn remove(
     store.require(who, LISTS, Op::Edit).await?;
     let row = find(store, key).await?;
     let (ids, missing) = resolve_members(store, who, &row.list.entity, members, now).await?;
-    let txn = store.db().conn.begin().await?;
+    let txn = begin_write(&store.db().conn).await?;
     let mut changed = 0;
     let batch: Vec<i64> = ids.iter().copied().collect();
     for chunk in batch.chunks(5_000) {
@@ -455,7 +456,7 @@ pub async fn delete(store: &Store, who: &Principal, key: &str) -> Result<()> {
             format!("{key:?} is used by {}", users.join(", ")),
         )]));
     }
-    let txn = store.db().conn.begin().await?;
+    let txn = begin_write(&store.db().conn).await?;
     for (table, column) in [("sys_list_members", "list_id"), ("sys_lists", "id")] {
         let delete = Query::delete()
             .from_table(col(table))

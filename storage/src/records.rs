@@ -5,6 +5,7 @@
 //! perform is refused and logged, a field they may not view is never selected, a field they may
 //! not edit is refused with its name.
 
+use crate::db::begin_write;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write;
 use std::sync::{Arc, RwLock};
@@ -14,7 +15,6 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query, SelectStatement, Value};
 use sea_orm::{
     ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, QueryResult, SqlErr, Statement,
-    TransactionTrait,
 };
 use serde::Serialize;
 use serde_json::{Map, Value as Json};
@@ -952,7 +952,7 @@ impl Store {
         bulk: bool,
     ) -> Result<Vec<ItemResult>> {
         let parsed = self.parse_all(who, schema, items, Mode::Create)?;
-        let txn = self.db.conn.begin().await?;
+        let txn = begin_write(&self.db.conn).await?;
         let refs: Vec<(Option<usize>, &Parsed)> = parsed
             .iter()
             .enumerate()
@@ -976,7 +976,7 @@ impl Store {
         items: Vec<Json>,
     ) -> Result<Vec<ItemResult>> {
         let parsed = self.parse_all(who, schema, &items, Mode::Create)?;
-        let txn = self.db.conn.begin().await?;
+        let txn = begin_write(&self.db.conn).await?;
         let refs: Vec<(Option<usize>, &Parsed)> = parsed
             .iter()
             .enumerate()
@@ -1268,7 +1268,7 @@ impl Store {
                 Ok(p) => p,
                 Err(errors) => return Err(StorageError::Invalid(errors)),
             };
-        let txn = self.db.conn.begin().await?;
+        let txn = begin_write(&self.db.conn).await?;
         self.check_references(&txn, &schema, &[(None, &parsed)])
             .await?;
         self.check_unique(&txn, &schema, &[(None, Some(id), &parsed)])
@@ -1348,7 +1348,7 @@ impl Store {
             return Err(StorageError::Invalid(errors));
         }
         let parsed = self.parse_all(who, &schema, items, Mode::Update)?;
-        let txn = self.db.conn.begin().await?;
+        let txn = begin_write(&self.db.conn).await?;
         let refs: Vec<(Option<usize>, &Parsed)> = parsed
             .iter()
             .enumerate()
@@ -1426,7 +1426,7 @@ impl Store {
         if schema.kind == EntityKind::PointLedger && !who.is_admin() {
             return Err(append_only(entity));
         }
-        let txn = self.db.conn.begin().await?;
+        let txn = begin_write(&self.db.conn).await?;
         let found = existing_ids(&txn, entity, ids.iter().copied()).await?;
         let missing: Vec<ItemError> = ids
             .iter()

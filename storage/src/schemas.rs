@@ -1,14 +1,12 @@
 //! The live schemas: the built-in entities plus what operators added (custom fields, history
 //! stores), loaded from `sys_field_defs` / `sys_history_stores` and kept in memory.
 
+use crate::db::begin_write;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::Utc;
-use sea_orm::{
-    ActiveModelTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryOrder, Set,
-    TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryOrder, Set};
 use tabiji_model::field::Label;
 use tabiji_model::schema::{self, MAX_CUSTOM_FIELDS, check_identifier};
 use tabiji_model::{EntitySchema, FieldDef, FieldType};
@@ -152,7 +150,7 @@ pub async fn add_kept_field(db: &Db, entity: &EntitySchema, field: FieldDef) -> 
 }
 
 async fn add_checked_field(db: &Db, entity: &EntitySchema, field: FieldDef) -> Result<FieldDef> {
-    let txn = db.conn.begin().await?;
+    let txn = begin_write(&db.conn).await?;
     let backend = txn.get_database_backend();
     txn.execute_raw(backend.build(&ddl::add_column(&entity.name, &field)))
         .await?;
@@ -190,7 +188,7 @@ pub async fn add_history_store(
         )]));
     }
     let entity = schema::custom_history(name, label.clone());
-    let txn = db.conn.begin().await?;
+    let txn = begin_write(&db.conn).await?;
     let backend = txn.get_database_backend();
     txn.execute_raw(backend.build(&ddl::create_table(&entity)))
         .await?;

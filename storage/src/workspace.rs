@@ -19,6 +19,7 @@
 
 mod check;
 
+use crate::db::begin_write;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,7 +35,7 @@ use sea_orm::sqlx::{
     self, AssertSqlSafe, Column as _, Connection, Executor, Row, SqlSafeStr, Statement as _,
     TypeInfo, ValueRef,
 };
-use sea_orm::{ConnectionTrait, QueryResult, SqlErr, TransactionTrait, Value};
+use sea_orm::{ConnectionTrait, QueryResult, SqlErr, Value};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use tabiji_model::Op;
@@ -1181,7 +1182,7 @@ pub async fn save(
     let physical = physical_name(name);
     let columns_json = serde_json::to_string(&columns).expect("columns serialise");
     let swapped = async {
-        let txn = conn.begin().await?;
+        let txn = begin_write(conn).await?;
         match (request.mode, &existing) {
             (SaveMode::Append, Some(table)) => {
                 copy_rows(&txn, &staging, &physical, &table.columns).await?;
@@ -1324,7 +1325,7 @@ pub async fn copy(
     }
     let conn = &store.db().conn;
     let done = async {
-        let txn = conn.begin().await?;
+        let txn = begin_write(conn).await?;
         let physical = physical_name(to);
         create_table(&txn, &physical, &source.columns).await?;
         copy_rows(&txn, &physical_name(from), &physical, &source.columns).await?;
@@ -1377,7 +1378,7 @@ pub async fn delete(store: &Store, who: &Principal, name: &str) -> Result<()> {
         )]));
     }
     let conn = &store.db().conn;
-    let txn = conn.begin().await?;
+    let txn = begin_write(conn).await?;
     drop_table(&txn, &physical_name(name)).await?;
     let delete = Query::delete()
         .from_table(col("sys_output_tables"))

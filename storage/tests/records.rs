@@ -719,3 +719,41 @@ async fn custom_schema() {
 async fn linked_records() {
     on_every_backend!(inquiries_and_interactions_link_to_their_owner);
 }
+
+/// Writers at once (API calls beside the worker) wait for each other instead of failing: on
+/// SQLite a transaction that reads before it writes must hold the write lock from its start,
+/// or it fails with "database is locked" when another writer commits first.
+async fn concurrent_writers_all_succeed(store: &Store) {
+    let (owner, _) = store
+        .create(&admin(), "tourists", &tourist("owner@example.jp"))
+        .await
+        .unwrap();
+    let owner = owner["id"].as_i64().unwrap();
+    let mut tasks = Vec::new();
+    for task in 0..12 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for n in 0..15 {
+                let purchase = json!({"tourist_id": owner, "amount": 1000 + n, "product": format!("p{task}-{n}"),
+                                      "occurred_at": "2026-11-29T03:00:00Z"});
+                store.create(&admin(), "purchases", &purchase).await?;
+                let inquiry = json!({"tourist_id": owner, "subject": format!("s{task}-{n}"),
+                                     "received_at": "2026-11-29T03:00:00Z"});
+                store.create(&admin(), "inquiries", &inquiry).await?;
+            }
+            Ok::<_, StorageError>(())
+        }));
+    }
+    for task in tasks {
+        task.await
+            .unwrap()
+            .expect("every concurrent write succeeds");
+    }
+    let count = store.count(&admin(), "purchases").await.unwrap();
+    assert_eq!(count, 12 * 15);
+}
+
+#[tokio::test]
+async fn concurrent_writers() {
+    on_every_backend!(concurrent_writers_all_succeed);
+}

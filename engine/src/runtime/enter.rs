@@ -2,9 +2,9 @@
 //! list of contacts named by an API call.
 
 use std::collections::{HashMap, HashSet};
+use tabiji_storage::db::begin_write;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use sea_orm::TransactionTrait;
 use serde::Serialize;
 use serde_json::Map;
 use tabiji_model::filter::Filter;
@@ -106,7 +106,7 @@ impl Runtime {
             };
             let to = ids.last().copied().unwrap_or(cursor);
             let done = ids.len() < self.config.batch;
-            let txn = conn.begin().await?;
+            let txn = begin_write(conn).await?;
             // First statement of the transaction: it takes the write lock, and only one
             // worker moves the cursor from here.
             let n = ids.len() as i64;
@@ -184,7 +184,7 @@ impl Runtime {
             }
             let entry_key = format!("joined:{}", millis(now));
             for chunk in joined.chunks(self.config.batch) {
-                let txn = conn.begin().await?;
+                let txn = begin_write(conn).await?;
                 // Only the contacts this worker recorded first enter: another worker sweeping
                 // at the same moment enters the rest.
                 let fresh =
@@ -245,7 +245,7 @@ impl Runtime {
                 ids.push(c);
             }
         }
-        let txn = conn.begin().await?;
+        let txn = begin_write(conn).await?;
         let mut report = self
             .enter_in(
                 &txn,

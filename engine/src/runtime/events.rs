@@ -3,9 +3,9 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use tabiji_storage::db::begin_write;
 
 use chrono::{DateTime, Utc};
-use sea_orm::TransactionTrait;
 use serde::Serialize;
 use serde_json::{Map, Value as Json};
 use tabiji_model::flow::{Entry, Flow, ReEntry};
@@ -250,7 +250,7 @@ impl Runtime {
             })
             .collect();
         let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
-        let txn = conn.begin().await?;
+        let txn = begin_write(conn).await?;
         self.store_moves(&txn, moves, now).await?;
         journeys::mark_events_processed(&txn, &ids, millis(now)).await?;
         txn.commit().await?;

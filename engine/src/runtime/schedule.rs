@@ -6,8 +6,8 @@
 //! publication. After downtime (or a pause) only the latest missed tick fires, late; older
 //! missed ticks are skipped, so a week offline does not send seven newsletters at once.
 
-use sea_orm::TransactionTrait;
 use tabiji_model::zone::Zone;
+use tabiji_storage::db::begin_write;
 use tabiji_storage::journeys;
 
 use super::{Result, Runtime, from_millis, millis};
@@ -39,7 +39,7 @@ impl Runtime {
                 continue;
             };
             let tick = millis(tick);
-            let txn = conn.begin().await?;
+            let txn = begin_write(conn).await?;
             if journeys::claim_tick(&txn, f.id, tick, millis(now)).await? {
                 let key = format!("tick:{tick}");
                 journeys::start_entry(&txn, f.id, f.version, &key, millis(now)).await?;

@@ -1,7 +1,8 @@
 //! Timers: waiting runs whose wake time has come, claimed in batches in wake order.
 
-use sea_orm::{DbBackend, TransactionTrait};
+use sea_orm::DbBackend;
 use serde_json::Map;
+use tabiji_storage::db::begin_write;
 use tabiji_storage::journeys;
 
 use super::{Move, Result, Runtime, machine_run, millis};
@@ -21,7 +22,7 @@ impl Runtime {
         // PostgreSQL locks the due rows in the transaction that moves them; SQLite, which
         // has one writer at a time, leases them first and moves them in a second transaction.
         let (txn, due) = if conn.get_database_backend() == DbBackend::Postgres {
-            let txn = conn.begin().await?;
+            let txn = begin_write(conn).await?;
             let due =
                 journeys::lock_due_runs(&txn, &active, millis(now), self.config.batch).await?;
             (Some(txn), due)
@@ -66,7 +67,7 @@ impl Runtime {
             .collect();
         let txn = match txn {
             Some(txn) => txn,
-            None => conn.begin().await?,
+            None => begin_write(conn).await?,
         };
         let moved = self.store_moves(&txn, moves, now).await?;
         txn.commit().await?;

@@ -2,11 +2,12 @@
 //! the good rows of the batch are committed together, and a row that changes nothing writes
 //! nothing, so the same file imported twice leaves the data as it was.
 
+use crate::db::begin_write;
 use std::collections::{BTreeSet, HashMap};
 
 use sea_orm::sea_query::Value;
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, Statement, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, Statement};
 use serde::Serialize;
 use serde_json::{Map, Value as Json};
 use tabiji_model::import::{Action, ImportFlow};
@@ -526,7 +527,7 @@ impl Store {
             .filter(|&f| merged.iter().any(|m| m.parsed.at(f).is_some()))
             .collect();
         // Read and written in one transaction, so what is compared is what is changed.
-        let txn = self.db.conn.begin().await?;
+        let txn = begin_write(&self.db.conn).await?;
         let stored = stored_by_key(&txn, schema, key_at, &given, &merged).await?;
         let mut writes: Vec<(Option<i64>, &Pending)> = Vec::new();
         let mut deletes: Vec<i64> = Vec::new();
@@ -819,7 +820,7 @@ impl Store {
                 candidates.push(item);
             }
         }
-        let txn = self.db.conn.begin().await?;
+        let txn = begin_write(&self.db.conn).await?;
         let mut seen = stored_identities(&txn, schema, &at, &candidates).await?;
         let mut fresh = Vec::with_capacity(candidates.len());
         for item in candidates {
@@ -875,7 +876,7 @@ impl Store {
                 complete.push(item.parsed);
             }
         }
-        let txn = self.db.conn.begin().await?;
+        let txn = begin_write(&self.db.conn).await?;
         let (results, errors) = self.insert_ledger(&txn, schema, &complete, true).await?;
         txn.commit().await?;
         for result in results {

@@ -347,10 +347,7 @@ async fn list_sessions(
         Some(login) => Some(user_named(&state, login).await?.id),
         None => None,
     };
-    let current = match super::session_cookie(&headers) {
-        Some(secret) => sessions::id_of(db, &secret).await?,
-        None => None,
-    };
+    let current = super::auth::current_session(db, &headers).await?;
     let list: Vec<_> = sessions::live_sessions(db, user_id, state.clock.now())
         .await?
         .iter()

@@ -166,6 +166,17 @@ pub fn describe_session(s: &LiveSession, current: Option<i64>) -> Value {
     })
 }
 
+/// The id of the session the request's cookie holds, to mark it in lists of sessions.
+pub async fn current_session(
+    db: &tabiji_storage::Db,
+    headers: &HeaderMap,
+) -> ApiResult<Option<i64>> {
+    Ok(match super::session_cookie(headers) {
+        Some(secret) => sessions::id_of(db, &secret).await?,
+        None => None,
+    })
+}
+
 /// The caller's own live sessions, theirs to check for one they do not recognise.
 async fn own_sessions(
     State(state): State<AppState>,
@@ -174,10 +185,7 @@ async fn own_sessions(
 ) -> ApiResult<Json<Value>> {
     let user_id = who.user_id.ok_or(ApiError::Unauthenticated)?;
     let db = state.store.db();
-    let current = match super::session_cookie(&headers) {
-        Some(secret) => sessions::id_of(db, &secret).await?,
-        None => None,
-    };
+    let current = current_session(db, &headers).await?;
     let list: Vec<Value> = sessions::live_sessions(db, Some(user_id), state.clock.now())
         .await?
         .iter()

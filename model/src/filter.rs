@@ -141,6 +141,25 @@ impl Filter {
         out
     }
 
+    /// The first part of this filter whose matches change by themselves, as a name for
+    /// messages: a saved segment or list, an output table, a draw, message or flow results.
+    pub fn unstable_part(&self) -> Option<&'static str> {
+        let mut found = None;
+        self.each(&mut |f| {
+            let what = match f {
+                Filter::Segment(_) => "a saved segment",
+                Filter::List(_) => "a list",
+                Filter::OutputTable(_) => "an output table",
+                Filter::Sample(_) => "a random draw",
+                Filter::Message(_) => "message results",
+                Filter::Journey(_) => "flow results",
+                _ => return,
+            };
+            found.get_or_insert(what);
+        });
+        found
+    }
+
     /// Calls `visit` on this filter and every filter inside it.
     fn each<'a>(&'a self, visit: &mut impl FnMut(&'a Filter)) {
         visit(self);
@@ -429,6 +448,13 @@ pub enum Cond {
     /// The record is a member of static list `list` (its id).
     InList {
         list: i64,
+    },
+    /// The record's `field` holds the id of an `entity` record meeting `cond`: how a history
+    /// row follows its owner's record rights.
+    InParent {
+        field: String,
+        entity: String,
+        cond: Box<Cond>,
     },
     /// The record's id is in `column` of output table `name`.
     InTable {
@@ -1882,6 +1908,25 @@ mod tests {
                 ("filter.all[0].output_table.name", "unknown_output_table"),
                 ("filter.all[1].output_table.column", "unknown_column")
             ]
+        );
+    }
+
+    #[test]
+    fn unstable_parts_are_named() {
+        let filter = |v: Json| serde_json::from_value::<Filter>(v).unwrap();
+        assert_eq!(
+            filter(json!({"field": {"key": "prefecture", "op": "eq", "value": "愛知県"}}))
+                .unstable_part(),
+            None
+        );
+        assert_eq!(
+            filter(json!({"all": [{"field": {"key": "prefecture", "op": "empty"}}, {"not": {"segment": "x"}}]}))
+                .unstable_part(),
+            Some("a saved segment")
+        );
+        assert_eq!(
+            filter(json!({"any": [{"list": "vip"}]})).unstable_part(),
+            Some("a list")
         );
     }
 

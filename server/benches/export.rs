@@ -124,7 +124,7 @@ async fn round(url: &str, rows: usize, repeat: usize, label: &str) {
     )
     .await
     .unwrap();
-    let (_, token) = users::create_token(store.db(), admin.id, "bench", None)
+    let (_, token) = users::create_token(store.db(), admin.id, "bench", None, None)
         .await
         .unwrap();
     let columns = columns(&store);

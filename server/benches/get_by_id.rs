@@ -75,7 +75,7 @@ async fn main() {
     )
     .await
     .unwrap();
-    let (_, token) = users::create_token(&db, user.id, "bench", None)
+    let (_, token) = users::create_token(&db, user.id, "bench", None, None)
         .await
         .unwrap();
 

@@ -83,6 +83,15 @@ impl ApiError {
                 StorageError::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
                 StorageError::NoSuch { .. } => (StatusCode::NOT_FOUND, "not_found"),
                 StorageError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
+                StorageError::OutsideRecords { .. } => {
+                    (StatusCode::FORBIDDEN, "outside_your_records")
+                }
+                StorageError::NeedsEveryRecord { .. } => {
+                    (StatusCode::FORBIDDEN, "needs_every_record")
+                }
+                StorageError::RecordRightsUnusable { .. } => {
+                    (StatusCode::FORBIDDEN, "record_rights_unusable")
+                }
                 StorageError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
                 StorageError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
                 StorageError::BadCredentials => (StatusCode::UNAUTHORIZED, "bad_credentials"),

@@ -576,6 +576,15 @@ enum TokenCommand {
         /// Days until it expires; without this it lasts until revoked.
         #[arg(long)]
         expires_days: Option<u32>,
+        /// A rights document (JSON) the token is narrowed to, e.g.
+        /// '{"entities":{"point_ledger":{"ops":["view","create"]}}}'.
+        #[arg(long)]
+        scope: Option<String>,
+    },
+    /// Revoke an API token by its id; it stops working at once.
+    Revoke {
+        #[arg(long)]
+        id: i64,
     },
 }
 
@@ -805,6 +814,8 @@ async fn main() -> anyhow::Result<()> {
                 serde_json::from_str(&rights).context("--rights is not a valid rights document")?;
             let db = Db::connect(&cli.database_url).await?;
             migration::run(&db).await?;
+            let store = tabiji_storage::Store::open(db.clone()).await?;
+            tabiji_storage::scope::check_record_filters(&store.schemas(), &rights)?;
             let role = users::create_role(&db, &name, &description, &rights).await?;
             println!("created role {} (id {})", role.name, role.id);
             Ok(())
@@ -862,18 +873,37 @@ async fn main() -> anyhow::Result<()> {
                     login,
                     name,
                     expires_days,
+                    scope,
                 },
         } => {
+            let scope: Option<Rights> = scope
+                .map(|s| serde_json::from_str(&s))
+                .transpose()
+                .context("--scope is not a valid rights document")?;
             let db = Db::connect(&cli.database_url).await?;
             migration::run(&db).await?;
+            if let Some(scope) = &scope {
+                let store = tabiji_storage::Store::open(db.clone()).await?;
+                tabiji_storage::scope::check_record_filters(&store.schemas(), scope)?;
+            }
             let Some(user) = users::find_user(&db, &login).await? else {
                 bail!("no user has the login {login:?}; create one with `tabiji user create`");
             };
             let expires =
                 expires_days.map(|d| chrono::Utc::now() + chrono::Duration::days(i64::from(d)));
-            let (_, secret) = users::create_token(&db, user.id, &name, expires).await?;
+            let (_, secret) =
+                users::create_token(&db, user.id, &name, expires, scope.as_ref()).await?;
             println!("{secret}");
             eprintln!("this token is shown once; send it as `Authorization: Bearer <token>`");
+            Ok(())
+        }
+        Command::Token {
+            command: TokenCommand::Revoke { id },
+        } => {
+            let db = Db::connect(&cli.database_url).await?;
+            migration::run(&db).await?;
+            let name = users::revoke_token(&db, id, None).await?;
+            println!("revoked API token {id} ({name})");
             Ok(())
         }
     }

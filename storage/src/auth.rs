@@ -2,12 +2,15 @@
 //! [`crate::sessions`].
 
 use crate::db::begin_write;
+use std::collections::HashMap;
+
 use chrono::{DateTime, Duration, Utc};
 use rand::RngCore;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
     QueryOrder, Set,
 };
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tabiji_model::Rights;
 
@@ -543,11 +546,13 @@ pub(crate) async fn active_user(db: &Db, user_id: i64) -> Result<Option<user::Mo
 }
 
 /// Creates an API token for a user; the token is returned once and only its hash is kept.
+/// With a `scope`, the token holds only what both its user's rights and the scope allow.
 pub async fn create_token(
     db: &Db,
     user_id: i64,
     name: &str,
     expires_at: Option<DateTime<Utc>>,
+    scope: Option<&Rights>,
 ) -> Result<(api_token::Model, String)> {
     if name.trim().is_empty() || name.chars().count() > 100 {
         return Err(bad("name", "invalid_name", "must be 1 to 100 characters"));
@@ -561,11 +566,80 @@ pub async fn create_token(
         expires_at: Set(expires_at),
         last_used_at: Set(None),
         revoked: Set(false),
+        scope: Set(scope.map(|s| serde_json::to_string(s).expect("rights serialise"))),
         ..Default::default()
     }
     .insert(&db.conn)
     .await?;
     Ok((model, secret))
+}
+
+/// An API token as its owner and administrators see it: never the secret.
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenInfo {
+    pub id: i64,
+    pub login: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked: bool,
+    /// Whether it works now: neither revoked nor expired.
+    pub usable: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<Rights>,
+}
+
+/// The tokens of one user (`Some(id)`) or of everyone, newest first.
+pub async fn tokens(db: &Db, user_id: Option<i64>, now: DateTime<Utc>) -> Result<Vec<TokenInfo>> {
+    let mut q = api_token::Entity::find().order_by_desc(api_token::Column::Id);
+    if let Some(id) = user_id {
+        q = q.filter(api_token::Column::UserId.eq(id));
+    }
+    let logins: HashMap<i64, String> = user::Entity::find()
+        .all(&db.conn)
+        .await?
+        .into_iter()
+        .map(|u| (u.id, u.login))
+        .collect();
+    Ok(q.all(&db.conn)
+        .await?
+        .into_iter()
+        .map(|t| TokenInfo {
+            id: t.id,
+            login: logins.get(&t.user_id).cloned().unwrap_or_default(),
+            name: t.name,
+            created_at: t.created_at,
+            expires_at: t.expires_at,
+            last_used_at: t.last_used_at,
+            usable: !t.revoked && t.expires_at.is_none_or(|e| e > now),
+            revoked: t.revoked,
+            scope: t
+                .scope
+                .as_deref()
+                .and_then(|s| serde_json::from_str(s).ok()),
+        })
+        .collect())
+}
+
+/// Revokes a token, of `owner` only when given (a user revoking their own); revoking twice
+/// changes nothing. Returns the token's name.
+pub async fn revoke_token(db: &Db, id: i64, owner: Option<i64>) -> Result<String> {
+    let token = api_token::Entity::find_by_id(id)
+        .one(&db.conn)
+        .await?
+        .filter(|t| owner.is_none_or(|o| o == t.user_id))
+        .ok_or_else(|| StorageError::NoSuch {
+            kind: "API token",
+            name: id.to_string(),
+        })?;
+    let name = token.name.clone();
+    if !token.revoked {
+        let mut active = token.into_active_model();
+        active.revoked = Set(true);
+        active.update(&db.conn).await?;
+    }
+    Ok(name)
 }
 
 pub async fn token_principal(
@@ -593,11 +667,20 @@ pub async fn token_principal(
         .last_used_at
         .is_none_or(|t| now - t > Duration::minutes(1))
     {
-        let mut active = token.into_active_model();
+        let mut active = token.clone().into_active_model();
         active.last_used_at = Set(Some(now));
         active.update(&db.conn).await?;
     }
-    Ok(Some(principal_for(db, &user).await?))
+    let mut principal = principal_for(db, &user).await?;
+    if let Some(scope) = &token.scope {
+        let scope: Rights = serde_json::from_str(scope).map_err(|e| {
+            StorageError::Database(sea_orm::DbErr::Custom(format!(
+                "a token's stored scope cannot be read: {e}"
+            )))
+        })?;
+        principal.rights = principal.rights.intersect(&scope);
+    }
+    Ok(Some(principal))
 }
 
 #[cfg(test)]

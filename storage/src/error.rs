@@ -65,6 +65,26 @@ pub enum StorageError {
         op: &'static str,
         field: Option<String>,
     },
+    /// Writing the record would put it outside the caller's record rights.
+    #[error(
+        "you may only write {entity} records that match your record rights{}; this one would not",
+        index.map(|i| format!(" (item {i})")).unwrap_or_default()
+    )]
+    OutsideRecords {
+        entity: String,
+        index: Option<usize>,
+    },
+    /// An operation that reaches every record of an entity, asked by a caller who may reach
+    /// only some.
+    #[error(
+        "{what} reaches every {entity} record, and your record rights narrow {entity}; ask someone who may reach them all"
+    )]
+    NeedsEveryRecord { entity: String, what: &'static str },
+    /// The caller's record rights cannot be applied any more (a field they test was removed).
+    #[error(
+        "your record rights on {entity} cannot be applied ({reason}); ask an administrator to correct them"
+    )]
+    RecordRightsUnusable { entity: String, reason: String },
     #[error("the request was refused: {}", summary(.0))]
     Invalid(Vec<ItemError>),
     #[error("the request conflicts with stored data: {}", summary(.0))]

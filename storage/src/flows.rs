@@ -134,6 +134,10 @@ pub async fn list(store: &Store, who: &Principal) -> Result<Vec<FlowInfo>> {
 /// Publishes the draft as the next immutable version and makes the flow active.
 pub async fn publish(store: &Store, who: &Principal, id: i64) -> Result<FlowInfo> {
     store.require(who, FLOWS, Op::Publish).await?;
+    // A published flow runs for every contact its entry selects, whoever's they are.
+    store
+        .require_every_record(who, tabiji_model::flow::CONTACTS, "publishing a flow")
+        .await?;
     let txn = begin_write(&store.db().conn).await?;
     let model = flow::Entity::find_by_id(id)
         .one(&txn)

@@ -49,6 +49,8 @@
 //!   staff).
 //! - [`secrets`]: keys the installation makes for itself (the tracking-link key), shared by
 //!   every process.
+//! - [`scope`]: record-level rights: the records of an entity a caller reaches, added to every
+//!   filter and checked on every write.
 //! - [`auth`]: users, roles, password hashing (argon2id), API tokens and browser sessions.
 //! - [`audit`]: the access log.
 //! - [`scratch`]: throw-away databases for tests and benchmarks.
@@ -76,6 +78,7 @@ pub mod records;
 pub mod reports;
 pub mod saved;
 pub mod schemas;
+pub mod scope;
 pub mod scratch;
 pub mod search;
 pub mod secrets;

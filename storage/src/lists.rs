@@ -113,8 +113,9 @@ struct Row {
     list: List,
 }
 
-/// Lists with their live member counts (members whose record was deleted are not counted).
-async fn select(store: &Store, key: Option<&str>) -> Result<Vec<Row>> {
+/// Lists with their live member counts (members whose record was deleted, or that `who` does
+/// not reach, are not counted).
+async fn select(store: &Store, who: &Principal, key: Option<&str>) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
     let mut q = Query::select();
     q.columns(
@@ -138,7 +139,7 @@ async fn select(store: &Store, key: Option<&str>) -> Result<Vec<Row>> {
     for row in store.db().conn.query_all(&q).await? {
         let id: i64 = row.try_get("", "id")?;
         let entity: String = row.try_get("", "entity")?;
-        let members = count_members(store, id, &entity).await?;
+        let members = count_members(store, who, id, &entity).await?;
         let mut found = from_row(&row)?;
         found.list.members = members;
         rows.push(found);
@@ -162,9 +163,12 @@ fn from_row(row: &QueryResult) -> Result<Row> {
     })
 }
 
-async fn count_members(store: &Store, list: i64, entity: &str) -> Result<u64> {
+async fn count_members(store: &Store, who: &Principal, list: i64, entity: &str) -> Result<u64> {
     let mut records = Query::select();
     records.column(col("id")).from(col(entity));
+    if let Some(scope) = store.scope_expr(who, entity, Utc::now()).await? {
+        records.and_where(scope);
+    }
     let mut q = Query::select();
     q.expr_as(Expr::cust("COUNT(*)"), col("n"))
         .from(col("sys_list_members"))
@@ -177,8 +181,8 @@ async fn count_members(store: &Store, list: i64, entity: &str) -> Result<u64> {
         .unwrap_or(0) as u64)
 }
 
-async fn find(store: &Store, key: &str) -> Result<Row> {
-    select(store, Some(key))
+async fn find(store: &Store, who: &Principal, key: &str) -> Result<Row> {
+    select(store, who, Some(key))
         .await?
         .into_iter()
         .next()
@@ -240,17 +244,17 @@ pub async fn create(
     store
         .log(who, "create", LISTS, None, "ok", Some(new.key.clone()))
         .await?;
-    Ok(find(store, &new.key).await?.list)
+    Ok(find(store, who, &new.key).await?.list)
 }
 
 pub async fn get(store: &Store, who: &Principal, key: &str) -> Result<List> {
     store.require(who, LISTS, Op::View).await?;
-    Ok(find(store, key).await?.list)
+    Ok(find(store, who, key).await?.list)
 }
 
 pub async fn list(store: &Store, who: &Principal) -> Result<Vec<List>> {
     store.require(who, LISTS, Op::View).await?;
-    Ok(select(store, None)
+    Ok(select(store, who, None)
         .await?
         .into_iter()
         .map(|r| r.list)
@@ -285,18 +289,13 @@ async fn resolve_members(
                 format!("at most {MAX_BULK} ids at a time"),
             ));
         }
-        let mut q = Query::select();
-        q.column(col("id"))
-            .from(col(entity))
-            .and_where(Expr::col(col("id")).is_in(wanted.iter().copied()));
+        let wanted: Vec<i64> = wanted.into_iter().collect();
         let found: BTreeSet<i64> = store
-            .db()
-            .conn
-            .query_all(&q)
+            .reachable(&store.db().conn, who, entity, &wanted, now)
             .await?
-            .iter()
-            .map(|r| r.try_get::<i64>("", "id"))
-            .collect::<std::result::Result<_, _>>()?;
+            .into_iter()
+            .collect();
+        let wanted: BTreeSet<i64> = wanted.into_iter().collect();
         missing = wanted.difference(&found).copied().collect();
         ids.extend(found);
     }
@@ -334,7 +333,7 @@ pub async fn add(
     now: DateTime<Utc>,
 ) -> Result<MembersChanged> {
     store.require(who, LISTS, Op::Edit).await?;
-    let row = find(store, key).await?;
+    let row = find(store, who, key).await?;
     let (ids, missing) = resolve_members(store, who, &row.list.entity, members, now).await?;
     let txn = begin_write(&store.db().conn).await?;
     let mut changed = 0;
@@ -376,7 +375,7 @@ pub async fn remove(
     now: DateTime<Utc>,
 ) -> Result<MembersChanged> {
     store.require(who, LISTS, Op::Edit).await?;
-    let row = find(store, key).await?;
+    let row = find(store, who, key).await?;
     let (ids, missing) = resolve_members(store, who, &row.list.entity, members, now).await?;
     let txn = begin_write(&store.db().conn).await?;
     let mut changed = 0;
@@ -425,7 +424,7 @@ async fn changed_members(
         changed,
         unchanged: named - changed,
         missing,
-        members: count_members(store, row.id, &row.list.entity).await?,
+        members: count_members(store, who, row.id, &row.list.entity).await?,
     })
 }
 
@@ -441,7 +440,7 @@ async fn touch(conn: &impl ConnectionTrait, id: i64, now: DateTime<Utc>) -> Resu
 /// Drops a list and its members, unless a saved segment uses it.
 pub async fn delete(store: &Store, who: &Principal, key: &str) -> Result<()> {
     store.require(who, LISTS, Op::Delete).await?;
-    let row = find(store, key).await?;
+    let row = find(store, who, key).await?;
     let mut users: Vec<String> = segments::definitions(store.db())
         .await?
         .into_iter()

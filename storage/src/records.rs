@@ -501,6 +501,9 @@ impl Store {
         q.column(col("id"))
             .from(col(entity))
             .and_where(Expr::col(col(field)).eq(to_sql(def.ty.column_kind(), &parsed)));
+        if let Some(scope) = self.scope_expr(who, entity, Utc::now()).await? {
+            q.and_where(scope);
+        }
         match self.db.conn.query_one(&q).await? {
             Some(row) => Ok(Some(row.try_get("", "id")?)),
             None => Ok(None),
@@ -525,6 +528,9 @@ impl Store {
         let fields = self.readable_fields(who, schema);
         let mut q = self.select(schema, &fields);
         q.and_where(Expr::col(col("id")).eq(id));
+        if let Some(scope) = self.scope_expr(who, &schema.name, Utc::now()).await? {
+            q.and_where(scope);
+        }
         let row = conn
             .query_one(&q)
             .await?
@@ -553,6 +559,9 @@ impl Store {
                 ))
             })?;
             q.and_where(Expr::col(col(&parent.field)).eq(parent_id));
+        }
+        if let Some(scope) = self.scope_expr(who, entity, Utc::now()).await? {
+            q.and_where(scope);
         }
         q.order_by(col("id"), Order::Asc).limit(limit + 1);
         let rows = self.db.conn.query_all(&q).await?;
@@ -827,9 +836,12 @@ impl Store {
     }
 
     /// Reference fields point at records that exist.
+    /// Refuses references to records that do not exist or that the caller does not reach (to
+    /// them, those do not exist either).
     async fn check_references<C: ConnectionTrait>(
         &self,
         conn: &C,
+        who: &Principal,
         schema: &EntitySchema,
         items: &[(Option<usize>, &Parsed)],
     ) -> Result<()> {
@@ -838,14 +850,16 @@ impl Store {
             let FieldType::Reference { entity: target } = &field.ty else {
                 continue;
             };
-            let wanted: BTreeSet<i64> = items
+            let wanted: Vec<i64> = items
                 .iter()
                 .filter_map(|(_, p)| match p.at(at) {
                     Some(StoredValue::Int(id)) => Some(*id),
                     _ => None,
                 })
-                .collect();
-            let found = existing_ids(conn, target, wanted.iter().copied()).await?;
+                .collect::<Vec<_>>();
+            let found = self
+                .reachable(conn, who, target, &wanted, Utc::now())
+                .await?;
             for (index, parsed) in items {
                 if let Some(StoredValue::Int(id)) = parsed.at(at)
                     && !found.contains(id)
@@ -919,7 +933,16 @@ impl Store {
                     errors.into_iter().map(|e| e.at(None)).collect(),
                 ));
             }
-            Err(e @ StorageError::Forbidden { .. }) => {
+            Err(e @ (StorageError::Forbidden { .. } | StorageError::OutsideRecords { .. })) => {
+                let e = match e {
+                    StorageError::OutsideRecords { entity, .. } if !bulk => {
+                        StorageError::OutsideRecords {
+                            entity,
+                            index: None,
+                        }
+                    }
+                    e => e,
+                };
                 let detail = e.to_string();
                 self.log(who, "create", entity, None, "denied", Some(detail))
                     .await?;
@@ -958,11 +981,15 @@ impl Store {
             .enumerate()
             .map(|(i, p)| (Some(i), p))
             .collect();
-        self.check_references(&txn, schema, &refs).await?;
+        self.check_references(&txn, who, schema, &refs).await?;
         let (results, errors) = self.insert_ledger(&txn, schema, &parsed, bulk).await?;
         if !errors.is_empty() {
             return Err(StorageError::Invalid(errors));
         }
+        let written: Vec<(Option<usize>, i64)> =
+            results.iter().map(|r| (Some(r.index), r.id)).collect();
+        self.check_written(&txn, who, &schema.name, &written, Utc::now())
+            .await?;
         txn.commit().await?;
         Ok(results)
     }
@@ -982,7 +1009,7 @@ impl Store {
             .enumerate()
             .map(|(i, p)| (Some(i), p))
             .collect();
-        self.check_references(&txn, schema, &refs).await?;
+        self.check_references(&txn, who, schema, &refs).await?;
         let ids = match self.insert_rows(&txn, schema, parsed).await {
             Err(StorageError::Conflict(generic)) => {
                 // The unique indexes check on the happy path; only a refused insert pays for
@@ -999,6 +1026,13 @@ impl Store {
             }
             other => other?,
         };
+        let written: Vec<(Option<usize>, i64)> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (Some(i), *id))
+            .collect();
+        self.check_written(&txn, who, &schema.name, &written, Utc::now())
+            .await?;
         txn.commit().await?;
         Ok(ids
             .into_iter()
@@ -1268,16 +1302,30 @@ impl Store {
                 Ok(p) => p,
                 Err(errors) => return Err(StorageError::Invalid(errors)),
             };
+        let now = Utc::now();
+        let scope = self.scope_expr(who, entity, now).await?;
         let txn = begin_write(&self.db.conn).await?;
-        self.check_references(&txn, &schema, &[(None, &parsed)])
+        self.check_references(&txn, who, &schema, &[(None, &parsed)])
             .await?;
         self.check_unique(&txn, &schema, &[(None, Some(id), &parsed)])
             .await?;
-        if !self.update_row(&txn, &schema, id, &parsed).await? {
+        if !self
+            .update_row(&txn, &schema, id, &parsed, scope.as_ref())
+            .await?
+        {
             return Err(StorageError::NotFound {
                 entity: entity.into(),
                 id,
             });
+        }
+        if let Err(e) = self
+            .check_written(&txn, who, entity, &[(None, id)], now)
+            .await
+        {
+            txn.rollback().await?;
+            self.log(who, "edit", entity, Some(id), "denied", Some(e.to_string()))
+                .await?;
+            return Err(e);
         }
         let record = self.fetch(&txn, who, &schema, id).await?;
         txn.commit().await?;
@@ -1293,12 +1341,14 @@ impl Store {
         Ok(record)
     }
 
+    /// Changes one record, if it exists and is within `scope`.
     async fn update_row(
         &self,
         txn: &DatabaseTransaction,
         schema: &EntitySchema,
         id: i64,
         parsed: &Parsed,
+        scope: Option<&Expr>,
     ) -> Result<bool> {
         let mut update = Query::update();
         update.table(col(&schema.name));
@@ -1312,6 +1362,9 @@ impl Store {
                 Value::ChronoDateTimeUtc(Some(Utc::now())),
             )
             .and_where(Expr::col(col("id")).eq(id));
+        if let Some(scope) = scope {
+            update.and_where(scope.clone());
+        }
         let result = txn.execute(&update).await.map_err(unique_violation)?;
         Ok(result.rows_affected() == 1)
     }
@@ -1348,13 +1401,15 @@ impl Store {
             return Err(StorageError::Invalid(errors));
         }
         let parsed = self.parse_all(who, &schema, items, Mode::Update)?;
+        let now = Utc::now();
+        let scope = self.scope_expr(who, entity, now).await?;
         let txn = begin_write(&self.db.conn).await?;
         let refs: Vec<(Option<usize>, &Parsed)> = parsed
             .iter()
             .enumerate()
             .map(|(i, p)| (Some(i), p))
             .collect();
-        self.check_references(&txn, &schema, &refs).await?;
+        self.check_references(&txn, who, &schema, &refs).await?;
         let uniq: Vec<(Option<usize>, Option<i64>, &Parsed)> = parsed
             .iter()
             .enumerate()
@@ -1363,7 +1418,10 @@ impl Store {
         self.check_unique(&txn, &schema, &uniq).await?;
         let mut missing = Vec::new();
         for (i, item) in parsed.iter().enumerate() {
-            if !self.update_row(&txn, &schema, ids[i], item).await? {
+            if !self
+                .update_row(&txn, &schema, ids[i], item, scope.as_ref())
+                .await?
+            {
                 missing.push(
                     ItemError::field(
                         "id",
@@ -1376,6 +1434,17 @@ impl Store {
         }
         if !missing.is_empty() {
             return Err(StorageError::Invalid(missing));
+        }
+        let written: Vec<(Option<usize>, i64)> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (Some(i), *id))
+            .collect();
+        if let Err(e) = self.check_written(&txn, who, entity, &written, now).await {
+            txn.rollback().await?;
+            self.log(who, "edit", entity, None, "denied", Some(e.to_string()))
+                .await?;
+            return Err(e);
         }
         txn.commit().await?;
         self.log(
@@ -1427,7 +1496,7 @@ impl Store {
             return Err(append_only(entity));
         }
         let txn = begin_write(&self.db.conn).await?;
-        let found = existing_ids(&txn, entity, ids.iter().copied()).await?;
+        let found = self.reachable(&txn, who, entity, ids, Utc::now()).await?;
         let missing: Vec<ItemError> = ids
             .iter()
             .enumerate()
@@ -1534,6 +1603,9 @@ impl Store {
         let mut q = Query::select();
         q.expr_as(Expr::col(col("id")).count(), col("n"))
             .from(col(&schema.name));
+        if let Some(scope) = self.scope_expr(who, entity, Utc::now()).await? {
+            q.and_where(scope);
+        }
         let row = self
             .db
             .conn
@@ -1595,6 +1667,7 @@ impl Store {
             return Err(append_only(entity));
         }
         let keys = key_index(&schema);
+        let scope = self.scope_expr(who, entity, Utc::now()).await?;
         let mut refused = Vec::new();
         let mut good = Vec::with_capacity(items.len());
         for (i, (id, patch)) in items.iter().enumerate() {
@@ -1606,7 +1679,7 @@ impl Store {
         let refs: Vec<(Option<usize>, &Parsed)> =
             good.iter().map(|(i, _, p)| (Some(*i), p)).collect();
         if let Err(StorageError::Invalid(mut errors)) =
-            self.check_references(txn, &schema, &refs).await
+            self.check_references(txn, who, &schema, &refs).await
         {
             refused.append(&mut errors);
         }
@@ -1622,31 +1695,12 @@ impl Store {
         let bad: BTreeSet<usize> = refused.iter().filter_map(|e| e.index).collect();
         for (i, id, parsed) in &good {
             if !bad.contains(i) {
-                self.update_row(txn, &schema, *id, parsed).await?;
+                self.update_row(txn, &schema, *id, parsed, scope.as_ref())
+                    .await?;
             }
         }
         Ok(refused)
     }
-}
-
-/// Which of `ids` exist in `table`, asked in chunks under every backend's parameter limit.
-async fn existing_ids<C: ConnectionTrait>(
-    conn: &C,
-    table: &str,
-    ids: impl Iterator<Item = i64>,
-) -> Result<BTreeSet<i64>> {
-    let ids: Vec<i64> = ids.collect();
-    let mut found = BTreeSet::new();
-    for chunk in ids.chunks(rows_per_statement(1)) {
-        let mut q = Query::select();
-        q.column(col("id"))
-            .from(col(table))
-            .and_where(Expr::col(col("id")).is_in(chunk.iter().copied()));
-        for row in conn.query_all(&q).await? {
-            found.insert(row.try_get::<i64>("", "id")?);
-        }
-    }
-    Ok(found)
 }
 
 fn append_only(entity: &str) -> StorageError {

@@ -392,7 +392,11 @@ impl Store {
                 q.and_where(Expr::col((col("d"), col("created_at"))).lt(to));
             }
         }
-        if let Some(filter) = recipients {
+        // A viewer whose record rights narrow tourists counts only the messages of those
+        // they reach: filter resolution adds their record filter.
+        let everyone = Filter::All(vec![]);
+        let scoped = self.scope(who, "tourists", now)?.is_some();
+        if let Some(filter) = recipients.as_ref().or(scoped.then_some(&everyone)) {
             let resolved = self
                 .resolve_filter(Some(who), "tourists", filter, zone, now)
                 .await

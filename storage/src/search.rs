@@ -145,6 +145,7 @@ fn costly(cond: &Cond) -> bool {
         | Cond::Journey { .. }
         | Cond::Sample { .. }
         | Cond::InTable { .. }
+        | Cond::InParent { .. }
         | Cond::InList { .. } => true,
     }
 }
@@ -294,6 +295,22 @@ impl Compiler {
                     .from(col("sys_list_members"))
                     .and_where(Expr::col(col("list_id")).eq(*list));
                 Expr::col(col("id")).in_subquery(q)
+            }
+            Cond::InParent {
+                field,
+                entity,
+                cond,
+            } => {
+                let parent = Compiler {
+                    backend: self.backend,
+                    table: entity.clone(),
+                    indexed: BTreeSet::from(["id".to_string()]),
+                };
+                let mut q = Query::select();
+                q.column(col("id"))
+                    .from(col(entity))
+                    .and_where(parent.cond(cond));
+                Expr::col(col(field)).in_subquery(q)
             }
             Cond::InTable { name, column } => {
                 let mut q = Query::select();
@@ -630,7 +647,7 @@ pub(crate) struct Named {
 }
 
 /// Resolution itself, kept out of async code: the resolver's lookups are not `Send`.
-fn resolve(
+pub(crate) fn resolve(
     entity: &str,
     filter: &Filter,
     zone: Zone,
@@ -698,8 +715,11 @@ impl Store {
         schemas: &crate::schemas::Schemas,
         named: &Named,
     ) -> Result<Resolved> {
-        let resolved = resolve(entity, filter, zone, now, schemas, named)?;
+        let mut resolved = resolve(entity, filter, zone, now, schemas, named)?;
         if let Some(who) = who {
+            if let Some(scope) = self.scope(who, entity, now)? {
+                resolved.cond = Cond::All(vec![scope, resolved.cond]);
+            }
             for (table, field) in &resolved.fields {
                 if !who.rights.allows(table, Op::View) {
                     self.log(who, "search", table, None, "denied", None).await?;
@@ -729,7 +749,7 @@ impl Store {
                 self.require(who, workspace::SQL, Op::View).await?;
                 for name in &resolved.output_tables {
                     if let Some(table) = named.tables.get(name)
-                        && !workspace::may_read(who, &table.reads)
+                        && !workspace::may_read(who, &table.reads, &table.created_by)
                     {
                         self.log(
                             who,

@@ -28,14 +28,17 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
 use rand::RngCore;
-use sea_orm::sea_query::{Alias, ColumnDef, Expr, ExprTrait, Order, Query, Table};
+use sea_orm::sea_query::{
+    Alias, ColumnDef, Expr, ExprTrait, Order, PostgresQueryBuilder, Query, SqliteQueryBuilder,
+    Table,
+};
 use sea_orm::sqlx::postgres::PgPool;
 use sea_orm::sqlx::sqlite::{SqlitePool, SqliteRow};
 use sea_orm::sqlx::{
     self, AssertSqlSafe, Column as _, Connection, Executor, Row, SqlSafeStr, Statement as _,
     TypeInfo, ValueRef,
 };
-use sea_orm::{ConnectionTrait, QueryResult, SqlErr, Value};
+use sea_orm::{ConnectionTrait, DbBackend, QueryResult, SqlErr, Value};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use tabiji_model::Op;
@@ -165,6 +168,8 @@ struct Offered {
     columns: Vec<String>,
     /// Output tables: the fields their rows came from.
     reads: Option<Vec<String>>,
+    /// Entities the caller's record rights narrow: the rows they reach.
+    rows: Option<Expr>,
 }
 
 impl Offer {
@@ -202,6 +207,7 @@ pub fn physical_name(name: &str) -> String {
 pub struct ListTable {
     pub id_columns: Vec<String>,
     pub reads: Vec<String>,
+    pub created_by: String,
 }
 
 /// Every output table as a list, by name: what filters' `output_table` conditions resolve to.
@@ -221,22 +227,29 @@ pub async fn lists(store: &Store) -> Result<std::collections::HashMap<String, Li
                 ListTable {
                     id_columns,
                     reads: t.reads,
+                    created_by: t.created_by,
                 },
             )
         })
         .collect())
 }
 
-/// Whether `who` may view every field an output table was made from.
-pub fn may_read(who: &Principal, reads: &[String]) -> bool {
+/// Whether `who` may read an output table: they may view every field it was made from, and
+/// where their record rights narrow one of its entities, they made it themselves (its rows
+/// came through their own narrowed views; another's may hold records they do not reach).
+pub fn may_read(who: &Principal, reads: &[String], created_by: &str) -> bool {
     reads.iter().all(|r| match r.split_once('.') {
-        Some((entity, field)) => who.rights.can_view_field(entity, field),
+        Some((entity, field)) => {
+            who.rights.can_view_field(entity, field)
+                && (who.rights.records(entity).is_none() || created_by == who.login)
+        }
         None => false,
     })
 }
 
 async fn offer(store: &Store, who: &Principal) -> Result<Offer> {
     let mut tables = BTreeMap::new();
+    let now = Utc::now();
     for schema in store.entities_visible_to(who) {
         let mut columns = vec!["id".to_string()];
         columns.extend(
@@ -252,17 +265,19 @@ async fn offer(store: &Store, who: &Principal) -> Result<Offer> {
                 base: schema.name.clone(),
                 columns,
                 reads: None,
+                rows: store.scope_expr(who, &schema.name, now).await?,
             },
         );
     }
     for table in stored_tables(store).await? {
-        if may_read(who, &table.reads) && !tables.contains_key(&table.name) {
+        if may_read(who, &table.reads, &table.created_by) && !tables.contains_key(&table.name) {
             tables.insert(
                 table.name.clone(),
                 Offered {
                     base: physical_name(&table.name),
                     columns: table.columns.iter().map(|c| c.name.clone()).collect(),
                     reads: Some(table.reads),
+                    rows: None,
                 },
             );
         }
@@ -300,21 +315,36 @@ fn reads_of(
     reads.into_iter().collect()
 }
 
-/// The `WITH` list that defines each table the query reads as the columns the user may see.
-fn views(checked: &check::Checked, offer: &Offer, schema: &str) -> String {
+/// The `WITH` list that defines each table the query reads as the columns the user may see,
+/// and where their record rights narrow it, the rows they reach.
+fn views(checked: &check::Checked, offer: &Offer, schema: &str, backend: DbBackend) -> String {
     let views: Vec<String> = checked
         .tables
         .iter()
         .filter_map(|name| offer.tables.get(name).map(|o| (name, o)))
         .map(|(name, offered)| {
-            let columns: Vec<String> = offered.columns.iter().map(|c| quote(c)).collect();
-            format!(
-                "{} AS (SELECT {} FROM {}.{})",
-                quote(&check::view_name(name)),
-                columns.join(", "),
-                quote(schema),
-                quote(&offered.base)
-            )
+            let select = match &offered.rows {
+                None => {
+                    let columns: Vec<String> = offered.columns.iter().map(|c| quote(c)).collect();
+                    format!(
+                        "SELECT {} FROM {}.{}",
+                        columns.join(", "),
+                        quote(schema),
+                        quote(&offered.base)
+                    )
+                }
+                Some(rows) => {
+                    let mut q = Query::select();
+                    q.columns(offered.columns.iter().map(|c| col(c)))
+                        .from((col(schema), col(&offered.base)))
+                        .and_where(rows.clone());
+                    match backend {
+                        DbBackend::Postgres => q.to_string(PostgresQueryBuilder),
+                        _ => q.to_string(SqliteQueryBuilder),
+                    }
+                }
+            };
+            format!("{} AS ({select})", quote(&check::view_name(name)))
         })
         .collect();
     if views.is_empty() {
@@ -408,7 +438,7 @@ async fn produce_sqlite(pool: &SqlitePool, plan: &Plan<'_>, out: mpsc::Sender<Pa
     }
     let sql = format!(
         "{}SELECT * FROM ({}) LIMIT {}",
-        views(plan.checked, plan.offer, "main"),
+        views(plan.checked, plan.offer, "main", DbBackend::Sqlite),
         plan.checked.sql,
         plan.limit
     );
@@ -494,7 +524,7 @@ async fn produce_postgres(pool: &PgPool, plan: &Plan<'_>, out: mpsc::Sender<Part
         let schema: String = sqlx::query_scalar("SELECT current_schema()")
             .fetch_one(&mut *txn)
             .await?;
-        let views = views(plan.checked, plan.offer, &schema);
+        let views = views(plan.checked, plan.offer, &schema, DbBackend::Postgres);
         let described = format!(
             "{views}SELECT * FROM ({}) AS tabiji_result",
             plan.checked.sql
@@ -818,7 +848,7 @@ async fn find(store: &Store, name: &str) -> Result<Option<OutputTable>> {
 /// An output table the caller may read.
 async fn readable(store: &Store, who: &Principal, name: &str) -> Result<OutputTable> {
     let table = find(store, name).await?.ok_or_else(|| no_table(name))?;
-    if !may_read(who, &table.reads) {
+    if !may_read(who, &table.reads, &table.created_by) {
         store
             .log(who, "view", SQL, None, "denied", Some(name.to_string()))
             .await?;
@@ -849,7 +879,7 @@ pub async fn list(store: &Store, who: &Principal) -> Result<Vec<OutputTable>> {
     Ok(stored_tables(store)
         .await?
         .into_iter()
-        .filter(|t| may_read(who, &t.reads))
+        .filter(|t| may_read(who, &t.reads, &t.created_by))
         .collect())
 }
 

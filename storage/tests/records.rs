@@ -757,3 +757,221 @@ async fn concurrent_writers_all_succeed(store: &Store) {
 async fn concurrent_writers() {
     on_every_backend!(concurrent_writers_all_succeed);
 }
+
+/// Staff of the Aichi office: tourists of Aichi only, and (through them) their purchases.
+fn aichi_office() -> Principal {
+    let mut tourists = EntityRights::with_ops(&[Op::View, Op::Create, Op::Edit, Op::Delete]);
+    tourists.records = Some(
+        serde_json::from_value(
+            json!({"field": {"key": "prefecture", "op": "eq", "value": "愛知県"}}),
+        )
+        .unwrap(),
+    );
+    staff(Rights {
+        admin: false,
+        entities: [
+            ("tourists".to_string(), tourists),
+            (
+                "purchases".to_string(),
+                EntityRights::with_ops(&[Op::View, Op::Create]),
+            ),
+        ]
+        .into(),
+    })
+}
+
+fn in_prefecture(email: &str, prefecture: &str) -> Value {
+    let mut t = tourist(email);
+    t["prefecture"] = json!(prefecture);
+    t
+}
+
+async fn record_rights_narrow_every_path(store: &Store) {
+    let now = chrono::Utc::now();
+    let ids: Vec<i64> = store
+        .bulk_create(
+            &admin(),
+            "tourists",
+            vec![
+                in_prefecture("a1@example.jp", "愛知県"),
+                in_prefecture("a2@example.jp", "愛知県"),
+                in_prefecture("g1@example.jp", "岐阜県"),
+            ],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    let (aichi, gifu) = (ids[0], ids[2]);
+    for (tourist, amount) in [(aichi, 1000), (gifu, 5000)] {
+        store
+            .create(
+                &admin(),
+                "purchases",
+                &json!({"tourist_id": tourist, "occurred_at": "2026-11-01 10:00", "amount": amount}),
+            )
+            .await
+            .unwrap();
+    }
+    let who = aichi_office();
+
+    // Reads: list, count, search with its count, aggregate, get, find by unique field.
+    let listed = store
+        .list(&who, "tourists", &ListQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 2);
+    assert!(listed.items.iter().all(|t| t["prefecture"] == "愛知県"));
+    assert_eq!(store.count(&who, "tourists").await.unwrap(), 2);
+    let request: tabiji_storage::search::SearchRequest =
+        serde_json::from_value(json!({"count": true})).unwrap();
+    let page = store.search(&who, "tourists", &request, now).await.unwrap();
+    assert_eq!((page.items.len(), page.count), (2, Some(2)));
+    let sums: tabiji_storage::aggregate::AggregateRequest =
+        serde_json::from_value(json!({"measures": ["count", {"sum": "amount"}]})).unwrap();
+    let sums = store
+        .aggregate(&who, "purchases", &sums, now)
+        .await
+        .unwrap();
+    assert_eq!(
+        sums.groups[0]["count"], 1,
+        "only the Aichi tourist's purchase"
+    );
+    assert_eq!(sums.groups[0]["sum_amount"], 1000);
+    assert!(store.get(&who, "tourists", aichi).await.is_ok());
+    assert!(matches!(
+        store.get(&who, "tourists", gifu).await,
+        Err(StorageError::NotFound { .. })
+    ));
+    assert_eq!(
+        store
+            .id_by_unique(&who, "tourists", "email", "g1@example.jp")
+            .await
+            .unwrap(),
+        None
+    );
+    let purchases = store
+        .list(&who, "purchases", &ListQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(purchases.items.len(), 1);
+    assert_eq!(purchases.items[0]["tourist_id"], aichi);
+
+    // Writes: a record outside cannot be changed, deleted, linked to, or written into being.
+    assert!(matches!(
+        store
+            .update(&who, "tourists", gifu, &json!({"city": "岐阜市"}))
+            .await,
+        Err(StorageError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.delete(&who, "tourists", gifu).await,
+        Err(StorageError::NotFound { .. })
+    ));
+    let err = store
+        .create(
+            &who,
+            "purchases",
+            &json!({"tourist_id": gifu, "occurred_at": "2026-11-02 10:00", "amount": 1}),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StorageError::Invalid(ref e) if e[0].code == "unknown_reference"));
+    assert!(matches!(
+        store
+            .create(&who, "tourists", &in_prefecture("new@example.jp", "岐阜県"))
+            .await,
+        Err(StorageError::OutsideRecords { index: None, .. })
+    ));
+    assert!(matches!(
+        store
+            .update(&who, "tourists", aichi, &json!({"prefecture": "岐阜県"}))
+            .await,
+        Err(StorageError::OutsideRecords { .. })
+    ));
+    let err = store
+        .bulk_update(
+            &who,
+            "tourists",
+            &[
+                json!({"id": ids[1], "city": "豊田市"}),
+                json!({"id": aichi, "prefecture": "三重県"}),
+            ],
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        StorageError::OutsideRecords { index: Some(1), .. }
+    ));
+    let kept = store.get(&admin(), "tourists", aichi).await.unwrap();
+    assert_eq!(
+        kept["prefecture"], "愛知県",
+        "nothing of a refused write stays"
+    );
+    assert_eq!(
+        store.get(&admin(), "tourists", ids[1]).await.unwrap()["city"],
+        Value::Null
+    );
+    assert_eq!(store.count(&admin(), "tourists").await.unwrap(), 3);
+    let (own, _) = store
+        .create(&who, "tourists", &in_prefecture("own@example.jp", "愛知県"))
+        .await
+        .unwrap();
+
+    // Upserts: rows that match or would make a record outside are rejected; the rest land.
+    let tally = store
+        .upsert_items(
+            &who,
+            "tourists",
+            "email",
+            vec![
+                json!({"email": "g1@example.jp", "city": "高山市"}),
+                json!({"email": "a2@example.jp", "city": "岡崎市"}),
+                json!({"email": "new2@example.jp", "family_name": "佐藤", "prefecture": "静岡県"}),
+                json!({"email": "new3@example.jp", "family_name": "伊藤", "prefecture": "愛知県"}),
+            ],
+        )
+        .await
+        .unwrap();
+    let reasons: Vec<(u64, &str)> = tally
+        .rejected
+        .iter()
+        .map(|r| (r.line, r.reason.as_str()))
+        .collect();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert_eq!(reasons[0].0, 0);
+    assert!(
+        reasons[0].1.contains("outside your record rights"),
+        "{reasons:?}"
+    );
+    assert_eq!(reasons[1].0, 2);
+    assert!(
+        reasons[1].1.contains("would not match your record rights"),
+        "{reasons:?}"
+    );
+    assert_eq!((tally.created, tally.updated), (1, 1));
+    assert_eq!(
+        store.get(&admin(), "tourists", gifu).await.unwrap()["city"],
+        Value::Null
+    );
+    assert_eq!(
+        store
+            .id_by_unique(&admin(), "tourists", "email", "new2@example.jp")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.count(&who, "tourists").await.unwrap(), 4);
+    store
+        .delete(&who, "tourists", own["id"].as_i64().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(store.count(&admin(), "tourists").await.unwrap(), 4);
+}
+
+#[tokio::test]
+async fn record_rights() {
+    on_every_backend!(record_rights_narrow_every_path);
+}

@@ -149,6 +149,112 @@ async fn api_tokens_for_integrators(app: &TestApp) {
             .unwrap();
         assert_eq!(r.status(), 401, "{bad:?}");
     }
+
+    // A scoped token holds only what its scope allows, even for an administrator: this one may
+    // read tourists without their phone numbers and grant points, nothing else.
+    let r = app
+        .admin
+        .post(app.url("/api/auth/tokens"))
+        .json(&json!({"name": "points partner", "scope": {"entities": {
+            "tourists": {"ops": ["view"], "fields": {"phone": "none"}},
+            "point_ledger": {"ops": ["view", "create"]}}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let created: Value = r.json().await.unwrap();
+    let scoped = created["token"].as_str().unwrap().to_string();
+    let scoped_id = created["id"].as_i64().unwrap();
+    let call = |method: reqwest::Method, path: &str, token: &str, body: Option<Value>| {
+        let mut request = integrator.request(method, app.url(path)).bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        async move {
+            let r = request.send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (status, page) = call(reqwest::Method::GET, "/api/data/tourists", &scoped, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(page["items"][0]["email"], "token@example.jp");
+    assert!(page["items"][0].get("phone").is_none(), "{page}");
+    let (status, _) = call(
+        reqwest::Method::POST,
+        "/api/data/tourists",
+        &scoped,
+        Some(json!({"email": "more@example.jp"})),
+    )
+    .await;
+    assert_eq!(status, 403, "the scope grants no creating of tourists");
+    let (status, _) = call(reqwest::Method::GET, "/api/admin/users", &scoped, None).await;
+    assert_eq!(status, 403, "nor administration");
+    // A token it makes holds no more than it does.
+    let (status, child) = call(
+        reqwest::Method::POST,
+        "/api/auth/tokens",
+        &scoped,
+        Some(json!({"name": "child"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{child}");
+    assert_eq!(child["scope"]["admin"], false, "{child}");
+    let child = child["token"].as_str().unwrap().to_string();
+    let (status, _) = call(reqwest::Method::GET, "/api/admin/users", &child, None).await;
+    assert_eq!(status, 403);
+    // Record filters in a scope are checked like a role's.
+    let (status, refused) = call(
+        reqwest::Method::POST,
+        "/api/auth/tokens",
+        &token,
+        Some(json!({"name": "bad", "scope": {"entities": {"tourists": {"ops": ["view"], "records": {"list": "vip"}}}}})),
+    )
+    .await;
+    assert_eq!(status, 422, "{refused}");
+
+    // Owners list their tokens (never the secrets) and revoke them; administrators anyone's.
+    let (status, mine) = call(reqwest::Method::GET, "/api/auth/tokens", &token, None).await;
+    assert_eq!(status, 200);
+    let text = mine.to_string();
+    assert!(!text.contains(&token) && !text.contains(&scoped), "{text}");
+    let listed: Vec<&str> = mine["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, ["child", "points partner", "OTA nightly"]);
+    assert_eq!(mine["tokens"][1]["usable"], true);
+    let r = app
+        .admin
+        .delete(app.url(&format!("/api/auth/tokens/{scoped_id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let (status, _) = call(reqwest::Method::GET, "/api/data/tourists", &scoped, None).await;
+    assert_eq!(status, 401, "a revoked token stops at once");
+    let all = app.get("/api/admin/tokens?login=admin").await;
+    assert_eq!(all["tokens"][1]["revoked"], true, "{all}");
+    assert_eq!(all["tokens"][1]["usable"], false, "{all}");
+    let child_id = all["tokens"][0]["id"].as_i64().unwrap();
+    let (status, _) = app
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/admin/tokens/{child_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (status, _) = call(reqwest::Method::GET, "/api/data/tourists", &child, None).await;
+    assert_eq!(status, 401);
+    let (status, _) = app
+        .call(reqwest::Method::DELETE, "/api/auth/tokens/999999", None)
+        .await;
+    assert_eq!(status, 404);
+    let log = app.get("/api/admin/access-log?action=revoke_token").await;
+    assert_eq!(log["entries"].as_array().unwrap().len(), 2, "{log}");
 }
 
 /// A page on another origin cannot write with the administrator's cookie, nor sign anyone in;

@@ -2,6 +2,7 @@
 
 mod auth;
 mod channels;
+mod denials;
 mod editor;
 mod email;
 mod engine;

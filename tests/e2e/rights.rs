@@ -221,6 +221,233 @@ async fn roles_combine(app: &TestApp) {
     assert_eq!(r.status(), 422);
 }
 
+/// Record-level rights through the API: staff of the Aichi office reach Aichi's tourists (and
+/// their purchases) in every read path — list, record, search, export, SQL — and cannot write a
+/// tourist outside; rights that cannot be applied are refused when saved, naming where.
+async fn record_rights_narrow_the_api(app: &TestApp) {
+    let (status, body) = app
+        .post(
+            "/api/data/tourists/bulk",
+            json!({"items": [
+                {"email": "a1@example.jp", "family_name": "愛知一", "prefecture": "愛知県"},
+                {"email": "a2@example.jp", "family_name": "愛知二", "prefecture": "愛知県"},
+                {"email": "g1@example.jp", "family_name": "岐阜一", "prefecture": "岐阜県"}
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let gifu = body["results"][2]["id"].as_i64().unwrap();
+    let aichi = body["results"][0]["id"].as_i64().unwrap();
+    for (tourist, amount) in [(aichi, 1200), (gifu, 9000)] {
+        let (status, body) = app
+            .post(
+                "/api/data/purchases",
+                json!({"tourist_id": tourist, "occurred_at": "2026-11-01 10:00", "amount": amount}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let aichi_only = json!({"field": {"key": "prefecture", "op": "eq", "value": "愛知県"}});
+
+    // Rights that could not be applied are refused with where they are.
+    let (status, body) = app
+        .post(
+            "/api/admin/roles",
+            json!({"name": "bad", "rights": {"entities": {"tourists": {"ops": ["view"],
+                   "records": {"segment": "vip"}}}}}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(
+        body["error"]["details"][0]["field"],
+        "rights.entities.tourists.records"
+    );
+    let (status, body) = app
+        .post(
+            "/api/admin/roles",
+            json!({"name": "bad", "rights": {"entities": {"tourists": {"ops": ["view"],
+                   "records": {"field": {"key": "no_such_field", "op": "empty"}}}}}}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+
+    let office = app
+        .user_with_rights(
+            "aichi-office",
+            json!({"entities": {
+                "tourists": {"ops": ["view", "create", "edit", "export"], "records": aichi_only},
+                "purchases": {"ops": ["view"]},
+                "sql": {"ops": ["view"]},
+                "flows": {"ops": ["view", "create", "edit", "publish"]}
+            }}),
+        )
+        .await;
+    let get = reqwest::Method::GET;
+    let post = reqwest::Method::POST;
+    let patch = reqwest::Method::PATCH;
+
+    let (status, page) = app
+        .call_as(&office, get.clone(), "/api/data/tourists", None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(page["items"].as_array().unwrap().len(), 2, "{page}");
+    let (status, _) = app
+        .call_as(
+            &office,
+            get.clone(),
+            &format!("/api/data/tourists/{gifu}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "a tourist outside is, to them, no tourist");
+    let (status, found) = app
+        .call_as(
+            &office,
+            post.clone(),
+            "/api/data/tourists/search",
+            Some(json!({"count": true})),
+        )
+        .await;
+    assert_eq!((status, found["count"].as_u64()), (200, Some(2)), "{found}");
+    let (status, purchases) = app
+        .call_as(&office, get.clone(), "/api/data/purchases", None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        purchases["items"].as_array().unwrap().len(),
+        1,
+        "{purchases}"
+    );
+
+    let r = office
+        .post(app.url("/api/data/tourists/export"))
+        .json(&json!({"fields": ["email", "prefecture"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let csv = r.text().await.unwrap();
+    assert!(
+        csv.contains("a1@example.jp") && csv.contains("a2@example.jp"),
+        "{csv}"
+    );
+    assert!(!csv.contains("g1@example.jp"), "{csv}");
+
+    let (status, answer) = app
+        .call_as(
+            &office,
+            post.clone(),
+            "/api/sql/query",
+            Some(
+                json!({"sql": "SELECT t.prefecture, count(*) AS n, max(p.amount) AS top \
+                            FROM tourists t LEFT JOIN purchases p ON p.tourist_id = t.id \
+                            GROUP BY t.prefecture"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["rows"], json!([["愛知県", 2, 1200]]), "{answer}");
+    let (status, answer) = app
+        .call_as(
+            &office,
+            post.clone(),
+            "/api/sql/query",
+            Some(json!({"sql": "SELECT count(*) FROM purchases"})),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["rows"].clone()),
+        (200, json!([[1]])),
+        "{answer}"
+    );
+
+    // Writes that would leave a tourist outside are refused and change nothing.
+    let (status, body) = app
+        .call_as(
+            &office,
+            patch.clone(),
+            &format!("/api/data/tourists/{aichi}"),
+            Some(json!({"prefecture": "岐阜県"})),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "outside_your_records");
+    let (status, body) = app
+        .call_as(
+            &office,
+            patch,
+            &format!("/api/data/tourists/{gifu}"),
+            Some(json!({"city": "高山市"})),
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = app
+        .call_as(
+            &office,
+            post.clone(),
+            "/api/data/tourists",
+            Some(json!({"email": "g2@example.jp", "prefecture": "岐阜県"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("outside_your_records"))
+    );
+    let everyone = app.get("/api/data/tourists").await;
+    let stored: Vec<(&str, &str)> = everyone["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["email"].as_str().unwrap(),
+                t["prefecture"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        stored,
+        [
+            ("a1@example.jp", "愛知県"),
+            ("a2@example.jp", "愛知県"),
+            ("g1@example.jp", "岐阜県")
+        ]
+    );
+
+    // A flow runs for every contact its entry selects: not theirs to publish.
+    let (status, flow) = app
+        .call_as(
+            &office,
+            post.clone(),
+            "/api/flows",
+            Some(
+                serde_json::from_str(include_str!("../../examples/flows/autumn-campaign.json"))
+                    .unwrap(),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{flow}");
+    let (status, body) = app
+        .call_as(
+            &office,
+            post,
+            &format!("/api/flows/{}/publish", flow["id"]),
+            None,
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "needs_every_record");
+    let (status, _) = app
+        .call_as(&office, get, &format!("/api/runs?contact={gifu}"), None)
+        .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn record_rights() {
+    on_every_backend!(record_rights_narrow_the_api);
+}
+
 #[tokio::test]
 async fn field_rights() {
     on_every_backend!(hidden_fields_never_appear);

@@ -199,7 +199,19 @@ impl TestApp {
         path: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let mut request = self.admin.request(method, self.url(path));
+        self.call_as(&self.admin, method, path, body).await
+    }
+
+    /// Sends `body` with `method` as `client`; the status and the JSON answer (null when it is
+    /// not JSON).
+    pub async fn call_as(
+        &self,
+        client: &reqwest::Client,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = client.request(method, self.url(path));
         if let Some(body) = body {
             request = request.json(&body);
         }

@@ -31,6 +31,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/admin/users/{login}/unlock", post(unlock))
         .route("/api/admin/sessions", get(list_sessions))
         .route("/api/admin/sessions/{id}", delete(end_session))
+        .route("/api/admin/tokens", get(list_tokens))
+        .route("/api/admin/tokens/{id}", delete(revoke_token))
         .route("/api/admin/roles", get(list_roles).post(create_role))
         .route("/api/admin/roles/{name}", put(update_role))
         .route("/api/admin/access-log", get(access_log))
@@ -105,12 +107,19 @@ struct CreateUser {
     rights: Rights,
 }
 
+/// Refuses record filters that cannot be applied, before anything is stored.
+fn check_rights(state: &AppState, rights: &Rights) -> ApiResult<()> {
+    tabiji_storage::scope::check_record_filters(&state.store.schemas(), rights)?;
+    Ok(())
+}
+
 async fn create_user(
     State(state): State<AppState>,
     Caller(who): Caller,
     JsonBody(body): JsonBody<CreateUser>,
 ) -> ApiResult<impl IntoResponse> {
     require_admin(&state, &who, "create users").await?;
+    check_rights(&state, &body.rights)?;
     let created = users::create_user(
         state.store.db(),
         NewUser {
@@ -166,6 +175,7 @@ async fn create_role(
     JsonBody(body): JsonBody<CreateRole>,
 ) -> ApiResult<impl IntoResponse> {
     require_admin(&state, &who, "create roles").await?;
+    check_rights(&state, &body.rights)?;
     let role = users::create_role(
         state.store.db(),
         &body.name,
@@ -199,6 +209,7 @@ async fn update_role(
     JsonBody(body): JsonBody<UpdateRole>,
 ) -> ApiResult<impl IntoResponse> {
     require_admin(&state, &who, "change roles").await?;
+    check_rights(&state, &body.rights)?;
     let role = users::update_role_rights(state.store.db(), &name, &body.rights).await?;
     administered(
         &state,
@@ -231,6 +242,9 @@ async fn update_user(
     JsonBody(body): JsonBody<UserUpdate>,
 ) -> ApiResult<impl IntoResponse> {
     require_admin(&state, &who, "change users").await?;
+    if let Some(rights) = &body.rights {
+        check_rights(&state, rights)?;
+    }
     let mut changed: Vec<&str> = Vec::new();
     for (name, given) in [
         ("display_name", body.display_name.is_some()),
@@ -354,6 +368,33 @@ async fn list_sessions(
         .map(|s| super::auth::describe_session(s, current))
         .collect();
     Ok(Json(json!({"sessions": list})))
+}
+
+/// Every user's API tokens, or one user's (`?login=`), newest first; never their secrets.
+async fn list_tokens(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Query(q): Query<SessionQuery>,
+) -> ApiResult<impl IntoResponse> {
+    require_admin(&state, &who, "list API tokens").await?;
+    let user_id = match &q.login {
+        Some(login) => Some(user_named(&state, login).await?.id),
+        None => None,
+    };
+    let tokens = users::tokens(state.store.db(), user_id, state.clock.now()).await?;
+    Ok(Json(json!({"tokens": tokens})))
+}
+
+/// Revokes anyone's API token; it stops working at once.
+async fn revoke_token(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<i64>,
+) -> ApiResult<StatusCode> {
+    require_admin(&state, &who, "revoke API tokens").await?;
+    let name = users::revoke_token(state.store.db(), id, None).await?;
+    administered(&state, &who, "revoke_token", Some(id), Some(name)).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn end_session(

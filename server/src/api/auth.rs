@@ -4,19 +4,20 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use axum::extract::{ConnectInfo, State};
-use axum::http::header::{SET_COOKIE, USER_AGENT};
+use axum::http::header::{AUTHORIZATION, SET_COOKIE, USER_AGENT};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use chrono::Duration;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tabiji_model::Rights;
 use tabiji_storage::audit::{self, Entry};
 use tabiji_storage::sessions::{self, Device, LiveSession, SecondSignIn};
 use tabiji_storage::{Principal, StorageError, auth as users};
 
-use super::{Caller, JsonBody, SESSION_COOKIE};
+use super::{Caller, JsonBody, Path, SESSION_COOKIE};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 
@@ -27,7 +28,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/auth/me", get(me))
         .route("/api/auth/sessions", get(own_sessions))
         .route("/api/auth/password", post(change_password))
-        .route("/api/auth/tokens", post(create_token))
+        .route("/api/auth/tokens", post(create_token).get(own_tokens))
+        .route("/api/auth/tokens/{id}", delete(revoke_own_token))
 }
 
 #[derive(Deserialize)]
@@ -229,23 +231,45 @@ async fn me(Caller(who): Caller) -> Json<Value> {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct TokenRequest {
     name: String,
     /// Days until the token stops working; none means it lasts until revoked.
     expires_in_days: Option<u32>,
+    /// A rights document the token is narrowed to; none: the user's own rights.
+    scope: Option<Rights>,
 }
 
 async fn create_token(
     State(state): State<AppState>,
     Caller(who): Caller,
+    headers: HeaderMap,
     JsonBody(body): JsonBody<TokenRequest>,
 ) -> ApiResult<impl IntoResponse> {
     let user_id = who.user_id.ok_or(ApiError::Unauthenticated)?;
     let expires_at = body
         .expires_in_days
         .map(|d| state.clock.now() + Duration::days(i64::from(d.clamp(1, 3650))));
-    let (token, secret) =
-        users::create_token(state.store.db(), user_id, &body.name, expires_at).await?;
+    if let Some(scope) = &body.scope {
+        tabiji_storage::scope::check_record_filters(&state.store.schemas(), scope)?;
+    }
+    // A token making a token passes on no more than it holds itself.
+    let scope = if headers.contains_key(AUTHORIZATION) {
+        Some(match &body.scope {
+            Some(scope) => who.rights.intersect(scope),
+            None => who.rights.clone(),
+        })
+    } else {
+        body.scope
+    };
+    let (token, secret) = users::create_token(
+        state.store.db(),
+        user_id,
+        &body.name,
+        expires_at,
+        scope.as_ref(),
+    )
+    .await?;
     audit::record(
         state.store.db(),
         &who,
@@ -261,7 +285,37 @@ async fn create_token(
     Ok((
         StatusCode::CREATED,
         Json(
-            json!({"id": token.id, "name": token.name, "token": secret, "expires_at": token.expires_at}),
+            json!({"id": token.id, "name": token.name, "token": secret, "expires_at": token.expires_at, "scope": scope}),
         ),
     ))
+}
+
+/// The caller's own API tokens (never their secrets).
+async fn own_tokens(State(state): State<AppState>, Caller(who): Caller) -> ApiResult<Json<Value>> {
+    let user_id = who.user_id.ok_or(ApiError::Unauthenticated)?;
+    let tokens = users::tokens(state.store.db(), Some(user_id), state.clock.now()).await?;
+    Ok(Json(json!({"tokens": tokens})))
+}
+
+/// Revokes one of the caller's own tokens; it stops working at once.
+async fn revoke_own_token(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<i64>,
+) -> ApiResult<StatusCode> {
+    let user_id = who.user_id.ok_or(ApiError::Unauthenticated)?;
+    let name = users::revoke_token(state.store.db(), id, Some(user_id)).await?;
+    audit::record(
+        state.store.db(),
+        &who,
+        Entry {
+            action: "revoke_token",
+            entity: None,
+            record_id: Some(id),
+            outcome: "ok",
+            detail: Some(name),
+        },
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
 }

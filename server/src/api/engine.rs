@@ -194,6 +194,10 @@ async fn enter(
             "enter at most {MAX_EVENTS} contacts per call"
         )));
     }
+    state
+        .store
+        .require_reachable(&who, CONTACTS, &body.contacts, state.clock.now())
+        .await?;
     let key = body
         .key
         .unwrap_or_else(|| state.clock.now().timestamp_micros().to_string());
@@ -257,6 +261,10 @@ async fn runs_of_contact(
 ) -> ApiResult<impl IntoResponse> {
     state.store.require(&who, FLOWS, Op::View).await?;
     state.store.require(&who, CONTACTS, Op::View).await?;
+    state
+        .store
+        .require_reachable(&who, CONTACTS, &[q.contact], state.clock.now())
+        .await?;
     let runs = journeys::runs_of_contact(&state.store.db().conn, q.contact)
         .await
         .map_err(StorageError::from)?;
@@ -322,6 +330,10 @@ async fn deliveries(
     Query(q): Query<DeliveriesQuery>,
 ) -> ApiResult<impl IntoResponse> {
     state.store.require(&who, FLOWS, Op::View).await?;
+    state
+        .store
+        .require_every_record(&who, CONTACTS, "listing deliveries")
+        .await?;
     if !STATUSES.contains(&q.status.as_str()) {
         return Err(ApiError::BadRequest(format!(
             "status must be one of {}",

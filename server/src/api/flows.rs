@@ -7,6 +7,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tabiji_model::Op;
 use tabiji_model::flow::{Flow, Step};
 use tabiji_storage::{ItemError, StorageError, flows};
 
@@ -62,6 +63,7 @@ async fn publish(
     Caller(who): Caller,
     Path(id): Path<i64>,
 ) -> ApiResult<impl IntoResponse> {
+    state.store.require(&who, flows::FLOWS, Op::Publish).await?;
     check_content(&state, &flows::get(&state.store, &who, id).await?.draft).await?;
     Ok(Json(flows::publish(&state.store, &who, id).await?))
 }

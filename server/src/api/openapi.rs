@@ -332,9 +332,6 @@ pub async fn document(State(state): State<AppState>) -> Json<Value> {
         "responses": with_errors(json!({"200": ok("Signed in", json!({"type": "object"}))}))}}));
     paths.insert("/api/auth/logout".into(), json!({"post": {"summary": "Sign out (answers 204 with or without a session)", "security": [], "responses": {"204": {"description": "Signed out"}}}}));
     paths.insert("/api/auth/me".into(), json!({"get": {"summary": "The caller and their rights", "responses": with_errors(json!({"200": ok("The caller", json!({"type": "object"}))}))}}));
-    paths.insert("/api/auth/tokens".into(), json!({"post": {"summary": "Create an API token for the caller (shown once)",
-        "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}, "expires_in_days": {"type": "integer", "minimum": 1}}}}}},
-        "responses": with_errors(json!({"201": ok("The token", json!({"type": "object"}))}))}}));
     paths.insert("/api/schema".into(), json!({"get": {"summary": "Entities and fields the caller may see", "responses": with_errors(json!({"200": ok("Schemas", json!({"type": "object"}))}))}}));
     paths.insert("/api/schema/{entity}".into(), json!({"get": {"summary": "One entity's fields as the caller sees them",
         "parameters": [{"name": "entity", "in": "path", "required": true, "schema": {"type": "string"}}],
@@ -634,7 +631,22 @@ pub async fn document(State(state): State<AppState>) -> Json<Value> {
     paths.insert("/api/auth/sessions".into(), json!({"get": {"summary": "The caller's live sessions", "responses": with_errors(json!({"200": ok("A list", json!({"type": "object"}))}))}}));
     let rights_schema = json!({"type": "object", "properties": {"admin": {"type": "boolean"}, "entities": {"type": "object", "additionalProperties": {"type": "object", "properties": {
         "ops": {"type": "array", "items": {"type": "string", "enum": ["view", "create", "edit", "delete", "import", "export", "schema", "publish"]}},
-        "fields": {"type": "object", "additionalProperties": {"type": "string", "enum": ["none", "read", "edit"]}}}}}}});
+        "default_field_access": {"type": "string", "enum": ["none", "read", "edit"]},
+        "fields": {"type": "object", "additionalProperties": {"type": "string", "enum": ["none", "read", "edit"]}},
+        "records": {"description": "Only the records this filter (docs/filter.schema.json) matches; absent: every record", "type": "object"}}}}}});
+    paths.insert("/api/auth/tokens".into(), json!({
+        "post": {"summary": "Create an API token for the caller (shown once); a scope narrows it to what both the scope and the caller's rights allow",
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["name"], "additionalProperties": false, "properties": {
+                "name": {"type": "string"}, "expires_in_days": {"type": "integer", "minimum": 1}, "scope": rights_schema.clone()}}}}},
+            "responses": with_errors(json!({"201": ok("The token", json!({"type": "object"}))}))},
+        "get": {"summary": "The caller's API tokens (never their secrets)", "responses": with_errors(json!({"200": ok("A list", json!({"type": "object"}))}))}}));
+    let token_id = json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "integer", "format": "int64"}}]);
+    paths.insert("/api/auth/tokens/{id}".into(), json!({"parameters": token_id.clone(),
+        "delete": {"summary": "Revoke one of the caller's API tokens", "responses": with_errors(json!({"204": {"description": "Revoked"}}))}}));
+    paths.insert("/api/admin/tokens".into(), json!({"parameters": [{"name": "login", "in": "query", "schema": {"type": "string"}}],
+        "get": {"summary": "API tokens of every user, or of one (administrators)", "responses": with_errors(json!({"200": ok("A list", json!({"type": "object"}))}))}}));
+    paths.insert("/api/admin/tokens/{id}".into(), json!({"parameters": token_id,
+        "delete": {"summary": "Revoke anyone's API token (administrators)", "responses": with_errors(json!({"204": {"description": "Revoked"}}))}}));
     paths.insert("/api/admin/users".into(), json!({
         "get": {"summary": "Users (administrators)", "responses": with_errors(json!({"200": ok("A list", json!({"type": "object"}))}))},
         "post": {"summary": "Create a user (administrators)",

@@ -8,6 +8,7 @@ use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{Value, json};
+use tabiji_model::Op;
 use tabiji_storage::records::ItemStatus;
 use tabiji_storage::{ItemError, StorageError};
 
@@ -25,6 +26,10 @@ async fn record(
     Caller(who): Caller,
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<impl IntoResponse> {
+    state
+        .store
+        .require(&who, "point_ledger", Op::Create)
+        .await?;
     let Value::Object(mut entry) = body else {
         return Err(ApiError::BadRequest(
             "send a JSON object: email, kind, points, source_system, transaction_id, occurred_at"

@@ -14,6 +14,8 @@ pub struct Model {
     pub expires_at: Option<DateTimeUtc>,
     pub last_used_at: Option<DateTimeUtc>,
     pub revoked: bool,
+    /// A rights document (JSON) the token's rights are narrowed to; none: its user's rights.
+    pub scope: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

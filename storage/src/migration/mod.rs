@@ -23,6 +23,7 @@ mod m0014_export_jobs;
 mod m0015_content;
 mod m0016_channels;
 mod m0017_sessions;
+mod m0018_token_scopes;
 
 pub struct Migrator;
 
@@ -47,6 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0015_content::Migration),
             Box::new(m0016_channels::Migration),
             Box::new(m0017_sessions::Migration),
+            Box::new(m0018_token_scopes::Migration),
         ]
     }
 }

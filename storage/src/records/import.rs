@@ -3,8 +3,9 @@
 //! nothing, so the same file imported twice leaves the data as it was.
 
 use crate::db::begin_write;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
+use chrono::Utc;
 use sea_orm::sea_query::Value;
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, Statement};
@@ -93,6 +94,7 @@ impl Tally {
 }
 
 /// A row that parsed, on its way to being written.
+#[derive(Clone)]
 struct Pending {
     row: usize,
     parsed: Parsed,
@@ -187,6 +189,9 @@ impl Store {
         items: Vec<Json>,
     ) -> Result<Tally> {
         let schema = self.entity(entity).await?;
+        for op in [Op::View, Op::Create, Op::Edit] {
+            self.require(who, entity, op).await?;
+        }
         let unique = schema.field(key).is_some_and(|f| f.unique);
         if !unique {
             return Err(StorageError::invalid(ItemError::field(
@@ -194,9 +199,6 @@ impl Store {
                 "key_not_unique",
                 format!("{entity} has no unique field {key:?} to match records by"),
             )));
-        }
-        for op in [Op::View, Op::Create, Op::Edit] {
-            self.require(who, entity, op).await?;
         }
         let mut fields = BTreeSet::from([key.to_string()]);
         let mut rows = Vec::with_capacity(items.len());
@@ -309,7 +311,7 @@ impl Store {
             }
         }
         if flow.link.is_some() {
-            self.resolve_links(flow, &mut rows, &mut rejected_rows, &mut tally)
+            self.resolve_links(who, flow, &mut rows, &mut rejected_rows, &mut tally)
                 .await?;
         }
         // Parsed as API writes are (on several cores for a large batch); the values are
@@ -350,18 +352,45 @@ impl Store {
                 }),
             }
         }
-        match &flow.action {
-            Action::Upsert { key } => {
-                self.upsert(&schema, key, &rows, pending, &mut tally)
-                    .await?
-            }
-            Action::Append { .. } if schema.kind == EntityKind::PointLedger => {
-                self.append_ledger(&schema, &rows, pending, &mut tally)
-                    .await?
-            }
-            Action::Append { unique_by } => {
-                self.append(&schema, unique_by, &rows, pending, &mut tally)
-                    .await?
+        // Under record rights, an attempt whose writes leave records outside them is rolled
+        // back, and tried again without those rows, which are rejected.
+        let guarded = self.scope(who, &flow.entity, Utc::now())?.is_some();
+        loop {
+            let (attempt, before) = if guarded {
+                (pending.clone(), Some(tally.clone()))
+            } else {
+                (std::mem::take(&mut pending), None)
+            };
+            let outside = match &flow.action {
+                Action::Upsert { key } => {
+                    self.upsert(who, &schema, key, &rows, attempt, &mut tally)
+                        .await?
+                }
+                Action::Append { .. } if schema.kind == EntityKind::PointLedger => {
+                    self.append_ledger(who, &schema, &rows, attempt, &mut tally)
+                        .await?
+                }
+                Action::Append { unique_by } => {
+                    self.append(who, &schema, unique_by, &rows, attempt, &mut tally)
+                        .await?
+                }
+            };
+            let Some(before) = before.filter(|_| !outside.is_empty()) else {
+                break;
+            };
+            tally = before;
+            let error = ItemError {
+                index: None,
+                field: None,
+                code: "outside_your_records",
+                message: format!(
+                    "the {} record would not match your record rights",
+                    flow.entity
+                ),
+            };
+            pending.retain(|p| !outside.contains(&p.row));
+            for row in outside {
+                tally.reject(&rows[row], &error);
             }
         }
         tally.rejected.sort_by_key(|r| r.line);
@@ -388,6 +417,7 @@ impl Store {
     /// or belongs to no record.
     async fn resolve_links(
         &self,
+        who: &Principal,
         flow: &ImportFlow,
         rows: &mut [ImportRow],
         rejected: &mut [bool],
@@ -438,12 +468,17 @@ impl Store {
         let mut ids: HashMap<String, i64> = HashMap::new();
         let backend = self.db.backend();
         let values: Vec<&StoredValue> = values.iter().collect();
+        // A linked record the caller does not reach is, to them, no record.
+        let scope = self.scope_expr(who, &target, Utc::now()).await?;
         for chunk in values.chunks(super::among_chunk(backend)) {
             let mut q = Query::select();
             q.column(col("id"))
                 .column(col(&by.key))
                 .from(col(&target))
                 .and_where(super::among(backend, &by.key, by.ty.column_kind(), chunk));
+            if let Some(scope) = &scope {
+                q.and_where(scope.clone());
+            }
             for row in self.db.conn.query_all(&q).await? {
                 let key = decode(&row, by)?;
                 let key = match key {
@@ -478,14 +513,17 @@ impl Store {
         Ok(())
     }
 
+    /// Returns the rows whose records the writes left outside the caller's record rights; then
+    /// nothing was kept.
     async fn upsert(
         &self,
+        who: &Principal,
         schema: &EntitySchema,
         key: &str,
         rows: &[ImportRow],
         pending: Vec<Pending>,
         tally: &mut Tally,
-    ) -> Result<()> {
+    ) -> Result<Vec<usize>> {
         let key_at = super::field_index(schema, key);
         // One entry per key, in the order keys first appear; later rows merge into it.
         let mut by_key: HashMap<String, usize> = HashMap::new();
@@ -527,8 +565,16 @@ impl Store {
             .filter(|&f| merged.iter().any(|m| m.parsed.at(f).is_some()))
             .collect();
         // Read and written in one transaction, so what is compared is what is changed.
+        let now = Utc::now();
+        let guarded = self.scope(who, &schema.name, now)?.is_some();
         let txn = begin_write(&self.db.conn).await?;
         let stored = stored_by_key(&txn, schema, key_at, &given, &merged).await?;
+        let reached: Option<HashSet<i64>> = if guarded {
+            let ids: Vec<i64> = stored.values().map(|(id, _)| *id).collect();
+            Some(self.reachable(&txn, who, &schema.name, &ids, now).await?)
+        } else {
+            None
+        };
         let mut writes: Vec<(Option<i64>, &Pending)> = Vec::new();
         let mut deletes: Vec<i64> = Vec::new();
         for item in &merged {
@@ -537,7 +583,25 @@ impl Store {
                 .at(key_at)
                 .and_then(unique_key)
                 .unwrap_or_default();
-            match (stored.get(&value), item.delete) {
+            let stored = stored.get(&value);
+            if let (Some((id, _)), Some(reached)) = (stored, &reached)
+                && !reached.contains(id)
+            {
+                tally.refuse(
+                    rows,
+                    item,
+                    &ItemError::field(
+                        key,
+                        "outside_your_records",
+                        format!(
+                            "matches a {} record outside your record rights",
+                            schema.name
+                        ),
+                    ),
+                );
+                continue;
+            }
+            match (stored, item.delete) {
                 (Some((id, _)), true) => deletes.push(*id),
                 (None, true) => tally.unchanged += 1,
                 (Some((id, values)), false) => {
@@ -562,16 +626,20 @@ impl Store {
             }
         }
         let refused = self
-            .check_writes(&txn, schema, rows, &writes, tally)
+            .check_writes(&txn, who, schema, rows, &writes, tally)
             .await?;
         let (creates, updates): (Vec<_>, Vec<_>) = writes
             .into_iter()
             .filter(|(_, item)| !refused.contains(&item.row))
             .partition(|(id, _)| id.is_none());
         tally.created += creates.len() as u64;
+        let mut written: Vec<(&Pending, i64)> = Vec::new();
         if !creates.is_empty() {
             let parsed = creates.iter().map(|(_, p)| p.parsed.clone()).collect();
-            self.insert_rows(&txn, schema, parsed).await?;
+            let ids = self.insert_rows(&txn, schema, parsed).await?;
+            if guarded {
+                written.extend(creates.iter().map(|(_, p)| *p).zip(ids));
+            }
         }
         let changes: Vec<(i64, &Parsed)> = updates
             .iter()
@@ -579,9 +647,18 @@ impl Store {
             .collect();
         let changed = self.update_rows(&txn, schema, &changes).await?;
         tally.updated += changed;
+        if guarded {
+            written.extend(
+                updates
+                    .iter()
+                    .map(|(id, p)| (*p, id.expect("updates have an id"))),
+            );
+        }
         if changed < changes.len() as u64 {
-            let found =
-                super::existing_ids(&txn, &schema.name, changes.iter().map(|(id, _)| *id)).await?;
+            let ids: Vec<i64> = changes.iter().map(|(id, _)| *id).collect();
+            let found = self
+                .reachable(&txn, &Principal::system(), &schema.name, &ids, now)
+                .await?;
             for (id, item) in &updates {
                 let id = id.expect("updates have an id");
                 if !found.contains(&id) {
@@ -606,8 +683,35 @@ impl Store {
                 .and_where(Expr::col(col("id")).is_in(chunk.iter().copied()));
             tally.deleted += txn.execute(&q).await?.rows_affected();
         }
+        let outside = self.outside(&txn, who, &schema.name, &written, now).await?;
+        if !outside.is_empty() {
+            txn.rollback().await?;
+            return Ok(outside);
+        }
         txn.commit().await?;
-        Ok(())
+        Ok(Vec::new())
+    }
+
+    /// The rows (with every row merged into them) whose written records the caller does not
+    /// reach.
+    async fn outside(
+        &self,
+        txn: &DatabaseTransaction,
+        who: &Principal,
+        entity: &str,
+        written: &[(&Pending, i64)],
+        now: chrono::DateTime<Utc>,
+    ) -> Result<Vec<usize>> {
+        if written.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<i64> = written.iter().map(|(_, id)| *id).collect();
+        let reached = self.reachable(txn, who, entity, &ids, now).await?;
+        Ok(written
+            .iter()
+            .filter(|(_, id)| !reached.contains(id))
+            .flat_map(|(p, _)| std::iter::once(p.row).chain(p.also.iter().copied()))
+            .collect())
     }
 
     /// Updates records by id with their given fields, a chunk of records per statement rather
@@ -743,6 +847,7 @@ impl Store {
     async fn check_writes(
         &self,
         txn: &DatabaseTransaction,
+        who: &Principal,
         schema: &EntitySchema,
         rows: &[ImportRow],
         writes: &[(Option<i64>, &Pending)],
@@ -767,7 +872,7 @@ impl Store {
             .iter()
             .map(|(_, p)| (Some(rows[p.row].line as usize), &p.parsed))
             .collect();
-        match self.check_references(txn, schema, &checked).await {
+        match self.check_references(txn, who, schema, &checked).await {
             Err(StorageError::Invalid(errors)) => refuse(errors, &mut refused, tally),
             other => other?,
         }
@@ -787,12 +892,13 @@ impl Store {
     /// in the batch, is already there.
     async fn append(
         &self,
+        who: &Principal,
         schema: &EntitySchema,
         unique_by: &[String],
         rows: &[ImportRow],
         pending: Vec<Pending>,
         tally: &mut Tally,
-    ) -> Result<()> {
+    ) -> Result<Vec<usize>> {
         let at: Vec<usize> = unique_by
             .iter()
             .map(|k| super::field_index(schema, k))
@@ -832,30 +938,37 @@ impl Store {
         }
         let writes: Vec<(Option<i64>, &Pending)> = fresh.iter().map(|p| (None, p)).collect();
         let refused = self
-            .check_writes(&txn, schema, rows, &writes, tally)
+            .check_writes(&txn, who, schema, rows, &writes, tally)
             .await?;
-        let inserts: Vec<Parsed> = fresh
-            .into_iter()
-            .filter(|p| !refused.contains(&p.row))
-            .map(|p| p.parsed)
-            .collect();
-        tally.created += inserts.len() as u64;
-        if !inserts.is_empty() {
-            self.insert_rows(&txn, schema, inserts).await?;
+        let kept: Vec<&Pending> = fresh.iter().filter(|p| !refused.contains(&p.row)).collect();
+        tally.created += kept.len() as u64;
+        if !kept.is_empty() {
+            let inserts = kept.iter().map(|p| p.parsed.clone()).collect();
+            let ids = self.insert_rows(&txn, schema, inserts).await?;
+            let now = Utc::now();
+            if self.scope(who, &schema.name, now)?.is_some() {
+                let written: Vec<(&Pending, i64)> = kept.into_iter().zip(ids).collect();
+                let outside = self.outside(&txn, who, &schema.name, &written, now).await?;
+                if !outside.is_empty() {
+                    txn.rollback().await?;
+                    return Ok(outside);
+                }
+            }
         }
         txn.commit().await?;
-        Ok(())
+        Ok(Vec::new())
     }
 
     /// Point-ledger rows go through the ledger, which keeps each transaction once and moves
     /// the balance with it; a transaction given twice in the batch is kept once too.
     async fn append_ledger(
         &self,
+        who: &Principal,
         schema: &EntitySchema,
         rows: &[ImportRow],
         pending: Vec<Pending>,
         tally: &mut Tally,
-    ) -> Result<()> {
+    ) -> Result<Vec<usize>> {
         let identity_at = [
             super::field_index(schema, "source_system"),
             super::field_index(schema, "transaction_id"),
@@ -878,6 +991,24 @@ impl Store {
         }
         let txn = begin_write(&self.db.conn).await?;
         let (results, errors) = self.insert_ledger(&txn, schema, &complete, true).await?;
+        let now = Utc::now();
+        if self.scope(who, &schema.name, now)?.is_some() {
+            let fresh: Vec<&super::ItemResult> = results
+                .iter()
+                .filter(|r| r.status != ItemStatus::Existing)
+                .collect();
+            let ids: Vec<i64> = fresh.iter().map(|r| r.id).collect();
+            let reached = self.reachable(&txn, who, &schema.name, &ids, now).await?;
+            let outside: Vec<usize> = fresh
+                .iter()
+                .filter(|r| !reached.contains(&r.id))
+                .map(|r| origin[r.index])
+                .collect();
+            if !outside.is_empty() {
+                txn.rollback().await?;
+                return Ok(outside);
+            }
+        }
         txn.commit().await?;
         for result in results {
             match result.status {
@@ -890,7 +1021,7 @@ impl Store {
                 tally.reject(&rows[origin[index]], &error);
             }
         }
-        Ok(())
+        Ok(Vec::new())
     }
 }
 

@@ -256,8 +256,9 @@ fn eval(cond: &Cond, row: &Row, world: &World) -> bool {
         Cond::Message { .. }
         | Cond::Journey { .. }
         | Cond::InTable { .. }
+        | Cond::InParent { .. }
         | Cond::InList { .. } => {
-            unreachable!("the generator writes no message, flow or output-table conditions")
+            unreachable!("the generator writes no message, flow, owner or output-table conditions")
         }
     }
 }

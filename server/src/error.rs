@@ -20,6 +20,9 @@ pub enum ApiError {
     /// Too many attempts from one address in a short time.
     #[error("too many attempts from this address; wait {} seconds", .0.as_secs().max(1))]
     TooManyAttempts(std::time::Duration),
+    /// Too many requests from one address to a public or partner endpoint.
+    #[error("too many requests from this address; wait {} seconds", .0.as_secs().max(1))]
+    RateLimited(std::time::Duration),
     #[error("only administrators may {0}")]
     AdminOnly(&'static str),
     /// A browser sent a write from another site or origin (cross-site request forgery).
@@ -63,6 +66,7 @@ impl ApiError {
             ApiError::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             ApiError::SessionEnded(_) => (StatusCode::UNAUTHORIZED, "session_ended"),
             ApiError::TooManyAttempts(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
+            ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::AdminOnly(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::CrossOrigin(_) => (StatusCode::FORBIDDEN, "cross_origin"),
             ApiError::BadJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
@@ -149,7 +153,9 @@ impl IntoResponse for ApiError {
             body["error"]["reason"] = json!(reason.code());
         }
         let retry_after = match &self {
-            ApiError::TooManyAttempts(wait) => Some(wait.as_secs().max(1)),
+            ApiError::TooManyAttempts(wait) | ApiError::RateLimited(wait) => {
+                Some(wait.as_secs().max(1))
+            }
             ApiError::Storage(StorageError::Locked { until }) => Some(
                 (*until - chrono::Utc::now())
                     .num_seconds()

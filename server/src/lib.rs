@@ -6,7 +6,7 @@
 //!   stable code.
 //! - [`demo`]: the deterministic demo data set (`tabiji demo`).
 //! - [`editor`]: serves the browser editor's built files at `/`.
-//! - [`throttle`]: attempts per client address (sign-ins).
+//! - [`throttle`]: attempts per client address (sign-ins, tracking links, events).
 //! - `main.rs`: the command line (serve, migrate, demo, user, role, token).
 
 pub mod api;
@@ -40,7 +40,17 @@ pub struct AppState {
     /// the connection (which is the proxy's).
     pub behind_proxy: bool,
     pub sign_in_throttle: Arc<throttle::Throttle>,
+    /// Tracking links (opens, clicks, unsubscribes) per client address.
+    pub tracking_throttle: Arc<throttle::Throttle>,
+    /// Calls to the events API per client address.
+    pub events_throttle: Arc<throttle::Throttle>,
 }
+
+/// Tracking requests a minute from one address before its opens and clicks stop being
+/// recorded: high, because a mail provider's image proxy fetches many recipients' pixels.
+pub const TRACKING_PER_MINUTE: u32 = 6_000;
+/// Calls to `POST /api/events` a minute from one address (each carries up to 1,000 events).
+pub const EVENTS_PER_MINUTE: u32 = 600;
 
 impl AppState {
     /// The API over `store`, with an engine that sends through `connectors`.
@@ -65,6 +75,8 @@ impl AppState {
             sessions: Default::default(),
             behind_proxy: false,
             sign_in_throttle: Default::default(),
+            tracking_throttle: Arc::new(throttle::Throttle::per_minute(TRACKING_PER_MINUTE)),
+            events_throttle: Arc::new(throttle::Throttle::per_minute(EVENTS_PER_MINUTE)),
         }
     }
 }

@@ -10,6 +10,7 @@ use tabiji_connectors::smtp::{Dkim, Smtp, SmtpSettings, dns_records};
 use tabiji_connectors::{Recording, Registry};
 use tabiji_engine::runtime::{Config as EngineConfig, spawn_worker};
 use tabiji_model::Rights;
+use tabiji_server::throttle::Throttle;
 use tabiji_server::{AppState, demo, open_store, serve};
 use tabiji_storage::auth::{self as users, NewUser, UserChange};
 use tabiji_storage::db::DEFAULT_DATABASE_URL;
@@ -314,6 +315,15 @@ struct WebArgs {
     /// the session list) from the last `X-Forwarded-For` entry.
     #[arg(long, env = "TABIJI_BEHIND_PROXY")]
     behind_proxy: bool,
+    /// Tracking requests (opens, clicks, unsubscribes) a minute from one address; beyond it
+    /// readers still get their pixel and redirect but nothing is recorded until the minute ends.
+    #[arg(long, env = "TABIJI_TRACKING_PER_MINUTE", default_value_t = tabiji_server::TRACKING_PER_MINUTE,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    tracking_per_minute: u32,
+    /// Calls to the events API a minute from one address; beyond it they are answered 429.
+    #[arg(long, env = "TABIJI_EVENTS_PER_MINUTE", default_value_t = tabiji_server::EVENTS_PER_MINUTE,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    events_per_minute: u32,
 }
 
 impl WebArgs {
@@ -324,6 +334,8 @@ impl WebArgs {
             second_sign_in: self.second_sign_in,
         };
         state.behind_proxy = self.behind_proxy;
+        state.tracking_throttle = Arc::new(Throttle::per_minute(self.tracking_per_minute));
+        state.events_throttle = Arc::new(Throttle::per_minute(self.events_per_minute));
     }
 }
 

@@ -1,7 +1,11 @@
-//! A limit on failed attempts per client address in a fixed window: one address guessing
-//! passwords is stopped, whichever logins it tries (the per-login lock in
-//! `tabiji_storage::sessions` stops guessing one account from many addresses). Successful
-//! sign-ins do not count, so an office behind one address signs in freely at nine o'clock.
+//! A limit on attempts per client address in a fixed window.
+//!
+//! - Sign-ins count failures only ([`Throttle::failed`]): one address guessing passwords is
+//!   stopped, whichever logins it tries (the per-login lock in `tabiji_storage::sessions` stops
+//!   guessing one account from many addresses), and an office behind one address signs in
+//!   freely at nine o'clock.
+//! - Public and partner endpoints (tracking links, events) count every request
+//!   ([`Throttle::hit`]), so one address cannot flood the database with writes.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -32,6 +36,21 @@ impl Throttle {
         let (start, count) = failures.get(&ip)?;
         let elapsed = now.duration_since(*start);
         (elapsed < self.window && *count >= self.limit).then(|| self.window - elapsed)
+    }
+
+    /// A limit of `n` requests a minute per address.
+    pub fn per_minute(n: u32) -> Self {
+        Throttle::new(n, Duration::from_secs(60))
+    }
+
+    /// Counts a request from `ip`; `Some(wait)` when it is over the limit (and then it does
+    /// not count, so a client that waits is served again).
+    pub fn hit(&self, ip: IpAddr, now: Instant) -> Option<Duration> {
+        if let Some(wait) = self.blocked(ip, now) {
+            return Some(wait);
+        }
+        self.failed(ip, now);
+        None
     }
 
     /// Counts a failed attempt from `ip`.
@@ -82,5 +101,23 @@ mod tests {
         );
         throttle.failed(a, t0 + Duration::from_secs(60));
         assert_eq!(throttle.blocked(a, t0 + Duration::from_secs(61)), None);
+    }
+
+    #[test]
+    fn every_request_counts_when_hit() {
+        let throttle = Throttle::per_minute(2);
+        let t0 = Instant::now();
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(throttle.hit(a, t0), None);
+        assert_eq!(throttle.hit(a, t0), None);
+        assert_eq!(
+            throttle.hit(a, t0 + Duration::from_secs(15)),
+            Some(Duration::from_secs(45))
+        );
+        assert_eq!(
+            throttle.hit(a, t0 + Duration::from_secs(60)),
+            None,
+            "refused requests do not count into the next window"
+        );
     }
 }

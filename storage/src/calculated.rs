@@ -305,6 +305,9 @@ pub async fn create(
     now: DateTime<Utc>,
 ) -> Result<Calculated> {
     store.require(who, OWNER, Op::Schema).await?;
+    store
+        .require_every_record(who, OWNER, "defining a calculated attribute")
+        .await?;
     let history = store.entity_schema(&new.store).await.map_err(|_| {
         invalid(
             "store",
@@ -463,6 +466,9 @@ pub async fn refresh_now(
     now: DateTime<Utc>,
 ) -> Result<u64> {
     store.require(who, OWNER, Op::Schema).await?;
+    store
+        .require_every_record(who, OWNER, "refreshing a calculated attribute")
+        .await?;
     get(store, who, key).await?;
     refresh_stored(store, key, true, now).await
 }

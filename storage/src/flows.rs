@@ -230,6 +230,13 @@ pub async fn version(store: &Store, who: &Principal, id: i64, version: i32) -> R
 /// Pauses, resumes or stops a published flow.
 pub async fn set_status(store: &Store, who: &Principal, id: i64, wanted: &str) -> Result<FlowInfo> {
     store.require(who, FLOWS, Op::Publish).await?;
+    store
+        .require_every_record(
+            who,
+            tabiji_model::flow::CONTACTS,
+            "changing a flow's status",
+        )
+        .await?;
     let model = find(store, id).await?;
     let allowed = matches!(
         (model.status.as_str(), wanted),

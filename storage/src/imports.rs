@@ -440,6 +440,14 @@ pub async fn get_run(store: &Store, who: &Principal, id: i64) -> Result<Run> {
 pub async fn rejects(store: &Store, who: &Principal, id: i64) -> Result<Vec<Rejected>> {
     let found = get_run(store, who, id).await?;
     store.require_view_of_import(who, &found.definition).await?;
+    // Rejected rows are raw lines of the file, about any record: under record rights, only
+    // one's own imports' (whose rows were checked against them).
+    if store.scope(who, &found.entity, Utc::now())?.is_some() && found.started_by != who.login {
+        return Err(StorageError::NeedsEveryRecord {
+            entity: found.entity.clone(),
+            what: "reading another's rejected rows",
+        });
+    }
     let mut q = Query::select();
     q.columns(["line", "field", "reason", "raw"].map(col))
         .from(col("sys_import_rejects"))

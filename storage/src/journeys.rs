@@ -1151,6 +1151,17 @@ pub async fn runs_of_contact<C: ConnectionTrait>(conn: &C, contact_id: i64) -> R
     rows.iter().map(run_row).collect()
 }
 
+/// The contact a run is for.
+pub async fn contact_of_run<C: ConnectionTrait>(conn: &C, run_id: i64) -> Result<Option<i64>> {
+    let mut sql = Sql::new(conn.get_database_backend());
+    sql.push("SELECT contact_id FROM sys_runs WHERE id = ")
+        .bind(run_id);
+    match conn.query_one_raw(sql.statement()).await? {
+        Some(row) => Ok(Some(row.try_get("", "contact_id")?)),
+        None => Ok(None),
+    }
+}
+
 /// A run's step log, in order: `(node, outcome, at)`.
 pub async fn steps_of_run<C: ConnectionTrait>(
     conn: &C,

@@ -120,6 +120,11 @@ impl Store {
         })
     }
 
+    /// Whether the caller's record rights narrow `entity` (or what it belongs to).
+    pub fn scope_narrows(&self, who: &Principal, entity: &str) -> Result<bool> {
+        Ok(self.scope(who, entity, Utc::now())?.is_some())
+    }
+
     /// [`Store::scope`] compiled for a `WHERE` on `entity`'s table.
     pub(crate) async fn scope_expr(
         &self,
@@ -137,7 +142,7 @@ impl Store {
     }
 
     /// The ids among `ids` that exist and that the caller reaches.
-    pub(crate) async fn reachable<C: ConnectionTrait>(
+    pub async fn reachable<C: ConnectionTrait>(
         &self,
         conn: &C,
         who: &Principal,

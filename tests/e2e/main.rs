@@ -10,6 +10,7 @@ mod export_jobs;
 mod exports;
 mod flows;
 mod imports;
+mod limits;
 mod lists;
 mod openapi;
 mod partners;

@@ -278,7 +278,9 @@ async fn record_rights_narrow_the_api(app: &TestApp) {
                 "tourists": {"ops": ["view", "create", "edit", "export"], "records": aichi_only},
                 "purchases": {"ops": ["view"]},
                 "sql": {"ops": ["view"]},
-                "flows": {"ops": ["view", "create", "edit", "publish"]}
+                "flows": {"ops": ["view", "create", "edit", "publish"]},
+                "events": {"ops": ["create"]},
+                "suppressions": {"ops": ["view"]}
             }}),
         )
         .await;
@@ -427,20 +429,82 @@ async fn record_rights_narrow_the_api(app: &TestApp) {
         )
         .await;
     assert_eq!(status, 201, "{flow}");
-    let (status, body) = app
+    for (path, body) in [
+        (format!("/api/flows/{}/publish", flow["id"]), None),
+        (
+            format!("/api/flows/{}/simulate", flow["id"]),
+            Some(json!({})),
+        ),
+        (
+            format!("/api/flows/{}/status", flow["id"]),
+            Some(json!({"status": "paused"})),
+        ),
+    ] {
+        let (status, answer) = app.call_as(&office, post.clone(), &path, body).await;
+        assert_eq!(status, 403, "{path}: {answer}");
+        assert_eq!(answer["error"]["code"], "needs_every_record", "{path}");
+    }
+    let (status, answer) = app
+        .call_as(&office, get.clone(), "/api/suppressions", None)
+        .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (403, Some("needs_every_record"))
+    );
+    let (status, _) = app
         .call_as(
             &office,
-            post,
-            &format!("/api/flows/{}/publish", flow["id"]),
+            get.clone(),
+            &format!("/api/runs?contact={gifu}"),
             None,
         )
         .await;
-    assert_eq!(status, 403, "{body}");
-    assert_eq!(body["error"]["code"], "needs_every_record");
-    let (status, _) = app
-        .call_as(&office, get, &format!("/api/runs?contact={gifu}"), None)
-        .await;
     assert_eq!(status, 404);
+
+    // Events name contacts too: one outside is no contact.
+    let (status, report) = app
+        .call_as(
+            &office,
+            post.clone(),
+            "/api/events",
+            Some(json!({"events": [
+                {"id": "e1", "contact_id": aichi, "name": "visited"},
+                {"id": "e2", "contact_id": gifu, "name": "visited"},
+                {"id": "e3", "email": "g1@example.jp", "name": "visited"}
+            ]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["accepted"], 1, "{report}");
+    let codes: Vec<&str> = report["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["unknown_contact", "unknown_contact"]);
+
+    // Another's output table may hold ids of anyone: not theirs to read.
+    let (status, table) = app
+        .post(
+            "/api/sql/tables",
+            json!({"name": "everyone", "sql": "SELECT id FROM tourists"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{table}");
+    let (status, _) = app
+        .call_as(&office, get, "/api/sql/tables/everyone", None)
+        .await;
+    assert_eq!(status, 403);
+    let (status, _) = app
+        .call_as(
+            &office,
+            post,
+            "/api/sql/query",
+            Some(json!({"sql": "SELECT count(*) FROM everyone"})),
+        )
+        .await;
+    assert!(status == 403 || status == 422, "{status}");
 }
 
 #[tokio::test]

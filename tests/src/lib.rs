@@ -60,6 +60,17 @@ pub async fn spawn_app_sending(
     config: tabiji_engine::runtime::Config,
     channels: Vec<Arc<dyn tabiji_connectors::Connector>>,
 ) -> TestApp {
+    spawn_app_tuned(scratch, config, channels, |_| {}).await
+}
+
+/// [`spawn_app_sending`] with the server's settings changed by `tune` before it starts (the
+/// limits an operator sets on the command line…).
+pub async fn spawn_app_tuned(
+    scratch: Scratch,
+    config: tabiji_engine::runtime::Config,
+    channels: Vec<Arc<dyn tabiji_connectors::Connector>>,
+    tune: impl FnOnce(&mut AppState),
+) -> TestApp {
     let backend = if scratch.url.starts_with("sqlite") {
         "sqlite"
     } else {
@@ -92,6 +103,7 @@ pub async fn spawn_app_sending(
     }
     let mut state = AppState::with_engine(store.clone(), registry, config);
     state.editor_dir = Some(editor_dir());
+    tune(&mut state);
     let worker = Some(spawn_worker(state.runtime.clone()));
     let server = tokio::spawn(async move {
         serve(listener, state, async {

@@ -1,7 +1,10 @@
 //! The running engine through HTTP: events in, contacts into API-entry flows, each flow's
 //! counts, a contact's runs and their step log, and the outbox's dead letters.
 
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -66,9 +69,15 @@ fn rejected(index: usize, field: &str, code: &'static str, message: String) -> I
 /// "properties"?, "occurred_at"?}]}`. Good events are kept and bad ones named, each by index.
 async fn post_events(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Caller(who): Caller,
     JsonBody(batch): JsonBody<EventBatch>,
 ) -> ApiResult<impl IntoResponse> {
+    let ip = super::client_ip(&headers, peer, state.behind_proxy);
+    if let Some(wait) = state.events_throttle.hit(ip, std::time::Instant::now()) {
+        return Err(ApiError::RateLimited(wait));
+    }
     state.store.require(&who, EVENTS, Op::Create).await?;
     if batch.events.len() > MAX_EVENTS {
         return Err(ApiError::BadRequest(format!(
@@ -125,9 +134,20 @@ async fn post_events(
         .iter()
         .filter_map(|(_, _, _, e)| e.contact_id)
         .collect();
-    let known = journeys::existing(conn, CONTACTS, &ids)
+    let mut known = journeys::existing(conn, CONTACTS, &ids)
         .await
         .map_err(StorageError::from)?;
+    let mut by_email = by_email;
+    if state.store.scope_narrows(&who, CONTACTS)? {
+        // A contact outside the caller's record rights is, to them, no contact.
+        let named: Vec<i64> = known.iter().chain(by_email.values()).copied().collect();
+        let reached = state
+            .store
+            .reachable(conn, &who, CONTACTS, &named, state.clock.now())
+            .await?;
+        known.retain(|id| reached.contains(id));
+        by_email.retain(|_, id| reached.contains(id));
+    }
     let mut events = Vec::with_capacity(parsed.len());
     for (i, key, name, e) in parsed {
         let contact = match (e.contact_id, &e.email) {
@@ -236,6 +256,10 @@ async fn simulate(
     JsonBody(body): JsonBody<SimulateRequest>,
 ) -> ApiResult<impl IntoResponse> {
     state.store.require(&who, CONTACTS, Op::View).await?;
+    state
+        .store
+        .require_every_record(&who, CONTACTS, "simulating a flow")
+        .await?;
     let info = flows::get(&state.store, &who, id).await?;
     if !info.problems.is_empty() {
         return Err(StorageError::Invalid(
@@ -294,6 +318,19 @@ async fn steps(
     Path(id): Path<i64>,
 ) -> ApiResult<impl IntoResponse> {
     state.store.require(&who, FLOWS, Op::View).await?;
+    if state.store.scope_narrows(&who, CONTACTS)? {
+        let contact = journeys::contact_of_run(&state.store.db().conn, id)
+            .await
+            .map_err(StorageError::from)?
+            .ok_or(StorageError::NotFound {
+                entity: "runs".into(),
+                id,
+            })?;
+        state
+            .store
+            .require_reachable(&who, CONTACTS, &[contact], state.clock.now())
+            .await?;
+    }
     let steps = journeys::steps_of_run(&state.store.db().conn, id)
         .await
         .map_err(StorageError::from)?;
@@ -377,6 +414,10 @@ async fn retry(
     JsonBody(body): JsonBody<RetryRequest>,
 ) -> ApiResult<impl IntoResponse> {
     state.store.require(&who, FLOWS, Op::Publish).await?;
+    state
+        .store
+        .require_every_record(&who, CONTACTS, "retrying deliveries")
+        .await?;
     let now = state.clock.now().timestamp_millis();
     let requeued = journeys::retry_deliveries(&state.store.db().conn, &body.ids, now)
         .await

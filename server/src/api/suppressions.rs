@@ -20,6 +20,16 @@ use super::{Caller, JsonBody, Path, Query};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 
+/// The suppression list is about every contact's addresses: not for a caller whose record
+/// rights narrow tourists.
+async fn every_contact(state: &AppState, who: &tabiji_storage::Principal) -> ApiResult<()> {
+    state
+        .store
+        .require_every_record(who, tabiji_model::flow::CONTACTS, "the suppression list")
+        .await?;
+    Ok(())
+}
+
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/suppressions", get(list).post(add))
@@ -78,6 +88,7 @@ async fn list(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<impl IntoResponse> {
     state.store.require(&who, SUPPRESSIONS, Op::View).await?;
+    every_contact(&state, &who).await?;
     let limit = q.limit.unwrap_or(1_000).clamp(1, 10_000);
     let items = suppressions::list(&state.store.db().conn, q.channel.as_deref(), limit).await?;
     Ok(Json(json!({"suppressions": items})))
@@ -105,6 +116,7 @@ async fn add(
     JsonBody(body): JsonBody<AddBody>,
 ) -> ApiResult<impl IntoResponse> {
     state.store.require(&who, SUPPRESSIONS, Op::Create).await?;
+    every_contact(&state, &who).await?;
     let (channel, address) = normalised(&state, &body.channel, &body.address).await?;
     if !REASONS.contains(&body.reason.as_str()) {
         return Err(invalid(
@@ -151,6 +163,7 @@ async fn remove(
     Path((channel, address)): Path<(String, String)>,
 ) -> ApiResult<impl IntoResponse> {
     state.store.require(&who, SUPPRESSIONS, Op::Delete).await?;
+    every_contact(&state, &who).await?;
     let (channel, address) = normalised(&state, &channel, &address).await?;
     if !suppressions::remove(&state.store.db().conn, channel.as_str(), &address).await? {
         return Err(ApiError::Storage(StorageError::NoSuch {

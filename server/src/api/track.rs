@@ -8,10 +8,19 @@
 //!   `POST` (the page's button, or a mail client's RFC 8058 one-click) unsubscribes.
 //! - `POST /t/s/{delivery}/{contact}/{signature}`: an SMS provider's status callback
 //!   (`MessageStatus`, `ErrorCode`), recorded as a `delivered` or `bounced` event.
+//!
+//! One address that uses more than `AppState::tracking_throttle` allows still gets its pixel
+//! and its redirect (a reader must never meet a broken link), but its opens and clicks are not
+//! recorded until the minute is over, and its unsubscribes are answered 429: a flood cannot
+//! fill the database. Provider callbacks are signed per delivery and not limited.
+
+use std::net::SocketAddr;
+use std::time::Instant;
 
 use axum::Form;
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
+use axum::http::HeaderMap;
 
 use super::{Path, Query};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -22,7 +31,16 @@ use tabiji_engine::personalise::LinkKind;
 use tabiji_engine::runtime::LinkUse;
 
 use crate::AppState;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
+
+/// Whether the caller's address is within the tracking limit (and counts this request).
+fn within_limit(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> Result<(), ApiError> {
+    let ip = super::client_ip(headers, peer, state.behind_proxy);
+    match state.tracking_throttle.hit(ip, Instant::now()) {
+        None => Ok(()),
+        Some(wait) => Err(ApiError::RateLimited(wait)),
+    }
+}
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -102,10 +120,13 @@ fn damaged() -> Response {
 
 async fn opened(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Path((delivery, contact, signature)): Path<(i64, i64, String)>,
 ) -> ApiResult<Response> {
     let signature = signature.trim_end_matches(".gif");
-    if let Some(tracker) = state.runtime.tracker().await?
+    if within_limit(&state, &headers, peer).is_ok()
+        && let Some(tracker) = state.runtime.tracker().await?
         && tracker.verify(LinkKind::Open, delivery, contact, "", signature)
         && let Err(e) = state
             .runtime
@@ -132,6 +153,8 @@ struct Destination {
 
 async fn clicked(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Path((delivery, contact, signature)): Path<(i64, i64, String)>,
     Query(destination): Query<Destination>,
 ) -> ApiResult<Response> {
@@ -145,11 +168,12 @@ async fn clicked(
     if !web || !tracker.verify(LinkKind::Click, delivery, contact, &url, &signature) {
         return Ok(damaged());
     }
-    // The reader goes where the link says even when recording the click fails.
-    if let Err(e) = state
-        .runtime
-        .track(delivery, contact, LinkUse::Clicked { url: url.clone() })
-        .await
+    // The reader goes where the link says even when recording the click fails or is shed.
+    if within_limit(&state, &headers, peer).is_ok()
+        && let Err(e) = state
+            .runtime
+            .track(delivery, contact, LinkUse::Clicked { url: url.clone() })
+            .await
     {
         tracing::warn!(error = %e, delivery, "a click could not be recorded");
     }
@@ -195,8 +219,11 @@ async fn confirm_unsubscribe(
 
 async fn unsubscribe(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Path((delivery, contact, signature)): Path<(i64, i64, String)>,
 ) -> ApiResult<Response> {
+    within_limit(&state, &headers, peer)?;
     if !valid_unsubscribe(&state, delivery, contact, &signature).await? {
         return Ok(damaged());
     }

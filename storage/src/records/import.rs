@@ -990,6 +990,30 @@ impl Store {
             }
         }
         let txn = begin_write(&self.db.conn).await?;
+        let refs: Vec<(Option<usize>, &Parsed)> = complete
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (Some(i), p))
+            .collect();
+        let mut unknown = BTreeSet::new();
+        if let Err(StorageError::Invalid(errors)) =
+            self.check_references(&txn, who, schema, &refs).await
+        {
+            for error in errors {
+                if let Some(index) = error.index
+                    && unknown.insert(index)
+                {
+                    tally.reject(&rows[origin[index]], &error);
+                }
+            }
+        }
+        let (origin, complete): (Vec<usize>, Vec<Parsed>) = origin
+            .into_iter()
+            .zip(complete)
+            .enumerate()
+            .filter(|(i, _)| !unknown.contains(i))
+            .map(|(_, pair)| pair)
+            .unzip();
         let (results, errors) = self.insert_ledger(&txn, schema, &complete, true).await?;
         let now = Utc::now();
         if self.scope(who, &schema.name, now)?.is_some() {

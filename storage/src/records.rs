@@ -767,13 +767,16 @@ impl Store {
         }
     }
 
-    /// Unique fields: no two items share a value, and no other stored record has it.
+    /// Unique fields: no two items share a value, and no other stored record has it. The
+    /// record that has it is named only to a caller who reaches every record.
     async fn check_unique<C: ConnectionTrait>(
         &self,
         conn: &C,
+        who: &Principal,
         schema: &EntitySchema,
         items: &[(Option<usize>, Option<i64>, &Parsed)],
     ) -> Result<()> {
+        let narrowed = self.scope(who, &schema.name, Utc::now())?.is_some();
         let mut errors = Vec::new();
         for (at, field) in schema.fields.iter().enumerate().filter(|(_, f)| f.unique) {
             let mut first_at: HashMap<String, Option<usize>> = HashMap::new();
@@ -821,7 +824,11 @@ impl Store {
                         ItemError::field(
                             &field.key,
                             "duplicate",
-                            format!("{taken} belongs to {} {id} already", schema.name),
+                            if narrowed {
+                                format!("{taken} belongs to another {} record already", schema.name)
+                            } else {
+                                format!("{taken} belongs to {} {id} already", schema.name)
+                            },
                         )
                         .at(first_at.get(&taken).copied().flatten()),
                     );
@@ -835,7 +842,6 @@ impl Store {
         }
     }
 
-    /// Reference fields point at records that exist.
     /// Refuses references to records that do not exist or that the caller does not reach (to
     /// them, those do not exist either).
     async fn check_references<C: ConnectionTrait>(
@@ -1021,7 +1027,7 @@ impl Store {
                     .enumerate()
                     .map(|(i, p)| (Some(i), None, p))
                     .collect();
-                self.check_unique(&self.db.conn, schema, &uniq).await?;
+                self.check_unique(&self.db.conn, who, schema, &uniq).await?;
                 return Err(StorageError::Conflict(generic));
             }
             other => other?,
@@ -1307,7 +1313,7 @@ impl Store {
         let txn = begin_write(&self.db.conn).await?;
         self.check_references(&txn, who, &schema, &[(None, &parsed)])
             .await?;
-        self.check_unique(&txn, &schema, &[(None, Some(id), &parsed)])
+        self.check_unique(&txn, who, &schema, &[(None, Some(id), &parsed)])
             .await?;
         if !self
             .update_row(&txn, &schema, id, &parsed, scope.as_ref())
@@ -1415,7 +1421,7 @@ impl Store {
             .enumerate()
             .map(|(i, p)| (Some(i), Some(ids[i]), p))
             .collect();
-        self.check_unique(&txn, &schema, &uniq).await?;
+        self.check_unique(&txn, who, &schema, &uniq).await?;
         let mut missing = Vec::new();
         for (i, item) in parsed.iter().enumerate() {
             if !self
@@ -1688,7 +1694,7 @@ impl Store {
             .map(|(i, id, p)| (Some(*i), Some(*id), p))
             .collect();
         if let Err(StorageError::Conflict(mut errors)) =
-            self.check_unique(txn, &schema, &uniq).await
+            self.check_unique(txn, who, &schema, &uniq).await
         {
             refused.append(&mut errors);
         }

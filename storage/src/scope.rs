@@ -125,6 +125,32 @@ impl Store {
         Ok(self.scope(who, entity, Utc::now())?.is_some())
     }
 
+    /// Limits the history rows a condition counts (purchases ≥ ¥10,000…) to those the caller
+    /// reaches, when their record rights narrow the history store itself.
+    pub(crate) fn narrow_history(
+        &self,
+        who: &Principal,
+        cond: &mut Cond,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        match cond {
+            Cond::All(items) | Cond::Any(items) => items
+                .iter_mut()
+                .try_for_each(|c| self.narrow_history(who, c, now)),
+            Cond::Not(inner) => self.narrow_history(who, inner, now),
+            Cond::History(h) => {
+                if who.rights.records(&h.store).is_some()
+                    && let Some(scope) = self.scope(who, &h.store, now)?
+                {
+                    let rows = std::mem::replace(&mut *h.rows, Cond::All(vec![]));
+                    *h.rows = Cond::All(vec![scope, rows]);
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// [`Store::scope`] compiled for a `WHERE` on `entity`'s table.
     pub(crate) async fn scope_expr(
         &self,

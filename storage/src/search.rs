@@ -717,6 +717,7 @@ impl Store {
     ) -> Result<Resolved> {
         let mut resolved = resolve(entity, filter, zone, now, schemas, named)?;
         if let Some(who) = who {
+            self.narrow_history(who, &mut resolved.cond, now)?;
             if let Some(scope) = self.scope(who, entity, now)? {
                 resolved.cond = Cond::All(vec![scope, resolved.cond]);
             }

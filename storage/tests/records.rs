@@ -858,6 +858,37 @@ async fn record_rights_narrow_every_path(store: &Store) {
     assert_eq!(purchases.items.len(), 1);
     assert_eq!(purchases.items[0]["tourist_id"], aichi);
 
+    // A history store narrowed by its own filter: conditions over it count only the rows
+    // reached (the ¥5,000 purchase is not theirs to see, so its buyer has no purchase).
+    let mut small = EntityRights::with_ops(&[Op::View]);
+    small.records = Some(
+        serde_json::from_value(json!({"field": {"key": "amount", "op": "lt", "value": 3000}}))
+            .unwrap(),
+    );
+    let small_purchases = staff(Rights {
+        admin: false,
+        entities: [
+            ("tourists".to_string(), EntityRights::with_ops(&[Op::View])),
+            ("purchases".to_string(), small),
+        ]
+        .into(),
+    });
+    let buyers: tabiji_storage::search::SearchRequest = serde_json::from_value(
+        json!({"filter": {"history": {"store": "purchases"}}, "count": true}),
+    )
+    .unwrap();
+    let page = store
+        .search(&small_purchases, "tourists", &buyers, now)
+        .await
+        .unwrap();
+    assert_eq!(page.count, Some(1));
+    assert_eq!(page.items[0]["id"], aichi);
+    let page = store
+        .search(&admin(), "tourists", &buyers, now)
+        .await
+        .unwrap();
+    assert_eq!(page.count, Some(2));
+
     // Writes: a record outside cannot be changed, deleted, linked to, or written into being.
     assert!(matches!(
         store
@@ -905,6 +936,19 @@ async fn record_rights_narrow_every_path(store: &Store) {
         err,
         StorageError::OutsideRecords { index: Some(1), .. }
     ));
+    // A value taken by a record outside is refused without naming that record.
+    match store
+        .create(&who, "tourists", &in_prefecture("g1@example.jp", "愛知県"))
+        .await
+    {
+        Err(StorageError::Conflict(errors)) => {
+            assert_eq!(
+                errors[0].message,
+                "g1@example.jp belongs to another tourists record already"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
     let kept = store.get(&admin(), "tourists", aichi).await.unwrap();
     assert_eq!(
         kept["prefecture"], "愛知県",

@@ -881,7 +881,7 @@ impl Store {
             .filter(|(_, p)| !refused.contains(&p.row))
             .map(|(id, p)| (Some(rows[p.row].line as usize), *id, &p.parsed))
             .collect();
-        match self.check_unique(txn, schema, &unique).await {
+        match self.check_unique(txn, who, schema, &unique).await {
             Err(StorageError::Conflict(errors)) => refuse(errors, &mut refused, tally),
             other => other?,
         }

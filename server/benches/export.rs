@@ -12,13 +12,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use std::io::{BufRead, BufReader};
 
-use tabiji_storage::auth::{self as users, NewUser};
 use tabiji_storage::scratch::Scratch;
 use tabiji_storage::{Principal, Store};
 
 mod common;
+mod served;
 
 /// One line of a process's `/proc/PID/status` (`VmHWM`, `RssAnon` …), in MB.
 fn status_mb(pid: u32, key: &str) -> f64 {
@@ -112,39 +111,10 @@ async fn round(url: &str, rows: usize, repeat: usize, label: &str) {
     if have < rows {
         common::load(&store, rows - have, 0).await;
     }
-    let admin = users::create_user(
-        store.db(),
-        NewUser {
-            login: format!("bench{}", std::process::id()),
-            display_name: "bench".into(),
-            password: "bench-password-1".into(),
-            is_admin: true,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    let (_, token) = users::create_token(store.db(), admin.id, "bench", None, None)
-        .await
-        .unwrap();
+    let token = served::admin_token(store.db()).await;
     let columns = columns(&store);
     store.db().conn.clone().close().await.ok();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_tabiji"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--no-worker"])
-        .env("DATABASE_URL", url)
-        .env("RUST_LOG", "info")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("tabiji serve starts");
-    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
-    let base = loop {
-        let line = lines.next().expect("serve prints its address").unwrap();
-        if let Some(rest) = line.split("serving on ").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
-    // The rest of its log is read, so that it never waits on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
+    let (mut server, base) = served::serve(url, &["--no-worker"], &[("RUST_LOG", "info".as_ref())]);
     let total = rows.max(have);
     let mut times = Vec::new();
     let mut peaks = Vec::new();

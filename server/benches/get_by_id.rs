@@ -6,14 +6,11 @@
 //! their ratio, and the server's resident memory (VmRSS, VmHWM) after the run.
 //! `cargo bench -p tabiji-server --bench get_by_id` (or `scripts/bench/get_by_id`).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde_json::Value;
 use tabiji_server::demo::{Rng, tourist};
-use tabiji_storage::auth::{self as users, NewUser};
 use tabiji_storage::scratch::Scratch;
 use tabiji_storage::{Db, Principal, Store, migration};
 
@@ -38,6 +35,8 @@ fn memory_kib(pid: u32, key: &str) -> u64 {
 }
 
 /// The allocator the `tabiji` binary uses, so the figures are the binary's.
+mod served;
+
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -64,36 +63,9 @@ async fn main() {
         "loaded {rows} tourists in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    let user = users::create_user(
-        &db,
-        NewUser {
-            login: "bench".into(),
-            password: "bench-password".into(),
-            is_admin: true,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    let (_, token) = users::create_token(&db, user.id, "bench", None, None)
-        .await
-        .unwrap();
-
-    let mut server = Command::new(env!("CARGO_BIN_EXE_tabiji"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("DATABASE_URL", &scratch.url)
-        .env("RUST_LOG", "warn")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let token = served::admin_token(&db).await;
+    let (mut server, base) = served::serve(&scratch.url, &[], &[("RUST_LOG", "warn".as_ref())]);
     let pid = server.id();
-    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
-    let base = loop {
-        let line = lines.next().expect("serve prints its address").unwrap();
-        if let Some(rest) = line.split("serving on ").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
     let ids: Vec<i64> = (0..READS)
         .map(|_| 1 + rng.below(rows as u64) as i64)
         .collect();

@@ -10,16 +10,12 @@
 //! and their ratio, and the messages sent during the load.
 //! `cargo bench -p tabiji-server --bench load` (or `scripts/bench/load`).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tabiji_server::demo::{Rng, tourist};
-use tabiji_storage::auth::{self as users, NewUser};
+use tabiji_server::demo::Rng;
 use tabiji_storage::scratch::Scratch;
-use tabiji_storage::{Db, Principal, Store, migration};
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -37,6 +33,11 @@ fn ms(d: Duration) -> f64 {
 }
 
 /// The allocator the `tabiji` binary uses, so the figures are the binary's.
+// Shared by the benchmarks: this one needs the loading, not the timing helpers.
+#[allow(dead_code)]
+mod common;
+mod served;
+
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -151,51 +152,21 @@ async fn main() {
         Ok(url) if url.starts_with("postgres") => Scratch::postgres(&url).await.unwrap(),
         _ => Scratch::sqlite(),
     };
-    let db = Db::connect(&scratch.url).await.unwrap();
-    migration::run(&db).await.unwrap();
-    let store = Store::open(db.clone()).await.unwrap();
-    let mut rng = Rng::new(7);
-    let system = Principal::system();
-    for start in (0..rows as usize).step_by(5_000) {
-        let batch: Vec<Value> = (start..(start + 5_000).min(rows as usize))
-            .map(|i| tourist(&mut rng, i))
-            .collect();
-        store.bulk_create(&system, "tourists", batch).await.unwrap();
-    }
-    let user = users::create_user(
-        &db,
-        NewUser {
-            login: "bench".into(),
-            password: "bench-password".into(),
-            is_admin: true,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    let (_, token) = users::create_token(&db, user.id, "bench", None, None)
-        .await
-        .unwrap();
+    let store = common::open(&scratch.url).await;
+    common::load(&store, rows as usize, 0).await;
+    let db = store.db().clone();
+    let token = served::admin_token(&db).await;
     let sent_file = std::env::temp_dir().join(format!("tabiji-load-{}.jsonl", std::process::id()));
     let _ = std::fs::remove_file(&sent_file);
 
-    let mut server = Command::new(env!("CARGO_BIN_EXE_tabiji"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("DATABASE_URL", &scratch.url)
-        .env("TABIJI_TEST_CHANNEL_FILE", &sent_file)
-        .env("RUST_LOG", "warn")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
-    let base = loop {
-        let line = lines.next().expect("serve prints its address").unwrap();
-        if let Some(rest) = line.split("serving on ").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
-    // The server's later warnings, if any, go on to this process's standard error.
-    std::thread::spawn(move || lines.map_while(Result::ok).for_each(|l| eprintln!("{l}")));
+    let (mut server, base) = served::serve(
+        &scratch.url,
+        &[],
+        &[
+            ("TABIJI_TEST_CHANNEL_FILE", sent_file.as_os_str()),
+            ("RUST_LOG", "warn".as_ref()),
+        ],
+    );
 
     // The scenario that keeps sending: every tourist gets a message through the recording
     // channel, then waits, while the clients run.

@@ -60,6 +60,14 @@ impl From<RuntimeError> for ApiError {
     }
 }
 
+/// What a caller is told while the database cannot be reached (restarting, say). A write
+/// that got this answer may or may not have been stored: writes keyed by a transaction id
+/// or an e-mail address can be sent again safely.
+pub const DATABASE_UNAVAILABLE: &str = "the database cannot be reached just now (restarting or down); the request may not have been carried out";
+
+/// Seconds a caller should wait before trying again after [`DATABASE_UNAVAILABLE`].
+pub const DATABASE_RETRY_AFTER: u64 = 5;
+
 impl ApiError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
@@ -101,6 +109,9 @@ impl ApiError {
                 StorageError::BadCredentials => (StatusCode::UNAUTHORIZED, "bad_credentials"),
                 StorageError::Locked { .. } => (StatusCode::TOO_MANY_REQUESTS, "login_locked"),
                 StorageError::AlreadySignedIn { .. } => (StatusCode::CONFLICT, "already_signed_in"),
+                StorageError::Database(e) if tabiji_storage::db::is_unreachable(e) => {
+                    (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable")
+                }
                 StorageError::Database(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             },
         }
@@ -122,6 +133,15 @@ impl IntoResponse for ApiError {
                 tracing::error!(error = %e, "internal error");
                 (
                     "the server could not complete the request; it has been logged".into(),
+                    &[],
+                )
+            }
+            ApiError::Storage(StorageError::Database(e))
+                if tabiji_storage::db::is_unreachable(e) =>
+            {
+                tracing::warn!(error = %e, "database unreachable");
+                (
+                    format!("{DATABASE_UNAVAILABLE}; try again in {DATABASE_RETRY_AFTER} seconds"),
                     &[],
                 )
             }
@@ -162,6 +182,11 @@ impl IntoResponse for ApiError {
                     .max(1)
                     .unsigned_abs(),
             ),
+            ApiError::Storage(StorageError::Database(_))
+                if status == StatusCode::SERVICE_UNAVAILABLE =>
+            {
+                Some(DATABASE_RETRY_AFTER)
+            }
             _ => None,
         };
         let mut response = (status, axum::Json(body)).into_response();

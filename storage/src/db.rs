@@ -182,3 +182,55 @@ pub async fn begin_write(conn: &DatabaseConnection) -> Result<DatabaseTransactio
         _ => conn.begin().await,
     }
 }
+
+/// Whether `e` says the database could not be reached (stopped, restarting, the network
+/// down) rather than that the statement was wrong: the same request can succeed once the
+/// database is back, so callers answer "try again" and workers retry.
+pub fn is_unreachable(e: &DbErr) -> bool {
+    use sea_orm::sqlx::Error;
+    match e {
+        DbErr::ConnectionAcquire(_) => true,
+        DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e))
+        | DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e))
+        | DbErr::Query(sea_orm::RuntimeErr::SqlxError(e)) => match e.as_ref() {
+            Error::Io(_) | Error::Tls(_) | Error::PoolTimedOut | Error::PoolClosed => true,
+            Error::WorkerCrashed => true,
+            // SQLSTATE class 08 (connection exception) and 57P01…57P03: the server is shutting
+            // down, crashed or still starting.
+            Error::Database(db) => db
+                .code()
+                .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::ConnectionTrait;
+
+    #[tokio::test]
+    async fn a_stopped_server_is_unreachable_and_a_bad_statement_is_not() {
+        // Nothing listens on port 1 of the loopback address: the connection is refused.
+        let refused = PgPoolOptions::new()
+            .acquire_timeout(Duration::from_secs(2))
+            .connect_lazy("postgres://nobody@127.0.0.1:1/none")
+            .expect("a lazy pool opens without connecting");
+        let conn = SqlxPostgresConnector::from_sqlx_postgres_pool(refused);
+        let err = conn
+            .execute_unprepared("SELECT 1")
+            .await
+            .expect_err("nothing listens there");
+        assert!(is_unreachable(&err), "{err:?}");
+
+        let db = Db::connect("sqlite::memory:").await.unwrap();
+        let err = db
+            .conn
+            .execute_unprepared("SELECT * FROM no_such_table")
+            .await
+            .expect_err("the table does not exist");
+        assert!(!is_unreachable(&err), "{err:?}");
+    }
+}

@@ -2,12 +2,14 @@
 
 mod auth;
 mod channels;
+mod contract;
 mod denials;
 mod editor;
 mod email;
 mod engine;
 mod export_jobs;
 mod exports;
+mod faults;
 mod flows;
 mod imports;
 mod limits;

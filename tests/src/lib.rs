@@ -5,8 +5,10 @@
 //! # Layout
 //! - `src/lib.rs`: the harness ([`TestApp`], [`backends`]).
 //! - `src/sshd.rs`: a real OpenSSH server on a loopback port, for SFTP sources.
+//! - `src/postgres.rs`: a PostgreSQL server of a test's own, which it may crash and restart.
 //! - `e2e/`: the tests, one module per capability, all in one test binary.
 
+pub mod postgres;
 pub mod smtp;
 pub mod sshd;
 
@@ -131,6 +133,21 @@ pub async fn spawn_app_tuned(
         server,
         scratch: Some(scratch),
     }
+}
+
+/// A new, empty folder under the system's temporary folder, named after `prefix`, this
+/// process and the time, for a peer's files (keys, mail, a database cluster).
+pub fn fresh_dir(prefix: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 /// The built browser editor the test servers serve: `TABIJI_EDITOR_DIR`, or where
@@ -275,6 +292,40 @@ impl TestApp {
         rows.iter()
             .map(|r| r.try_get::<String>("", "name").unwrap())
             .collect()
+    }
+
+    /// Creates tourists (all or nothing) and returns their ids in order.
+    pub async fn create_tourists(&self, items: Vec<Value>) -> Vec<i64> {
+        let (status, created) = self
+            .post("/api/data/tourists/bulk", json!({"items": items}))
+            .await;
+        assert_eq!(status, 201, "{created}");
+        created["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_i64().unwrap())
+            .collect()
+    }
+
+    /// Saves `flow` (its entry an API call), publishes it and starts a run for each of
+    /// `contacts`; returns the flow's id.
+    pub async fn publish_and_enter(&self, flow: Value, contacts: &[i64]) -> i64 {
+        let (status, created) = self.post("/api/flows", flow).await;
+        assert_eq!(status, 201, "{created}");
+        let id = created["id"].as_i64().unwrap();
+        let (status, body) = self
+            .post(&format!("/api/flows/{id}/publish"), json!({}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = self
+            .post(
+                &format!("/api/flows/{id}/runs"),
+                json!({"contacts": contacts}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        id
     }
 
     pub async fn stop(mut self) {

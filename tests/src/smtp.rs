@@ -21,15 +21,7 @@ pub struct SmtpSink {
 impl SmtpSink {
     /// Starts the sink; panics saying what to install when aiosmtpd is missing.
     pub fn start() -> SmtpSink {
-        let folder = std::env::temp_dir().join(format!(
-            "tabiji-smtp-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&folder).unwrap();
+        let folder = crate::fresh_dir("tabiji-smtp");
         let port = crate::sshd::free_port();
         let mut child = Command::new("python3")
             .arg(peer("smtp_sink.py"))

@@ -31,14 +31,7 @@ impl SshServer {
             Path::new(SSHD).exists(),
             "{SSHD} is missing: SFTP sources are tested against a real OpenSSH server (apt-get install openssh-server)"
         );
-        let dir = std::env::temp_dir().join(format!(
-            "tabiji-sshd-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
+        let dir = crate::fresh_dir("tabiji-sshd");
         let keys = dir.join("keys");
         let folder = dir.join("outgoing");
         for made in [&dir, &keys, &folder] {

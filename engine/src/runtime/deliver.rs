@@ -4,7 +4,7 @@
 //! being asked is declared `unknown` when its lease runs out: never resent silently.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Duration as Span;
 use serde_json::{Map, Value as Json};
@@ -18,6 +18,9 @@ use tabiji_model::flow::CONTACTS;
 
 use super::{IncomingEvent, Result, Runtime, RuntimeError, millis};
 use crate::personalise::UNSUBSCRIBE_PLACEHOLDER;
+
+/// How long to wait before storing deliveries' outcomes again while the database is away.
+const OUTCOME_RETRY: Duration = Duration::from_millis(500);
 
 /// Why a delivery was not attempted, or how it ended.
 fn result(d: &DeliveryRow, status: &'static str, error: impl Into<String>) -> DeliveryResult {
@@ -63,6 +66,7 @@ impl Runtime {
         let live = journeys::live_flows(conn).await?;
         let active: Vec<i64> = live.iter().filter(|f| f.active).map(|f| f.id).collect();
         let lease = self.config.lease.as_millis() as i64;
+        let lease_ends = Instant::now() + self.config.lease;
         let claimed = journeys::claim_deliveries(
             conn,
             &active,
@@ -76,7 +80,7 @@ impl Runtime {
         }
         // Every answer is in by half the lease: one later could arrive after the delivery was
         // declared unknown. Connectors start nothing after it and cut off what is in flight.
-        let deadline = std::time::Instant::now() + self.config.lease / 2;
+        let deadline = Instant::now() + self.config.lease / 2;
         let grace = (self.config.lease / 4).min(Duration::from_secs(5));
         let handled = claimed.len();
         let versions: HashMap<i64, i32> = live.iter().map(|f| (f.id, f.version)).collect();
@@ -224,7 +228,7 @@ impl Runtime {
                 ready = self.render(ready, data, &mut results).await?;
             }
             for chunk in ready.chunks(connector.max_batch().max(1)) {
-                if std::time::Instant::now() >= deadline {
+                if Instant::now() >= deadline {
                     for (d, _) in chunk {
                         results.push(self.retry_or_give_up(
                             d,
@@ -235,7 +239,7 @@ impl Runtime {
                 }
                 let messages: Vec<Message> = chunk.iter().map(|(_, m)| m.clone()).collect();
                 // The connector keeps the deadline; the grace only catches one that does not.
-                let limit = deadline.saturating_duration_since(std::time::Instant::now()) + grace;
+                let limit = deadline.saturating_duration_since(Instant::now()) + grace;
                 let outcomes =
                     tokio::time::timeout(limit, connector.send_batch(&messages, deadline)).await;
                 for (i, (d, m)) in chunk.iter().enumerate() {
@@ -293,12 +297,41 @@ impl Runtime {
                 }
             }
         }
-        journeys::finish_deliveries(conn, results, millis(self.now())).await?;
+        self.record_outcomes(results, lease_ends).await?;
         if !bounces.is_empty() {
             self.bounced(bounces).await?;
         }
         self.wrote(handled).await?;
         Ok(handled)
+    }
+
+    /// Stores what the providers answered. The messages have gone out, so a database
+    /// restart must not lose the record of it: the write is tried again until the lease runs
+    /// out. Past that the deliveries are declared `unknown` (and the late write leaves them
+    /// so), which is the truth as far as anyone can tell.
+    async fn record_outcomes(
+        &self,
+        results: Vec<DeliveryResult>,
+        lease_ends: Instant,
+    ) -> Result<()> {
+        let conn = &self.store.db().conn;
+        loop {
+            match journeys::finish_deliveries(conn, results.clone(), millis(self.now())).await {
+                Ok(()) => return Ok(()),
+                Err(e)
+                    if tabiji_storage::db::is_unreachable(&e)
+                        && Instant::now() + OUTCOME_RETRY < lease_ends =>
+                {
+                    tracing::warn!(
+                        error = %e,
+                        deliveries = results.len(),
+                        "the outcome of sent deliveries could not be stored; trying again"
+                    );
+                    tokio::time::sleep(OUTCOME_RETRY).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// Leaves out messages to addresses on the channel's suppression list.

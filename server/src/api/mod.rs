@@ -28,9 +28,10 @@ mod views;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
-use axum::http::HeaderMap;
 use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -91,7 +92,6 @@ async fn same_origin_writes(
     request: Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    use axum::response::IntoResponse;
     let headers = request.headers();
     let writes = !matches!(
         *request.method(),
@@ -122,19 +122,51 @@ fn cross_origin(headers: &HeaderMap) -> Option<String> {
     (origin_host != host).then(|| origin.to_string())
 }
 
-async fn health(State(state): State<AppState>) -> ApiResult<axum::Json<serde_json::Value>> {
-    state
-        .store
-        .db()
-        .conn
-        .ping()
-        .await
-        .map_err(tabiji_storage::StorageError::from)?;
-    Ok(axum::Json(json!({
-        "status": "ok",
-        "database": format!("{:?}", state.store.db().backend()).to_lowercase(),
-        "version": env!("CARGO_PKG_VERSION"),
-    })))
+/// How long `/api/health` waits for the database before it reports it unreachable.
+const HEALTH_PING_LIMIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// 200 while the database answers; 503 `database_unavailable` while it does not, so that a
+/// load balancer or monitor sees the outage (the workers retry by themselves meanwhile).
+async fn health(State(state): State<AppState>) -> axum::response::Response {
+    let database = format!("{:?}", state.store.db().backend()).to_lowercase();
+    let ping = tokio::time::timeout(HEALTH_PING_LIMIT, state.store.db().conn.ping()).await;
+    let problem = match ping {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(_) => Some(format!(
+            "no answer within {} s",
+            HEALTH_PING_LIMIT.as_secs()
+        )),
+    };
+    match problem {
+        None => axum::Json(json!({
+            "status": "ok",
+            "database": database,
+            "version": env!("CARGO_PKG_VERSION"),
+        }))
+        .into_response(),
+        Some(why) => {
+            tracing::warn!(error = %why, "health: database unreachable");
+            let mut response = (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(json!({
+                    "status": "unavailable",
+                    "database": database,
+                    "version": env!("CARGO_PKG_VERSION"),
+                    "error": {
+                        "code": "database_unavailable",
+                        "message": crate::error::DATABASE_UNAVAILABLE,
+                    },
+                })),
+            )
+                .into_response();
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(crate::error::DATABASE_RETRY_AFTER),
+            );
+            response
+        }
+    }
 }
 
 /// The signed-in caller: from `Authorization: Bearer <token>` or the session cookie.

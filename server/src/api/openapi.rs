@@ -114,6 +114,10 @@ fn error_responses() -> Value {
             "429",
             "Too many failed sign-ins (`login_locked`, `too_many_attempts`); `Retry-After` says how long to wait.",
         ),
+        (
+            "503",
+            "The database cannot be reached just now (`database_unavailable`); `Retry-After` says when to try again.",
+        ),
     ] {
         let mut r = err.clone();
         r["description"] = json!(what);
@@ -326,7 +330,7 @@ pub async fn document(State(state): State<AppState>) -> Json<Value> {
         components.insert(entity.name.clone(), record_schema(entity));
         entity_paths(entity, &mut paths);
     }
-    paths.insert("/api/health".into(), json!({"get": {"summary": "Liveness and database check", "security": [], "responses": {"200": ok("Up", json!({"type": "object"})), "500": {"description": "The database is unreachable"}}}}));
+    paths.insert("/api/health".into(), json!({"get": {"summary": "Liveness and database check", "security": [], "responses": {"200": ok("Up", json!({"type": "object"})), "503": {"description": "The database cannot be reached (`database_unavailable`); `Retry-After` says when to look again", "content": {"application/json": {"schema": {"type": "object"}}}}}}}));
     paths.insert("/api/auth/login".into(), json!({"post": {"summary": "Sign in; sets the session cookie", "security": [],
         "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["login", "password"], "properties": {"login": {"type": "string"}, "password": {"type": "string"}}}}}},
         "responses": with_errors(json!({"200": ok("Signed in", json!({"type": "object"}))}))}}));

@@ -858,6 +858,40 @@ pub async fn sends_since<C: ConnectionTrait>(
     Ok(counts)
 }
 
+/// Which contacts a statistic counts: everyone, or the tourists a caller's record rights
+/// reach ([`Store::reached_contacts`]). A privacy-mode flow's pseudonymous ids count when the
+/// contact behind them is reached.
+///
+/// [`Store::reached_contacts`]: crate::Store::reached_contacts
+#[derive(Debug, Clone, Default)]
+pub struct Reached {
+    /// `SELECT id FROM tourists WHERE …`, its values written in by the query builder.
+    members: Option<String>,
+}
+
+impl Reached {
+    pub fn everyone() -> Reached {
+        Reached::default()
+    }
+
+    pub(crate) fn members(select_ids: String) -> Reached {
+        Reached {
+            members: Some(select_ids),
+        }
+    }
+
+    /// ` AND …` limiting `column` (a contact id) to the reached contacts, or nothing.
+    fn and(&self, column: &str) -> String {
+        match &self.members {
+            None => String::new(),
+            Some(m) => format!(
+                " AND ({column} IN ({m}) OR {column} IN \
+                 (SELECT pseudonym FROM sys_pseudonyms WHERE contact_id IN ({m})))"
+            ),
+        }
+    }
+}
+
 /// MA-16: opens since `since` by hour of the day (UTC shifted by `offset_secs`), per contact
 /// of `contacts`, or for everyone when `contacts` is `None` (keyed 0). `(contact, hour) → n`.
 pub async fn opens_by_hour<C: ConnectionTrait>(
@@ -865,6 +899,7 @@ pub async fn opens_by_hour<C: ConnectionTrait>(
     contacts: Option<&[i64]>,
     since: i64,
     offset_secs: i64,
+    reached: &Reached,
 ) -> Result<HashMap<(i64, u32), u64>> {
     let mut counts = HashMap::new();
     let hour = format!("((occurred_at / 1000 + {offset_secs}) / 3600) % 24");
@@ -884,7 +919,8 @@ pub async fn opens_by_hour<C: ConnectionTrait>(
             "SELECT {who} AS contact_id, {hour} AS hour, COUNT(*) AS n FROM sys_events \
              WHERE name = 'opened' AND occurred_at >= "
         ))
-        .bind(since);
+        .bind(since)
+        .push(&reached.and("contact_id"));
         if contacts.is_some() {
             sql.push(" AND ")
                 .in_list("contact_id", chunk.iter().copied());
@@ -906,6 +942,7 @@ pub async fn sends_by_hour<C: ConnectionTrait>(
     conn: &C,
     since: i64,
     offset_secs: i64,
+    reached: &Reached,
 ) -> Result<HashMap<u32, (u64, u64)>> {
     let mut sql = Sql::new(conn.get_database_backend());
     sql.push(&format!(
@@ -914,6 +951,7 @@ pub async fn sends_by_hour<C: ConnectionTrait>(
          ON e.delivery_id = d.id AND e.name = 'opened' WHERE d.status = 'sent' AND d.updated_at >= "
     ))
     .bind(since)
+    .push(&reached.and("d.contact_id"))
     .push(" GROUP BY 1");
     let mut out = HashMap::new();
     for row in conn.query_all_raw(sql.statement()).await? {
@@ -930,6 +968,7 @@ pub async fn sends_by_hour<C: ConnectionTrait>(
 pub async fn sends_per_contact<C: ConnectionTrait>(
     conn: &C,
     since: i64,
+    reached: &Reached,
 ) -> Result<Vec<(u64, u64)>> {
     let mut sql = Sql::new(conn.get_database_backend());
     sql.push(
@@ -938,6 +977,7 @@ pub async fn sends_per_contact<C: ConnectionTrait>(
          WHERE d.status = 'sent' AND d.updated_at >= ",
     )
     .bind(since)
+    .push(&reached.and("d.contact_id"))
     .push(" GROUP BY d.contact_id");
     let mut out = Vec::new();
     for row in conn.query_all_raw(sql.statement()).await? {
@@ -1083,19 +1123,36 @@ pub struct FlowStats {
     pub deliveries: HashMap<String, i64>,
 }
 
-pub async fn flow_stats<C: ConnectionTrait>(conn: &C, flow_id: i64) -> Result<FlowStats> {
+pub async fn flow_stats<C: ConnectionTrait>(
+    conn: &C,
+    flow_id: i64,
+    reached: &Reached,
+) -> Result<FlowStats> {
     let backend = conn.get_database_backend();
     let mut stats = FlowStats::default();
-    let query = |text: &str| {
+    // `SELECT … FROM table WHERE flow_id = ?{limit} GROUP BY …`
+    let query = |select_from: &str, limit: String, group_by: &str| {
         let mut sql = Sql::new(backend);
-        let (head, tail) = text.split_once('?').expect("one parameter");
-        sql.push(head).bind(flow_id).push(tail);
+        sql.push(select_from)
+            .push(" WHERE flow_id = ")
+            .bind(flow_id)
+            .push(&limit)
+            .push(" GROUP BY ")
+            .push(group_by);
         sql.statement()
+    };
+    let steps_reached = match &reached.members {
+        None => String::new(),
+        Some(_) => format!(
+            " AND run_id IN (SELECT id FROM sys_runs WHERE flow_id = {flow_id}{})",
+            reached.and("contact_id")
+        ),
     };
     for row in conn
         .query_all_raw(query(
-            "SELECT state, node, outcome, COUNT(*) AS n FROM sys_runs WHERE flow_id = ? \
-             GROUP BY state, node, outcome",
+            "SELECT state, node, outcome, COUNT(*) AS n FROM sys_runs",
+            reached.and("contact_id"),
+            "state, node, outcome",
         ))
         .await?
     {
@@ -1115,8 +1172,9 @@ pub async fn flow_stats<C: ConnectionTrait>(conn: &C, flow_id: i64) -> Result<Fl
     }
     for row in conn
         .query_all_raw(query(
-            "SELECT node, outcome, COUNT(*) AS n FROM sys_run_steps WHERE flow_id = ? \
-             GROUP BY node, outcome",
+            "SELECT node, outcome, COUNT(*) AS n FROM sys_run_steps",
+            steps_reached,
+            "node, outcome",
         ))
         .await?
     {
@@ -1128,7 +1186,9 @@ pub async fn flow_stats<C: ConnectionTrait>(conn: &C, flow_id: i64) -> Result<Fl
     }
     for row in conn
         .query_all_raw(query(
-            "SELECT status, COUNT(*) AS n FROM sys_deliveries WHERE flow_id = ? GROUP BY status",
+            "SELECT status, COUNT(*) AS n FROM sys_deliveries",
+            reached.and("contact_id"),
+            "status",
         ))
         .await?
     {

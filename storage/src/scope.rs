@@ -7,6 +7,7 @@
 //!   export, report and bulk action; the record paths that read or write by id use the rest.
 //! - [`Store::scope_expr`]: the same, compiled for a `WHERE`.
 //! - [`Store::reachable`]: which of some ids the caller reaches, for paths that name records.
+//! - [`Store::reached_contacts`]: the contacts a caller's flow and send-time statistics count.
 //! - [`Store::check_written`]: refuses a write that leaves a record outside the caller's reach.
 //! - [`Store::require_reachable`], [`Store::require_every_record`]: for the API's paths that
 //!   name contacts, and for operations that reach every record (publishing a flow).
@@ -16,10 +17,11 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
-use sea_orm::ConnectionTrait;
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, PostgresQueryBuilder, Query, SqliteQueryBuilder};
+use sea_orm::{ConnectionTrait, DbBackend};
 use tabiji_model::Rights;
 use tabiji_model::filter::Cond;
+use tabiji_model::flow::CONTACTS;
 
 use crate::auth::Principal;
 use crate::error::{ItemError, Result, StorageError};
@@ -165,6 +167,27 @@ impl Store {
         Ok(Some(
             Compiler::new(self.db().backend(), &schema).cond(&cond),
         ))
+    }
+
+    /// The contacts whose runs, deliveries and opens a caller's statistics count: every one,
+    /// or the tourists their record rights reach.
+    pub async fn reached_contacts(
+        &self,
+        who: &Principal,
+        now: DateTime<Utc>,
+    ) -> Result<crate::journeys::Reached> {
+        let Some(scope) = self.scope_expr(who, CONTACTS, now).await? else {
+            return Ok(crate::journeys::Reached::everyone());
+        };
+        let mut q = Query::select();
+        q.column(Alias::new("id"))
+            .from(Alias::new(CONTACTS))
+            .and_where(scope);
+        let select = match self.db().backend() {
+            DbBackend::Postgres => q.to_string(PostgresQueryBuilder),
+            _ => q.to_string(SqliteQueryBuilder),
+        };
+        Ok(crate::journeys::Reached::members(select))
     }
 
     /// The ids among `ids` that exist and that the caller reaches.

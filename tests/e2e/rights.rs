@@ -505,6 +505,26 @@ async fn record_rights_narrow_the_api(app: &TestApp) {
         )
         .await;
     assert!(status == 403 || status == 422, "{status}");
+
+    // A flow's statistics count only the tourists the caller reaches.
+    let flow = json!({"format": 1, "name": "everyone's mail",
+                      "entry": {"type": "api", "next": "mail"},
+                      "nodes": [{"id": "mail", "type": "send", "channel": "test", "template": "news", "next": "end"},
+                                {"id": "end", "type": "exit"}]});
+    let flow_id = app.publish_and_enter(flow, &[aichi, gifu]).await;
+    let stats = format!("/api/flows/{flow_id}/stats");
+    let all = app
+        .get_until(&stats, |v| v["deliveries"]["sent"] == 2)
+        .await;
+    assert_eq!(all["outcomes"]["exit"], 2, "{all}");
+    let (status, theirs) = app
+        .call_as(&office, reqwest::Method::GET, &stats, None)
+        .await;
+    assert_eq!(status, 200, "{theirs}");
+    assert_eq!(theirs["runs"], json!({"finished": 1}), "{theirs}");
+    assert_eq!(theirs["outcomes"], json!({"exit": 1}), "{theirs}");
+    assert_eq!(theirs["deliveries"], json!({"sent": 1}), "{theirs}");
+    assert_eq!(theirs["steps"]["mail"]["sent"], 1, "{theirs}");
 }
 
 #[tokio::test]

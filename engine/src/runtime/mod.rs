@@ -580,7 +580,14 @@ impl Runtime {
                 .map(|z| (z.local(now) - now.naive_utc()).num_seconds())
                 .unwrap_or(0);
             let conn = &self.store.db().conn;
-            let theirs = journeys::opens_by_hour(conn, Some(&contacts), since, offset).await?;
+            let theirs = journeys::opens_by_hour(
+                conn,
+                Some(&contacts),
+                since,
+                offset,
+                &journeys::Reached::everyone(),
+            )
+            .await?;
             let counted = self
                 .population_hours
                 .lock()
@@ -591,7 +598,14 @@ impl Runtime {
             let fallback = match counted {
                 Some(hour) => hour,
                 None => {
-                    let everyone = journeys::opens_by_hour(conn, None, since, offset).await?;
+                    let everyone = journeys::opens_by_hour(
+                        conn,
+                        None,
+                        since,
+                        offset,
+                        &journeys::Reached::everyone(),
+                    )
+                    .await?;
                     let hour = busiest_hour(everyone.iter().map(|(&(_, h), &n)| (h, n)));
                     self.population_hours
                         .lock()

@@ -176,7 +176,9 @@ async fn the_patent_scenario_on_every_backend() {
         assert_eq!(templates_of(&f.channel, 6), ["mail-1", "sms"]);
 
         let conn = &rt.store.db().conn;
-        let stats = journeys::flow_stats(conn, flow_id).await.unwrap();
+        let stats = journeys::flow_stats(conn, flow_id, &journeys::Reached::everyone())
+            .await
+            .unwrap();
         assert_eq!(stats.runs.get("finished"), Some(&6));
         assert_eq!(stats.outcomes.get("exit"), Some(&5));
         assert_eq!(stats.outcomes.get("goal:purchased"), Some(&1));
@@ -240,7 +242,9 @@ async fn pause_holds_timers_and_sends_and_resume_continues_where_it_stopped() {
     settle(rt).await;
     assert_eq!(f.channel.sent().len(), 3);
     // Resuming did not enter anyone again.
-    let stats = journeys::flow_stats(&rt.store.db().conn, id).await.unwrap();
+    let stats = journeys::flow_stats(&rt.store.db().conn, id, &journeys::Reached::everyone())
+        .await
+        .unwrap();
     assert_eq!(stats.runs.get("finished"), Some(&3));
     f.scratch.remove().await;
 }
@@ -604,7 +608,9 @@ async fn privacy_mode_holds_pseudonyms_and_reads_only_what_each_action_needs() {
             .await
             .unwrap();
         assert_eq!(record["notes"], "opened privately");
-        let stats = journeys::flow_stats(conn, id).await.unwrap();
+        let stats = journeys::flow_stats(conn, id, &journeys::Reached::everyone())
+            .await
+            .unwrap();
         assert_eq!(stats.runs.get("finished"), Some(&3));
         assert_eq!(stats.waiting.get("wait"), Some(&1));
         f.scratch.remove().await;

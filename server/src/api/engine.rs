@@ -234,7 +234,12 @@ async fn stats(
     Path(id): Path<i64>,
 ) -> ApiResult<impl IntoResponse> {
     state.store.require(&who, FLOWS, Op::View).await?;
-    let stats = journeys::flow_stats(&state.store.db().conn, id)
+    // Someone whose record rights narrow tourists counts only the tourists they reach.
+    let reached = state
+        .store
+        .reached_contacts(&who, state.clock.now())
+        .await?;
+    let stats = journeys::flow_stats(&state.store.db().conn, id, &reached)
         .await
         .map_err(StorageError::from)?;
     Ok(Json(stats))

@@ -85,13 +85,15 @@ async fn send_times(
     let offset = (zone.local(now) - now.naive_utc()).num_seconds();
     let since = (now - Duration::days(days)).timestamp_millis();
     let conn = &state.store.db().conn;
-    let sends = journeys::sends_by_hour(conn, since, offset)
+    // Someone whose record rights narrow tourists counts only the tourists they reach.
+    let reached = state.store.reached_contacts(&who, now).await?;
+    let sends = journeys::sends_by_hour(conn, since, offset, &reached)
         .await
         .map_err(StorageError::from)?;
-    let opens = journeys::opens_by_hour(conn, None, since, offset)
+    let opens = journeys::opens_by_hour(conn, None, since, offset, &reached)
         .await
         .map_err(StorageError::from)?;
-    let per_contact = journeys::sends_per_contact(conn, since)
+    let per_contact = journeys::sends_per_contact(conn, since, &reached)
         .await
         .map_err(StorageError::from)?;
     let by_hour: Vec<Value> = (0..24u32)

@@ -63,7 +63,7 @@ impl From<RuntimeError> for ApiError {
 /// What a caller is told while the database cannot be reached (restarting, say). A write
 /// that got this answer may or may not have been stored: writes keyed by a transaction id
 /// or an e-mail address can be sent again safely.
-pub const DATABASE_UNAVAILABLE: &str = "the database cannot be reached just now (restarting or down); the request may not have been carried out";
+pub const DATABASE_UNAVAILABLE: &str = "the database cannot be reached just now (restarting, down or too busy); the request may not have been carried out";
 
 /// Seconds a caller should wait before trying again after [`DATABASE_UNAVAILABLE`].
 pub const DATABASE_RETRY_AFTER: u64 = 5;

@@ -193,13 +193,26 @@ pub fn is_unreachable(e: &DbErr) -> bool {
         DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e))
         | DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e))
         | DbErr::Query(sea_orm::RuntimeErr::SqlxError(e)) => match e.as_ref() {
+            // A pool that hands out no connection in time is as good as unreachable to the
+            // caller: the database is down, or too busy to answer now.
             Error::Io(_) | Error::Tls(_) | Error::PoolTimedOut | Error::PoolClosed => true,
-            Error::WorkerCrashed => true,
-            // SQLSTATE class 08 (connection exception) and 57P01…57P03: the server is shutting
-            // down, crashed or still starting.
-            Error::Database(db) => db
-                .code()
-                .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+            // SQLSTATE connection exceptions (class 08, but not 08P01, a protocol violation:
+            // a bug), too many connections, and 57P01…57P03: the server is shutting down,
+            // crashed or still starting.
+            Error::Database(db) => db.code().is_some_and(|code| {
+                matches!(
+                    code.as_ref(),
+                    "08000"
+                        | "08001"
+                        | "08003"
+                        | "08004"
+                        | "08006"
+                        | "53300"
+                        | "57P01"
+                        | "57P02"
+                        | "57P03"
+                )
+            }),
             _ => false,
         },
         _ => false,

@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, Statement};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, Statement, Value};
 use serde::Serialize;
 
 use crate::sql::{Cell, Sql, Ty, max_rows};
@@ -865,8 +865,8 @@ pub async fn sends_since<C: ConnectionTrait>(
 /// [`Store::reached_contacts`]: crate::Store::reached_contacts
 #[derive(Debug, Clone, Default)]
 pub struct Reached {
-    /// `SELECT id FROM tourists WHERE …`, its values written in by the query builder.
-    members: Option<String>,
+    /// `SELECT id FROM tourists WHERE …` as built for the backend, and its values.
+    members: Option<(String, Vec<Value>)>,
 }
 
 impl Reached {
@@ -874,21 +874,24 @@ impl Reached {
         Reached::default()
     }
 
-    pub(crate) fn members(select_ids: String) -> Reached {
+    pub(crate) fn members(select_ids: String, values: Vec<Value>) -> Reached {
         Reached {
-            members: Some(select_ids),
+            members: Some((select_ids, values)),
         }
     }
 
-    /// ` AND …` limiting `column` (a contact id) to the reached contacts, or nothing.
-    fn and(&self, column: &str) -> String {
-        match &self.members {
-            None => String::new(),
-            Some(m) => format!(
-                " AND ({column} IN ({m}) OR {column} IN \
-                 (SELECT pseudonym FROM sys_pseudonyms WHERE contact_id IN ({m})))"
-            ),
-        }
+    /// Appends ` AND …` limiting `column` (a contact id) to the reached contacts, or nothing.
+    fn and(&self, sql: &mut Sql, column: &str) {
+        let Some((select, values)) = &self.members else {
+            return;
+        };
+        sql.push(&format!(" AND ({column} IN ("))
+            .push_built(select, values)
+            .push(&format!(
+                ") OR {column} IN (SELECT pseudonym FROM sys_pseudonyms WHERE contact_id IN ("
+            ))
+            .push_built(select, values)
+            .push(")))");
     }
 }
 
@@ -919,8 +922,8 @@ pub async fn opens_by_hour<C: ConnectionTrait>(
             "SELECT {who} AS contact_id, {hour} AS hour, COUNT(*) AS n FROM sys_events \
              WHERE name = 'opened' AND occurred_at >= "
         ))
-        .bind(since)
-        .push(&reached.and("contact_id"));
+        .bind(since);
+        reached.and(&mut sql, "contact_id");
         if contacts.is_some() {
             sql.push(" AND ")
                 .in_list("contact_id", chunk.iter().copied());
@@ -950,9 +953,9 @@ pub async fn sends_by_hour<C: ConnectionTrait>(
          COUNT(e.id) AS opened FROM sys_deliveries d LEFT JOIN sys_events e \
          ON e.delivery_id = d.id AND e.name = 'opened' WHERE d.status = 'sent' AND d.updated_at >= "
     ))
-    .bind(since)
-    .push(&reached.and("d.contact_id"))
-    .push(" GROUP BY 1");
+    .bind(since);
+    reached.and(&mut sql, "d.contact_id");
+    sql.push(" GROUP BY 1");
     let mut out = HashMap::new();
     for row in conn.query_all_raw(sql.statement()).await? {
         let hour: i64 = row.try_get("", "hour")?;
@@ -976,9 +979,9 @@ pub async fn sends_per_contact<C: ConnectionTrait>(
          LEFT JOIN sys_events e ON e.delivery_id = d.id AND e.name = 'opened' \
          WHERE d.status = 'sent' AND d.updated_at >= ",
     )
-    .bind(since)
-    .push(&reached.and("d.contact_id"))
-    .push(" GROUP BY d.contact_id");
+    .bind(since);
+    reached.and(&mut sql, "d.contact_id");
+    sql.push(" GROUP BY d.contact_id");
     let mut out = Vec::new();
     for row in conn.query_all_raw(sql.statement()).await? {
         let sent: i64 = row.try_get("", "sent")?;
@@ -1130,28 +1133,28 @@ pub async fn flow_stats<C: ConnectionTrait>(
 ) -> Result<FlowStats> {
     let backend = conn.get_database_backend();
     let mut stats = FlowStats::default();
-    // `SELECT … FROM table WHERE flow_id = ?{limit} GROUP BY …`
-    let query = |select_from: &str, limit: String, group_by: &str| {
+    // `SELECT … FROM table WHERE flow_id = ? [AND the reached contacts] GROUP BY …`
+    let query = |select_from: &str, runs_of_reached: bool, group_by: &str| {
         let mut sql = Sql::new(backend);
         sql.push(select_from)
             .push(" WHERE flow_id = ")
-            .bind(flow_id)
-            .push(&limit)
-            .push(" GROUP BY ")
-            .push(group_by);
+            .bind(flow_id);
+        if runs_of_reached {
+            // The step log names runs, not contacts.
+            sql.push(" AND run_id IN (SELECT id FROM sys_runs WHERE flow_id = ")
+                .bind(flow_id);
+            reached.and(&mut sql, "contact_id");
+            sql.push(")");
+        } else {
+            reached.and(&mut sql, "contact_id");
+        }
+        sql.push(" GROUP BY ").push(group_by);
         sql.statement()
-    };
-    let steps_reached = match &reached.members {
-        None => String::new(),
-        Some(_) => format!(
-            " AND run_id IN (SELECT id FROM sys_runs WHERE flow_id = {flow_id}{})",
-            reached.and("contact_id")
-        ),
     };
     for row in conn
         .query_all_raw(query(
             "SELECT state, node, outcome, COUNT(*) AS n FROM sys_runs",
-            reached.and("contact_id"),
+            false,
             "state, node, outcome",
         ))
         .await?
@@ -1173,7 +1176,7 @@ pub async fn flow_stats<C: ConnectionTrait>(
     for row in conn
         .query_all_raw(query(
             "SELECT node, outcome, COUNT(*) AS n FROM sys_run_steps",
-            steps_reached,
+            reached.members.is_some(),
             "node, outcome",
         ))
         .await?
@@ -1187,7 +1190,7 @@ pub async fn flow_stats<C: ConnectionTrait>(
     for row in conn
         .query_all_raw(query(
             "SELECT status, COUNT(*) AS n FROM sys_deliveries",
-            reached.and("contact_id"),
+            false,
             "status",
         ))
         .await?

@@ -183,11 +183,11 @@ impl Store {
         q.column(Alias::new("id"))
             .from(Alias::new(CONTACTS))
             .and_where(scope);
-        let select = match self.db().backend() {
-            DbBackend::Postgres => q.to_string(PostgresQueryBuilder),
-            _ => q.to_string(SqliteQueryBuilder),
+        let (select, values) = match self.db().backend() {
+            DbBackend::Postgres => q.build(PostgresQueryBuilder),
+            _ => q.build(SqliteQueryBuilder),
         };
-        Ok(crate::journeys::Reached::members(select))
+        Ok(crate::journeys::Reached::members(select, values.0))
     }
 
     /// The ids among `ids` that exist and that the caller reaches.

@@ -84,7 +84,51 @@ impl Sql {
 
     /// Appends a placeholder bound to `value`.
     pub fn bind(&mut self, value: impl Into<Cell>) -> &mut Self {
-        self.values.push(value.into().into_value());
+        self.bind_value(value.into().into_value())
+    }
+
+    /// Appends a statement built by sea-query for this backend (`?` or `$n` placeholders),
+    /// its values bound in turn, so that they travel as parameters in the form the database
+    /// stores them (a timestamp inlined as text compares wrongly on SQLite).
+    pub fn push_built(&mut self, text: &str, values: &[Value]) -> &mut Self {
+        let mut chars = text.char_indices().peekable();
+        let mut next = 0;
+        while let Some((_, c)) = chars.next() {
+            match c {
+                // Quoted strings and identifiers are copied as they are.
+                '\'' | '"' => {
+                    self.text.push(c);
+                    for (_, inner) in chars.by_ref() {
+                        self.text.push(inner);
+                        if inner == c {
+                            break;
+                        }
+                    }
+                }
+                '?' if self.backend != DbBackend::Postgres => {
+                    self.bind_value(values[next].clone());
+                    next += 1;
+                }
+                '$' if self.backend == DbBackend::Postgres
+                    && chars.peek().is_some_and(|(_, d)| d.is_ascii_digit()) =>
+                {
+                    let mut n = 0usize;
+                    while let Some((_, d)) =
+                        chars.peek().copied().filter(|(_, d)| d.is_ascii_digit())
+                    {
+                        n = n * 10 + d.to_digit(10).expect("a digit") as usize;
+                        chars.next();
+                    }
+                    self.bind_value(values[n - 1].clone());
+                }
+                _ => self.text.push(c),
+            }
+        }
+        self
+    }
+
+    fn bind_value(&mut self, value: Value) -> &mut Self {
+        self.values.push(value);
         match self.backend {
             DbBackend::Postgres => {
                 let n = self.values.len();
@@ -227,6 +271,43 @@ fn push_array_element(array: &mut String, cell: Cell) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn built_statements_join_the_placeholders_already_bound() {
+        let values = [Value::BigInt(Some(7)), Value::String(Some("愛知県".into()))];
+        let mut sql = Sql::new(DbBackend::Sqlite);
+        sql.push("SELECT 1 WHERE a = ")
+            .bind(1)
+            .push(" AND b IN (")
+            .push_built(
+                "SELECT id FROM t WHERE c = ? AND d <> 'is ? kept' AND e = ?",
+                &values,
+            )
+            .push(")");
+        assert_eq!(
+            sql.text,
+            "SELECT 1 WHERE a = ? AND b IN (SELECT id FROM t WHERE c = ? AND d <> 'is ? kept' AND e = ?)"
+        );
+        assert_eq!(sql.values.len(), 3);
+        assert_eq!(sql.values[2], values[1]);
+
+        let mut sql = Sql::new(DbBackend::Postgres);
+        sql.push("SELECT 1 WHERE a = ")
+            .bind(1)
+            .push(" AND b IN (")
+            .push_built(
+                r#"SELECT "id" FROM "t" WHERE "c" = $1 AND "d" <> '$2' AND "e" = $2"#,
+                &values,
+            )
+            .push(") AND z = ")
+            .bind(2);
+        assert_eq!(
+            sql.text,
+            r#"SELECT 1 WHERE a = $1 AND b IN (SELECT "id" FROM "t" WHERE "c" = $2 AND "d" <> '$2' AND "e" = $3) AND z = $4"#
+        );
+        assert_eq!(sql.values[1], values[0]);
+        assert_eq!(sql.values[2], values[1]);
+    }
 
     #[test]
     fn sqlite_rows_are_a_values_list_with_named_columns() {

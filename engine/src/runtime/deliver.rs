@@ -3,10 +3,10 @@
 //! an address a provider refuses goes on it, with a `bounced` event. A delivery whose worker died while the provider was
 //! being asked is declared `unknown` when its lease runs out: never resent silently.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use chrono::Duration as Span;
+use chrono::{DateTime, Duration as Span, Utc};
 use serde_json::{Map, Value as Json};
 use tabiji_connectors::{Connector, Message, Outcome};
 use tabiji_model::flow::Channel;
@@ -21,6 +21,10 @@ use crate::personalise::UNSUBSCRIBE_PLACEHOLDER;
 
 /// How long to wait before storing deliveries' outcomes again while the database is away.
 const OUTCOME_RETRY: Duration = Duration::from_millis(500);
+
+/// When deliveries a round claimed but never sent (the database went away part-way) are
+/// tried again.
+const RELEASED_RETRY: Duration = Duration::from_secs(1);
 
 /// Why a delivery was not attempted, or how it ended.
 fn result(d: &DeliveryRow, status: &'static str, error: impl Into<String>) -> DeliveryResult {
@@ -78,13 +82,69 @@ impl Runtime {
         if claimed.is_empty() {
             return Ok(0);
         }
+        let handled = claimed.len();
+        let versions: HashMap<i64, i32> = live.iter().map(|f| (f.id, f.version)).collect();
+        let mut results = Vec::with_capacity(claimed.len());
+        // Addresses the providers refused in this round: suppressed, and a `bounced` event.
+        let mut bounces: Vec<(String, DeliveryRow, String, String)> = Vec::new();
+        let rows = claimed.clone();
+        let round = self
+            .send_claimed(claimed, &versions, now, &mut results, &mut bounces)
+            .await;
+        if let Err(e) = &round {
+            // The database went away part-way. What a provider was asked keeps its outcome;
+            // the rest was never handed to one and waits its turn again, rather than running
+            // out its lease into `unknown`.
+            let answered: HashSet<i64> = results.iter().map(|r| r.id).collect();
+            let again = millis(self.now()) + RELEASED_RETRY.as_millis() as i64;
+            for d in rows.iter().filter(|d| !answered.contains(&d.id)) {
+                results.push(DeliveryResult {
+                    id: d.id,
+                    status: "pending",
+                    provider_ref: None,
+                    error: Some(format!("not sent yet: the round stopped ({e})")),
+                    next_attempt_at: again,
+                });
+            }
+        }
+        {
+            let mut counts = self.counters.deliveries.lock().expect("not poisoned");
+            for r in &results {
+                *counts.entry(r.status).or_default() += 1;
+                if r.status != "sent" {
+                    tracing::info!(
+                        delivery_id = r.id,
+                        status = r.status,
+                        reason = r.error.as_deref().unwrap_or(""),
+                        "delivery not sent"
+                    );
+                }
+            }
+        }
+        self.record_outcomes(results, lease_ends).await?;
+        round?;
+        if !bounces.is_empty() {
+            self.bounced(bounces).await?;
+        }
+        self.wrote(handled).await?;
+        Ok(handled)
+    }
+
+    /// Hands claimed deliveries to their channels' connectors, pushing each one's outcome to
+    /// `results` as it is known: frequency caps, consent, suppression and rendering first.
+    async fn send_claimed(
+        &self,
+        claimed: Vec<DeliveryRow>,
+        versions: &HashMap<i64, i32>,
+        now: DateTime<Utc>,
+        results: &mut Vec<DeliveryResult>,
+        bounces: &mut Vec<(String, DeliveryRow, String, String)>,
+    ) -> Result<()> {
+        let conn = &self.store.db().conn;
         // Every answer is in by half the lease: one later could arrive after the delivery was
         // declared unknown. Connectors start nothing after it and cut off what is in flight.
         let deadline = Instant::now() + self.config.lease / 2;
         let grace = (self.config.lease / 4).min(Duration::from_secs(5));
-        let handled = claimed.len();
-        let versions: HashMap<i64, i32> = live.iter().map(|f| (f.id, f.version)).collect();
-        let mut results = Vec::with_capacity(claimed.len());
 
         // Frequency caps count sends across all flows, so this batch's sends count too.
         let mut contacts: Vec<i64> = claimed.iter().map(|d| d.contact_id).collect();
@@ -110,8 +170,6 @@ impl Runtime {
             }
         }
 
-        // Addresses the providers refused in this round: suppressed, and a `bounced` event.
-        let mut bounces: Vec<(String, DeliveryRow, String, String)> = Vec::new();
         let mut by_channel: HashMap<String, Vec<DeliveryRow>> = HashMap::new();
         for d in claimed {
             if let Some(&(max, days)) = caps.get(&d.flow_id) {
@@ -215,17 +273,11 @@ impl Runtime {
                 && let Some(address_field) = fields.first()
             {
                 ready = self
-                    .without_suppressed(
-                        &channel,
-                        connector.as_ref(),
-                        address_field,
-                        ready,
-                        &mut results,
-                    )
+                    .without_suppressed(&channel, connector.as_ref(), address_field, ready, results)
                     .await?;
             }
             if connector.needs_content() {
-                ready = self.render(ready, data, &mut results).await?;
+                ready = self.render(ready, data, results).await?;
             }
             for chunk in ready.chunks(connector.max_batch().max(1)) {
                 if Instant::now() >= deadline {
@@ -283,26 +335,7 @@ impl Runtime {
                 }
             }
         }
-        {
-            let mut counts = self.counters.deliveries.lock().expect("not poisoned");
-            for r in &results {
-                *counts.entry(r.status).or_default() += 1;
-                if r.status != "sent" {
-                    tracing::info!(
-                        delivery_id = r.id,
-                        status = r.status,
-                        reason = r.error.as_deref().unwrap_or(""),
-                        "delivery not sent"
-                    );
-                }
-            }
-        }
-        self.record_outcomes(results, lease_ends).await?;
-        if !bounces.is_empty() {
-            self.bounced(bounces).await?;
-        }
-        self.wrote(handled).await?;
-        Ok(handled)
+        Ok(())
     }
 
     /// Stores what the providers answered. The messages have gone out, so a database

@@ -408,7 +408,17 @@ impl Store {
                 .column(col("id"))
                 .from(col("tourists"))
                 .and_where(compiler.cond(&resolved.cond));
-            q.and_where(Expr::col((col("d"), col("contact_id"))).in_subquery(members));
+            // A privacy-mode flow's deliveries hold the pseudonym of the contact behind them.
+            let mut pseudonyms = Query::select();
+            pseudonyms
+                .column(col("pseudonym"))
+                .from(col("sys_pseudonyms"))
+                .and_where(Expr::col(col("contact_id")).in_subquery(members.clone()));
+            q.and_where(
+                Expr::col((col("d"), col("contact_id")))
+                    .in_subquery(members)
+                    .or(Expr::col((col("d"), col("contact_id"))).in_subquery(pseudonyms)),
+            );
         }
         let joins_tourists = dimensions
             .iter()

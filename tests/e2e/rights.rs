@@ -280,7 +280,8 @@ async fn record_rights_narrow_the_api(app: &TestApp) {
                 "sql": {"ops": ["view"]},
                 "flows": {"ops": ["view", "create", "edit", "publish"]},
                 "events": {"ops": ["create"]},
-                "suppressions": {"ops": ["view"]}
+                "suppressions": {"ops": ["view"]},
+                "reports": {"ops": ["view"]}
             }}),
         )
         .await;
@@ -525,6 +526,35 @@ async fn record_rights_narrow_the_api(app: &TestApp) {
     assert_eq!(theirs["outcomes"], json!({"exit": 1}), "{theirs}");
     assert_eq!(theirs["deliveries"], json!({"sent": 1}), "{theirs}");
     assert_eq!(theirs["steps"]["mail"]["sent"], 1, "{theirs}");
+
+    // The same when the flow keeps pseudonyms (privacy mode), and in a message report.
+    let private = json!({"format": 1, "name": "private mail", "settings": {"privacy": true},
+                         "entry": {"type": "api", "next": "mail"},
+                         "nodes": [{"id": "mail", "type": "send", "channel": "test", "template": "quiet", "next": "end"},
+                                   {"id": "end", "type": "exit"}]});
+    let private_id = app.publish_and_enter(private, &[aichi, gifu]).await;
+    let stats = format!("/api/flows/{private_id}/stats");
+    app.get_until(&stats, |v| v["deliveries"]["sent"] == 2)
+        .await;
+    let (status, theirs) = app
+        .call_as(&office, reqwest::Method::GET, &stats, None)
+        .await;
+    assert_eq!(status, 200, "{theirs}");
+    assert_eq!(theirs["deliveries"], json!({"sent": 1}), "{theirs}");
+    let report = json!({"chart": "table", "source": {"messages": {"flow": private_id, "measures": ["sent"]}}});
+    let (status, all) = app.post("/api/reports/run", report.clone()).await;
+    assert_eq!(status, 200, "{all}");
+    assert_eq!(all["rows"][0]["sent"], 2, "{all}");
+    let (status, theirs) = app
+        .call_as(
+            &office,
+            reqwest::Method::POST,
+            "/api/reports/run",
+            Some(report),
+        )
+        .await;
+    assert_eq!(status, 200, "{theirs}");
+    assert_eq!(theirs["rows"][0]["sent"], 1, "{theirs}");
 }
 
 #[tokio::test]

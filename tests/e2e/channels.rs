@@ -309,19 +309,7 @@ async fn sms_line_and_webhooks_reach_their_providers() {
                 {"id": "end", "type": "exit"}
             ]
         });
-        let (_, created) = app.post("/api/flows", flow).await;
-        let flow_id = created["id"].as_i64().unwrap();
-        let (status, body) = app
-            .post(&format!("/api/flows/{flow_id}/publish"), json!({}))
-            .await;
-        assert_eq!(status, 200, "{body}");
-        let (status, report) = app
-            .post(
-                &format!("/api/flows/{flow_id}/runs"),
-                json!({"contacts": ids}),
-            )
-            .await;
-        assert_eq!(status, 200, "{report}");
+        let flow_id = app.publish_and_enter(flow, &ids).await;
 
         // Hanako gets all three; Taro agreed to neither SMS nor LINE, Jiro's number is
         // suppressed, and the webhook needs no consent.

@@ -81,24 +81,13 @@ async fn save_content(app: &TestApp) {
 }
 
 async fn tourists(app: &TestApp) -> Vec<i64> {
-    let (status, created) = app
-        .post(
-            "/api/data/tourists/bulk",
-            json!({"items": [
-                {"email": "hanako@example.jp", "given_name": "花子", "family_name": "<山田>", "prefecture": "愛知県", "member_type": "premium", "opt_in_email": true},
-                {"email": "bounce@example.jp", "given_name": "次郎", "family_name": "佐藤", "prefecture": "岐阜県", "opt_in_email": true},
-                {"email": "busy@example.jp", "given_name": "三郎", "family_name": "鈴木", "prefecture": "三重県", "opt_in_email": true},
-                {"email": "shiro@example.jp", "given_name": "四郎", "family_name": "高橋", "prefecture": "静岡県"}
-            ]}),
-        )
-        .await;
-    assert_eq!(status, 201, "{created}");
-    created["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].as_i64().unwrap())
-        .collect()
+    app.create_tourists(vec![
+        json!({"email": "hanako@example.jp", "given_name": "花子", "family_name": "<山田>", "prefecture": "愛知県", "member_type": "premium", "opt_in_email": true}),
+        json!({"email": "bounce@example.jp", "given_name": "次郎", "family_name": "佐藤", "prefecture": "岐阜県", "opt_in_email": true}),
+        json!({"email": "busy@example.jp", "given_name": "三郎", "family_name": "鈴木", "prefecture": "三重県", "opt_in_email": true}),
+        json!({"email": "shiro@example.jp", "given_name": "四郎", "family_name": "高橋", "prefecture": "静岡県"}),
+    ])
+    .await
 }
 
 const PUBLIC_URL: &str = "https://crm.kanko.example.jp";

@@ -28,19 +28,13 @@ async fn post(app: &TestApp, path: &str, body: Value) -> (u16, Value) {
 }
 
 async fn opened_moves_the_run_on(app: &TestApp) {
-    let (status, created) = post(
-        app,
-        "/api/data/tourists/bulk",
-        json!({"items": [{"email": "guest1@example.jp"}, {"email": "guest2@example.jp"}, {"email": "guest3@example.jp"}]}),
-    )
-    .await;
-    assert_eq!(status, 201, "{created}");
-    let ids: Vec<i64> = created["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["id"].as_i64().unwrap())
-        .collect();
+    let ids = app
+        .create_tourists(vec![
+            json!({"email": "guest1@example.jp"}),
+            json!({"email": "guest2@example.jp"}),
+            json!({"email": "guest3@example.jp"}),
+        ])
+        .await;
     let flow = json!({
         "format": 1, "name": "welcome",
         "entry": {"type": "api", "next": "mail1"},

@@ -16,19 +16,6 @@ fn ids_of(page: &Value) -> Vec<i64> {
         .collect()
 }
 
-async fn create_tourists(app: &TestApp, items: Vec<Value>) -> Vec<i64> {
-    let (status, body) = app
-        .post("/api/data/tourists/bulk", json!({ "items": items }))
-        .await;
-    assert_eq!(status, 201, "{body}");
-    body["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].as_i64().unwrap())
-        .collect()
-}
-
 fn days_ago(n: i64) -> String {
     (Utc::now() - Duration::days(n)).to_rfc3339()
 }
@@ -38,18 +25,16 @@ async fn find_and_save_segments(app: &TestApp) {
     let today = (Utc::now() + Duration::hours(9)).date_naive();
     let this_month = format!("1990-{:02}-01", today.month());
     let next_month = format!("1985-{:02}-01", today.month() % 12 + 1);
-    let ids = create_tourists(
-        app,
-        vec![
+    let ids = app
+        .create_tourists(vec![
             json!({"email": "a@example.jp", "prefecture": "愛知県", "birth_date": this_month}),
             json!({"email": "b@example.jp", "prefecture": "愛知県", "birth_date": this_month}),
             json!({"email": "c@example.jp", "prefecture": "愛知県", "birth_date": next_month}),
             json!({"email": "d@example.jp", "prefecture": "東京都", "birth_date": this_month}),
             json!({"email": "e@example.jp", "prefecture": "愛知県", "birth_date": this_month}),
             json!({"email": "f@example.jp", "prefecture": "愛知県"}),
-        ],
-    )
-    .await;
+        ])
+        .await;
     let [a, b, c, d, e, f] = ids[..] else {
         panic!("{ids:?}")
     };
@@ -217,13 +202,13 @@ async fn segments_find_save_combine_and_page() {
 }
 
 async fn message_and_flow_results(app: &TestApp) {
-    let ids = create_tourists(
-        app,
-        (0..3)
-            .map(|n| json!({"email": format!("m{n}@example.jp")}))
-            .collect(),
-    )
-    .await;
+    let ids = app
+        .create_tourists(
+            (0..3)
+                .map(|n| json!({"email": format!("m{n}@example.jp")}))
+                .collect(),
+        )
+        .await;
     let flow = json!({
         "format": 1, "name": "welcome",
         "entry": {"type": "api", "next": "mail1"},
@@ -326,10 +311,9 @@ async fn message_and_flow_results_are_conditions() {
 }
 
 async fn filters_respect_field_rights(app: &TestApp) {
-    create_tourists(
-        app,
-        vec![json!({"email": "r@example.jp", "prefecture": "愛知県", "birth_date": "1990-01-01"})],
-    )
+    app.create_tourists(vec![
+        json!({"email": "r@example.jp", "prefecture": "愛知県", "birth_date": "1990-01-01"}),
+    ])
     .await;
     let clerk = app
         .user_with_rights(
@@ -367,16 +351,14 @@ async fn filters_respect_field_rights_and_segments_need_their_own() {
 }
 
 async fn flows_send_to_saved_segments(app: &TestApp) {
-    let ids = create_tourists(
-        app,
-        vec![
+    let ids = app
+        .create_tourists(vec![
             json!({"email": "s0@example.jp", "prefecture": "愛知県", "opt_in_email": true}),
             json!({"email": "s1@example.jp", "prefecture": "東京都", "opt_in_email": true}),
             json!({"email": "s2@example.jp", "prefecture": "愛知県", "opt_in_email": false}),
             json!({"email": "s3@example.jp", "prefecture": "愛知県", "opt_in_email": true}),
-        ],
-    )
-    .await;
+        ])
+        .await;
     let flow = |segment: &str| {
         json!({
             "format": 1, "name": format!("to {segment}"),
@@ -434,17 +416,15 @@ async fn flows_send_to_saved_segments_only() {
 }
 
 async fn act_on_a_filtered_set(app: &TestApp) {
-    let ids = create_tourists(
-        app,
-        vec![
+    let ids = app
+        .create_tourists(vec![
             json!({"email": "p0@example.jp", "prefecture": "愛知県", "interests": ["food"]}),
             json!({"email": "p1@example.jp", "prefecture": "愛知県", "interests": []}),
             json!({"email": "p2@example.jp", "prefecture": "愛知県"}),
             json!({"email": "p3@example.jp", "prefecture": "東京都"}),
             json!({"email": "p4@example.jp", "prefecture": "東京都"}),
-        ],
-    )
-    .await;
+        ])
+        .await;
     let aichi = json!({"field": {"key": "prefecture", "op": "eq", "value": "愛知県"}});
     let act = |action: Value, extra: Value| {
         let mut body = json!({"filter": aichi.clone(), "action": action});
@@ -537,7 +517,7 @@ async fn aggregates_and_draws(app: &TestApp) {
                    "total_spend": n * 100})
         })
         .collect();
-    create_tourists(app, items).await;
+    app.create_tourists(items).await;
     let (status, body) = app
         .post(
             "/api/data/tourists/aggregate",

@@ -77,6 +77,11 @@ impl Sql {
         }
     }
 
+    /// The statement text and its values, in placeholder order.
+    pub fn into_parts(self) -> (String, Vec<Value>) {
+        (self.text, self.values)
+    }
+
     pub fn push(&mut self, text: &str) -> &mut Self {
         self.text.push_str(text);
         self

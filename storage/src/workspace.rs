@@ -30,7 +30,7 @@ use futures_util::TryStreamExt;
 use rand::RngCore;
 use sea_orm::sea_query::{
     Alias, ColumnDef, Expr, ExprTrait, Order, PostgresQueryBuilder, Query, SqliteQueryBuilder,
-    Table,
+    Table, Values,
 };
 use sea_orm::sqlx::postgres::PgPool;
 use sea_orm::sqlx::sqlite::{SqlitePool, SqliteRow};
@@ -39,6 +39,7 @@ use sea_orm::sqlx::{
     TypeInfo, ValueRef,
 };
 use sea_orm::{ConnectionTrait, DbBackend, QueryResult, SqlErr, Value};
+use sea_query_sqlx::SqlxValues;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use tabiji_model::Op;
@@ -52,6 +53,7 @@ use crate::db::Sandbox;
 use crate::error::{ItemError, Result, StorageError};
 use crate::records::Store;
 use crate::segments;
+use crate::sql::Sql;
 
 /// The resource whose rights govern the workspace: `view` runs queries and reads output
 /// tables, `create` saves new ones and copies, `edit` overwrites and appends, `delete` drops.
@@ -316,42 +318,46 @@ fn reads_of(
 }
 
 /// The `WITH` list that defines each table the query reads as the columns the user may see,
-/// and where their record rights narrow it, the rows they reach.
-fn views(checked: &check::Checked, offer: &Offer, schema: &str, backend: DbBackend) -> String {
-    let views: Vec<String> = checked
+/// and where their record rights narrow it, the rows they reach. The rights' values travel as
+/// parameters, in the form the database stores them (a timestamp inlined as text compares
+/// wrongly on SQLite).
+fn views(checked: &check::Checked, offer: &Offer, schema: &str, backend: DbBackend) -> Sql {
+    let mut sql = Sql::new(backend);
+    let offered = checked
         .tables
         .iter()
-        .filter_map(|name| offer.tables.get(name).map(|o| (name, o)))
-        .map(|(name, offered)| {
-            let select = match &offered.rows {
-                None => {
-                    let columns: Vec<String> = offered.columns.iter().map(|c| quote(c)).collect();
-                    format!(
-                        "SELECT {} FROM {}.{}",
-                        columns.join(", "),
-                        quote(schema),
-                        quote(&offered.base)
-                    )
-                }
-                Some(rows) => {
-                    let mut q = Query::select();
-                    q.columns(offered.columns.iter().map(|c| col(c)))
-                        .from((col(schema), col(&offered.base)))
-                        .and_where(rows.clone());
-                    match backend {
-                        DbBackend::Postgres => q.to_string(PostgresQueryBuilder),
-                        _ => q.to_string(SqliteQueryBuilder),
-                    }
-                }
-            };
-            format!("{} AS ({select})", quote(&check::view_name(name)))
-        })
-        .collect();
-    if views.is_empty() {
-        String::new()
-    } else {
-        format!("WITH {} ", views.join(", "))
+        .filter_map(|name| offer.tables.get(name).map(|o| (name, o)));
+    for (n, (name, offered)) in offered.enumerate() {
+        sql.push(if n == 0 { "WITH " } else { ", " });
+        sql.push(&format!("{} AS (", quote(&check::view_name(name))));
+        match &offered.rows {
+            None => {
+                let columns: Vec<String> = offered.columns.iter().map(|c| quote(c)).collect();
+                sql.push(&format!(
+                    "SELECT {} FROM {}.{}",
+                    columns.join(", "),
+                    quote(schema),
+                    quote(&offered.base)
+                ));
+            }
+            Some(rows) => {
+                let mut q = Query::select();
+                q.columns(offered.columns.iter().map(|c| col(c)))
+                    .from((col(schema), col(&offered.base)))
+                    .and_where(rows.clone());
+                let (text, values) = match backend {
+                    DbBackend::Postgres => q.build(PostgresQueryBuilder),
+                    _ => q.build(SqliteQueryBuilder),
+                };
+                sql.push_built(&text, &values.0);
+            }
+        }
+        sql.push(")");
     }
+    if !sql.text.is_empty() {
+        sql.push(" ");
+    }
+    sql
 }
 
 /// A message from the sandbox to whoever consumes the rows.
@@ -436,12 +442,12 @@ async fn produce_sqlite(pool: &SqlitePool, plan: &Plan<'_>, out: mpsc::Sender<Pa
             go_on
         });
     }
-    let sql = format!(
-        "{}SELECT * FROM ({}) LIMIT {}",
-        views(plan.checked, plan.offer, "main", DbBackend::Sqlite),
-        plan.checked.sql,
-        plan.limit
-    );
+    let mut sql = views(plan.checked, plan.offer, "main", DbBackend::Sqlite);
+    sql.push(&format!(
+        "SELECT * FROM ({}) LIMIT {}",
+        plan.checked.sql, plan.limit
+    ));
+    let (sql, values) = sql.into_parts();
     let result = async {
         let statement = (&mut *conn)
             .prepare(AssertSqlSafe(sql.clone()).into_sql_str())
@@ -454,7 +460,8 @@ async fn produce_sqlite(pool: &SqlitePool, plan: &Plan<'_>, out: mpsc::Sender<Pa
         if out.send(Part::Columns(columns)).await.is_err() {
             return Ok(());
         }
-        let mut rows = sqlx::query(AssertSqlSafe(sql)).fetch(&mut *conn);
+        let mut rows =
+            sqlx::query_with(AssertSqlSafe(sql), SqlxValues(Values(values))).fetch(&mut *conn);
         let mut chunk = Vec::with_capacity(CHUNK);
         while let Some(row) = rows.try_next().await? {
             chunk.push(sqlite_row(&row)?);
@@ -526,8 +533,8 @@ async fn produce_postgres(pool: &PgPool, plan: &Plan<'_>, out: mpsc::Sender<Part
             .await?;
         let views = views(plan.checked, plan.offer, &schema, DbBackend::Postgres);
         let described = format!(
-            "{views}SELECT * FROM ({}) AS tabiji_result",
-            plan.checked.sql
+            "{}SELECT * FROM ({}) AS tabiji_result",
+            views.text, plan.checked.sql
         );
         let statement = (&mut *txn)
             .prepare(AssertSqlSafe(described).into_sql_str())
@@ -564,12 +571,15 @@ async fn produce_postgres(pool: &PgPool, plan: &Plan<'_>, out: mpsc::Sender<Part
         } else {
             format!("({})", names.join(", "))
         };
-        let sql = format!(
-            "{views}SELECT {json} FROM ({}) AS tabiji_result{alias} LIMIT {}",
+        let mut sql = views;
+        sql.push(&format!(
+            "SELECT {json} FROM ({}) AS tabiji_result{alias} LIMIT {}",
             plan.checked.sql, plan.limit
-        );
+        ));
+        let (sql, values) = sql.into_parts();
         {
-            let mut rows = sqlx::query(AssertSqlSafe(sql)).fetch(&mut *txn);
+            let mut rows =
+                sqlx::query_with(AssertSqlSafe(sql), SqlxValues(Values(values))).fetch(&mut *txn);
             let mut chunk = Vec::with_capacity(CHUNK);
             while let Some(row) = rows.try_next().await? {
                 let text: String = row.try_get(0)?;

@@ -510,6 +510,42 @@ async fn an_output_table_is_read_only_by_those_who_may_see_what_it_was_made_from
     }
 }
 
+/// Record rights on a timestamp narrow SQL as they narrow a search: the value is compared as
+/// the database stores it, not as text of another form.
+#[tokio::test]
+async fn record_rights_on_a_time_narrow_the_rows_sql_reads() {
+    for scratch in Scratch::all_backends().await {
+        let store = seeded(&scratch).await;
+        let since = |at: &str| {
+            let mut purchases = EntityRights::with_ops(&[Op::View]);
+            purchases.records = Some(
+                serde_json::from_value::<Filter>(
+                    json!({"field": {"key": "occurred_at", "op": "gte", "value": at}}),
+                )
+                .unwrap(),
+            );
+            let mut who = clerk();
+            who.rights.entities.insert("purchases".into(), purchases);
+            who
+        };
+        let count = |who: Principal| {
+            let store = &store;
+            async move {
+                query(store, &who, &ask("SELECT count(*) FROM purchases"))
+                    .await
+                    .unwrap()
+                    .rows[0][0]
+                    .clone()
+            }
+        };
+        // Every purchase is at 10:00 on 1 November.
+        assert_eq!(count(since("2026-11-01T09:59:59Z")).await, json!(30));
+        assert_eq!(count(since("2026-11-01T10:00:01Z")).await, json!(0));
+        assert_eq!(count(since("2026-11-01T19:00:00+09:00")).await, json!(30));
+        scratch.remove().await;
+    }
+}
+
 #[test]
 fn a_later_row_of_another_type_is_refused_with_its_row_and_column() {
     let column = Column {

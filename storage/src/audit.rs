@@ -1,5 +1,7 @@
 //! The access log (CF-3): who read, searched, changed or was refused what, and when.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Months, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
@@ -9,6 +11,7 @@ use crate::Db;
 use crate::auth::Principal;
 use crate::entities::access_log;
 use crate::error::Result;
+use tokio::sync::oneshot;
 
 /// One line of the access log.
 #[derive(Debug, Clone)]
@@ -20,8 +23,9 @@ pub struct Entry<'a> {
     pub detail: Option<String>,
 }
 
+/// Writes one line, returning once it is stored.
 pub async fn record(db: &Db, who: &Principal, entry: Entry<'_>) -> Result<()> {
-    access_log::ActiveModel {
+    let line = access_log::ActiveModel {
         at: Set(Utc::now()),
         user_id: Set(who.user_id),
         login: Set(who.login.clone()),
@@ -31,10 +35,85 @@ pub async fn record(db: &Db, who: &Principal, entry: Entry<'_>) -> Result<()> {
         outcome: Set(entry.outcome.to_string()),
         detail: Set(entry.detail),
         ..Default::default()
+    };
+    db.journal.write(db, line).await
+}
+
+/// Access-log lines waiting to be written, and the turn to write them.
+///
+/// Every request writes a line, and a line written alone is a transaction of its own: on
+/// SQLite one writer at a time, each waiting for the lock; on PostgreSQL a WAL flush each.
+/// Lines that arrive while a group is being written wait for the next group, which goes as
+/// one multi-row INSERT; each caller still returns only once its own line is stored.
+#[derive(Debug, Default)]
+pub(crate) struct Journal {
+    waiting: std::sync::Mutex<Vec<Waiting>>,
+    turn: Arc<tokio::sync::Mutex<()>>,
+}
+
+#[derive(Debug)]
+struct Waiting {
+    line: access_log::ActiveModel,
+    stored: oneshot::Sender<bool>,
+}
+
+/// At most this many lines go in one INSERT (8 parameters each).
+const GROUP: usize = 1_000;
+
+impl Journal {
+    async fn write(&self, db: &Db, line: access_log::ActiveModel) -> Result<()> {
+        let (stored, mut outcome) = oneshot::channel();
+        self.waiting
+            .lock()
+            .expect("no thread panics holding the access-log queue")
+            .push(Waiting {
+                line: line.clone(),
+                stored,
+            });
+        let turn = self.turn.clone().lock_owned().await;
+        let written = match outcome.try_recv() {
+            Ok(written) => {
+                drop(turn);
+                written
+            }
+            Err(oneshot::error::TryRecvError::Empty) => {
+                // This line is still waiting, so it is this caller's turn to write the group.
+                // The group is written by a task of its own, so that a caller who goes away
+                // (a client that hangs up) cannot leave the others waiting.
+                let group: Vec<Waiting> = {
+                    let mut waiting = self
+                        .waiting
+                        .lock()
+                        .expect("no thread panics holding the access-log queue");
+                    let n = waiting.len().min(GROUP);
+                    waiting.drain(..n).collect()
+                };
+                let conn = db.conn.clone();
+                tokio::spawn(async move {
+                    let (lines, stored): (Vec<_>, Vec<_>) =
+                        group.into_iter().map(|w| (w.line, w.stored)).unzip();
+                    let written = access_log::Entity::insert_many(lines)
+                        .exec_without_returning(&conn)
+                        .await
+                        .is_ok();
+                    // Each caller hears before the turn passes on: whoever takes the turn
+                    // next and has not heard is sure to find its line still waiting.
+                    for stored in stored {
+                        let _ = stored.send(written);
+                    }
+                    drop(turn);
+                });
+                outcome.await.unwrap_or(false)
+            }
+            Err(oneshot::error::TryRecvError::Closed) => false,
+        };
+        if !written {
+            // The group failed as a whole; alone, each line either goes in or brings back
+            // the database's own error for this caller.
+            line.insert(&db.conn).await?;
+        }
+        Ok(())
     }
-    .insert(&db.conn)
-    .await?;
-    Ok(())
 }
 
 /// Which entries to find; every part given must match.
@@ -100,6 +179,73 @@ pub async fn purge(db: &Db, now: DateTime<Utc>) -> Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::migration;
+    use crate::scratch::Scratch;
+    use sea_orm::{ConnectionTrait, PaginatorTrait};
+
+    async fn record_many(db: &Db, n: usize) -> Vec<Result<()>> {
+        let who = Principal::system();
+        let calls = (0..n).map(|i| {
+            let (db, who) = (db.clone(), who.clone());
+            tokio::spawn(async move {
+                let entry = Entry {
+                    action: "view",
+                    entity: Some("tourists"),
+                    record_id: Some(i as i64),
+                    outcome: "ok",
+                    detail: None,
+                };
+                record(&db, &who, entry).await
+            })
+        });
+        let mut results = Vec::new();
+        for call in calls.collect::<Vec<_>>() {
+            results.push(call.await.unwrap());
+        }
+        results
+    }
+
+    #[tokio::test]
+    async fn lines_written_at_once_are_each_stored_once() {
+        for scratch in Scratch::all_backends().await {
+            let db = Db::connect(&scratch.url).await.unwrap();
+            migration::run(&db).await.unwrap();
+            assert!(record_many(&db, 300).await.iter().all(Result::is_ok));
+            let mut ids: Vec<i64> = access_log::Entity::find()
+                .all(&db.conn)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter_map(|line| line.record_id)
+                .collect();
+            ids.sort();
+            assert_eq!(ids, (0..300).collect::<Vec<i64>>());
+            db.conn.close().await.unwrap();
+            scratch.remove().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_group_that_cannot_be_written_fails_every_caller_in_it() {
+        for scratch in Scratch::all_backends().await {
+            let db = Db::connect(&scratch.url).await.unwrap();
+            migration::run(&db).await.unwrap();
+            db.conn
+                .execute_unprepared("ALTER TABLE sys_access_log RENAME TO gone")
+                .await
+                .unwrap();
+            let results = record_many(&db, 50).await;
+            assert!(results.iter().all(Result::is_err), "{results:?}");
+            db.conn
+                .execute_unprepared("ALTER TABLE gone RENAME TO sys_access_log")
+                .await
+                .unwrap();
+            assert_eq!(access_log::Entity::find().count(&db.conn).await.unwrap(), 0);
+            assert!(record_many(&db, 5).await.iter().all(Result::is_ok));
+            db.conn.close().await.unwrap();
+            scratch.remove().await;
+        }
+    }
 
     #[test]
     fn entries_are_kept_one_calendar_month() {

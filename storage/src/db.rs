@@ -23,6 +23,8 @@ pub struct Db {
     url: Url,
     /// The SQL workspace's read-only connections, opened when first used.
     sandbox: Arc<OnceCell<Sandbox>>,
+    /// Access-log lines on their way in, written in groups.
+    pub(crate) journal: Arc<crate::audit::Journal>,
 }
 
 /// The database URL, which may hold a password: never printed.
@@ -101,6 +103,7 @@ impl Db {
             conn,
             url: Url(url.into()),
             sandbox: Arc::new(OnceCell::new()),
+            journal: Arc::default(),
         })
     }
 

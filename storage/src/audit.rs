@@ -25,7 +25,11 @@ pub struct Entry<'a> {
 
 /// Writes one line, returning once it is stored.
 pub async fn record(db: &Db, who: &Principal, entry: Entry<'_>) -> Result<()> {
-    let line = access_log::ActiveModel {
+    db.journal.write(db, line(who, entry)).await
+}
+
+fn line(who: &Principal, entry: Entry<'_>) -> access_log::ActiveModel {
+    access_log::ActiveModel {
         at: Set(Utc::now()),
         user_id: Set(who.user_id),
         login: Set(who.login.clone()),
@@ -35,8 +39,7 @@ pub async fn record(db: &Db, who: &Principal, entry: Entry<'_>) -> Result<()> {
         outcome: Set(entry.outcome.to_string()),
         detail: Set(entry.detail),
         ..Default::default()
-    };
-    db.journal.write(db, line).await
+    }
 }
 
 /// Access-log lines waiting to be written, and the turn to write them.
@@ -57,7 +60,7 @@ struct Waiting {
     stored: oneshot::Sender<bool>,
 }
 
-/// At most this many lines go in one INSERT (8 parameters each).
+/// At most this many lines go in one INSERT (8 parameters each); a larger group takes several.
 const GROUP: usize = 1_000;
 
 impl Journal {
@@ -80,26 +83,32 @@ impl Journal {
                 // This line is still waiting, so it is this caller's turn to write the group.
                 // The group is written by a task of its own, so that a caller who goes away
                 // (a client that hangs up) cannot leave the others waiting.
-                let group: Vec<Waiting> = {
-                    let mut waiting = self
+                // All that wait, this caller's line among them, however many: a line left
+                // behind would have no one left to write it.
+                let group: Vec<Waiting> = std::mem::take(
+                    &mut *self
                         .waiting
                         .lock()
-                        .expect("no thread panics holding the access-log queue");
-                    let n = waiting.len().min(GROUP);
-                    waiting.drain(..n).collect()
-                };
+                        .expect("no thread panics holding the access-log queue"),
+                );
                 let conn = db.conn.clone();
                 tokio::spawn(async move {
-                    let (lines, stored): (Vec<_>, Vec<_>) =
-                        group.into_iter().map(|w| (w.line, w.stored)).unzip();
-                    let written = access_log::Entity::insert_many(lines)
-                        .exec_without_returning(&conn)
-                        .await
-                        .is_ok();
-                    // Each caller hears before the turn passes on: whoever takes the turn
-                    // next and has not heard is sure to find its line still waiting.
-                    for stored in stored {
-                        let _ = stored.send(written);
+                    let mut group = group.into_iter().peekable();
+                    while group.peek().is_some() {
+                        let (lines, stored): (Vec<_>, Vec<_>) = group
+                            .by_ref()
+                            .take(GROUP)
+                            .map(|w| (w.line, w.stored))
+                            .unzip();
+                        let written = access_log::Entity::insert_many(lines)
+                            .exec_without_returning(&conn)
+                            .await
+                            .is_ok();
+                        // Each caller hears before the turn passes on: whoever takes the turn
+                        // next and has not heard is sure to find its line still waiting.
+                        for stored in stored {
+                            let _ = stored.send(written);
+                        }
                     }
                     drop(turn);
                 });
@@ -210,7 +219,9 @@ mod tests {
         for scratch in Scratch::all_backends().await {
             let db = Db::connect(&scratch.url).await.unwrap();
             migration::run(&db).await.unwrap();
-            assert!(record_many(&db, 300).await.iter().all(Result::is_ok));
+            // More than one INSERT's worth arrive at once.
+            let n = GROUP as i64 * 2 + 500;
+            assert!(record_many(&db, n as usize).await.iter().all(Result::is_ok));
             let mut ids: Vec<i64> = access_log::Entity::find()
                 .all(&db.conn)
                 .await
@@ -219,10 +230,51 @@ mod tests {
                 .filter_map(|line| line.record_id)
                 .collect();
             ids.sort();
-            assert_eq!(ids, (0..300).collect::<Vec<i64>>());
+            assert_eq!(ids, (0..n).collect::<Vec<i64>>());
             db.conn.close().await.unwrap();
             scratch.remove().await;
         }
+    }
+
+    /// A caller whose line waits behind more than one INSERT's worth of others still has it
+    /// written, though every other caller has gone.
+    #[tokio::test]
+    async fn a_line_behind_a_full_group_is_written_too() {
+        let scratch = Scratch::sqlite();
+        let db = Db::connect(&scratch.url).await.unwrap();
+        migration::run(&db).await.unwrap();
+        let who = Principal::system();
+        let entry = |id: usize| Entry {
+            action: "view",
+            entity: Some("tourists"),
+            record_id: Some(id as i64),
+            outcome: "ok",
+            detail: None,
+        };
+        db.journal
+            .waiting
+            .lock()
+            .unwrap()
+            .extend((0..GROUP).map(|i| {
+                let (stored, _gone) = oneshot::channel();
+                Waiting {
+                    line: line(&who, entry(i)),
+                    stored,
+                }
+            }));
+        tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            record(&db, &who, entry(GROUP)),
+        )
+        .await
+        .expect("the line is written, not left waiting")
+        .unwrap();
+        assert_eq!(
+            access_log::Entity::find().count(&db.conn).await.unwrap(),
+            GROUP as u64 + 1
+        );
+        db.conn.close().await.unwrap();
+        scratch.remove().await;
     }
 
     #[tokio::test]

@@ -80,11 +80,10 @@ impl Journal {
                 written
             }
             Err(oneshot::error::TryRecvError::Empty) => {
-                // This line is still waiting, so it is this caller's turn to write the group.
-                // The group is written by a task of its own, so that a caller who goes away
-                // (a client that hangs up) cannot leave the others waiting.
-                // All that wait, this caller's line among them, however many: a line left
-                // behind would have no one left to write it.
+                // This line is still waiting, so it is this caller's turn to write every line
+                // that waits, however many (a line left behind would have no one left to write
+                // it). A task of its own writes them, so that a caller who goes away (a client
+                // that hangs up) cannot leave the others waiting.
                 let group: Vec<Waiting> = std::mem::take(
                     &mut *self
                         .waiting
@@ -192,20 +191,22 @@ mod tests {
     use crate::scratch::Scratch;
     use sea_orm::{ConnectionTrait, PaginatorTrait};
 
+    /// Tourist `id` viewed.
+    fn viewed(id: usize) -> Entry<'static> {
+        Entry {
+            action: "view",
+            entity: Some("tourists"),
+            record_id: Some(id as i64),
+            outcome: "ok",
+            detail: None,
+        }
+    }
+
     async fn record_many(db: &Db, n: usize) -> Vec<Result<()>> {
         let who = Principal::system();
         let calls = (0..n).map(|i| {
             let (db, who) = (db.clone(), who.clone());
-            tokio::spawn(async move {
-                let entry = Entry {
-                    action: "view",
-                    entity: Some("tourists"),
-                    record_id: Some(i as i64),
-                    outcome: "ok",
-                    detail: None,
-                };
-                record(&db, &who, entry).await
-            })
+            tokio::spawn(async move { record(&db, &who, viewed(i)).await })
         });
         let mut results = Vec::new();
         for call in calls.collect::<Vec<_>>() {
@@ -244,13 +245,6 @@ mod tests {
         let db = Db::connect(&scratch.url).await.unwrap();
         migration::run(&db).await.unwrap();
         let who = Principal::system();
-        let entry = |id: usize| Entry {
-            action: "view",
-            entity: Some("tourists"),
-            record_id: Some(id as i64),
-            outcome: "ok",
-            detail: None,
-        };
         db.journal
             .waiting
             .lock()
@@ -258,13 +252,13 @@ mod tests {
             .extend((0..GROUP).map(|i| {
                 let (stored, _gone) = oneshot::channel();
                 Waiting {
-                    line: line(&who, entry(i)),
+                    line: line(&who, viewed(i)),
                     stored,
                 }
             }));
         tokio::time::timeout(
             std::time::Duration::from_secs(30),
-            record(&db, &who, entry(GROUP)),
+            record(&db, &who, viewed(GROUP)),
         )
         .await
         .expect("the line is written, not left waiting")

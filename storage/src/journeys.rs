@@ -7,7 +7,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, Statement, Value};
+use sea_orm::sea_query::SelectStatement;
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, Statement};
 use serde::Serialize;
 
 use crate::sql::{Cell, Sql, Ty, max_rows};
@@ -865,8 +866,8 @@ pub async fn sends_since<C: ConnectionTrait>(
 /// [`Store::reached_contacts`]: crate::Store::reached_contacts
 #[derive(Debug, Clone, Default)]
 pub struct Reached {
-    /// `SELECT id FROM tourists WHERE …` as built for the backend, and its values.
-    members: Option<(String, Vec<Value>)>,
+    /// `SELECT id FROM tourists WHERE …`.
+    members: Option<SelectStatement>,
 }
 
 impl Reached {
@@ -874,23 +875,23 @@ impl Reached {
         Reached::default()
     }
 
-    pub(crate) fn members(select_ids: String, values: Vec<Value>) -> Reached {
+    pub(crate) fn members(select_ids: SelectStatement) -> Reached {
         Reached {
-            members: Some((select_ids, values)),
+            members: Some(select_ids),
         }
     }
 
     /// Appends ` AND …` limiting `column` (a contact id) to the reached contacts, or nothing.
     fn and(&self, sql: &mut Sql, column: &str) {
-        let Some((select, values)) = &self.members else {
+        let Some(select) = &self.members else {
             return;
         };
         sql.push(&format!(" AND ({column} IN ("))
-            .push_built(select, values)
+            .push_query(select)
             .push(&format!(
                 ") OR {column} IN (SELECT pseudonym FROM sys_pseudonyms WHERE contact_id IN ("
             ))
-            .push_built(select, values)
+            .push_query(select)
             .push(")))");
     }
 }

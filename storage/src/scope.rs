@@ -17,8 +17,8 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, PostgresQueryBuilder, Query, SqliteQueryBuilder};
-use sea_orm::{ConnectionTrait, DbBackend};
+use sea_orm::ConnectionTrait;
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
 use tabiji_model::Rights;
 use tabiji_model::filter::Cond;
 use tabiji_model::flow::CONTACTS;
@@ -183,11 +183,7 @@ impl Store {
         q.column(Alias::new("id"))
             .from(Alias::new(CONTACTS))
             .and_where(scope);
-        let (select, values) = match self.db().backend() {
-            DbBackend::Postgres => q.build(PostgresQueryBuilder),
-            _ => q.build(SqliteQueryBuilder),
-        };
-        Ok(crate::journeys::Reached::members(select, values.0))
+        Ok(crate::journeys::Reached::members(q))
     }
 
     /// The ids among `ids` that exist and that the caller reaches.

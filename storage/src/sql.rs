@@ -4,6 +4,7 @@
 //! SQLite reads the rows from a multi-row `VALUES` list; PostgreSQL from one array parameter per
 //! column (`UNNEST`), because it plans statements with thousands of parameters slowly.
 
+use sea_orm::sea_query::{PostgresQueryBuilder, SelectStatement, SqliteQueryBuilder};
 use sea_orm::{DbBackend, Statement, Value};
 
 /// A column's SQL type in a row source.
@@ -92,10 +93,19 @@ impl Sql {
         self.bind_value(value.into().into_value())
     }
 
+    /// Appends `query`, built for this backend, its values bound in turn.
+    pub fn push_query(&mut self, query: &SelectStatement) -> &mut Self {
+        let (text, values) = match self.backend {
+            DbBackend::Postgres => query.build(PostgresQueryBuilder),
+            _ => query.build(SqliteQueryBuilder),
+        };
+        self.push_built(&text, &values.0)
+    }
+
     /// Appends a statement built by sea-query for this backend (`?` or `$n` placeholders),
     /// its values bound in turn, so that they travel as parameters in the form the database
     /// stores them (a timestamp inlined as text compares wrongly on SQLite).
-    pub fn push_built(&mut self, text: &str, values: &[Value]) -> &mut Self {
+    fn push_built(&mut self, text: &str, values: &[Value]) -> &mut Self {
         let mut chars = text.char_indices().peekable();
         let mut next = 0;
         while let Some((_, c)) = chars.next() {

@@ -28,10 +28,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
 use rand::RngCore;
-use sea_orm::sea_query::{
-    Alias, ColumnDef, Expr, ExprTrait, Order, PostgresQueryBuilder, Query, SqliteQueryBuilder,
-    Table, Values,
-};
+use sea_orm::sea_query::{Alias, ColumnDef, Expr, ExprTrait, Order, Query, Table, Values};
 use sea_orm::sqlx::postgres::PgPool;
 use sea_orm::sqlx::sqlite::{SqlitePool, SqliteRow};
 use sea_orm::sqlx::{
@@ -345,11 +342,7 @@ fn views(checked: &check::Checked, offer: &Offer, schema: &str, backend: DbBacke
                 q.columns(offered.columns.iter().map(|c| col(c)))
                     .from((col(schema), col(&offered.base)))
                     .and_where(rows.clone());
-                let (text, values) = match backend {
-                    DbBackend::Postgres => q.build(PostgresQueryBuilder),
-                    _ => q.build(SqliteQueryBuilder),
-                };
-                sql.push_built(&text, &values.0);
+                sql.push_query(&q);
             }
         }
         sql.push(")");

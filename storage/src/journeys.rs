@@ -179,6 +179,20 @@ pub struct EventRow {
     pub occurred_at: i64,
 }
 
+const EVENT_COLUMNS: &str = "id, event_key, contact_id, name, delivery_id, properties, occurred_at";
+
+fn event_row(row: &QueryResult) -> Result<EventRow> {
+    Ok(EventRow {
+        id: row.try_get("", "id")?,
+        event_key: row.try_get("", "event_key")?,
+        contact_id: row.try_get("", "contact_id")?,
+        name: row.try_get("", "name")?,
+        delivery_id: row.try_get("", "delivery_id")?,
+        properties: row.try_get("", "properties")?,
+        occurred_at: row.try_get("", "occurred_at")?,
+    })
+}
+
 fn skip_locked(backend: DbBackend) -> &'static str {
     if backend == DbBackend::Postgres {
         " FOR UPDATE SKIP LOCKED"
@@ -1057,25 +1071,11 @@ pub async fn claim_events<C: ConnectionTrait>(
         )
         .bind(now)
         .push(&format!(
-            ") ORDER BY id LIMIT {limit}{}) RETURNING id, event_key, contact_id, name, \
-             delivery_id, properties, occurred_at",
+            ") ORDER BY id LIMIT {limit}{}) RETURNING {EVENT_COLUMNS}",
             skip_locked(backend)
         ));
     let rows = conn.query_all_raw(sql.statement()).await?;
-    let mut events = rows
-        .iter()
-        .map(|r| {
-            Ok(EventRow {
-                id: r.try_get("", "id")?,
-                event_key: r.try_get("", "event_key")?,
-                contact_id: r.try_get("", "contact_id")?,
-                name: r.try_get("", "name")?,
-                delivery_id: r.try_get("", "delivery_id")?,
-                properties: r.try_get("", "properties")?,
-                occurred_at: r.try_get("", "occurred_at")?,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let mut events = rows.iter().map(event_row).collect::<Result<Vec<_>>>()?;
     events.sort_by_key(|e| e.id);
     Ok(events)
 }
@@ -1203,16 +1203,93 @@ pub async fn flow_stats<C: ConnectionTrait>(
     Ok(stats)
 }
 
-/// A contact's runs, newest first.
-pub async fn runs_of_contact<C: ConnectionTrait>(conn: &C, contact_id: i64) -> Result<Vec<RunRow>> {
+/// Where a page of a contact's rows ends: the time and id of its last row, newest first.
+pub type Before = Option<(i64, i64)>;
+
+/// Up to `limit` of one contact's rows of an engine table, newest first by `time` (ties by id),
+/// older than `before`; the table's `(contact_id, time)` index answers it.
+async fn contact_rows<C: ConnectionTrait>(
+    conn: &C,
+    table_and_columns: (&str, &str),
+    time: &str,
+    contact_id: i64,
+    before: Before,
+    limit: u64,
+) -> Result<Vec<QueryResult>> {
+    let (table, columns) = table_and_columns;
     let mut sql = Sql::new(conn.get_database_backend());
     sql.push(&format!(
-        "SELECT {RUN_COLUMNS} FROM sys_runs WHERE contact_id = "
+        "SELECT {columns} FROM {table} WHERE contact_id = "
     ))
-    .bind(contact_id)
-    .push(" ORDER BY id DESC LIMIT 1000");
-    let rows = conn.query_all_raw(sql.statement()).await?;
+    .bind(contact_id);
+    if let Some((at, id)) = before {
+        sql.push(&format!(" AND ({time} < "))
+            .bind(at)
+            .push(&format!(" OR ({time} = "))
+            .bind(at)
+            .push(" AND id < ")
+            .bind(id)
+            .push("))");
+    }
+    sql.push(&format!(" ORDER BY {time} DESC, id DESC LIMIT {limit}"));
+    conn.query_all_raw(sql.statement()).await
+}
+
+/// A contact's runs, newest entry first.
+pub async fn runs_of_contact<C: ConnectionTrait>(
+    conn: &C,
+    contact_id: i64,
+    before: Before,
+    limit: u64,
+) -> Result<Vec<RunRow>> {
+    let rows = contact_rows(
+        conn,
+        ("sys_runs", RUN_COLUMNS),
+        "entered_at",
+        contact_id,
+        before,
+        limit,
+    )
+    .await?;
     rows.iter().map(run_row).collect()
+}
+
+/// The messages flows sent (or are sending) a contact, newest first.
+pub async fn deliveries_of_contact<C: ConnectionTrait>(
+    conn: &C,
+    contact_id: i64,
+    before: Before,
+    limit: u64,
+) -> Result<Vec<DeliveryRow>> {
+    let rows = contact_rows(
+        conn,
+        ("sys_deliveries", DELIVERY_COLUMNS),
+        "created_at",
+        contact_id,
+        before,
+        limit,
+    )
+    .await?;
+    rows.iter().map(delivery_row).collect()
+}
+
+/// The events of a contact (opens, clicks, bounces, partners' events), newest first.
+pub async fn events_of_contact<C: ConnectionTrait>(
+    conn: &C,
+    contact_id: i64,
+    before: Before,
+    limit: u64,
+) -> Result<Vec<EventRow>> {
+    let rows = contact_rows(
+        conn,
+        ("sys_events", EVENT_COLUMNS),
+        "occurred_at",
+        contact_id,
+        before,
+        limit,
+    )
+    .await?;
+    rows.iter().map(event_row).collect()
 }
 
 /// The contact a run is for.

@@ -49,6 +49,8 @@
 //!   staff).
 //! - [`secrets`]: keys the installation makes for itself (the tracking-link key), shared by
 //!   every process.
+//! - [`timeline`]: a record's timeline: its history rows and, for tourists, messages, events
+//!   and flow runs, merged newest first.
 //! - [`scope`]: record-level rights: the records of an entity a caller reaches, added to every
 //!   filter and checked on every write.
 //! - [`auth`]: users, roles, password hashing (argon2id), API tokens and browser sessions.
@@ -87,6 +89,7 @@ pub mod sessions;
 pub mod sql;
 pub mod suppressions;
 pub mod ticks;
+pub mod timeline;
 pub mod views;
 pub mod workspace;
 

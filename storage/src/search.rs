@@ -609,6 +609,14 @@ fn encode_cursor(c: &Cursor) -> String {
     json.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The cursor that continues a search sorted on `sort_field` right after `record`.
+pub(crate) fn cursor_after(record: &Record, sort_field: &str) -> String {
+    encode_cursor(&Cursor {
+        v: record.get(sort_field).cloned().unwrap_or(Json::Null),
+        id: record.get("id").and_then(Json::as_i64).unwrap_or(0),
+    })
+}
+
 fn decode_cursor(s: &str) -> Option<Cursor> {
     if !s.len().is_multiple_of(2) || s.len() > 8192 {
         return None;
@@ -867,12 +875,7 @@ impl Store {
             .map(|row| Self::to_record(row, &fields))
             .collect::<Result<Vec<_>>>()?;
         let next_after = if more {
-            items.last().map(|r| {
-                encode_cursor(&Cursor {
-                    v: r.get(&sort_field.key).cloned().unwrap_or(Json::Null),
-                    id: r.get("id").and_then(Json::as_i64).unwrap_or(0),
-                })
-            })
+            items.last().map(|r| cursor_after(r, &sort_field.key))
         } else {
             None
         };

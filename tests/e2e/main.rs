@@ -24,4 +24,5 @@ mod schema;
 mod segments;
 mod sessions;
 mod sftp;
+mod timeline;
 mod workspace;

@@ -328,6 +328,33 @@ impl TestApp {
         id
     }
 
+    /// Publishes a flow named `name` that sends `template` through the recording channel, enters
+    /// `contact`, waits until the mail is sent and records its opening; returns the flow's and
+    /// the delivery's ids.
+    pub async fn mail_and_open(&self, contact: i64, name: &str, template: &str) -> (i64, i64) {
+        let flow = json!({
+            "format": 1, "name": name,
+            "entry": {"type": "api", "next": "mail"},
+            "nodes": [
+                {"id": "mail", "type": "send", "channel": "test", "template": template, "next": "end"},
+                {"id": "end", "type": "exit"}
+            ]
+        });
+        let flow_id = self.publish_and_enter(flow, &[contact]).await;
+        let sent = self
+            .get_until(
+                &format!("/api/deliveries?status=sent&flow={flow_id}"),
+                |v| v["deliveries"].as_array().unwrap().len() == 1,
+            )
+            .await;
+        let delivery = sent["deliveries"][0]["id"].as_i64().unwrap();
+        let opened = json!({"events": [{"id": format!("open-{delivery}"), "contact_id": contact,
+                                        "name": "opened", "delivery_id": delivery}]});
+        let (status, body) = self.post("/api/events", opened).await;
+        assert_eq!(status, 200, "{body}");
+        (flow_id, delivery)
+    }
+
     pub async fn stop(mut self) {
         if let Some(worker) = self.worker.take() {
             worker.stop().await;

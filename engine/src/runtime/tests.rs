@@ -187,7 +187,9 @@ async fn the_patent_scenario_on_every_backend() {
         assert_eq!(stats.steps["wait_open"].get("timeout"), Some(&2));
 
         // The step log (PT-2) of contact 5: node, outcome, time.
-        let run = &journeys::runs_of_contact(conn, 5).await.unwrap()[0];
+        let run = &journeys::runs_of_contact(conn, 5, None, 1_000)
+            .await
+            .unwrap()[0];
         let steps = journeys::steps_of_run(conn, run.id).await.unwrap();
         let path: Vec<(&str, &str)> = steps
             .iter()
@@ -589,7 +591,12 @@ async fn privacy_mode_holds_pseudonyms_and_reads_only_what_each_action_needs() {
                 "{table} holds no contact id"
             );
         }
-        assert!(journeys::runs_of_contact(conn, 2).await.unwrap().is_empty());
+        assert!(
+            journeys::runs_of_contact(conn, 2, None, 1_000)
+                .await
+                .unwrap()
+                .is_empty()
+        );
 
         // Contact 2 opens, reported under its real id: the run moves, and the update reaches
         // the real record.

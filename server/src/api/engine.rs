@@ -294,7 +294,7 @@ async fn runs_of_contact(
         .store
         .require_reachable(&who, CONTACTS, &[q.contact], state.clock.now())
         .await?;
-    let runs = journeys::runs_of_contact(&state.store.db().conn, q.contact)
+    let runs = journeys::runs_of_contact(&state.store.db().conn, q.contact, None, 1_000)
         .await
         .map_err(StorageError::from)?;
     let runs: Vec<Value> = runs

@@ -233,11 +233,27 @@ fn entity_paths(entity: &EntitySchema, paths: &mut Map<String, Value>) {
     paths.insert(
         format!("/api/data/{name}/{{id}}"),
         json!({
-            "parameters": id_param,
+            "parameters": id_param.clone(),
             "get": {"tags": tag, "summary": format!("Read one of {name}"), "responses": with_errors(json!({"200": ok("The record", record.clone())}))},
             "patch": {"tags": tag, "summary": format!("Change fields of one of {name}"), "requestBody": body(json!({"type": "object"})),
                 "responses": with_errors(json!({"200": ok("The record after the change", record)}))},
             "delete": {"tags": tag, "summary": format!("Delete one of {name} and what belongs to it"), "responses": with_errors(json!({"204": {"description": "Deleted"}}))}
+        }),
+    );
+    paths.insert(
+        format!("/api/data/{name}/{{id}}/timeline"),
+        json!({
+            "parameters": id_param,
+            "get": {"tags": tag, "summary": format!("One of {name}'s history rows (and a tourist's messages, events and flow runs), newest first"),
+                "parameters": [
+                    {"name": "before", "in": "query", "schema": {"type": "string"}, "description": "next_before of the previous page"},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
+                    {"name": "sources", "in": "query", "schema": {"type": "string"}, "description": "comma-separated source keys; every one the caller may view when left out"}],
+                "responses": with_errors(json!({"200": ok("A page", json!({"type": "object", "required": ["entries", "sources"], "properties": {
+                    "entries": {"type": "array", "items": {"type": "object", "required": ["source", "id", "data"], "properties": {
+                        "source": {"type": "string"}, "id": {"type": "integer"}, "at": {"type": ["string", "null"]}, "data": {}}}},
+                    "next_before": {"type": "string"},
+                    "sources": {"type": "array", "items": {"type": "object", "properties": {"key": {"type": "string"}, "label": {"type": "object"}}}}}}))}))}
         }),
     );
 }

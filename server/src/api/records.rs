@@ -12,6 +12,7 @@ use tabiji_storage::actions::FilteredAction;
 use tabiji_storage::aggregate::AggregateRequest;
 use tabiji_storage::records::{ItemStatus, ListQuery};
 use tabiji_storage::search::{SearchRequest, parse_zone};
+use tabiji_storage::timeline::TimelineRequest;
 
 use super::{Caller, JsonBody, Path, Query};
 use crate::AppState;
@@ -35,6 +36,42 @@ pub fn routes() -> Router<AppState> {
             "/api/data/{entity}/{id}",
             get(read).patch(update).delete(delete),
         )
+        .route("/api/data/{entity}/{id}/timeline", get(timeline))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TimelineParams {
+    before: Option<String>,
+    limit: Option<u64>,
+    /// Comma-separated source keys.
+    sources: Option<String>,
+}
+
+/// `GET /api/data/{entity}/{id}/timeline`: the record's history rows and, for tourists, their
+/// messages, events and flow runs, newest first.
+async fn timeline(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path((entity, id)): Path<(String, i64)>,
+    Query(params): Query<TimelineParams>,
+) -> ApiResult<impl IntoResponse> {
+    let request = TimelineRequest {
+        before: params.before,
+        limit: params.limit,
+        sources: params.sources.map(|list| {
+            list.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        }),
+    };
+    let page = state
+        .store
+        .timeline(&who, &entity, id, &request, state.clock.now())
+        .await?;
+    Ok(Json(page))
 }
 
 #[derive(Deserialize)]

@@ -24,6 +24,7 @@ mod m0015_content;
 mod m0016_channels;
 mod m0017_sessions;
 mod m0018_token_scopes;
+mod m0019_contact_timeline;
 
 pub struct Migrator;
 
@@ -49,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0016_channels::Migration),
             Box::new(m0017_sessions::Migration),
             Box::new(m0018_token_scopes::Migration),
+            Box::new(m0019_contact_timeline::Migration),
         ]
     }
 }

@@ -68,6 +68,10 @@ pub async fn post(path: &str, body: &Value) -> Result<Value, ApiError> {
     call("POST", path, Some(body)).await
 }
 
+pub async fn patch(path: &str, body: &Value) -> Result<Value, ApiError> {
+    call("PATCH", path, Some(body)).await
+}
+
 pub async fn put(path: &str, body: &Value) -> Result<Value, ApiError> {
     call("PUT", path, Some(body)).await
 }

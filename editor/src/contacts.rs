@@ -10,16 +10,23 @@ use tabiji_model::field::{FieldDef, FieldType};
 use crate::Session;
 use crate::api;
 use crate::conditions::{self, Condition};
-use crate::i18n::{Lang, tf};
+use crate::i18n::{self, Lang, tf};
 
 const PAGE: usize = 50;
 /// Columns shown before the user chooses.
 const FIRST_COLUMNS: usize = 7;
 
 fn label(field: &FieldDef, lang: Lang) -> String {
-    match lang {
-        Lang::Ja => field.label.ja.clone(),
-        Lang::En => field.label.en.clone(),
+    i18n::label(&field.label, lang)
+}
+
+/// Takes `key` out of `list` when it is there, adds it at the end when it is not (a tick box).
+pub fn toggle(list: &mut Vec<String>, key: &str) {
+    match list.iter().position(|k| k == key) {
+        Some(at) => {
+            list.remove(at);
+        }
+        None => list.push(key.to_string()),
     }
 }
 
@@ -261,10 +268,7 @@ pub fn Contacts() -> impl IntoView {
                 view! {
                     <label class="column-choice">
                         <input type="checkbox" data-column=key.clone() prop:checked=shown on:change=move |_| {
-                            columns.update(|c| match c.iter().position(|k| *k == key) {
-                                Some(at) => { c.remove(at); }
-                                None => c.push(key.clone()),
-                            })
+                            columns.update(|c| toggle(c, &key))
                         }/>
                         {label(&f, lang)}
                     </label>
@@ -312,11 +316,17 @@ pub fn Contacts() -> impl IntoView {
             .get()
             .into_iter()
             .map(|item| {
+                let id = item["id"].to_string();
                 let cells = shown
                     .iter()
                     .map(|key| view! { <td>{cell(&item[key])}</td> })
                     .collect_view();
-                view! { <tr data-id=item["id"].to_string()>{cells}</tr> }
+                view! {
+                    <tr data-id=id.clone()>
+                        <td><a href=format!("#/tourists/{id}") data-test="open-tourist">{session.t("contacts.open")}</a></td>
+                        {cells}
+                    </tr>
+                }
             })
             .collect_view()
     };
@@ -349,7 +359,7 @@ pub fn Contacts() -> impl IntoView {
                 {column_choice}
             </details>
             <table class="records" data-test="records">
-                <thead><tr>{header}</tr></thead>
+                <thead><tr><th></th>{header}</tr></thead>
                 <tbody>{body}</tbody>
             </table>
             <div class="pager">

@@ -32,6 +32,14 @@ impl Lang {
     }
 }
 
+/// A label in the language shown.
+pub fn label(label: &tabiji_model::field::Label, lang: Lang) -> String {
+    match lang {
+        Lang::Ja => label.ja.clone(),
+        Lang::En => label.en.clone(),
+    }
+}
+
 /// `(key, Japanese, English)`.
 const TEXT: &[(&str, &str, &str)] = &[
     ("app.title", "tabiji 旅路", "tabiji"),
@@ -210,6 +218,51 @@ const TEXT: &[(&str, &str, &str)] = &[
     ("contacts.columns", "表示する項目", "Columns"),
     ("contacts.previous", "前へ", "Previous"),
     ("contacts.next", "次へ", "Next"),
+    ("contacts.open", "開く", "Open"),
+    ("tourist.back", "← 観光客一覧", "← Tourists"),
+    ("tourist.details", "基本情報", "Details"),
+    ("tourist.save", "変更を保存", "Save changes"),
+    ("tourist.saved", "保存しました", "Saved"),
+    (
+        "tourist.refused",
+        "保存できませんでした。赤字の項目を直してください",
+        "Not saved: correct the fields marked in red",
+    ),
+    (
+        "tourist.unchanged",
+        "変更はありません",
+        "Nothing has changed",
+    ),
+    ("tourist.timeline", "履歴", "Timeline"),
+    ("tourist.older", "さらに古い履歴", "Older entries"),
+    ("tourist.empty", "履歴はありません", "Nothing here yet"),
+    ("tourist.read_only", "閲覧のみ", "view only"),
+    ("points.grant", "付与", "granted"),
+    ("points.use", "利用", "used"),
+    ("points.expire", "失効", "expired"),
+    ("points.adjust", "調整", "adjusted"),
+    ("inquiry.open", "受付", "open"),
+    ("inquiry.in_progress", "対応中", "in progress"),
+    ("inquiry.resolved", "解決", "resolved"),
+    ("inquiry.closed", "完了", "closed"),
+    ("channel.email", "メール", "E-mail"),
+    ("channel.sms", "SMS", "SMS"),
+    ("channel.line", "LINE", "LINE"),
+    ("channel.webhook", "Webhook", "Webhook"),
+    ("channel.test", "テスト配信", "Test channel"),
+    ("delivery.pending", "送信待ち", "waiting to send"),
+    ("delivery.sending", "送信中", "sending"),
+    ("delivery.sent", "送信済み", "sent"),
+    ("delivery.dead", "送信失敗", "failed"),
+    ("delivery.unknown", "送信結果不明", "outcome unknown"),
+    ("delivery.suppressed", "送信対象外", "not sent (suppressed)"),
+    ("event.opened", "開封", "opened"),
+    ("event.clicked", "クリック", "clicked"),
+    ("event.bounced", "不達", "bounced"),
+    ("event.unsubscribed", "配信停止", "unsubscribed"),
+    ("event.purchased", "購入", "purchased"),
+    ("run.waiting", "進行中", "in progress"),
+    ("run.finished", "終了", "finished"),
     ("op.eq", "等しい", "equals"),
     ("op.ne", "等しくない", "does not equal"),
     (

@@ -8,8 +8,10 @@
 //! - `editor`: the flow canvas screen; `props`: its property panel.
 //! - `contacts`: the tourists screen (segment builder, live count, table); `conditions`: its
 //!   rows as a filter of `model/`, pure.
+//! - `tourist`: one tourist's card (fields, editing, timeline); `record`: what it shows and
+//!   sends, pure.
 //! - this file: the app shell (session, language, hash routes `#/flows`, `#/flows/{id}`,
-//!   `#/tourists`).
+//!   `#/tourists`, `#/tourists/{id}`).
 
 mod api;
 mod canvas;
@@ -18,6 +20,8 @@ mod contacts;
 mod editor;
 mod i18n;
 mod props;
+mod record;
+mod tourist;
 
 use leptos::prelude::*;
 use serde_json::{Value, json};
@@ -91,14 +95,18 @@ fn current_hash() -> String {
 enum Route {
     Flows,
     Tourists,
+    Tourist(i64),
     NewFlow,
     Flow(i64),
 }
 
 fn route(hash: &str) -> Route {
     let path = hash.trim_start_matches('#').trim_start_matches('/');
-    if path == "tourists" {
-        return Route::Tourists;
+    if let Some(rest) = path.strip_prefix("tourists") {
+        return match rest.strip_prefix('/').map(str::parse::<i64>) {
+            Some(Ok(id)) => Route::Tourist(id),
+            _ => Route::Tourists,
+        };
     }
     match path.strip_prefix("flows/") {
         Some("new") => Route::NewFlow,
@@ -149,6 +157,7 @@ fn App() -> impl IntoView {
         match route(&hash.get()) {
             Route::Flows => view! { <FlowList/> }.into_any(),
             Route::Tourists => view! { <contacts::Contacts/> }.into_any(),
+            Route::Tourist(id) => view! { <tourist::Tourist id=id/> }.into_any(),
             Route::NewFlow => view! { <editor::FlowEditor id=None/> }.into_any(),
             Route::Flow(id) => view! { <editor::FlowEditor id=Some(id)/> }.into_any(),
         }
@@ -298,5 +307,7 @@ mod tests {
         assert!(route("#/flows/12") == Route::Flow(12));
         assert!(route("#/flows/x") == Route::Flows);
         assert!(route("#/tourists") == Route::Tourists);
+        assert!(route("#/tourists/42") == Route::Tourist(42));
+        assert!(route("#/tourists/x") == Route::Tourists);
     }
 }

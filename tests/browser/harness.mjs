@@ -43,3 +43,17 @@ export async function report(browser, problems, body) {
     await browser.close();
   }
 }
+
+/** A new browser context in `locale` signed in as `login` at `#/tourists`, once the tourists
+ * table shows its first row. */
+export async function signedInAtTourists(browser, problems, base, login, password, locale, viewport) {
+  const context = await browser.newContext({ locale, viewport });
+  const page = await context.newPage();
+  watch(page, problems);
+  await page.goto(base + "/#/tourists");
+  await page.locator("form.login input[name=login]").fill(login);
+  await page.locator("form.login input[name=password]").fill(password);
+  await page.locator("form.login button[type=submit]").click();
+  await page.locator("[data-test=records] tbody tr").first().waitFor();
+  return page;
+}

@@ -277,3 +277,168 @@ async fn a_segment_built_in_the_browser_counts_as_the_api_does_and_phone_numbers
         app.stop().await;
     }
 }
+
+#[tokio::test]
+async fn a_tourist_card_shows_the_timeline_and_saves_edits_with_refusals_on_their_fields() {
+    check_prerequisites();
+    for scratch in backends().await {
+        let app = spawn_app(scratch).await;
+        let phone = "090-1234-5678";
+        let ids = app
+            .create_tourists(vec![
+                json!({"email": "hanako@example.jp", "family_name": "山田", "given_name": "花子",
+                       "phone": phone, "city": "名古屋市", "birth_date": "1990-02-01"}),
+                json!({"email": "taro@example.jp", "family_name": "佐藤", "given_name": "太郎"}),
+            ])
+            .await;
+        let tourist = ids[0];
+        let purchases: Vec<Value> = (0..25)
+            .map(|i| {
+                json!({"tourist_id": tourist, "amount": 1000 + i * 100, "shop": format!("売店{i}"),
+                       "occurred_at": format!("2026-10-{:02}T10:00:00+09:00", i + 1)})
+            })
+            .collect();
+        let (status, body) = app
+            .post("/api/data/purchases/bulk", json!({ "items": purchases }))
+            .await;
+        assert_eq!(status, 201, "{body}");
+        for i in 0..5 {
+            let (status, body) = app
+                .post(
+                    "/api/points",
+                    json!({"email": "hanako@example.jp", "kind": "grant", "points": 100, "source_system": "ota",
+                           "transaction_id": format!("OTA-{i}"), "occurred_at": format!("2026-11-0{}T09:00:00+09:00", i + 1)}),
+                )
+                .await;
+            assert_eq!(status, 201, "{body}");
+        }
+        let (status, body) = app
+            .post(
+                "/api/data/inquiries",
+                json!({"tourist_id": tourist, "subject": "傘の忘れ物", "status": "open"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        app.mail_and_open(tourist, "秋のご案内", "autumn").await;
+        app.user_with_rights(
+            "desk",
+            json!({"entities": {"tourists": {"ops": ["view", "edit"],
+                                             "fields": {"phone": "none", "mobile_phone": "none"}},
+                                "purchases": {"ops": ["view"], "fields": {"amount": "none"}}}}),
+        )
+        .await;
+        let manager = app.administrator("manager").await;
+        let shown = browser(
+            "tourist.mjs",
+            &[
+                app.base.as_str(),
+                "manager",
+                &manager,
+                "desk",
+                "desk-password",
+                phone,
+            ],
+            app.backend,
+        )
+        .await;
+
+        assert_eq!(
+            shown["id"], tourist,
+            "the first row opens the first tourist"
+        );
+        assert_eq!(shown["title"], "山田 花子");
+        // The card shows the API's timeline, entry for entry, over two pages.
+        let api = app
+            .get(&format!("/api/data/tourists/{tourist}/timeline?limit=200"))
+            .await;
+        let expected: Vec<(Value, Value)> = api["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e["source"].clone(), e["id"].clone()))
+            .collect();
+        assert_eq!(
+            expected.len(),
+            34,
+            "25 purchases, 5 point grants, 1 inquiry, 1 mail, its opening, 1 run"
+        );
+        let drawn: Vec<(Value, Value)> = shown["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e["source"].clone(), e["id"].clone()))
+            .collect();
+        assert_eq!(drawn, expected, "{shown}");
+        assert_eq!(shown["first_page"], 30);
+        let lines: Vec<&str> = shown["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["what"].as_str().unwrap())
+            .collect();
+        assert!(lines.contains(&"¥3,400 · 売店24"), "{lines:?}");
+        assert!(lines.contains(&"+100 pt · granted · ota"), "{lines:?}");
+        assert!(
+            lines.contains(&"Test channel · autumn · 秋のご案内 · sent"),
+            "{lines:?}"
+        );
+        assert!(lines.contains(&"opened"), "{lines:?}");
+        let oldest = shown["timeline"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .clone();
+        assert_eq!(
+            oldest["at"], "1 Oct 2026 10:00",
+            "times in Asia/Tokyo: {oldest}"
+        );
+        let purchases_only = shown["purchases_only"].as_array().unwrap();
+        assert_eq!(purchases_only.len(), 25, "{shown}");
+        assert!(shown["admin_sees_phone"].as_bool().unwrap());
+
+        // The edit was saved; the refused date changed nothing and was named on its field.
+        assert_eq!(shown["city_after_save"], "高山市");
+        let stored = app.get(&format!("/api/data/tourists/{tourist}")).await;
+        assert_eq!(stored["city"], "高山市");
+        assert_eq!(stored["birth_date"], "1990-02-01");
+        assert!(
+            shown["birth_date_error"]
+                .as_str()
+                .unwrap()
+                .contains("1990/2/30"),
+            "{shown}"
+        );
+        assert_eq!(
+            shown["status_line"], "Not saved: correct the fields marked in red",
+            "the refusal itself is under its field, not repeated"
+        );
+
+        // The front desk: no phone, and purchases without amounts only.
+        let fields: Vec<&str> = shown["desk_fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert!(
+            fields.contains(&"city") && !fields.contains(&"phone"),
+            "{fields:?}"
+        );
+        assert_eq!(shown["desk_sees_phone"], false, "{shown}");
+        assert_eq!(shown["desk_sources"], json!(["purchases"]));
+        let desk_lines = shown["desk_timeline"].as_array().unwrap();
+        assert_eq!(desk_lines.len(), 25);
+        assert!(
+            desk_lines
+                .iter()
+                .all(|e| e["source"] == "purchases" && !e["what"].as_str().unwrap().contains('¥')),
+            "{shown}"
+        );
+        assert_eq!(
+            shown["desk_heading"], "履歴",
+            "the front desk reads Japanese"
+        );
+        app.stop().await;
+    }
+}

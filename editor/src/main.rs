@@ -6,25 +6,26 @@
 //! - `i18n`: Japanese and English text.
 //! - `api`: calls to the HTTP API (same origin, session cookie).
 //! - `editor`: the flow canvas screen; `props`: its property panel.
-//! - `contacts`: the tourists screen (segment builder, live count, table); `conditions`: its
-//!   rows as a filter of `model/`, pure.
-//! - `tourist`: one tourist's card (fields, editing, timeline); `record`: what it shows and
-//!   sends, pure.
+//! - `list`: the tourists, businesses and inquiries screens (segment builder, live count,
+//!   table); `conditions`: its rows as a filter of `model/`, pure.
+//! - `card`: one record's card (fields, editing, timeline); `record`: what it shows and sends,
+//!   pure.
 //! - this file: the app shell (session, language, hash routes `#/flows`, `#/flows/{id}`,
-//!   `#/tourists`, `#/tourists/{id}`).
+//!   `#/{entity}` and `#/{entity}/{id}` for the entities of [`RECORD_SCREENS`]).
 
 mod api;
 mod canvas;
+mod card;
 mod conditions;
-mod contacts;
 mod editor;
 mod i18n;
+mod list;
 mod props;
 mod record;
-mod tourist;
 
 use leptos::prelude::*;
 use serde_json::{Value, json};
+use tabiji_model::{Op, Rights};
 
 use crate::api::ApiError;
 use crate::i18n::{Lang, t};
@@ -48,6 +49,15 @@ pub struct Session {
 impl Session {
     pub fn t(&self, key: &str) -> String {
         t(self.lang.get(), key)
+    }
+
+    /// What the signed-in user may do (nothing when no one is signed in); tracked.
+    pub fn rights(&self) -> Rights {
+        self.user.with(|u| {
+            u.as_ref()
+                .and_then(|u| serde_json::from_value(u["rights"].clone()).ok())
+                .unwrap_or_default()
+        })
     }
 
     /// A refusal or failure in words, signing out when the session has ended.
@@ -91,21 +101,25 @@ fn current_hash() -> String {
         .unwrap_or_default()
 }
 
-#[derive(Clone, PartialEq)]
+/// The entities with a list screen and cards, in the order of the top bar.
+const RECORD_SCREENS: [&str; 3] = ["tourists", "businesses", "inquiries"];
+
+#[derive(Clone, PartialEq, Debug)]
 enum Route {
     Flows,
-    Tourists,
-    Tourist(i64),
+    List(&'static str),
+    Card(&'static str, i64),
     NewFlow,
     Flow(i64),
 }
 
 fn route(hash: &str) -> Route {
     let path = hash.trim_start_matches('#').trim_start_matches('/');
-    if let Some(rest) = path.strip_prefix("tourists") {
-        return match rest.strip_prefix('/').map(str::parse::<i64>) {
-            Some(Ok(id)) => Route::Tourist(id),
-            _ => Route::Tourists,
+    let (head, rest) = path.split_once('/').unwrap_or((path, ""));
+    if let Some(entity) = RECORD_SCREENS.into_iter().find(|e| *e == head) {
+        return match rest.parse::<i64>() {
+            Ok(id) => Route::Card(entity, id),
+            Err(_) => Route::List(entity),
         };
     }
     match path.strip_prefix("flows/") {
@@ -155,9 +169,19 @@ fn App() -> impl IntoView {
             return view! { <Login/> }.into_any();
         }
         match route(&hash.get()) {
+            // Someone who may not view flows starts on the first screen they may view.
+            Route::Flows if !session.rights().allows("flows", Op::View) => {
+                match RECORD_SCREENS
+                    .into_iter()
+                    .find(|e| session.rights().allows(e, Op::View))
+                {
+                    Some(entity) => view! { <list::RecordList entity=entity/> }.into_any(),
+                    None => view! { <FlowList/> }.into_any(),
+                }
+            }
             Route::Flows => view! { <FlowList/> }.into_any(),
-            Route::Tourists => view! { <contacts::Contacts/> }.into_any(),
-            Route::Tourist(id) => view! { <tourist::Tourist id=id/> }.into_any(),
+            Route::List(entity) => view! { <list::RecordList entity=entity/> }.into_any(),
+            Route::Card(entity, id) => view! { <card::RecordCard entity=entity id=id/> }.into_any(),
             Route::NewFlow => view! { <editor::FlowEditor id=None/> }.into_any(),
             Route::Flow(id) => view! { <editor::FlowEditor id=Some(id)/> }.into_any(),
         }
@@ -166,8 +190,20 @@ fn App() -> impl IntoView {
         <header class="topbar">
             <a class="brand" href="#/flows">{move || session.t("app.title")}</a>
             <nav>
-                <a href="#/flows" data-test="nav-flows">{move || session.t("nav.flows")}</a>
-                <a href="#/tourists" data-test="nav-tourists">{move || session.t("nav.tourists")}</a>
+                <Show when=move || session.rights().allows("flows", Op::View)>
+                    <a href="#/flows" data-test="nav-flows">{move || session.t("nav.flows")}</a>
+                </Show>
+                {move || {
+                    // Only the screens of entities the user may view.
+                    let rights = session.rights();
+                    RECORD_SCREENS
+                        .into_iter()
+                        .filter(|entity| rights.allows(entity, Op::View))
+                        .map(|entity| view! {
+                            <a href=format!("#/{entity}") data-test=format!("nav-{entity}")>{session.t(&format!("nav.{entity}"))}</a>
+                        })
+                        .collect_view()
+                }}
                 <button data-test="language" on:click=move |_| session.lang.update(|l| *l = l.other())>
                     {move || session.t("nav.language")}
                 </button>
@@ -306,8 +342,15 @@ mod tests {
         assert!(route("#/flows/new") == Route::NewFlow);
         assert!(route("#/flows/12") == Route::Flow(12));
         assert!(route("#/flows/x") == Route::Flows);
-        assert!(route("#/tourists") == Route::Tourists);
-        assert!(route("#/tourists/42") == Route::Tourist(42));
-        assert!(route("#/tourists/x") == Route::Tourists);
+        assert_eq!(route("#/tourists"), Route::List("tourists"));
+        assert_eq!(route("#/tourists/42"), Route::Card("tourists", 42));
+        assert_eq!(route("#/tourists/x"), Route::List("tourists"));
+        assert_eq!(route("#/businesses/7"), Route::Card("businesses", 7));
+        assert_eq!(route("#/inquiries"), Route::List("inquiries"));
+        assert_eq!(
+            route("#/purchases/1"),
+            Route::Flows,
+            "only entities with screens"
+        );
     }
 }

@@ -2,15 +2,15 @@
 //! its input and back, the fields an edit changed, times in a zone and the user's language, and
 //! a timeline entry in one line.
 
-use chrono::DateTime;
+use chrono::{DateTime, FixedOffset};
 use serde_json::{Map, Value};
 use tabiji_model::field::{FieldDef, FieldType};
-use tabiji_model::zone::Zone;
 
 use crate::i18n::{Lang, t};
 
-/// The zone times are shown in; the users are a Japanese tourism organisation's staff.
-pub const ZONE: &str = "Asia/Tokyo";
+/// Asia/Tokyo, where times are shown: UTC+9 all year (Japan keeps no daylight saving time), so
+/// a fixed offset is exact and the browser need not carry the time zone database.
+const TOKYO_SECONDS_EAST: i32 = 9 * 3600;
 
 /// A stored value as the text its input holds.
 pub fn input_text(value: &Value) -> String {
@@ -20,6 +20,28 @@ pub fn input_text(value: &Value) -> String {
         Value::Array(items) => items.iter().map(input_text).collect::<Vec<_>>().join(", "),
         other => other.to_string(),
     }
+}
+
+/// A field's stored value as its input holds it: times in Asia/Tokyo in the numeric form the
+/// server reads back (`2026/11/30 19:20`), everything else as [`input_text`] writes it.
+pub fn field_text(value: &Value, ty: &FieldType) -> String {
+    match (ty, value.as_str()) {
+        (FieldType::Timestamp, Some(at)) => when(at, Lang::Ja),
+        _ => input_text(value),
+    }
+}
+
+/// The inputs of a form showing `record`: each field's text, by key.
+pub fn inputs(fields: &[FieldDef], record: &Value) -> Map<String, Value> {
+    fields
+        .iter()
+        .map(|f| {
+            (
+                f.key.clone(),
+                Value::String(field_text(&record[&f.key], &f.ty)),
+            )
+        })
+        .collect()
 }
 
 /// What an input's text means for the field, as the API takes it: empty is no value; numbers
@@ -69,26 +91,21 @@ pub fn changes(
         let Some(Value::String(text)) = edited.get(&field.key) else {
             continue;
         };
-        if *text != input_text(&record[&field.key]) {
+        if *text != field_text(&record[&field.key], &field.ty) {
             body.insert(field.key.clone(), value_of(text, &field.ty));
         }
     }
     body
 }
 
-/// A time from the API in `zone`, written the way the language writes it; a date stays a date,
-/// anything else is shown as it came.
-pub fn when(at: &str, lang: Lang, zone: &str) -> String {
+/// A time from the API in Asia/Tokyo, written the way the language writes it; a date stays a
+/// date, anything else is shown as it came.
+pub fn when(at: &str, lang: Lang) -> String {
     let Ok(time) = DateTime::parse_from_rfc3339(at) else {
         return at.to_string();
     };
-    let zone = Zone::parse(zone).unwrap_or(Zone::Fixed(
-        chrono::FixedOffset::east_opt(9 * 3600).expect("+09:00 is an offset"),
-    ));
-    let local = match zone {
-        Zone::Fixed(offset) => time.with_timezone(&offset).naive_local(),
-        Zone::Named(tz) => time.with_timezone(&tz).naive_local(),
-    };
+    let tokyo = FixedOffset::east_opt(TOKYO_SECONDS_EAST).expect("+09:00 is an offset");
+    let local = time.with_timezone(&tokyo).naive_local();
     match lang {
         Lang::Ja => local.format("%Y/%m/%d %H:%M").to_string(),
         Lang::En => local.format("%-d %b %Y %H:%M").to_string(),
@@ -106,6 +123,17 @@ pub fn grouped(n: i64) -> String {
         out.push(c);
     }
     if n < 0 { format!("-{out}") } else { out }
+}
+
+/// The first `most` characters of `text` on one line, with an ellipsis when there was more.
+fn abridged(text: &str, most: usize) -> String {
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.chars().count() <= most {
+        return line;
+    }
+    let mut cut: String = line.chars().take(most).collect();
+    cut.push('…');
+    cut
 }
 
 fn text(data: &Value, key: &str) -> String {
@@ -148,6 +176,22 @@ pub fn summary(entry: &Value, lang: Lang) -> String {
             data["status"]
                 .as_str()
                 .map(|s| t(lang, &format!("inquiry.{s}")))
+                .unwrap_or_default(),
+        ]),
+        "inquiry_responses" => joined(vec![
+            data["status"]
+                .as_str()
+                .map(|s| t(lang, &format!("inquiry.{s}")))
+                .unwrap_or_default(),
+            text(data, "staff"),
+            abridged(&text(data, "body"), 80),
+        ]),
+        "interactions" => joined(vec![
+            text(data, "subject"),
+            text(data, "staff"),
+            data["amount"]
+                .as_i64()
+                .map(|a| format!("¥{}", grouped(a)))
                 .unwrap_or_default(),
         ]),
         "messages" => joined(vec![
@@ -220,10 +264,7 @@ mod tests {
     #[test]
     fn only_changed_editable_fields_are_sent_as_the_api_reads_them() {
         let record = json!({"email": "a@example.jp", "city": "高山市", "visits": 3, "tags": ["a"], "opt_in": false});
-        let mut edited = Map::new();
-        for key in ["email", "city", "visits", "tags", "opt_in"] {
-            edited.insert(key.into(), Value::String(input_text(&record[key])));
-        }
+        let mut edited = inputs(&fields(), &record);
         assert!(
             changes(&fields(), &record, &edited).is_empty(),
             "nothing changed"
@@ -247,15 +288,31 @@ mod tests {
     }
 
     #[test]
+    fn times_are_edited_in_tokyo_and_sent_only_when_changed() {
+        let fields: Vec<FieldDef> = serde_json::from_value(json!([
+            {"key": "at", "label": {"ja": "日時", "en": "At"}, "type": "timestamp"}
+        ]))
+        .unwrap();
+        let record = json!({"at": "2026-11-30T09:48:56.382Z"});
+        let mut edited = inputs(&fields, &record);
+        assert_eq!(edited["at"], "2026/11/30 18:48");
+        assert!(
+            changes(&fields, &record, &edited).is_empty(),
+            "seconds are kept when untouched"
+        );
+        edited.insert("at".into(), json!("2026/11/30 19:00"));
+        assert_eq!(changes(&fields, &record, &edited)["at"], "2026/11/30 19:00");
+        let blank = inputs(&fields, &Value::Null);
+        assert_eq!(blank["at"], "", "a new row starts empty");
+    }
+
+    #[test]
     fn times_are_shown_in_tokyo_in_the_users_language() {
         let at = "2026-11-15T09:30:00+00:00";
-        assert_eq!(when(at, Lang::Ja, ZONE), "2026/11/15 18:30");
-        assert_eq!(when(at, Lang::En, ZONE), "15 Nov 2026 18:30");
-        assert_eq!(
-            when("2026-11-15T23:30:00Z", Lang::Ja, ZONE),
-            "2026/11/16 08:30"
-        );
-        assert_eq!(when("2026-11-15", Lang::Ja, ZONE), "2026-11-15");
+        assert_eq!(when(at, Lang::Ja), "2026/11/15 18:30");
+        assert_eq!(when(at, Lang::En), "15 Nov 2026 18:30");
+        assert_eq!(when("2026-11-15T23:30:00Z", Lang::Ja), "2026/11/16 08:30");
+        assert_eq!(when("2026-11-15", Lang::Ja), "2026-11-15");
     }
 
     #[test]
@@ -289,6 +346,15 @@ mod tests {
         assert_eq!(summary(&opened, Lang::Ja), "開封");
         let custom = json!({"source": "events", "data": {"name": "ticket_used", "properties": {"gate": "高山駅"}}});
         assert_eq!(summary(&custom, Lang::En), "ticket_used · gate: 高山駅");
+        let response = json!({"source": "inquiry_responses", "data": {"status": "resolved", "staff": "鈴木",
+            "body": "傘は駅の\n忘れ物窓口で\nお預かりしています"}});
+        assert_eq!(
+            summary(&response, Lang::Ja),
+            "解決 · 鈴木 · 傘は駅の 忘れ物窓口で お預かりしています"
+        );
+        let visit = json!({"source": "interactions", "data": {"subject": "契約更新", "staff": "田中", "amount": 120000}});
+        assert_eq!(summary(&visit, Lang::En), "契約更新 · 田中 · ¥120,000");
+        assert_eq!(abridged("あいうえお", 3), "あいう…");
         let store =
             json!({"source": "eticket_uses", "data": {"id": 4, "tourist_id": 1, "gate": "北口"}});
         assert_eq!(summary(&store, Lang::En), "gate: 北口");

@@ -279,7 +279,7 @@ async fn a_segment_built_in_the_browser_counts_as_the_api_does_and_phone_numbers
 }
 
 #[tokio::test]
-async fn a_tourist_card_shows_the_timeline_and_saves_edits_with_refusals_on_their_fields() {
+async fn record_cards_show_timelines_and_save_edits_with_refusals_on_their_fields() {
     check_prerequisites();
     for scratch in backends().await {
         let app = spawn_app(scratch).await;
@@ -319,6 +319,30 @@ async fn a_tourist_card_shows_the_timeline_and_saves_edits_with_refusals_on_thei
             )
             .await;
         assert_eq!(status, 201, "{body}");
+        let inquiry = body["record"]["id"].as_i64().unwrap();
+        let (status, body) = app
+            .post(
+                "/api/data/inquiry_responses",
+                json!({"inquiry_id": inquiry, "responded_at": "2026-11-02T10:00:00+09:00", "status": "resolved",
+                       "staff": "鈴木", "body": "駅の忘れ物窓口でお預かりしています"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let (status, body) = app
+            .post("/api/data/businesses", json!({"name": "高山観光ホテル"}))
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let business = body["record"]["id"].as_i64().unwrap();
+        for (day, subject, amount) in [(3, "契約更新", 120_000), (9, "打ち合わせ", 0)] {
+            let (status, body) = app
+                .post(
+                    "/api/data/interactions",
+                    json!({"business_id": business, "occurred_at": format!("2026-11-0{day}T15:00:00+09:00"),
+                           "subject": subject, "staff": "田中", "amount": amount}),
+                )
+                .await;
+            assert_eq!(status, 201, "{body}");
+        }
         app.mail_and_open(tourist, "秋のご案内", "autumn").await;
         app.user_with_rights(
             "desk",
@@ -329,7 +353,7 @@ async fn a_tourist_card_shows_the_timeline_and_saves_edits_with_refusals_on_thei
         .await;
         let manager = app.administrator("manager").await;
         let shown = browser(
-            "tourist.mjs",
+            "cards.mjs",
             &[
                 app.base.as_str(),
                 "manager",
@@ -438,6 +462,65 @@ async fn a_tourist_card_shows_the_timeline_and_saves_edits_with_refusals_on_thei
         assert_eq!(
             shown["desk_heading"], "履歴",
             "the front desk reads Japanese"
+        );
+        assert_eq!(
+            shown["desk_screens"],
+            json!(["nav-tourists"]),
+            "no screens of entities the front desk may not view"
+        );
+
+        // A business's card shows its interactions, an inquiry's its responses.
+        assert_eq!(shown["business"]["title"], "高山観光ホテル");
+        let visits: Vec<&str> = shown["business"]["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["what"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            visits,
+            ["打ち合わせ · 田中 · ¥0", "契約更新 · 田中 · ¥120,000"],
+            "{shown}"
+        );
+        assert_eq!(shown["inquiry"]["title"], "傘の忘れ物");
+        assert_eq!(
+            shown["inquiry"]["timeline"][0]["what"],
+            "resolved · 鈴木 · 駅の忘れ物窓口でお預かりしています"
+        );
+
+        // A response added from the card is stored for the inquiry, at the time the form
+        // started with, and tops its timeline.
+        let started = shown["inquiry"]["started_at"].as_str().unwrap();
+        assert!(
+            started.len() == 16 && started.starts_with("20") && started.contains(' '),
+            "now in Asia/Tokyo, as 2026/11/30 19:20: {started}"
+        );
+        assert_eq!(
+            shown["inquiry"]["after"][0]["what"], "closed · 山本 · ご本人が受け取りに来られました",
+            "{shown}"
+        );
+        let responses = app
+            .get(&format!("/api/data/inquiry_responses?parent_id={inquiry}"))
+            .await;
+        let added = responses["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["staff"] == "山本")
+            .unwrap_or_else(|| panic!("{responses}"));
+        assert_eq!(added["status"], "closed");
+        let at =
+            chrono::DateTime::parse_from_rfc3339(added["responded_at"].as_str().unwrap()).unwrap();
+        assert!(
+            (chrono::Utc::now() - at.with_timezone(&chrono::Utc))
+                .num_minutes()
+                .abs()
+                <= 5,
+            "{added}"
+        );
+        assert_eq!(
+            shown["desk_add_entry"], 0,
+            "the front desk may not add purchases"
         );
         app.stop().await;
     }

@@ -1,7 +1,8 @@
-//! The tourists screen: a segment builder without SQL (conditions on the fields the user may
-//! see, all or any) with a live count, a sortable keyset-paged table with a choice of
-//! columns, and saving the conditions as a segment that flows send to. Fields the user may not
-//! see are absent from the schema the server gives, so they appear nowhere here.
+//! The list screens (tourists, businesses, inquiries): a segment builder without SQL
+//! (conditions on the fields the user may see, all or any) with a live count, a sortable
+//! keyset-paged table with a choice of columns, each row opening its card, and saving the
+//! conditions as a segment that flows (tourists) and reports use. Fields the user may not see are
+//! absent from the schema the server gives, so they appear nowhere here.
 
 use leptos::prelude::*;
 use serde_json::{Value, json};
@@ -40,7 +41,7 @@ fn cell(value: &Value) -> String {
 }
 
 #[component]
-pub fn Contacts() -> impl IntoView {
+pub fn RecordList(entity: &'static str) -> impl IntoView {
     let session = expect_context::<Session>();
     let fields = RwSignal::new(Vec::<FieldDef>::new());
     let rows = RwSignal::new(vec![Condition::default()]);
@@ -60,7 +61,7 @@ pub fn Contacts() -> impl IntoView {
     let asked = StoredValue::new(0_u64);
 
     leptos::task::spawn_local(async move {
-        match api::get("/api/schema/tourists").await {
+        match api::get(&format!("/api/schema/{entity}")).await {
             Ok(schema) => {
                 let list: Vec<FieldDef> =
                     serde_json::from_value(schema["fields"].clone()).unwrap_or_default();
@@ -99,7 +100,7 @@ pub fn Contacts() -> impl IntoView {
         let ticket = asked.get_value() + 1;
         asked.set_value(ticket);
         leptos::task::spawn_local(async move {
-            let answer = api::post("/api/data/tourists/search", &body).await;
+            let answer = api::post(&format!("/api/data/{entity}/search"), &body).await;
             // A newer question was asked, or the screen was left.
             if asked.try_get_value() != Some(ticket) {
                 return;
@@ -149,7 +150,7 @@ pub fn Contacts() -> impl IntoView {
         };
         let key = segment_key.get_untracked().trim().to_string();
         let name = segment_name.get_untracked().trim().to_string();
-        let body = json!({"key": key, "name": if name.is_empty() { key.clone() } else { name }, "filter": filter});
+        let body = json!({"key": key, "name": if name.is_empty() { key.clone() } else { name }, "entity": entity, "filter": filter});
         leptos::task::spawn_local(async move {
             match api::post("/api/segments", &body).await {
                 Ok(_) => match api::get(&format!("/api/segments/{key}/count")).await {
@@ -323,7 +324,7 @@ pub fn Contacts() -> impl IntoView {
                     .collect_view();
                 view! {
                     <tr data-id=id.clone()>
-                        <td><a href=format!("#/tourists/{id}") data-test="open-tourist">{session.t("contacts.open")}</a></td>
+                        <td><a href=format!("#/{entity}/{id}") data-test="open-record">{session.t("contacts.open")}</a></td>
                         {cells}
                     </tr>
                 }
@@ -332,11 +333,11 @@ pub fn Contacts() -> impl IntoView {
     };
 
     view! {
-        <section class="contacts">
+        <section class="contacts" data-entity=entity>
             <div class="toolbar">
-                <h1>{move || session.t("nav.tourists")}</h1>
+                <h1>{move || session.t(&format!("nav.{entity}"))}</h1>
                 <span class="count" data-test="count">
-                    {move || count.get().map(|n| tf(session.lang.get(), "contacts.count", n))}
+                    {move || count.get().map(|n| tf(session.lang.get(), &format!("count.{entity}"), n))}
                 </span>
             </div>
             <div class="builder">

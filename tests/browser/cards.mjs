@@ -1,12 +1,14 @@
-// The tourist card in a real Chromium. An administrator (in English) opens a tourist from the
+// Record cards in a real Chromium. An administrator (in English) opens a tourist from the
 // tourists table, reads the timeline (purchases, points, an inquiry, the mail a flow sent, its
 // opening, the flow), narrows it to one source, pages it, edits the city and saves, then types a
-// date that does not exist and sees the refusal on that field. A front-desk user without the
-// right to see phone numbers (in Japanese) opens the same card: no phone number, no phone field,
-// and no timeline sources they may not view. Prints what the screens showed as JSON on stdout
-// for the Rust test (tests/e2e/editor.rs).
+// date that does not exist and sees the refusal on that field; opens a business from the
+// businesses screen and an inquiry from the inquiries screen, reads their interactions and
+// responses, and adds a response from the inquiry's card. A front-desk user without the right to see phone numbers (in Japanese) opens the
+// same tourist: no phone number, no phone field, no timeline sources and no screens they may
+// not view. Prints what the screens showed as JSON on stdout for the Rust test
+// (tests/e2e/editor.rs).
 //
-// usage: node tourist.mjs ARTIFACT_DIR BASE_URL ADMIN PASSWORD CLERK PASSWORD PHONE
+// usage: node cards.mjs ARTIFACT_DIR BASE_URL ADMIN PASSWORD CLERK PASSWORD PHONE
 import { report, signedInAtTourists, start, step } from "./harness.mjs";
 
 const [artifacts, base, admin, adminPassword, clerk, clerkPassword, phone] = process.argv.slice(2);
@@ -33,12 +35,12 @@ const holdsPhone = (text) => text.includes(phone)
 await report(browser, problems, async () => {
   step("the administrator opens the first tourist");
   const page = await signedIn(admin, adminPassword, "en-US");
-  await page.locator("[data-test=open-tourist]").first().click();
+  await page.locator("[data-test=open-record]").first().click();
   await page.waitForFunction(() => /^#\/tourists\/[0-9]+$/.test(location.hash));
   const id = Number((await page.evaluate(() => location.hash)).split("/").pop());
   await page.locator("[data-test=timeline] li[data-source]").first().waitFor();
   await page.locator("input[data-field=city]").waitFor();
-  const title = await page.locator("[data-test=tourist-title]").innerText();
+  const title = await page.locator("[data-test=card-title]").innerText();
   // The first page holds 30; the tourist has more, so "older" pages on.
   const firstPage = await shownTimeline(page);
   await page.locator("[data-test=older]").click();
@@ -75,6 +77,42 @@ await report(browser, problems, async () => {
   const statusLine = await page.locator("[data-test=message]").innerText();
   await page.screenshot({ path: `${artifacts}/tourist-card-refused.png`, fullPage: true });
 
+  step("a business and its interactions");
+  await page.locator("[data-test=nav-businesses]").click();
+  await page.locator("[data-test=records] tbody tr").first().waitFor();
+  await page.locator("[data-test=open-record]").first().click();
+  await page.locator("[data-test=timeline] li[data-source]").first().waitFor();
+  const business = {
+    title: await page.locator("[data-test=card-title]").innerText(),
+    timeline: await shownTimeline(page),
+  };
+  await page.screenshot({ path: `${artifacts}/business-card.png`, fullPage: true });
+
+  step("an inquiry and its responses");
+  await page.locator("[data-test=nav-inquiries]").click();
+  await page.locator("[data-test=records] tbody tr").first().waitFor();
+  await page.locator("[data-test=open-record]").first().click();
+  await page.locator("[data-test=timeline] li[data-source]").first().waitFor();
+  const inquiry = {
+    title: await page.locator("[data-test=card-title]").innerText(),
+    timeline: await shownTimeline(page),
+  };
+
+  step("add a response to the inquiry from its card");
+  const form = page.locator("[data-test=add-entry]");
+  await page.locator("[data-test=entry-store]").selectOption("inquiry_responses");
+  await form.locator("[data-field=body]").waitFor();
+  inquiry.started_at = await form.locator("input[data-field=responded_at]").inputValue();
+  await form.locator("select[data-field=status]").selectOption("closed");
+  await form.locator("input[data-field=staff]").fill("山本");
+  await form.locator("[data-field=body]").fill("ご本人が受け取りに来られました");
+  await page.locator("[data-test=add-entry-submit]").click();
+  await page.locator("[data-test=entry-message]", { hasText: "Added" }).waitFor();
+  await page.waitForFunction(() =>
+    document.querySelectorAll("[data-test=timeline] li[data-source]").length === 2);
+  inquiry.after = await shownTimeline(page);
+  await page.screenshot({ path: `${artifacts}/inquiry-card.png`, fullPage: true });
+
   step("the front desk opens the same card");
   const desk = await signedIn(clerk, clerkPassword, "ja-JP");
   await desk.goto(`${base}/#/tourists/${id}`);
@@ -86,6 +124,8 @@ await report(browser, problems, async () => {
     [...document.querySelectorAll("input[data-source]")].map((i) => i.dataset.source));
   const deskTimeline = await shownTimeline(desk);
   const deskText = await shownText(desk);
+  const deskScreens = await desk.evaluate(() =>
+    [...document.querySelectorAll(".topbar nav a[data-test^=nav-]")].map((a) => a.dataset.test));
   await desk.screenshot({ path: `${artifacts}/tourist-card-front-desk.png`, fullPage: true });
 
   return {
@@ -95,5 +135,7 @@ await report(browser, problems, async () => {
     desk_fields: deskFields, desk_sources: deskSources, desk_timeline: deskTimeline,
     desk_sees_phone: holdsPhone(deskText),
     desk_heading: await desk.locator(".timeline h2").innerText(),
+    desk_screens: deskScreens, business, inquiry,
+    desk_add_entry: await desk.locator("[data-test=add-entry]").count(),
   };
 });

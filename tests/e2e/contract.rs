@@ -62,12 +62,26 @@ async fn matches_its_openapi_document(app: &TestApp) {
         "--report-junit-path".into(),
         report.display().to_string(),
     ];
-    let run = tokio::task::spawn_blocking(move || Command::new("st").args(&args).output())
-        .await
-        .unwrap();
-    let output = run.unwrap_or_else(|e| {
-        panic!("schemathesis could not start ({e}): python3 -m pip install schemathesis")
-    });
+    let run = |args: Vec<String>| async move {
+        let run = tokio::task::spawn_blocking(move || Command::new("st").args(&args).output())
+            .await
+            .unwrap();
+        run.unwrap_or_else(|e| {
+            panic!("schemathesis could not start ({e}): python3 -m pip install schemathesis")
+        })
+    };
+    let mut output = run(args.clone()).await;
+    if !output.status.success() && only_tool_errors(&report) {
+        // Schemathesis itself crashed while generating a case (seen: a hypothesis FlakyFailure
+        // over a KeyError in its schema strategies, once in many runs); no request was judged.
+        // One more run tells that from a finding, which would come back as a failure.
+        eprintln!(
+            "schemathesis on {}: its own runtime error, running once more:\n{}",
+            app.backend,
+            String::from_utf8_lossy(&output.stdout)
+        );
+        output = run(args).await;
+    }
     let stdout = String::from_utf8_lossy(&output.stdout);
     let summary = stdout
         .find("SUMMARY")
@@ -87,7 +101,49 @@ async fn matches_its_openapi_document(app: &TestApp) {
     let _ = std::fs::remove_file(report);
 }
 
+/// Whether the JUnit report holds errors of schemathesis's own ("Runtime Error") and no failed
+/// check: a crash of the tool, not a finding about the API.
+fn only_tool_errors(report: &std::path::Path) -> bool {
+    let Ok(xml) = std::fs::read_to_string(report) else {
+        return false;
+    };
+    let errors = xml.matches("<error").count();
+    errors > 0
+        && !xml.contains("<failure")
+        && xml.matches("<error type=\"error\">Runtime Error").count() == errors
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_no_server_error_and_no_mismatch() {
     on_every_backend!(matches_its_openapi_document);
+}
+
+#[test]
+fn a_crash_of_schemathesis_is_told_from_a_finding() {
+    let dir = tabiji_e2e::fresh_dir("junit");
+    let report = |name: &str, body: &str| {
+        let path = dir.join(name);
+        std::fs::write(
+            &path,
+            format!("<testsuites><testsuite>{body}</testsuite></testsuites>"),
+        )
+        .unwrap();
+        path
+    };
+    let crash = report(
+        "crash.xml",
+        r#"<testcase name="POST /api/auth/tokens"><error type="error">Runtime Error  Inconsistent results</error></testcase>"#,
+    );
+    assert!(only_tool_errors(&crash));
+    let finding = report(
+        "finding.xml",
+        r#"<testcase name="GET /api/x"><failure type="failure">Server error</failure></testcase><testcase name="POST /api/y"><error type="error">Runtime Error</error></testcase>"#,
+    );
+    assert!(!only_tool_errors(&finding));
+    let other = report(
+        "other.xml",
+        r#"<testcase name="GET /api/x"><error type="error">Network Error</error></testcase>"#,
+    );
+    assert!(!only_tool_errors(&other));
+    assert!(!only_tool_errors(&dir.join("missing.xml")));
 }

@@ -86,6 +86,25 @@ fn field_control(
             })
         }
     };
+    // A reference to a record with a card of its own opens that card.
+    let link = match &f.ty {
+        FieldType::Reference { entity } => crate::RECORD_SCREENS
+            .into_iter()
+            .find(|screen| screen == entity)
+            .map(|screen| {
+                let target = current.clone();
+                let shown = current.clone();
+                view! {
+                    <Show when=move || !shown().is_empty()>
+                        <a class="reference" data-test=format!("open-{}", f.key) href={
+                            let target = target.clone();
+                            move || format!("#/{screen}/{}", target())
+                        }>{move || format!("→ {}", session.t(&format!("nav.{screen}")))}</a>
+                    </Show>
+                }
+            }),
+        _ => None,
+    };
     let control = match &f.ty {
         FieldType::SingleChoice { options } => {
             let choices = std::iter::once(String::new())
@@ -137,6 +156,7 @@ fn field_control(
                 {locked.then(|| view! { <small class="read-only">{session.t("card.read_only")}</small> })}
             </span>
             {control}
+            {link}
             <span class="field-error" data-error=key.clone()>{error}</span>
         </label>
     }

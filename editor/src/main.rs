@@ -102,7 +102,7 @@ fn current_hash() -> String {
 }
 
 /// The entities with a list screen and cards, in the order of the top bar.
-const RECORD_SCREENS: [&str; 3] = ["tourists", "businesses", "inquiries"];
+pub const RECORD_SCREENS: [&str; 3] = ["tourists", "businesses", "inquiries"];
 
 #[derive(Clone, PartialEq, Debug)]
 enum Route {

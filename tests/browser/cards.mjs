@@ -113,6 +113,12 @@ await report(browser, problems, async () => {
   inquiry.after = await shownTimeline(page);
   await page.screenshot({ path: `${artifacts}/inquiry-card.png`, fullPage: true });
 
+  step("the inquiry's tourist opens from it");
+  await page.locator("[data-test=open-tourist_id]").click();
+  await page.waitForFunction((id) => location.hash === `#/tourists/${id}`, id);
+  await page.locator("[data-test=card-title]", { hasText: "山田" }).waitFor();
+  inquiry.tourist_title = await page.locator("[data-test=card-title]").innerText();
+
   step("the front desk opens the same card");
   const desk = await signedIn(clerk, clerkPassword, "ja-JP");
   await desk.goto(`${base}/#/tourists/${id}`);

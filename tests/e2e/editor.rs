@@ -522,6 +522,10 @@ async fn record_cards_show_timelines_and_save_edits_with_refusals_on_their_field
             shown["desk_add_entry"], 0,
             "the front desk may not add purchases"
         );
+        assert_eq!(
+            shown["inquiry"]["tourist_title"], "山田 花子",
+            "the inquiry links its tourist"
+        );
         app.stop().await;
     }
 }

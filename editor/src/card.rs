@@ -397,14 +397,6 @@ pub fn RecordCard(entity: &'static str, id: i64) -> impl IntoView {
     }
 }
 
-/// The sources of a timeline that are history stores (the engine's are written by flows).
-fn is_store(source: &Value) -> bool {
-    !matches!(
-        source["key"].as_str(),
-        Some("messages" | "events" | "runs") | None
-    )
-}
-
 /// Adds a row to one of the record's history stores the user may write to: an inquiry's
 /// response, a business's interaction, a purchase… The owner is filled in; the time field starts
 /// at now, in Asia/Tokyo.
@@ -422,7 +414,8 @@ fn AddEntry(parent: i64, sources: RwSignal<Vec<Value>>, revision: RwSignal<u64>)
         let rights = session.rights();
         sources.with(|list| {
             list.iter()
-                .filter(|s| is_store(s))
+                // History stores only: the engine's messages, events and runs are written by flows.
+                .filter(|s| s["history"] == true)
                 .filter(|s| {
                     s["key"]
                         .as_str()

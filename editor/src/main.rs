@@ -168,12 +168,13 @@ fn App() -> impl IntoView {
         if session.user.with(Option::is_none) {
             return view! { <Login/> }.into_any();
         }
+        let rights = session.rights();
         match route(&hash.get()) {
             // Someone who may not view flows starts on the first screen they may view.
-            Route::Flows if !session.rights().allows("flows", Op::View) => {
+            Route::Flows if !rights.allows("flows", Op::View) => {
                 match RECORD_SCREENS
                     .into_iter()
-                    .find(|e| session.rights().allows(e, Op::View))
+                    .find(|e| rights.allows(e, Op::View))
                 {
                     Some(entity) => view! { <list::RecordList entity=entity/> }.into_any(),
                     None => view! { <FlowList/> }.into_any(),

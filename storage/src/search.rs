@@ -604,8 +604,9 @@ struct Cursor {
     id: i64,
 }
 
-fn encode_cursor(c: &Cursor) -> String {
-    let json = serde_json::to_vec(c).expect("a cursor serialises");
+/// A value as an opaque page cursor: its JSON, hex-encoded, so it travels in a URL as it is.
+pub(crate) fn encode_cursor<T: Serialize>(value: &T) -> String {
+    let json = serde_json::to_vec(value).expect("a cursor serialises");
     json.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -617,8 +618,9 @@ pub(crate) fn cursor_after(record: &Record, sort_field: &str) -> String {
     })
 }
 
-fn decode_cursor(s: &str) -> Option<Cursor> {
-    if !s.len().is_multiple_of(2) || s.len() > 8192 {
+/// A cursor [`encode_cursor`] wrote, of at most `max_len` characters; `None` for anything else.
+pub(crate) fn decode_cursor<T: serde::de::DeserializeOwned>(s: &str, max_len: usize) -> Option<T> {
+    if !s.len().is_multiple_of(2) || s.len() > max_len {
         return None;
     }
     let bytes: Option<Vec<u8>> = (0..s.len())
@@ -852,7 +854,7 @@ impl Store {
                     "pass back the next_after of the previous page, with the same sort",
                 ))
             };
-            let cursor = decode_cursor(after).ok_or_else(bad)?;
+            let cursor: Cursor = decode_cursor(after, 8192).ok_or_else(bad)?;
             q.and_where(
                 self.after(&sort_field.key, kind, sort.desc, &cursor)
                     .ok_or_else(bad)?,

@@ -24,7 +24,7 @@ use crate::error::{ItemError, Result, StorageError};
 use crate::flows::FLOWS;
 use crate::journeys::{self, Before};
 use crate::records::{Record, Store};
-use crate::search::{SearchRequest, Sort, cursor_after};
+use crate::search::{SearchRequest, Sort, cursor_after, decode_cursor, encode_cursor};
 
 /// Entries per page when the request names no limit, and the most it may ask for.
 const DEFAULT_LIMIT: u64 = 50;
@@ -62,6 +62,9 @@ pub struct TimelineEntry {
 pub struct TimelineSource {
     pub key: String,
     pub label: Label,
+    /// A history store, whose rows are records of its own (`POST /api/data/{key}` adds one);
+    /// false for the engine's messages, events and runs, which flows write.
+    pub history: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -120,20 +123,11 @@ fn invalid(field: &str, code: &'static str, message: impl Into<String>) -> Stora
     StorageError::invalid(ItemError::field(field, code, message))
 }
 
-fn encode(positions: &BTreeMap<String, Position>) -> String {
-    let json = serde_json::to_vec(positions).expect("positions serialise");
-    json.iter().map(|b| format!("{b:02x}")).collect()
-}
+/// A timeline cursor holds a search cursor per history store, so it may be longer than one.
+const MAX_CURSOR: usize = 16_384;
 
 fn decode(s: &str) -> Option<BTreeMap<String, Position>> {
-    if !s.len().is_multiple_of(2) || s.len() > 16_384 {
-        return None;
-    }
-    let bytes: Option<Vec<u8>> = (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect();
-    serde_json::from_slice(&bytes?).ok()
+    decode_cursor(s, MAX_CURSOR)
 }
 
 /// A history row's time as epoch milliseconds, for merging: timestamps as stored, dates at
@@ -332,10 +326,11 @@ impl Store {
         .await?;
         Ok(TimelinePage {
             entries: page,
-            next_before: more.then(|| encode(&positions)),
+            next_before: more.then(|| encode_cursor(&positions)),
             sources: all
                 .into_iter()
                 .map(|s| TimelineSource {
+                    history: matches!(s.kind, SourceKind::History { .. }),
                     key: s.key,
                     label: s.label,
                 })
@@ -412,75 +407,39 @@ impl Store {
             }
             SourceKind::Messages => {
                 let rows = journeys::deliveries_of_contact(conn, id, before, fetch).await?;
-                let exhausted = rows.len() as u64 <= limit;
                 let names = self.flow_names(rows.iter().map(|d| d.flow_id)).await?;
-                let items = rows
-                    .into_iter()
-                    .take(limit as usize)
-                    .map(|d| Candidate {
-                        at_ms: Some(d.created_at),
-                        resume: Position::Before(d.created_at, d.id),
-                        entry: TimelineEntry {
-                            source: MESSAGES.into(),
-                            id: d.id,
-                            at: rfc3339(d.created_at),
-                            data: json!({
-                                "channel": d.channel, "template": d.template,
-                                "flow": {"id": d.flow_id, "name": names.get(&d.flow_id)},
-                                "node": d.node, "status": d.status, "attempts": d.attempts,
-                                "error": d.error, "updated_at": rfc3339(d.updated_at),
-                            }),
-                        },
-                    })
-                    .collect();
-                Ok((items, exhausted))
+                Ok(engine_page(MESSAGES, limit, rows, |d| {
+                    let data = json!({
+                        "channel": d.channel, "template": d.template,
+                        "flow": {"id": d.flow_id, "name": names.get(&d.flow_id)},
+                        "node": d.node, "status": d.status, "attempts": d.attempts,
+                        "error": d.error, "updated_at": rfc3339(d.updated_at),
+                    });
+                    (d.created_at, d.id, data)
+                }))
             }
             SourceKind::Events => {
                 let rows = journeys::events_of_contact(conn, id, before, fetch).await?;
-                let exhausted = rows.len() as u64 <= limit;
-                let items = rows
-                    .into_iter()
-                    .take(limit as usize)
-                    .map(|e| Candidate {
-                        at_ms: Some(e.occurred_at),
-                        resume: Position::Before(e.occurred_at, e.id),
-                        entry: TimelineEntry {
-                            source: EVENTS.into(),
-                            id: e.id,
-                            at: rfc3339(e.occurred_at),
-                            data: json!({
-                                "name": e.name, "delivery_id": e.delivery_id,
-                                "properties": serde_json::from_str::<Json>(&e.properties)
-                                    .unwrap_or(Json::Null),
-                            }),
-                        },
-                    })
-                    .collect();
-                Ok((items, exhausted))
+                Ok(engine_page(EVENTS, limit, rows, |e| {
+                    let properties =
+                        serde_json::from_str::<Json>(&e.properties).unwrap_or(Json::Null);
+                    let data = json!({
+                        "name": e.name, "delivery_id": e.delivery_id, "properties": properties,
+                    });
+                    (e.occurred_at, e.id, data)
+                }))
             }
             SourceKind::Runs => {
                 let rows = journeys::runs_of_contact(conn, id, before, fetch).await?;
-                let exhausted = rows.len() as u64 <= limit;
                 let names = self.flow_names(rows.iter().map(|r| r.flow_id)).await?;
-                let items = rows
-                    .into_iter()
-                    .take(limit as usize)
-                    .map(|r| Candidate {
-                        at_ms: Some(r.entered_at),
-                        resume: Position::Before(r.entered_at, r.id),
-                        entry: TimelineEntry {
-                            source: RUNS.into(),
-                            id: r.id,
-                            at: rfc3339(r.entered_at),
-                            data: json!({
-                                "flow": {"id": r.flow_id, "name": names.get(&r.flow_id)},
-                                "version": r.version, "state": r.state, "node": r.node,
-                                "outcome": r.outcome, "updated_at": rfc3339(r.updated_at),
-                            }),
-                        },
-                    })
-                    .collect();
-                Ok((items, exhausted))
+                Ok(engine_page(RUNS, limit, rows, |r| {
+                    let data = json!({
+                        "flow": {"id": r.flow_id, "name": names.get(&r.flow_id)},
+                        "version": r.version, "state": r.state, "node": r.node,
+                        "outcome": r.outcome, "updated_at": rfc3339(r.updated_at),
+                    });
+                    (r.entered_at, r.id, data)
+                }))
             }
         }
     }
@@ -500,6 +459,35 @@ impl Store {
             .map(|f| (f.id, f.name))
             .collect())
     }
+}
+
+/// Up to `limit` of the `limit + 1` rows read from an engine table, each turned into its time
+/// (epoch ms), id and data by `entry`; and whether they are the last the table holds.
+fn engine_page<R>(
+    source: &str,
+    limit: u64,
+    rows: Vec<R>,
+    entry: impl Fn(R) -> (i64, i64, Json),
+) -> (Vec<Candidate>, bool) {
+    let exhausted = rows.len() as u64 <= limit;
+    let items = rows
+        .into_iter()
+        .take(limit as usize)
+        .map(|row| {
+            let (at, id, data) = entry(row);
+            Candidate {
+                at_ms: Some(at),
+                resume: Position::Before(at, id),
+                entry: TimelineEntry {
+                    source: source.into(),
+                    id,
+                    at: rfc3339(at),
+                    data,
+                },
+            }
+        })
+        .collect();
+    (items, exhausted)
 }
 
 fn history_candidate(source: &str, time_field: &str, record: Record) -> Candidate {
@@ -671,7 +659,7 @@ mod tests {
             ),
             ("runs".to_string(), Position::Done),
         ]);
-        assert_eq!(decode(&encode(&positions)), Some(positions));
+        assert_eq!(decode(&encode_cursor(&positions)), Some(positions));
         assert_eq!(decode("zz"), None);
         assert_eq!(decode("abc"), None);
     }

@@ -168,6 +168,18 @@ async fn timeline(app: &TestApp) {
         6,
         "every source the administrator may view is named: {whole}"
     );
+    let history: Vec<&str> = whole["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["history"] == true)
+        .map(|s| s["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        history,
+        ["inquiries", "point_ledger", "purchases"],
+        "history stores are told from the engine's sources: {whole}"
+    );
 
     // Two at a time, the pages hold the same entries in the same order, each once.
     let paged = every_page(app, &app.admin, &path, 2).await;

@@ -253,7 +253,7 @@ fn entity_paths(entity: &EntitySchema, paths: &mut Map<String, Value>) {
                     "entries": {"type": "array", "items": {"type": "object", "required": ["source", "id", "data"], "properties": {
                         "source": {"type": "string"}, "id": {"type": "integer"}, "at": {"type": ["string", "null"]}, "data": {}}}},
                     "next_before": {"type": "string"},
-                    "sources": {"type": "array", "items": {"type": "object", "properties": {"key": {"type": "string"}, "label": {"type": "object"}}}}}}))}))}
+                    "sources": {"type": "array", "items": {"type": "object", "properties": {"key": {"type": "string"}, "label": {"type": "object"}, "history": {"type": "boolean"}}}}}}))}))}
         }),
     );
 }

@@ -14,11 +14,13 @@ pub enum ApiError {
     Unauthenticated,
     /// The session ended; the server's reason (`signed_in_elsewhere`, `idle`, …).
     SessionEnded(String),
-    /// The server refused: its code, its message, and each detail as `field: message`.
+    /// The server refused: its code, its message, each detail as `field: message`, and where
+    /// in the code it was sent the problem is (line and column), when it says.
     Refused {
         code: String,
         message: String,
         details: Vec<String>,
+        position: Option<(u32, u32)>,
     },
 }
 
@@ -52,10 +54,15 @@ impl ApiError {
                     .collect()
             })
             .unwrap_or_default();
+        let position = match (error["line"].as_u64(), error["column"].as_u64()) {
+            (Some(line), Some(column)) => Some((line as u32, column as u32)),
+            _ => None,
+        };
         ApiError::Refused {
             code,
             message,
             details,
+            position,
         }
     }
 }
@@ -74,6 +81,10 @@ pub async fn patch(path: &str, body: &Value) -> Result<Value, ApiError> {
 
 pub async fn put(path: &str, body: &Value) -> Result<Value, ApiError> {
     call("PUT", path, Some(body)).await
+}
+
+pub async fn delete(path: &str) -> Result<Value, ApiError> {
+    call("DELETE", path, None).await
 }
 
 async fn call(method: &str, path: &str, body: Option<&Value>) -> Result<Value, ApiError> {
@@ -132,6 +143,7 @@ mod tests {
                 code: "invalid".into(),
                 message: "the flow has problems".into(),
                 details: vec!["nodes.email_1: no such template".into(), "plain".into()],
+                position: None,
             }
         );
         assert_eq!(ApiError::from_body(401, &body), ApiError::Unauthenticated);
@@ -145,8 +157,17 @@ mod tests {
             ApiError::Refused {
                 code: String::new(),
                 message: "HTTP 502".into(),
-                details: vec![]
+                details: vec![],
+                position: None,
             }
         );
+        let script = json!({"error": {"code": "script_syntax", "message": "line 2, column 9: …", "line": 2, "column": 9}});
+        assert!(matches!(
+            ApiError::from_body(422, &script),
+            ApiError::Refused {
+                position: Some((2, 9)),
+                ..
+            }
+        ));
     }
 }

@@ -546,6 +546,7 @@ mod tests {
             code: "invalid".into(),
             message: "1 field is not valid".into(),
             details: vec!["phone: not a phone number".into(), "plain".into()],
+            position: None,
         };
         assert_eq!(
             Value::Object(field_errors(&error)),

@@ -247,6 +247,80 @@ const TEXT: &[(&str, &str, &str)] = &[
     ("inquiry.in_progress", "対応中", "in progress"),
     ("inquiry.resolved", "解決", "resolved"),
     ("inquiry.closed", "完了", "closed"),
+    ("nav.content", "コンテンツ", "Content"),
+    ("content.templates", "テンプレート", "Templates"),
+    ("content.parts", "パーツ", "Parts"),
+    ("content.snippets", "スニペット (rhai)", "Snippets (rhai)"),
+    ("content.one.templates", "テンプレート", "Template"),
+    ("content.one.parts", "パーツ", "Part"),
+    ("content.one.snippets", "スニペット", "Snippet"),
+    (
+        "content.new_key",
+        "新しいキー (英数字)",
+        "New key (letters, digits)",
+    ),
+    ("content.new", "作成", "Create"),
+    (
+        "content.pick",
+        "左の一覧から選ぶか、新しいキーで作成してください",
+        "Pick an item on the left, or create one with a new key",
+    ),
+    (
+        "content.new_item",
+        "まだ保存されていません。保存すると版 1 になります",
+        "Not saved yet: saving makes version 1",
+    ),
+    (
+        "content.refused",
+        "保存できません。各項目の下の指摘をご確認ください",
+        "Not accepted: see the notes under the fields",
+    ),
+    ("content.saved", "保存しました", "Saved"),
+    (
+        "content.save",
+        "新しい版として保存",
+        "Save as a new version",
+    ),
+    ("content.delete", "削除", "Delete"),
+    (
+        "content.confirm_delete",
+        "削除しますか? (これまでの版は残ります)",
+        "Delete it? (Its versions stay readable.)",
+    ),
+    ("content.versions", "版の履歴", "Versions"),
+    ("content.load", "フォームに読み込む", "Load into the form"),
+    (
+        "content.loaded",
+        "読み込みました。保存すると新しい版になります",
+        "Loaded: saving makes it the newest version",
+    ),
+    ("content.preview", "プレビュー", "Preview"),
+    (
+        "content.preview_run",
+        "この内容でプレビュー",
+        "Preview what is on screen",
+    ),
+    ("content.tourist", "観光客 ID", "Tourist ID"),
+    ("content.test_run", "テスト実行", "Test run"),
+    (
+        "content.args",
+        "引数 (JSON 配列)",
+        "Arguments (a JSON array)",
+    ),
+    ("content.run", "実行", "Run"),
+    ("content.input.channel", "チャネル", "Channel"),
+    ("content.input.subject", "件名", "Subject"),
+    ("content.input.preheader", "プリヘッダー", "Preheader"),
+    ("content.input.html", "HTML 本文", "HTML body"),
+    ("content.input.text", "テキスト本文", "Text body"),
+    (
+        "content.input.flex",
+        "Flex メッセージ (JSON)",
+        "Flex message (JSON)",
+    ),
+    ("content.input.body", "本文", "Body"),
+    ("content.input.description", "説明", "Description"),
+    ("content.input.source", "コード (rhai)", "Code (rhai)"),
     ("channel.email", "メール", "E-mail"),
     ("channel.sms", "SMS", "SMS"),
     ("channel.line", "LINE", "LINE"),
@@ -396,6 +470,21 @@ mod tests {
         for kind in Kind::ALL {
             let key = format!("kind.{}", kind.key());
             assert_ne!(t(Lang::Ja, &key), key);
+        }
+        for kind in crate::draft::Kind::ALL {
+            for key in [
+                format!("content.{}", kind.path()),
+                format!("content.one.{}", kind.path()),
+            ] {
+                assert_ne!(t(Lang::En, &key), key);
+            }
+            for channel in crate::draft::CHANNELS {
+                assert_ne!(t(Lang::En, &format!("channel.{channel}")), "");
+                for input in crate::draft::inputs_of(kind, channel) {
+                    let key = format!("content.input.{input}");
+                    assert_ne!(t(Lang::En, &key), key);
+                }
+            }
         }
         let every_type = serde_json::json!([{"type": "text"}, {"type": "integer"}, {"type": "boolean"},
             {"type": "date"}, {"type": "month_day"}, {"type": "timestamp"},

@@ -10,13 +10,18 @@
 //!   table); `conditions`: its rows as a filter of `model/`, pure.
 //! - `card`: one record's card (fields, editing, timeline); `record`: what it shows and sends,
 //!   pure.
+//! - `content`: templates, parts and snippets (editing, versions, preview, test run); `draft`:
+//!   what it shows and sends, pure.
 //! - this file: the app shell (session, language, hash routes `#/flows`, `#/flows/{id}`,
-//!   `#/{entity}` and `#/{entity}/{id}` for the entities of [`RECORD_SCREENS`]).
+//!   `#/{entity}` and `#/{entity}/{id}` for the entities of [`RECORD_SCREENS`], `#/content`
+//!   and `#/content/{kind}/{key}`).
 
 mod api;
 mod canvas;
 mod card;
 mod conditions;
+mod content;
+mod draft;
 mod editor;
 mod i18n;
 mod list;
@@ -111,6 +116,7 @@ enum Route {
     Card(&'static str, i64),
     NewFlow,
     Flow(i64),
+    Content(Option<draft::Kind>, Option<String>),
 }
 
 fn route(hash: &str) -> Route {
@@ -120,6 +126,13 @@ fn route(hash: &str) -> Route {
         return match rest.parse::<i64>() {
             Ok(id) => Route::Card(entity, id),
             Err(_) => Route::List(entity),
+        };
+    }
+    if head == "content" {
+        let (kind, key) = rest.split_once('/').unwrap_or((rest, ""));
+        return match draft::Kind::parse(kind) {
+            Some(kind) if !key.is_empty() => Route::Content(Some(kind), Some(key.to_string())),
+            kind => Route::Content(kind, None),
         };
     }
     match path.strip_prefix("flows/") {
@@ -185,6 +198,9 @@ fn App() -> impl IntoView {
             Route::Card(entity, id) => view! { <card::RecordCard entity=entity id=id/> }.into_any(),
             Route::NewFlow => view! { <editor::FlowEditor id=None/> }.into_any(),
             Route::Flow(id) => view! { <editor::FlowEditor id=Some(id)/> }.into_any(),
+            Route::Content(kind, key) => {
+                view! { <content::ContentScreen kind=kind key=key/> }.into_any()
+            }
         }
     };
     view! {
@@ -205,6 +221,12 @@ fn App() -> impl IntoView {
                         })
                         .collect_view()
                 }}
+                <Show when=move || {
+                    let rights = session.rights();
+                    draft::Kind::ALL.iter().any(|k| rights.allows(k.rights_entity(), Op::View))
+                }>
+                    <a href="#/content" data-test="nav-content">{move || session.t("nav.content")}</a>
+                </Show>
                 <button data-test="language" on:click=move |_| session.lang.update(|l| *l = l.other())>
                     {move || session.t("nav.language")}
                 </button>
@@ -348,6 +370,16 @@ mod tests {
         assert_eq!(route("#/tourists/x"), Route::List("tourists"));
         assert_eq!(route("#/businesses/7"), Route::Card("businesses", 7));
         assert_eq!(route("#/inquiries"), Route::List("inquiries"));
+        assert_eq!(route("#/content"), Route::Content(None, None));
+        assert_eq!(
+            route("#/content/snippets"),
+            Route::Content(Some(draft::Kind::Snippets), None)
+        );
+        assert_eq!(
+            route("#/content/templates/autumn"),
+            Route::Content(Some(draft::Kind::Templates), Some("autumn".into()))
+        );
+        assert_eq!(route("#/content/flows/x"), Route::Content(None, None));
         assert_eq!(
             route("#/purchases/1"),
             Route::Flows,

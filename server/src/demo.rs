@@ -3,13 +3,14 @@
 
 use std::time::Instant;
 
-use chrono::{Duration, NaiveDate};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde_json::{Value, json};
 use tabiji_model::Op;
 use tabiji_model::Rights;
+use tabiji_model::content::ContentKind;
 use tabiji_model::rights::{EntityRights, FieldAccess};
 use tabiji_storage::auth::{self as users, NewUser};
-use tabiji_storage::{Principal, StorageError, Store};
+use tabiji_storage::{Principal, StorageError, Store, content};
 
 /// Records created per bulk call.
 const BATCH: usize = 5_000;
@@ -472,6 +473,43 @@ pub async fn ensure_users(store: &Store) -> Result<(), StorageError> {
             },
         )
         .await?;
+    }
+    Ok(())
+}
+
+/// The example content of `examples/content/`, in an order each item's references are saved
+/// before it: the content screen and the flows of the demo have a template to show and send.
+const DEMO_CONTENT: [(ContentKind, &str, &str); 4] = [
+    (
+        ContentKind::Snippet,
+        "greeting",
+        include_str!("../../examples/content/snippets/greeting.json"),
+    ),
+    (
+        ContentKind::Part,
+        "legal",
+        include_str!("../../examples/content/parts/legal.json"),
+    ),
+    (
+        ContentKind::Part,
+        "footer",
+        include_str!("../../examples/content/parts/footer.json"),
+    ),
+    (
+        ContentKind::Template,
+        "autumn",
+        include_str!("../../examples/content/templates/autumn.json"),
+    ),
+];
+
+/// Saves the example content unless some content is saved already.
+pub async fn ensure_content(store: &Store, now: DateTime<Utc>) -> Result<(), StorageError> {
+    if !content::all(store).await?.is_empty() {
+        return Ok(());
+    }
+    for (kind, key, text) in DEMO_CONTENT {
+        let definition: Value = serde_json::from_str(text).expect("the examples are JSON");
+        content::save(store, &Principal::system(), kind, key, &definition, now).await?;
     }
     Ok(())
 }

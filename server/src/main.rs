@@ -713,6 +713,7 @@ async fn main() -> anyhow::Result<()> {
                 );
             }
             demo::ensure_users(&store).await?;
+            demo::ensure_content(&store, chrono::Utc::now()).await?;
             eprintln!(
                 "demo sign-in: {} / {} (administrator), {} / {} (front desk, no phone numbers)",
                 demo::DEMO_ADMIN.0,

@@ -115,6 +115,20 @@ async fn the_command_line(url: &str) {
         .unwrap();
     assert_eq!(r.status(), 403);
 
+    // The demo saved the example content for its administrator to open.
+    let (admin_token, _) =
+        run(tabiji(url).args(["token", "create", "--login", "admin", "--name", "content"]));
+    let templates: serde_json::Value = client
+        .get(format!("{base}/api/templates"))
+        .bearer_auth(admin_token.trim())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(templates["items"][0]["key"], "autumn", "{templates}");
+
     // One session per account, refused while the first is live; forced off from the shell.
     let sign_in = || async {
         let r = client

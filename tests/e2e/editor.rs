@@ -529,3 +529,151 @@ async fn record_cards_show_timelines_and_save_edits_with_refusals_on_their_field
         app.stop().await;
     }
 }
+
+/// A file of `examples/content/`, saved through the API as docs/content.md shows.
+async fn save_example(app: &TestApp, kind: &str, key: &str) {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/content")
+        .join(kind)
+        .join(format!("{key}.json"));
+    let definition: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    let (status, body) = app
+        .call(
+            reqwest::Method::PUT,
+            &format!("/api/{kind}/{key}"),
+            Some(definition),
+        )
+        .await;
+    assert_eq!(status, 201, "{kind}/{key}: {body}");
+}
+
+#[tokio::test]
+async fn templates_are_previewed_and_snippets_test_run_before_they_are_saved() {
+    check_prerequisites();
+    for scratch in backends().await {
+        let app = spawn_app(scratch).await;
+        app.create_tourists(vec![
+            json!({"email": "hanako@example.jp", "given_name": "花子", "family_name": "<山田>",
+                   "prefecture": "愛知県", "member_type": "premium"}),
+        ])
+        .await;
+        save_example(&app, "snippets", "greeting").await;
+        save_example(&app, "parts", "legal").await;
+        save_example(&app, "parts", "footer").await;
+        save_example(&app, "templates", "autumn").await;
+        app.user_with_rights(
+            "marketer",
+            json!({"entities": {"tourists": {"ops": ["view"]}, "templates": {"ops": ["view"]}}}),
+        )
+        .await;
+        app.user_with_rights("desk", json!({"entities": {"tourists": {"ops": ["view"]}}}))
+            .await;
+        let admin = app.administrator("developer").await;
+        let shown = browser(
+            "content.mjs",
+            &[
+                app.base.as_str(),
+                "developer",
+                &admin,
+                "marketer",
+                "marketer-password",
+                "desk",
+                "desk-password",
+            ],
+            app.backend,
+        )
+        .await;
+
+        assert_eq!(
+            shown["index"],
+            json!({"templates": ["autumn"], "parts": ["footer", "legal"], "snippets": ["greeting"]})
+        );
+        // The saved template, previewed for the first tourist as she will get it.
+        assert_eq!(
+            shown["firstSubject"],
+            "花子様 (プレミアム会員)、紅葉の愛知県へ"
+        );
+        let html = shown["previewHtml"].as_str().unwrap();
+        assert!(
+            html.contains("&lt;山田&gt;さまへ"),
+            "escaped in the HTML: {html}"
+        );
+        assert_eq!(
+            shown["preheaderDisplay"], "none",
+            "the frame applies the message's inline styles"
+        );
+        assert!(
+            shown["previewText"]
+                .as_str()
+                .unwrap()
+                .contains("<山田>さまへ"),
+            "{shown}"
+        );
+        assert!(shown["tourist"].as_str().unwrap().parse::<i64>().is_ok());
+        // A snippet that is not saved is named under the subject, before anything is saved.
+        assert!(
+            shown["subjectError"]
+                .as_str()
+                .unwrap()
+                .contains("calls snippet \"season\", which is not saved"),
+            "{shown}"
+        );
+        assert_eq!(shown["newMessage"], "Not saved yet: saving makes version 1");
+        // The syntax error's line is selected in the code (line 2 is characters 11 to 25).
+        assert!(
+            shown["runError"].as_str().unwrap().contains("line 2"),
+            "{shown}"
+        );
+        let at = shown["errorAt"].as_i64().unwrap();
+        assert!((11..=25).contains(&at), "the cursor is on line 2: {at}");
+        assert_eq!(shown["runValue"], "冬の旅");
+        assert!(
+            shown["runMicros"].as_str().unwrap().ends_with(" µs"),
+            "{shown}"
+        );
+        assert_eq!(shown["snippetSaved"], "Saved (v1)");
+        let snippet = app.get("/api/snippets/season").await;
+        assert_eq!(
+            snippet["definition"],
+            json!({"description": "季節の旅", "source": "args[0] + \"の旅\""})
+        );
+        // The template's new subject: previewed, then saved as version 2.
+        assert_eq!(shown["newSubject"], "冬の旅のご案内");
+        assert_eq!(shown["templateSaved"], "Saved (v2)");
+        assert_eq!(shown["saveDisabledAfterSave"], true, "nothing left to save");
+        assert_eq!(
+            shown["loadedSubject"],
+            "{{script \"greeting\"}}、紅葉の{{contact.prefecture}}へ"
+        );
+        assert_eq!(
+            shown["loadedPreview"],
+            "花子様 (プレミアム会員)、紅葉の愛知県へ"
+        );
+        // The HTML that does not compile was refused under it; version 2 stands.
+        assert!(
+            shown["htmlError"].as_str().unwrap().starts_with("line "),
+            "{shown}"
+        );
+        assert_eq!(
+            shown["refusal"],
+            "Not accepted: see the notes under the fields"
+        );
+        let template = app.get("/api/templates/autumn").await;
+        assert_eq!(template["version"], 2);
+        assert_eq!(
+            template["definition"]["subject"],
+            "{{script \"season\" \"冬\"}}のご案内"
+        );
+        assert_eq!(shown["smsInputs"], json!(["channel", "text"]));
+
+        // A marketer who may only view templates: no snippets, nothing to save, the preview.
+        assert_eq!(shown["viewerHeading"], "コンテンツ");
+        assert_eq!(shown["viewerSubject"], "冬の旅のご案内");
+        assert_eq!(shown["viewerKinds"], json!(["templates", "parts"]));
+        assert_eq!(shown["viewer_can_save"], false);
+        assert_eq!(shown["viewer_inputs_locked"], true);
+        assert_eq!(shown["viewer_can_create"], false);
+        assert_eq!(shown["desk_sees_content"], false);
+        app.stop().await;
+    }
+}

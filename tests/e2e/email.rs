@@ -432,6 +432,167 @@ async fn a_personalised_mail_arrives_signed() {
     }
 }
 
+/// The template editor previews what is on screen before it is saved.
+#[tokio::test]
+async fn a_draft_template_previews_as_it_would_once_saved_and_nothing_is_saved() {
+    for scratch in backends().await {
+        let app = tabiji_e2e::spawn_app(scratch).await;
+        save_content(&app).await;
+        let ids = tourists(&app).await;
+
+        let mut draft = example("templates/autumn.json");
+        draft["subject"] = json!("{{contact.given_name}}様、冬の{{contact.prefecture}}へ");
+        draft["html"] = json!("");
+        let (status, preview) = app
+            .post(
+                "/api/templates/autumn/preview",
+                json!({"contact_id": ids[0], "definition": draft}),
+            )
+            .await;
+        assert_eq!(status, 200, "{preview}");
+        assert_eq!(preview["subject"], "花子様、冬の愛知県へ");
+        assert!(
+            preview.get("html").is_none(),
+            "the saved HTML does not show through: {preview}"
+        );
+        assert!(
+            preview["text"]
+                .as_str()
+                .unwrap()
+                .contains("一般社団法人 旅路観光協会"),
+            "the saved parts are included: {preview}"
+        );
+        let saved = app.get("/api/templates/autumn").await;
+        assert_eq!(saved["version"], 2, "a preview saves nothing: {saved}");
+
+        // A key not saved yet previews too.
+        let (status, preview) = app
+            .post(
+                "/api/templates/winter/preview",
+                json!({"contact": {"given_name": "次郎"}, "definition": {"channel": "sms", "text": "{{contact.given_name}}さん {{script \"greeting\"}}"}}),
+            )
+            .await;
+        assert_eq!(status, 200, "{preview}");
+        assert!(
+            preview["text"].as_str().unwrap().starts_with("次郎さん "),
+            "{preview}"
+        );
+
+        // What would refuse the save refuses the preview, naming the section.
+        let (status, body) = app
+            .post(
+                "/api/templates/winter/preview",
+                json!({"definition": {"channel": "email", "subject": "冬", "html": "<p>\n{{> nowhere}}"}}),
+            )
+            .await;
+        assert_eq!(status, 422, "{body}");
+        let detail = &body["error"]["details"][0];
+        assert_eq!(
+            (detail["field"].as_str(), detail["code"].as_str()),
+            (Some("html"), Some("unknown_part")),
+            "{body}"
+        );
+        let (status, body) = app
+            .post(
+                "/api/templates/-bad-/preview",
+                json!({"definition": {"channel": "sms", "text": "x"}}),
+            )
+            .await;
+        assert_eq!(status, 400, "{body}");
+
+        // The HTML as a page for the editor's preview frame: its inline styles allowed, no
+        // script, framed by tabiji only.
+        let draft = json!({"channel": "email", "subject": "冬", "preheader": "冬のご案内",
+                           "html": "<p style=\"color:red\">{{contact.given_name}}様</p>{{> footer}}"});
+        let page = app
+            .admin
+            .post(app.url("/api/templates/winter/preview.html"))
+            .header("sec-fetch-site", "same-origin")
+            .form(&[
+                ("definition", draft.to_string()),
+                ("contact_id", ids[0].to_string()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 200);
+        let policy = page.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            policy.starts_with("sandbox;")
+                && policy.contains("style-src 'unsafe-inline'")
+                && policy.contains("frame-ancestors 'self'")
+                && !policy.contains("script"),
+            "{policy}"
+        );
+        assert!(
+            page.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+        let html = page.text().await.unwrap();
+        assert!(
+            html.starts_with("<div style=\"display:none")
+                && html.contains("<p style=\"color:red\">花子様</p>"),
+            "{html}"
+        );
+        assert!(html.contains("一般社団法人 旅路観光協会"), "{html}");
+        let page = app
+            .admin
+            .post(app.url("/api/templates/winter/preview.html"))
+            .form(&[("contact_id", "x")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 400);
+        let body: Value = page.json().await.unwrap();
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("contact_id"),
+            "{body}"
+        );
+        // Another site cannot have a signed-in browser post it.
+        let page = app
+            .admin
+            .post(app.url("/api/templates/autumn/preview.html"))
+            .header("sec-fetch-site", "cross-site")
+            .header("origin", "https://evil.example")
+            .form(&[("contact_id", ids[0].to_string())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 403);
+
+        // Previewing needs the view right on templates, saved or not.
+        let staff = app
+            .user_with_rights(
+                "staff",
+                json!({"entities": {"tourists": {"ops": ["view"]}}}),
+            )
+            .await;
+        let response = staff
+            .post(app.url("/api/templates/winter/preview"))
+            .json(&json!({"definition": {"channel": "sms", "text": "x"}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403);
+        let response = staff
+            .post(app.url("/api/templates/autumn/preview.html"))
+            .form(&[("contact_id", ids[0].to_string())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403);
+        app.stop().await;
+    }
+}
+
 #[tokio::test]
 async fn snippets_test_run_and_hostile_ones_are_stopped() {
     for scratch in backends().await {

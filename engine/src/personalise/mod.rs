@@ -6,7 +6,7 @@ pub mod render;
 pub mod script;
 pub mod track;
 
-pub use render::{Item, Library, RenderError};
+pub use render::{DraftError, Item, Library, RenderError};
 pub use script::{Limits, Sandbox, Script, ScriptError};
 pub use tabiji_model::content::Rendered;
 pub use track::{LinkKind, Tracker, UNSUBSCRIBE_PLACEHOLDER};

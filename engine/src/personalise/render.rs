@@ -36,6 +36,24 @@ pub enum RenderError {
     },
 }
 
+/// Why a draft template could not be previewed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DraftError {
+    /// What would refuse the save, each with where it is.
+    #[error("the template would be refused: {}", describe(.0))]
+    Invalid(Vec<ContentError>),
+    #[error(transparent)]
+    Render(RenderError),
+}
+
+fn describe(problems: &[ContentError]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("{}: {}", p.at, p.message))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// The part of a template each handlebars name stands for.
 const SECTIONS: [&str; 4] = ["subject", "preheader", "html", "text"];
 
@@ -591,60 +609,53 @@ impl Library {
             });
         };
         self.sandbox
-            .for_one_message(|| self.render_now(key, template, contact))
+            .for_one_message(|| render_now(&self.html, &self.plain, key, template, contact))
     }
 
-    fn render_now(
+    /// Renders a definition that is not saved (the template editor's preview) as it would
+    /// render once saved as `key`, with the saved parts and snippets; what would refuse the
+    /// save refuses the preview.
+    pub fn render_draft(
         &self,
         key: &str,
-        template: &Template,
+        definition: &Json,
         contact: &Map<String, Json>,
-    ) -> Result<Rendered, RenderError> {
-        CONTACT.with(|c| *c.borrow_mut() = Sandbox::contact(contact));
-        let data = json!({ "contact": contact, "unsubscribe_url": super::UNSUBSCRIBE_PLACEHOLDER });
-        let render = |registry: &Handlebars<'static>, section: &str| {
-            let name = section_name(key, section);
-            if !registry.has_template(&name) {
-                return Ok(String::new());
+    ) -> Result<Rendered, DraftError> {
+        let template = serde_json::from_value::<Template>(definition.clone())
+            .map_err(|e| DraftError::Invalid(vec![problem("", "invalid", e.to_string())]))?;
+        let problems = template.check();
+        if !problems.is_empty() {
+            return Err(DraftError::Invalid(problems));
+        }
+        let (mut html, mut plain) = (self.html.clone(), self.plain.clone());
+        // The saved version's sections go first: a section the draft leaves empty is not
+        // registered, and the saved one must not show through.
+        let prefix = section_name(key, "");
+        for registry in [&mut html, &mut plain] {
+            let saved: Vec<String> = registry
+                .get_templates()
+                .keys()
+                .filter(|name| name.starts_with(&prefix))
+                .cloned()
+                .collect();
+            for name in saved {
+                registry.unregister_template(&name);
             }
-            registry
-                .render(&name, &data)
-                .map_err(|e| RenderError::Failed {
-                    template: key.to_string(),
-                    part: match &e.template_name {
-                        Some(n) if n != &name => format!("part {n}"),
-                        _ => section.to_string(),
-                    },
-                    message: match (e.line_no, e.column_no) {
-                        (Some(l), Some(c)) => format!("line {l}, column {c}: {}", e.reason()),
-                        _ => e.reason().to_string(),
-                    },
-                })
-        };
-        let result = (|| {
-            let subject = render(&self.plain, "subject")?;
-            let preheader = render(&self.plain, "preheader")?;
-            let html = render(&self.html, "html")?;
-            let text = render(&self.plain, "text")?;
-            let flex = match &template.flex {
-                Some(flex) => {
-                    let mut flex = flex.clone();
-                    render_flex(&mut flex, "flex".into(), &mut |at| render(&self.plain, at))?;
-                    Some(flex)
-                }
-                None => None,
-            };
-            Ok(Rendered {
-                channel: template.channel,
-                html: with_preheader(&html, &preheader),
-                subject: subject.split_whitespace().collect::<Vec<_>>().join(" "),
-                preheader,
-                text,
-                flex,
-            })
-        })();
-        CONTACT.with(|c| *c.borrow_mut() = Dynamic::UNIT);
-        result
+        }
+        let problems = register(
+            &mut html,
+            &mut plain,
+            key,
+            &template,
+            &self.parts,
+            &self.snippets,
+        );
+        if !problems.is_empty() {
+            return Err(DraftError::Invalid(problems));
+        }
+        self.sandbox
+            .for_one_message(|| render_now(&html, &plain, key, &template, contact))
+            .map_err(DraftError::Render)
     }
 
     /// Runs a snippet's source (saved or not) for a contact: the test-run of the snippet editor.
@@ -678,6 +689,61 @@ impl crate::machine::Conditions for Library {
             .as_bool()
             .ok_or_else(|| format!("snippet {snippet:?} gave {value}, not true or false"))
     }
+}
+
+/// Renders the registered sections of template `key` for a contact.
+fn render_now(
+    html: &Handlebars<'static>,
+    plain: &Handlebars<'static>,
+    key: &str,
+    template: &Template,
+    contact: &Map<String, Json>,
+) -> Result<Rendered, RenderError> {
+    CONTACT.with(|c| *c.borrow_mut() = Sandbox::contact(contact));
+    let data = json!({ "contact": contact, "unsubscribe_url": super::UNSUBSCRIBE_PLACEHOLDER });
+    let render = |registry: &Handlebars<'static>, section: &str| {
+        let name = section_name(key, section);
+        if !registry.has_template(&name) {
+            return Ok(String::new());
+        }
+        registry
+            .render(&name, &data)
+            .map_err(|e| RenderError::Failed {
+                template: key.to_string(),
+                part: match &e.template_name {
+                    Some(n) if n != &name => format!("part {n}"),
+                    _ => section.to_string(),
+                },
+                message: match (e.line_no, e.column_no) {
+                    (Some(l), Some(c)) => format!("line {l}, column {c}: {}", e.reason()),
+                    _ => e.reason().to_string(),
+                },
+            })
+    };
+    let result = (|| {
+        let subject = render(plain, "subject")?;
+        let preheader = render(plain, "preheader")?;
+        let body = render(html, "html")?;
+        let text = render(plain, "text")?;
+        let flex = match &template.flex {
+            Some(flex) => {
+                let mut flex = flex.clone();
+                render_flex(&mut flex, "flex".into(), &mut |at| render(plain, at))?;
+                Some(flex)
+            }
+            None => None,
+        };
+        Ok(Rendered {
+            channel: template.channel,
+            html: with_preheader(&body, &preheader),
+            subject: subject.split_whitespace().collect::<Vec<_>>().join(" "),
+            preheader,
+            text,
+            flex,
+        })
+    })();
+    CONTACT.with(|c| *c.borrow_mut() = Dynamic::UNIT);
+    result
 }
 
 fn unknown_snippets(
@@ -928,6 +994,61 @@ mod tests {
             rendered.html
         );
         assert_eq!(rendered.text, "<b>山田</b>様\n配信停止はこちら © 観光協会");
+    }
+
+    #[test]
+    fn a_draft_renders_with_saved_parts_and_none_of_the_saved_versions_sections() {
+        let lib = library(&autumn());
+        let draft = json!({
+            "channel": "email",
+            "subject": "{{script \"season\" \"冬\"}}のご案内",
+            "text": "{{contact.first_name}}様\n{{> footer}}"
+        });
+        let rendered = lib.render_draft("autumn-1", &draft, &hanako()).unwrap();
+        assert_eq!(rendered.subject, "冬の旅のご案内");
+        assert_eq!(rendered.text, "花子様\n配信停止はこちら © 観光協会");
+        assert_eq!(
+            rendered.html, "",
+            "the saved HTML part does not show through"
+        );
+        assert_eq!(rendered.preheader, "");
+        let saved = lib.render("autumn-1", &hanako()).unwrap();
+        assert_eq!(
+            saved.subject, "花子様 (ゴールド会員)、秋の旅のご案内",
+            "the saved version is untouched"
+        );
+
+        let new = lib
+            .render_draft(
+                "new-one",
+                &json!({"channel": "sms", "text": "{{contact.prefecture}}"}),
+                &hanako(),
+            )
+            .unwrap();
+        assert_eq!(new.text, "愛知県");
+
+        let Err(DraftError::Invalid(problems)) = lib.render_draft(
+            "autumn-1",
+            &json!({"channel": "email", "subject": "x", "html": "{{> nowhere}}{{#if}}"}),
+            &hanako(),
+        ) else {
+            panic!("a draft that would be refused is not rendered")
+        };
+        assert!(problems.iter().all(|p| p.at == "html"), "{problems:?}");
+        assert!(
+            problems.iter().any(|p| p.code == "unknown_part"),
+            "{problems:?}"
+        );
+
+        let failed = lib.render_draft(
+            "autumn-1",
+            &json!({"channel": "sms", "text": "{{script \"season\"}}"}),
+            &hanako(),
+        );
+        assert!(
+            matches!(&failed, Err(DraftError::Render(RenderError::Failed { part, .. })) if part == "text"),
+            "{failed:?}"
+        );
     }
 
     #[test]

@@ -1,19 +1,20 @@
 //! `/api/templates`, `/api/parts`, `/api/snippets`: message content (MA-1, MA-10). Each kind
 //! lists, reads, checks, saves (a new version each time), lists versions and deletes; templates
-//! preview for a contact, snippets test-run for a contact.
+//! preview for a contact (saved or a draft; as JSON, or the HTML as a page for the editor's
+//! preview frame), snippets test-run for a contact.
 
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use tabiji_engine::personalise::Library;
+use tabiji_engine::personalise::{DraftError, Library};
 use tabiji_model::Op;
-use tabiji_model::content::{ContentError, ContentKind};
+use tabiji_model::content::{ContentError, ContentKind, Rendered};
 use tabiji_model::flow::CONTACTS;
 use tabiji_storage::auth::Principal;
 use tabiji_storage::{ItemError, StorageError, content};
@@ -64,6 +65,7 @@ pub fn routes() -> Router<AppState> {
     }
     router
         .route("/api/templates/{key}/preview", post(preview))
+        .route("/api/templates/{key}/preview.html", post(preview_page))
         .route("/api/snippets/run", post(run_snippet))
 }
 
@@ -212,22 +214,115 @@ async fn subject(
     }
 }
 
-/// Renders the saved template for a contact: subject, preheader, HTML and text as sent.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PreviewBody {
+    /// A definition not saved yet (the editor's draft), rendered as it would be once saved as
+    /// the path's key; without it, the saved template.
+    definition: Option<Value>,
+    #[serde(flatten)]
+    subject: Subject,
+}
+
+/// Renders the template for a contact: subject, preheader, HTML and text as sent.
 async fn preview(
     State(state): State<AppState>,
     Caller(who): Caller,
     Path(key): Path<String>,
-    JsonBody(body): JsonBody<Subject>,
+    JsonBody(body): JsonBody<PreviewBody>,
 ) -> ApiResult<impl IntoResponse> {
-    content::get(&state.store, &who, ContentKind::Template, &key).await?;
-    let contact = subject(&state, &who, &body).await?;
-    let library = library(&state).await?;
-    let rendered = tokio::task::spawn_blocking(move || library.render(&key, &contact))
-        .await
-        .map_err(|e| ApiError::Internal(format!("rendering stopped: {e}")))?;
+    Ok(Json(json!(rendered(&state, &who, key, body).await?)))
+}
+
+/// What the editor's preview frame posts: the draft as JSON text and the tourist, both
+/// optional, as a form (a frame is filled by a form, not by a call).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PreviewForm {
+    #[serde(default)]
+    definition: Option<String>,
+    #[serde(default)]
+    contact_id: Option<String>,
+}
+
+/// The policy of the HTML preview page: a message's HTML needs its inline styles and its
+/// pictures, which the editor's own policy forbids (a frame written by the editor inherits
+/// it); this page allows those and nothing else: no script, no form, no plugin, no access to
+/// tabiji's origin, framed by tabiji only.
+pub const PREVIEW_POLICY: &str = "sandbox; default-src 'none'; style-src 'unsafe-inline'; \
+     img-src https: http: data:; font-src https: data:; frame-ancestors 'self'";
+
+/// The template's HTML for a tourist as a page of its own, under [`PREVIEW_POLICY`].
+async fn preview_page(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(key): Path<String>,
+    form: Result<axum::Form<PreviewForm>, axum::extract::rejection::FormRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let axum::Form(form) = form.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let definition = match form.definition.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(text) => Some(
+            serde_json::from_str(text)
+                .map_err(|e| ApiError::BadRequest(format!("definition: {e}")))?,
+        ),
+    };
+    let contact_id = match form.contact_id.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(text) => Some(text.parse::<i64>().map_err(|_| {
+            ApiError::BadRequest(format!("contact_id: {text:?} is not a tourist's id"))
+        })?),
+    };
+    let body = PreviewBody {
+        definition,
+        subject: Subject {
+            contact_id,
+            contact: None,
+        },
+    };
+    let rendered = rendered(&state, &who, key, body).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CONTENT_SECURITY_POLICY, PREVIEW_POLICY),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::REFERRER_POLICY, "no-referrer"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        rendered.html,
+    ))
+}
+
+async fn rendered(
+    state: &AppState,
+    who: &Principal,
+    key: String,
+    body: PreviewBody,
+) -> ApiResult<Rendered> {
+    match &body.definition {
+        Some(_) => {
+            tabiji_model::content::check_key(&key).map_err(ApiError::BadRequest)?;
+            state
+                .store
+                .require(who, ContentKind::Template.rights_entity(), Op::View)
+                .await?;
+        }
+        None => {
+            content::get(&state.store, who, ContentKind::Template, &key).await?;
+        }
+    }
+    let contact = subject(state, who, &body.subject).await?;
+    let library = library(state).await?;
+    let rendered = tokio::task::spawn_blocking(move || match &body.definition {
+        Some(definition) => library.render_draft(&key, definition, &contact),
+        None => library.render(&key, &contact).map_err(DraftError::Render),
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("rendering stopped: {e}")))?;
     match rendered {
-        Ok(rendered) => Ok(Json(json!(rendered))),
-        Err(e) => Err(ApiError::Unprocessable {
+        Ok(rendered) => Ok(rendered),
+        Err(DraftError::Invalid(problems)) => Err(refused(problems)),
+        Err(DraftError::Render(e)) => Err(ApiError::Unprocessable {
             code: "render_failed",
             message: e.to_string(),
         }),

@@ -574,10 +574,18 @@ pub async fn document(State(state): State<AppState>) -> Json<Value> {
         "delete": {"summary": "Take an address off the list (delete right on suppressions)", "responses": with_errors(json!({"204": {"description": "Removed"}}))}}));
     let subject = json!({"contact_id": {"type": "integer", "description": "a saved tourist, read with the caller's field rights"},
                          "contact": {"type": "object", "description": "sample data instead of a saved tourist"}});
+    let mut preview_properties = subject.clone();
+    preview_properties["definition"] = json!({"type": "object", "description": "an unsaved template (as PUT takes it); 422 with each problem that would refuse its save"});
     paths.insert("/api/templates/{key}/preview".into(), json!({"parameters": key.clone(),
-        "post": {"summary": "Render the template for a tourist or sample data: subject, preheader, HTML and text as sent",
-                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "additionalProperties": false, "properties": subject.clone()}}}},
+        "post": {"summary": "Render the template for a tourist or sample data: subject, preheader, HTML and text as sent; with a definition, that unsaved draft as it would render once saved as the key",
+                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "additionalProperties": false, "properties": preview_properties}}}},
                  "responses": with_errors(json!({"200": ok("The rendered message", json!({"type": "object"}))}))}}));
+    paths.insert("/api/templates/{key}/preview.html".into(), json!({"parameters": key.clone(),
+        "post": {"summary": "The rendered HTML as a page of its own (for a preview frame), under a policy that allows its inline styles and pictures and nothing else; a form with an optional draft definition (JSON text) and contact_id",
+                 "requestBody": {"required": true, "content": {"application/x-www-form-urlencoded": {"schema": {"type": "object", "additionalProperties": false, "properties": {
+                     "definition": {"type": "string", "description": "an unsaved template as JSON text"},
+                     "contact_id": {"type": "string", "description": "a saved tourist's id"}}}}}},
+                 "responses": with_errors(json!({"200": {"description": "The message's HTML", "content": {"text/html": {"schema": {"type": "string"}}}}}))}}));
     let mut run_properties = subject;
     run_properties["source"] = json!({"type": "string"});
     run_properties["args"] = json!({"type": "array"});

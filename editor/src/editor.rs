@@ -183,6 +183,21 @@ pub fn FlowEditor(id: Option<i64>) -> impl IntoView {
     // A save or publish under way: a second one would create a second new flow.
     let busy = RwSignal::new(false);
     let drag = StoredValue::new(None::<Drag>);
+    // The nodes a drag holds and how far it has moved them: a move redraws those nodes and
+    // their wires only, and the flow changes once, when they are let go (a flow changed on
+    // every move would redraw every node, port and wire of the canvas).
+    let moving = RwSignal::new(BTreeSet::<String>::new());
+    let offset = RwSignal::new((0.0_f64, 0.0_f64));
+    // Where node `id` is drawn: where the flow has it, plus the drag's offset if the drag holds
+    // it (only then is the offset read, so only those nodes follow each move).
+    let shifted = move |(x, y): (f64, f64), id: &str| {
+        if moving.with(|m| m.contains(id)) {
+            let (dx, dy) = offset.get();
+            ((x + dx).round(), (y + dy).round())
+        } else {
+            (x, y)
+        }
+    };
     let wire = RwSignal::new(None::<((f64, f64), (f64, f64))>);
     let ghost = RwSignal::new(None::<(Kind, (f64, f64))>);
     let surface = NodeRef::<Div>::new();
@@ -414,7 +429,10 @@ pub fn FlowEditor(id: Option<i64>) -> impl IntoView {
             } => {
                 let zoom = view_box.get_untracked().2;
                 let (dx, dy) = ((cx - start.0) / zoom, (cy - start.1) / zoom);
-                flow.update(|f| canvas::move_nodes(f, &origin, dx, dy));
+                if moving.with_untracked(BTreeSet::is_empty) {
+                    moving.set(origin.keys().cloned().collect());
+                }
+                offset.set((dx, dy));
                 drag.set_value(Some(Drag::Move {
                     start,
                     origin,
@@ -438,9 +456,14 @@ pub fn FlowEditor(id: Option<i64>) -> impl IntoView {
             Some(Drag::Pan { moved: false, .. }) => selected.set(BTreeSet::new()),
             Some(Drag::Move {
                 before,
+                origin,
                 moved: true,
                 ..
             }) => {
+                let (dx, dy) = offset.get_untracked();
+                flow.update(|f| canvas::move_nodes(f, &origin, dx, dy));
+                moving.set(BTreeSet::new());
+                offset.set((0.0, 0.0));
                 editing.history.update_value(|h| h.record(*before));
                 editing.revision.update(|r| *r += 1);
             }
@@ -537,7 +560,7 @@ pub fn FlowEditor(id: Option<i64>) -> impl IntoView {
         let transform = {
             let id = id.clone();
             move || {
-                let (x, y) = flow.with(|f| canvas::position(f, &id));
+                let (x, y) = shifted(flow.with(|f| canvas::position(f, &id)), &id);
                 format!("translate({x},{y})")
             }
         };
@@ -658,6 +681,9 @@ pub fn FlowEditor(id: Option<i64>) -> impl IntoView {
     };
 
     let wires = move || {
+        // Drawn again when the flow changes or a drag starts or ends; in between, only the
+        // wires of the nodes a drag holds follow it.
+        moving.track();
         flow.with(|f| {
             std::iter::once(ENTRY.to_string())
                 .chain(f.nodes.iter().map(|n| n.id.clone()))
@@ -670,11 +696,15 @@ pub fn FlowEditor(id: Option<i64>) -> impl IntoView {
                         .filter(|(_, p)| f.node(&p.target).is_some())
                         .map(move |(index, port)| {
                             let (tx, ty) = canvas::position(f, &port.target);
-                            let start = (x + NODE_WIDTH, y + canvas::port_offset(index, count));
-                            let end = (tx, ty + canvas::NODE_HEIGHT / 2.0);
+                            let (from_id, to_id) = (from.clone(), port.target.clone());
+                            let d = move || {
+                                let (x, y) = shifted((x, y), &from_id);
+                                let (tx, ty) = shifted((tx, ty), &to_id);
+                                let start = (x + NODE_WIDTH, y + canvas::port_offset(index, count));
+                                curve(start, (tx, ty + canvas::NODE_HEIGHT / 2.0))
+                            };
                             view! {
-                                <path class="wire" data-from=from.clone() data-to=port.target.clone()
-                                    d=curve(start, end)/>
+                                <path class="wire" data-from=from.clone() data-to=port.target.clone() d=d/>
                             }
                         })
                         .collect::<Vec<_>>()

@@ -26,28 +26,37 @@ const nodesDrawn = (count) => new Promise((resolve) => {
   check();
 });
 
-/** Counts frames in the page from now until `stopFrames()`: their number, time and gaps. */
-const countFrames = () => {
+/** Counts frames in the page from now until `stopFrames()`: their number, time and gaps, and
+ * in how many of them the element `watched` (if any) was drawn somewhere new. */
+const countFrames = (watched) => {
   const gaps = [];
   let last = performance.now();
   const started = last;
   let running = true;
+  let redrawn = 0;
+  let place = null;
   const tick = (now) => {
     gaps.push(now - last);
     last = now;
+    const element = watched && document.querySelector(watched);
+    const here = element && element.getAttribute("transform");
+    if (here !== place) {
+      if (place !== null) redrawn += 1;
+      place = here;
+    }
     if (running) requestAnimationFrame(tick);
   };
   requestAnimationFrame(tick);
   window.stopFrames = () => {
     running = false;
-    return { frames: gaps.length, ms: last - started, gaps };
+    return { frames: gaps.length, ms: last - started, gaps, redrawn };
   };
 };
 
 /** Presses at `from` and moves the pointer back and forth over `dx` for `seconds`, as fast as
  * the browser takes the moves, counting frames. */
-async function sweep(page, from, seconds, dx) {
-  await page.evaluate(countFrames);
+async function sweep(page, from, seconds, dx, watched) {
+  await page.evaluate(countFrames, watched);
   await page.mouse.move(from.x, from.y);
   await page.mouse.down();
   const t0 = Date.now();
@@ -64,6 +73,7 @@ async function sweep(page, from, seconds, dx) {
   return {
     moves,
     fps: counted.frames / (counted.ms / 1000),
+    redrawn: counted.redrawn / (counted.ms / 1000),
     seconds: counted.ms / 1000,
     longest: gaps[gaps.length - 1],
     p95: gaps[Math.floor(gaps.length * 0.95)],
@@ -122,19 +132,19 @@ await report(browser, problems, async () => {
   const box = await node.boundingBox();
   const from = { x: box.x + box.width / 2, y: box.y + box.height / 2 };
   const before = await page.locator('g.node[data-node="n21"]').getAttribute("transform");
-  const drag = await sweep(page, from, 2, 160);
+  const drag = await sweep(page, from, 2, 160, 'g.node[data-node="n21"]');
   const after = await page.locator('g.node[data-node="n21"]').getAttribute("transform");
 
   step("the same moves over an empty page");
   await page.goto(`${base}/api/health`);
-  const empty = await sweep(page, from, 2, 160);
+  const empty = await sweep(page, from, 2, 160, null);
 
   return {
     runs: RUNS, drawn,
     blank_ms: median(blank),
     cold_ms: median(cold), cold_worst_ms: worst(cold),
     warm_ms: median(warm), warm_worst_ms: worst(warm),
-    moves: drag.moves, drag_seconds: drag.seconds, drag_fps: drag.fps, drag_longest_ms: drag.longest, drag_p95_ms: drag.p95,
+    moves: drag.moves, drag_seconds: drag.seconds, drag_fps: drag.fps, drag_redrawn: drag.redrawn, drag_longest_ms: drag.longest, drag_p95_ms: drag.p95,
     blank_fps: empty.fps, blank_moves: empty.moves,
     moved: `${before} -> ${after}`,
   };

@@ -94,12 +94,27 @@ fn field_control(
             .map(|screen| {
                 let target = current.clone();
                 let shown = current.clone();
+                // The referenced record by its name, once read (by its screen's name until then,
+                // or if the user may not read it).
+                let name = RwSignal::new(None::<String>);
+                let watched = current.clone();
+                Effect::new(move |_| {
+                    name.set(None);
+                    let Ok(id) = watched().trim().parse::<i64>() else {
+                        return;
+                    };
+                    leptos::task::spawn_local(async move {
+                        if let Ok(record) = api::get(&format!("/api/data/{screen}/{id}")).await {
+                            let _ = name.try_set(Some(title(&record, id)));
+                        }
+                    });
+                });
                 view! {
                     <Show when=move || !shown().is_empty()>
                         <a class="reference" data-test=format!("open-{}", f.key) href={
                             let target = target.clone();
                             move || format!("#/{screen}/{}", target())
-                        }>{move || format!("→ {}", session.t(&format!("nav.{screen}")))}</a>
+                        }>{move || format!("→ {}", name.get().unwrap_or_else(|| session.t(&format!("nav.{screen}"))))}</a>
                     </Show>
                 }
             }),

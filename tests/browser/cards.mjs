@@ -17,6 +17,12 @@ const { browser, problems } = await start(artifacts);
 const signedIn = (login, password, locale) =>
   signedInAtTourists(browser, problems, base, login, password, locale, { width: 1500, height: 1100 });
 
+/** The card's heading, once the record is read (the timeline may arrive before it). */
+async function cardTitle(page) {
+  await page.waitForFunction(() => document.querySelector("[data-test=card-title]")?.innerText.trim());
+  return page.locator("[data-test=card-title]").innerText();
+}
+
 /** The timeline as shown: each entry's source, id and line. */
 const shownTimeline = (page) => page.evaluate(() =>
   [...document.querySelectorAll("[data-test=timeline] li[data-source]")].map((li) => ({
@@ -40,7 +46,7 @@ await report(browser, problems, async () => {
   const id = Number((await page.evaluate(() => location.hash)).split("/").pop());
   await page.locator("[data-test=timeline] li[data-source]").first().waitFor();
   await page.locator("input[data-field=city]").waitFor();
-  const title = await page.locator("[data-test=card-title]").innerText();
+  const title = await cardTitle(page);
   // The first page holds 30; the tourist has more, so "older" pages on.
   const firstPage = await shownTimeline(page);
   await page.locator("[data-test=older]").click();
@@ -83,7 +89,7 @@ await report(browser, problems, async () => {
   await page.locator("[data-test=open-record]").first().click();
   await page.locator("[data-test=timeline] li[data-source]").first().waitFor();
   const business = {
-    title: await page.locator("[data-test=card-title]").innerText(),
+    title: await cardTitle(page),
     timeline: await shownTimeline(page),
   };
   await page.screenshot({ path: `${artifacts}/business-card.png`, fullPage: true });
@@ -94,7 +100,7 @@ await report(browser, problems, async () => {
   await page.locator("[data-test=open-record]").first().click();
   await page.locator("[data-test=timeline] li[data-source]").first().waitFor();
   const inquiry = {
-    title: await page.locator("[data-test=card-title]").innerText(),
+    title: await cardTitle(page),
     timeline: await shownTimeline(page),
   };
 
@@ -114,10 +120,14 @@ await report(browser, problems, async () => {
   await page.screenshot({ path: `${artifacts}/inquiry-card.png`, fullPage: true });
 
   step("the inquiry's tourist opens from it");
-  await page.locator("[data-test=open-tourist_id]").click();
+  const link = page.locator("[data-test=open-tourist_id]");
+  await page.waitForFunction(() =>
+    !document.querySelector("[data-test=open-tourist_id]").innerText.includes("Tourists"));
+  inquiry.tourist_link = await link.innerText();
+  await link.click();
   await page.waitForFunction((id) => location.hash === `#/tourists/${id}`, id);
   await page.locator("[data-test=card-title]", { hasText: "山田" }).waitFor();
-  inquiry.tourist_title = await page.locator("[data-test=card-title]").innerText();
+  inquiry.tourist_title = await cardTitle(page);
 
   step("the front desk opens the same card");
   const desk = await signedIn(clerk, clerkPassword, "ja-JP");

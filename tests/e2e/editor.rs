@@ -523,6 +523,10 @@ async fn record_cards_show_timelines_and_save_edits_with_refusals_on_their_field
             "the front desk may not add purchases"
         );
         assert_eq!(
+            shown["inquiry"]["tourist_link"], "→ 山田 花子",
+            "a reference names the record it leads to"
+        );
+        assert_eq!(
             shown["inquiry"]["tourist_title"], "山田 花子",
             "the inquiry links its tourist"
         );

@@ -259,6 +259,11 @@ async fn preview_page(
     Path(key): Path<String>,
     form: Result<axum::Form<PreviewForm>, axum::extract::rejection::FormRejection>,
 ) -> ApiResult<impl IntoResponse> {
+    // Rights first: someone who may not preview learns nothing from how the form is refused.
+    state
+        .store
+        .require(&who, ContentKind::Template.rights_entity(), Op::View)
+        .await?;
     let axum::Form(form) = form.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let definition = match form.definition.as_deref().map(str::trim) {
         None | Some("") => None,

@@ -3,7 +3,7 @@
 // sees the preview refuse it under the subject; creates that snippet, test-runs it with a
 // syntax error (the error selects its line in the code), fixes it, runs it with an argument and
 // saves it; previews and saves the template's new subject, loads the first version back into
-// the form, and tries to save HTML that does not compile. A marketer who may only view
+// the form, and tries to save HTML that does not compile; writes, saves and deletes a part. A marketer who may only view
 // templates (in Japanese) sees them and their preview but no snippets and nothing to save; a
 // front-desk user sees no content screen at all. Prints what the screens showed as JSON for
 // the Rust test (tests/e2e/editor.rs).
@@ -112,6 +112,21 @@ await report(browser, problems, async () => {
   const smsInputs = await page.evaluate(() =>
     [...document.querySelectorAll("[data-test=content-form] [data-input]")].map((i) => i.dataset.input));
 
+  step("a part written, saved and deleted");
+  await page.locator("[data-test=new-parts] input").fill("scratch");
+  await page.locator("[data-test=new-parts] button").click();
+  await page.waitForFunction(() => location.hash === "#/content/parts/scratch");
+  await input(page, "body").fill("下書き {{contact.given_name}}");
+  await page.locator("[data-test=save-content]").click();
+  await shows(page, "content-message", /v1/);
+  await page.locator("[data-kind=parts] a[data-key=scratch]").waitFor();
+  page.once("dialog", (dialog) => dialog.accept());
+  await page.locator("[data-test=delete-content]").click();
+  await page.waitForFunction(() => location.hash === "#/content/parts");
+  await page.locator("[data-kind=parts] a[data-key=scratch]").waitFor({ state: "detached" });
+  const partsAfterDelete = await page.evaluate(() =>
+    [...document.querySelectorAll("[data-kind=parts] a[data-key]")].map((a) => a.dataset.key));
+
   step("a marketer who may only view templates");
   const viewer = await signedIn(marketer, marketerPassword, "ja-JP");
   await viewer.locator("[data-test=nav-content]").click();
@@ -135,6 +150,6 @@ await report(browser, problems, async () => {
     newMessage, runError, errorAt, runValue, runMicros, snippetSaved, newSubject, templateSaved,
     saveDisabledAfterSave, loadedSubject, loadedPreview, htmlError, refusal, smsInputs,
     viewerSubject, viewerKinds, viewer_can_save, viewer_inputs_locked, viewer_can_create,
-    viewerHeading, desk_sees_content,
+    viewerHeading, desk_sees_content, partsAfterDelete,
   };
 });

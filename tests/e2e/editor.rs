@@ -669,6 +669,17 @@ async fn templates_are_previewed_and_snippets_test_run_before_they_are_saved() {
             "{{script \"season\" \"冬\"}}のご案内"
         );
         assert_eq!(shown["smsInputs"], json!(["channel", "text"]));
+        // The part written and deleted in the browser: gone, its version still readable.
+        assert_eq!(shown["partsAfterDelete"], json!(["footer", "legal"]));
+        let (status, _) = app
+            .call(reqwest::Method::GET, "/api/parts/scratch", None)
+            .await;
+        assert_eq!(status, 404);
+        let versions = app.get("/api/parts/scratch/versions").await;
+        assert_eq!(
+            versions["versions"][0]["definition"],
+            json!({"body": "下書き {{contact.given_name}}"})
+        );
 
         // A marketer who may only view templates: no snippets, nothing to save, the preview.
         assert_eq!(shown["viewerHeading"], "コンテンツ");

@@ -124,6 +124,8 @@ await report(browser, problems, async () => {
   await page.locator("[data-test=delete-content]").click();
   await page.waitForFunction(() => location.hash === "#/content/parts");
   await page.locator("[data-kind=parts] a[data-key=scratch]").waitFor({ state: "detached" });
+  // The screen reads its lists again: the parts that are left.
+  await page.locator("[data-kind=parts] a[data-key=legal]").waitFor();
   const partsAfterDelete = await page.evaluate(() =>
     [...document.querySelectorAll("[data-kind=parts] a[data-key]")].map((a) => a.dataset.key));
 

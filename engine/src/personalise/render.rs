@@ -576,25 +576,42 @@ impl Library {
                     problems
                 }
             },
-            ContentKind::Template => match serde_json::from_value::<Template>(definition.clone()) {
-                Err(e) => vec![problem("", "invalid", e.to_string())],
-                Ok(template) => {
-                    let problems = template.check();
-                    if !problems.is_empty() {
-                        return problems;
-                    }
-                    let [mut html, mut plain] = registries(&self.sandbox, &self.snippets);
-                    register(
-                        &mut html,
-                        &mut plain,
-                        key,
-                        &template,
-                        &self.parts,
-                        &self.snippets,
-                    )
-                }
-            },
+            ContentKind::Template => {
+                let [html, plain] = registries(&self.sandbox, &self.snippets);
+                self.compile_template(key, definition, html, plain)
+                    .err()
+                    .unwrap_or_default()
+            }
         }
+    }
+
+    /// A template definition compiled as `key` into the registries given (fresh ones for a
+    /// check, the library's own for a draft's preview), or every problem that would refuse it.
+    fn compile_template(
+        &self,
+        key: &str,
+        definition: &Json,
+        mut html: Handlebars<'static>,
+        mut plain: Handlebars<'static>,
+    ) -> Result<(Template, Handlebars<'static>, Handlebars<'static>), Vec<ContentError>> {
+        let template = serde_json::from_value::<Template>(definition.clone())
+            .map_err(|e| vec![problem("", "invalid", e.to_string())])?;
+        let problems = template.check();
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let problems = register(
+            &mut html,
+            &mut plain,
+            key,
+            &template,
+            &self.parts,
+            &self.snippets,
+        );
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok((template, html, plain))
     }
 
     /// Renders template `key` for a contact (its fields by key).
@@ -621,12 +638,6 @@ impl Library {
         definition: &Json,
         contact: &Map<String, Json>,
     ) -> Result<Rendered, DraftError> {
-        let template = serde_json::from_value::<Template>(definition.clone())
-            .map_err(|e| DraftError::Invalid(vec![problem("", "invalid", e.to_string())]))?;
-        let problems = template.check();
-        if !problems.is_empty() {
-            return Err(DraftError::Invalid(problems));
-        }
         let (mut html, mut plain) = (self.html.clone(), self.plain.clone());
         // The saved version's sections go first: a section the draft leaves empty is not
         // registered, and the saved one must not show through.
@@ -642,17 +653,9 @@ impl Library {
                 registry.unregister_template(&name);
             }
         }
-        let problems = register(
-            &mut html,
-            &mut plain,
-            key,
-            &template,
-            &self.parts,
-            &self.snippets,
-        );
-        if !problems.is_empty() {
-            return Err(DraftError::Invalid(problems));
-        }
+        let (template, html, plain) = self
+            .compile_template(key, definition, html, plain)
+            .map_err(DraftError::Invalid)?;
         self.sandbox
             .for_one_message(|| render_now(&html, &plain, key, &template, contact))
             .map_err(DraftError::Render)

@@ -78,6 +78,10 @@ pub struct Run {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub rows_read: i64,
+    /// How far into the file the rows counted so far reach, in bytes: with `file_bytes`, how
+    /// much of a running import is done. A workbook is unpacked before its rows are read, so
+    /// for one this is its size times the share of its rows read.
+    pub bytes_read: i64,
     pub created: i64,
     pub updated: i64,
     pub unchanged: i64,
@@ -248,11 +252,13 @@ pub async fn start(
     Ok(row.try_get("", "id")?)
 }
 
-/// Adds a batch's counts and rejected rows to run `id`, in one transaction.
+/// Adds a batch's counts and rejected rows to run `id`, in one transaction; `bytes_read` is
+/// how far into the file the rows read so far reach.
 pub async fn progress(
     store: &Store,
     id: i64,
     rows_read: u64,
+    bytes_read: u64,
     tally: &Tally,
     encoding: &str,
 ) -> Result<()> {
@@ -270,6 +276,7 @@ pub async fn progress(
             add("rejected", tally.rejected.len() as u64),
         ])
         .value(col("encoding"), encoding)
+        .value(col("bytes_read"), bytes_read as i64)
         .and_where(Expr::col(col("id")).eq(id))
         .to_owned();
     txn.execute(&update).await?;
@@ -348,7 +355,7 @@ pub async fn finish(
         .await
 }
 
-const RUN_COLUMNS: [&str; 20] = [
+const RUN_COLUMNS: [&str; 21] = [
     "id",
     "flow_key",
     "entity",
@@ -360,6 +367,7 @@ const RUN_COLUMNS: [&str; 20] = [
     "status",
     "error",
     "rows_read",
+    "bytes_read",
     "created",
     "updated",
     "unchanged",
@@ -391,6 +399,7 @@ fn run(row: &QueryResult) -> Result<Run> {
         status: Status::parse(&status),
         error: row.try_get("", "error")?,
         rows_read: row.try_get("", "rows_read")?,
+        bytes_read: row.try_get("", "bytes_read")?,
         created: row.try_get("", "created")?,
         updated: row.try_get("", "updated")?,
         unchanged: row.try_get("", "unchanged")?,

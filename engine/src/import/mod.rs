@@ -38,6 +38,13 @@ impl Rows<'_> {
             Rows::Xlsx(file) => Ok(file.next_row()),
         }
     }
+
+    fn bytes_read(&self) -> u64 {
+        match self {
+            Rows::Csv(file) => file.bytes_read(),
+            Rows::Xlsx(file) => file.bytes_read(),
+        }
+    }
 }
 
 /// Rows written per transaction.
@@ -140,6 +147,22 @@ pub async fn run_file(
     bytes: &[u8],
     clock: &dyn Clock,
 ) -> Result<Run, StorageError> {
+    let id = start_file(store, who, key, flow, file_name, bytes, clock).await?;
+    read_file(store, who, id, flow, bytes, clock).await
+}
+
+/// The first half of [`run_file`]: checks the caller's rights and the flow, and records the
+/// run as `running` with no row read; answers its id. [`read_file`] reads the file into it,
+/// which a caller that answers at once (an upload screen drawing progress) does afterwards.
+pub async fn start_file(
+    store: &Store,
+    who: &Principal,
+    key: &str,
+    flow: &ImportFlow,
+    file_name: &str,
+    bytes: &[u8],
+    clock: &dyn Clock,
+) -> Result<i64, StorageError> {
     store.require_import(who, flow).await?;
     imports::check(store, flow).await?;
     let file = File {
@@ -147,7 +170,19 @@ pub async fn run_file(
         sha256: hex::encode(Sha256::digest(bytes)),
         bytes: bytes.len() as i64,
     };
-    let id = imports::start(store, who, key, flow, &file, clock.now()).await?;
+    imports::start(store, who, key, flow, &file, clock.now()).await
+}
+
+/// The second half of [`run_file`]: reads `bytes` into run `id` that [`start_file`] recorded,
+/// committing each batch with its counts, and finishes the run.
+pub async fn read_file(
+    store: &Store,
+    who: &Principal,
+    id: i64,
+    flow: &ImportFlow,
+    bytes: &[u8],
+    clock: &dyn Clock,
+) -> Result<Run, StorageError> {
     let failure = match read_into(store, who, id, flow, bytes).await {
         Ok(()) => None,
         Err(Stop::File(reason)) => Some(reason),
@@ -236,7 +271,11 @@ async fn read_into(
                 );
             }
             tally.rejected.sort_by_key(|r| r.line);
-            imports::progress(store, id, read, &tally, encoding).await?;
+            let reached = match stop {
+                Some(None) => bytes.len() as u64,
+                _ => file.bytes_read(),
+            };
+            imports::progress(store, id, read, reached, &tally, encoding).await?;
             read = 0;
         }
         match stop {

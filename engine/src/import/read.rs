@@ -108,6 +108,8 @@ pub struct CsvFile<'a> {
     pending: Option<csv::ByteRecord>,
     delimiter: u8,
     body: &'a [u8],
+    /// Bytes before `body` (a byte-order mark).
+    skipped: u64,
     /// Line breaks counted so far, up to this byte: line numbers are found in one pass.
     lines_before: (usize, u64),
 }
@@ -157,8 +159,14 @@ impl<'a> CsvFile<'a> {
             pending,
             delimiter,
             body,
+            skipped: (bytes.len() - body.len()) as u64,
             lines_before: (0, 0),
         })
+    }
+
+    /// How far into the file the rows read so far reach, in bytes.
+    pub fn bytes_read(&self) -> u64 {
+        self.skipped + self.rows.position().byte()
     }
 
     /// The line (from 1) of the record starting at `byte`. The reader records a record's
@@ -278,6 +286,8 @@ const MAX_XLSX_COLUMNS: u32 = 1_000;
 pub struct XlsxFile {
     pub header: Vec<String>,
     rows: std::vec::IntoIter<(u64, Vec<calamine::Data>)>,
+    total_rows: usize,
+    file_bytes: u64,
 }
 
 impl XlsxFile {
@@ -363,8 +373,17 @@ impl XlsxFile {
         };
         Ok(XlsxFile {
             header,
+            total_rows: rows.len(),
+            file_bytes: bytes.len() as u64,
             rows: rows.into_iter(),
         })
+    }
+
+    /// The workbook is unpacked before any row is read, so its progress is its size times the
+    /// share of its rows read.
+    pub fn bytes_read(&self) -> u64 {
+        let done = (self.total_rows - self.rows.len()) as u64;
+        self.file_bytes * done / self.total_rows.max(1) as u64
     }
 
     pub fn next_row(&mut self) -> Option<Row> {
@@ -491,6 +510,19 @@ mod tests {
     }
 
     #[test]
+    fn bytes_read_follow_the_rows_past_a_byte_order_mark() {
+        let bytes = "\u{feff}a,b\n1,2\n\"3\n3\",4\n".as_bytes();
+        let mut file = CsvFile::open(bytes, Encoding::Auto, b',', true).unwrap();
+        assert_eq!(file.bytes_read(), 3 + 4, "the mark and the header");
+        file.next_row().unwrap().unwrap();
+        assert_eq!(file.bytes_read(), 3 + 4 + 4);
+        file.next_row().unwrap().unwrap();
+        assert_eq!(file.bytes_read(), bytes.len() as u64, "a quoted line break");
+        assert!(file.next_row().unwrap().is_none());
+        assert_eq!(file.bytes_read(), bytes.len() as u64);
+    }
+
+    #[test]
     fn a_bad_cell_or_width_rejects_only_its_row() {
         let mut bytes = sjis("メール,氏名\na@example.jp,山田\nb@example.jp,");
         bytes.extend_from_slice(b"\x82\xff");
@@ -601,7 +633,13 @@ mod tests {
 
         let mut file = XlsxFile::open(&bytes, Some("会員"), true).unwrap();
         assert_eq!(file.header, vec!["メール", "氏名", "生年月日", "人数"]);
+        assert_eq!(file.bytes_read(), 0);
         let first = file.next_row().unwrap();
+        assert_eq!(
+            file.bytes_read(),
+            bytes.len() as u64 / 2,
+            "one of two rows read: half the workbook"
+        );
         assert_eq!(first.line, 2);
         assert_eq!(
             first.cells,
@@ -618,6 +656,7 @@ mod tests {
             "the blank row 3 is skipped, the numbers are Excel's"
         );
         assert_eq!(second.raw, "b@example.jp,,,2.5");
+        assert_eq!(file.bytes_read(), bytes.len() as u64);
         assert!(file.next_row().is_none());
         assert!(matches!(
             XlsxFile::open(&bytes, Some("Missing"), true),

@@ -3,8 +3,8 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
+use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE, LOCATION};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -13,7 +13,7 @@ use serde_json::json;
 use tabiji_connectors::http_pull::HttpPullError;
 use tabiji_connectors::sftp::SftpError;
 use tabiji_engine::import::fetch::{self as fetching, FetchError};
-use tabiji_engine::import::run_file;
+use tabiji_engine::import::{read_file, run_file, start_file};
 use tabiji_model::import::ImportFlow;
 use tabiji_storage::imports;
 
@@ -93,20 +93,67 @@ struct RunQuery {
     file: Option<String>,
 }
 
-/// The request body is the file itself, as sent (any encoding the flow reads).
+/// Whether the caller asked to be answered before the work is done (RFC 7240).
+fn respond_async(headers: &HeaderMap) -> bool {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim().eq_ignore_ascii_case("respond-async"))
+}
+
+/// The request body is the file itself, as sent (any encoding the flow reads). With
+/// `Prefer: respond-async` the run is answered (202, `Location` of the run) as soon as it is
+/// recorded, and the file is read on in the background: the caller follows its counts and
+/// `bytes_read` at `/api/imports/{id}`.
 async fn run(
     State(state): State<AppState>,
     Caller(who): Caller,
     Path(key): Path<String>,
     Query(query): Query<RunQuery>,
+    headers: HeaderMap,
     body: Bytes,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<axum::response::Response> {
     let saved = imports::get(&state.store, &who, &key).await?;
     let name = query.file.unwrap_or_else(|| "upload".into());
     if name.len() > 255 || name.chars().any(char::is_control) {
         return Err(ApiError::BadRequest(
             "file: give a file name of at most 255 bytes without control characters".into(),
         ));
+    }
+    if respond_async(&headers) {
+        let clock = state.clock.as_ref();
+        let id = start_file(
+            &state.store,
+            &who,
+            &key,
+            &saved.definition,
+            &name,
+            &body,
+            clock,
+        )
+        .await?;
+        let started = imports::get_run(&state.store, &who, id).await?;
+        tokio::spawn(async move {
+            let clock = state.clock.as_ref();
+            if let Err(e) = read_file(&state.store, &who, id, &saved.definition, &body, clock).await
+            {
+                tracing::error!(import = id, error = %e, "an import answered at once failed");
+            }
+        });
+        return Ok((
+            StatusCode::ACCEPTED,
+            [
+                (LOCATION, format!("/api/imports/{id}")),
+                (
+                    axum::http::HeaderName::from_static("preference-applied"),
+                    "respond-async".to_string(),
+                ),
+            ],
+            Json(started),
+        )
+            .into_response());
     }
     let run = to_the_end(async move {
         Ok(run_file(
@@ -121,7 +168,7 @@ async fn run(
         .await?)
     })
     .await?;
-    Ok((StatusCode::CREATED, Json(run)))
+    Ok((StatusCode::CREATED, Json(run)).into_response())
 }
 
 /// A directory or SFTP flow's files, fetched now rather than at its scheduled time.
@@ -253,5 +300,27 @@ fn inert(text: &str) -> std::borrow::Cow<'_, str> {
         format!("'{text}").into()
     } else {
         text.into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn respond_async_is_one_preference_among_others() {
+        let prefer = |values: &[&str]| {
+            let mut headers = HeaderMap::new();
+            for v in values {
+                headers.append("prefer", v.parse().unwrap());
+            }
+            respond_async(&headers)
+        };
+        assert!(prefer(&["respond-async"]));
+        assert!(prefer(&["return=minimal, Respond-Async"]));
+        assert!(prefer(&["wait=10", "respond-async"]));
+        assert!(!prefer(&[]));
+        assert!(!prefer(&["return=representation"]));
+        assert!(!prefer(&["respond-asynchronously"]));
     }
 }

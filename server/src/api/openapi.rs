@@ -491,9 +491,12 @@ pub async fn document(State(state): State<AppState>) -> Json<Value> {
         "delete": {"summary": "Delete an import flow (its history stays)", "responses": with_errors(json!({"204": {"description": "Deleted"}}))}}));
     paths.insert("/api/imports/flows/{key}/run".into(), json!({"parameters": key.clone(),
         "post": {"summary": "Run the flow over the file sent as the body; a file the flow cannot read gives a failed run",
-                 "parameters": [{"name": "file", "in": "query", "schema": {"type": "string"}, "description": "the file's name for the history"}],
+                 "parameters": [{"name": "file", "in": "query", "schema": {"type": "string"}, "description": "the file's name for the history"},
+                     {"name": "Prefer", "in": "header", "schema": {"type": "string"}, "description": "respond-async: answer as soon as the run is recorded and read the file on in the background"}],
                  "requestBody": {"required": true, "content": {"text/csv": {"schema": {"type": "string", "format": "binary"}}, "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
-                 "responses": with_errors(json!({"201": ok("The run with its counts", json!({"type": "object"}))}))}}));
+                 "responses": with_errors(json!({"201": ok("The run with its counts", json!({"type": "object"})),
+                     "202": {"description": "Prefer: respond-async: the run as started; follow it at Location (/api/imports/{id}): its counts and bytes_read grow until its status is done or failed",
+                             "headers": {"Location": {"schema": {"type": "string"}}}, "content": {"application/json": {"schema": {"type": "object"}}}}}))}}));
     paths.insert("/api/imports/flows/{key}/fetch".into(), json!({"parameters": key.clone(),
         "post": {"summary": "Fetch a directory or SFTP flow's files now, as its schedule would (a folder must be under the server's import root)",
                  "responses": with_errors(json!({"200": ok("The runs, one per file", json!({"type": "object"}))}))}}));

@@ -25,6 +25,7 @@ mod m0016_channels;
 mod m0017_sessions;
 mod m0018_token_scopes;
 mod m0019_contact_timeline;
+mod m0020_import_progress;
 
 pub struct Migrator;
 
@@ -51,6 +52,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0017_sessions::Migration),
             Box::new(m0018_token_scopes::Migration),
             Box::new(m0019_contact_timeline::Migration),
+            Box::new(m0020_import_progress::Migration),
         ]
     }
 }

@@ -87,6 +87,66 @@ pub async fn delete(path: &str) -> Result<Value, ApiError> {
     call("DELETE", path, None).await
 }
 
+/// Sends `file` as the body of a POST to `path`, asking to be answered as soon as the server
+/// has it (`Prefer: respond-async`); `sent(loaded, total)` hears how much has gone. An XHR,
+/// because `fetch` does not tell how far an upload is.
+pub async fn upload(
+    path: &str,
+    file: &web_sys::File,
+    sent: impl Fn(f64, f64) + 'static,
+) -> Result<Value, ApiError> {
+    use wasm_bindgen::closure::Closure;
+    use web_sys::{ProgressEvent, XmlHttpRequest};
+    let network = |_| ApiError::Network;
+    let request = XmlHttpRequest::new().map_err(network)?;
+    request.open("POST", path).map_err(network)?;
+    for (name, value) in [
+        ("accept", "application/json"),
+        ("content-type", "application/octet-stream"),
+        ("prefer", "respond-async"),
+    ] {
+        request.set_request_header(name, value).map_err(network)?;
+    }
+    let progress = Closure::<dyn Fn(ProgressEvent)>::new(move |e: ProgressEvent| {
+        if e.length_computable() {
+            sent(e.loaded(), e.total());
+        }
+    });
+    request
+        .upload()
+        .map_err(network)?
+        .set_onprogress(Some(progress.as_ref().unchecked_ref()));
+    let ended = js_sys::Promise::new(&mut |resolve, _| request.set_onloadend(Some(&resolve)));
+    request.send_with_opt_blob(Some(&**file)).map_err(network)?;
+    let _ = JsFuture::from(ended).await;
+    // The closure must live until the upload has ended.
+    drop(progress);
+    let status = request.status().map_err(network)?;
+    if status == 0 {
+        return Err(ApiError::Network);
+    }
+    let text = request
+        .response_text()
+        .map_err(network)?
+        .unwrap_or_default();
+    let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    if (200..300).contains(&status) {
+        Ok(value)
+    } else {
+        Err(ApiError::from_body(status, &value))
+    }
+}
+
+/// Waits `millis` milliseconds without holding the page.
+pub async fn pause(millis: i32) {
+    let done = js_sys::Promise::new(&mut |resolve, _| {
+        if let Some(window) = web_sys::window() {
+            let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, millis);
+        }
+    });
+    let _ = JsFuture::from(done).await;
+}
+
 async fn call(method: &str, path: &str, body: Option<&Value>) -> Result<Value, ApiError> {
     let init = RequestInit::new();
     init.set_method(method);

@@ -394,6 +394,64 @@ const TEXT: &[(&str, &str, &str)] = &[
         "このアカウントは別の場所でログイン中です。そちらでログアウトするか、管理者に依頼してください",
         "This account is signed in elsewhere; sign out there first, or ask an administrator",
     ),
+    ("nav.imports", "取込", "Imports"),
+    ("imports.send", "ファイルを取り込む", "Import a file"),
+    ("imports.flow", "取込フロー", "Import flow"),
+    ("imports.columns", "{} 列", "{} columns"),
+    (
+        "imports.no_flows",
+        "取り込めるフローがありません。管理者に取込フローの登録を依頼してください",
+        "There is no import flow you may run; ask an administrator to save one",
+    ),
+    ("imports.file", "ファイル", "File"),
+    ("imports.start", "取り込む", "Import"),
+    ("imports.fetch", "今すぐ取得", "Fetch now"),
+    ("imports.fetching", "取得しています…", "Fetching…"),
+    (
+        "imports.fetched",
+        "{} 件のファイルを取り込みました",
+        "{} files imported",
+    ),
+    ("imports.stage.sending", "送信中 {}%", "Sending {}%"),
+    ("imports.stage.reading", "取込中 {}%", "Importing {}%"),
+    ("imports.stage.done", "完了", "Done"),
+    ("imports.stage.failed", "失敗", "Failed"),
+    ("imports.run", "取込 #{}", "Import #{}"),
+    ("imports.started", "開始", "Started"),
+    ("imports.by", "実行者", "By"),
+    ("imports.status", "状態", "Status"),
+    ("imports.size", "サイズ", "Size"),
+    ("imports.count.rows_read", "読込", "Read"),
+    ("imports.count.created", "追加", "Created"),
+    ("imports.count.updated", "更新", "Updated"),
+    ("imports.count.unchanged", "変更なし", "Unchanged"),
+    ("imports.count.deleted", "削除", "Deleted"),
+    ("imports.count.merged", "統合", "Merged"),
+    ("imports.count.rejected", "エラー", "Rejected"),
+    ("imports.rejected_rows", "エラー行", "Rejected rows"),
+    (
+        "imports.download",
+        "エラー行をダウンロード (CSV)",
+        "Download rejected rows (CSV)",
+    ),
+    ("imports.line", "行", "Line"),
+    ("imports.field", "項目", "Field"),
+    ("imports.reason", "理由", "Reason"),
+    ("imports.row", "内容", "Row"),
+    (
+        "imports.more_rejects",
+        "ほか {} 行はダウンロードでご覧ください",
+        "{} more in the download",
+    ),
+    ("imports.history", "取込履歴", "Import history"),
+    ("imports.source.upload", "アップロード", "Upload"),
+    (
+        "imports.source.directory",
+        "フォルダ（定期）",
+        "Folder (scheduled)",
+    ),
+    ("imports.source.sftp", "SFTP（定期）", "SFTP (scheduled)"),
+    ("imports.source.http", "HTTP（定期）", "HTTP (scheduled)"),
     ("ended.signed_out", "ログアウトしました", "You signed out"),
     (
         "ended.idle",
@@ -470,6 +528,13 @@ mod tests {
         for kind in Kind::ALL {
             let key = format!("kind.{}", kind.key());
             assert_ne!(t(Lang::Ja, &key), key);
+        }
+        for key in crate::intake::COUNTS
+            .iter()
+            .map(|c| format!("imports.count.{c}"))
+            .chain(["sending", "reading", "done", "failed"].map(|s| format!("imports.stage.{s}")))
+        {
+            assert_ne!(t(Lang::En, &key), key);
         }
         for kind in crate::draft::Kind::ALL {
             for key in [

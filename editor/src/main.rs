@@ -12,9 +12,11 @@
 //!   pure.
 //! - `content`: templates, parts and snippets (editing, versions, preview, test run); `draft`:
 //!   what it shows and sends, pure.
+//! - `imports`: partner files sent through import flows with their progress, counts and
+//!   rejected rows, and the import history; `intake`: what it shows and sends, pure.
 //! - this file: the app shell (session, language, hash routes `#/flows`, `#/flows/{id}`,
-//!   `#/{entity}` and `#/{entity}/{id}` for the entities of [`RECORD_SCREENS`], `#/content`
-//!   and `#/content/{kind}/{key}`).
+//!   `#/{entity}` and `#/{entity}/{id}` for the entities of [`RECORD_SCREENS`], `#/content`,
+//!   `#/content/{kind}/{key}`, `#/imports` and `#/imports/{id}`).
 
 mod api;
 mod canvas;
@@ -24,6 +26,8 @@ mod content;
 mod draft;
 mod editor;
 mod i18n;
+mod imports;
+mod intake;
 mod list;
 mod props;
 mod record;
@@ -54,6 +58,11 @@ pub struct Session {
 impl Session {
     pub fn t(&self, key: &str) -> String {
         t(self.lang.get(), key)
+    }
+
+    /// [`Session::t`] with `{}` replaced by `value`.
+    pub fn tf(&self, key: &str, value: impl std::fmt::Display) -> String {
+        i18n::tf(self.lang.get(), key, value)
     }
 
     /// What the signed-in user may do (nothing when no one is signed in); tracked.
@@ -117,6 +126,7 @@ enum Route {
     NewFlow,
     Flow(i64),
     Content(Option<draft::Kind>, Option<String>),
+    Imports(Option<i64>),
 }
 
 fn route(hash: &str) -> Route {
@@ -134,6 +144,9 @@ fn route(hash: &str) -> Route {
             Some(kind) if !key.is_empty() => Route::Content(Some(kind), Some(key.to_string())),
             kind => Route::Content(kind, None),
         };
+    }
+    if head == "imports" {
+        return Route::Imports(rest.parse().ok());
     }
     match path.strip_prefix("flows/") {
         Some("new") => Route::NewFlow,
@@ -201,6 +214,7 @@ fn App() -> impl IntoView {
             Route::Content(kind, key) => {
                 view! { <content::ContentScreen kind=kind key=key/> }.into_any()
             }
+            Route::Imports(run) => view! { <imports::ImportScreen run=run/> }.into_any(),
         }
     };
     view! {
@@ -226,6 +240,9 @@ fn App() -> impl IntoView {
                     draft::Kind::ALL.iter().any(|k| rights.allows(k.rights_entity(), Op::View))
                 }>
                     <a href="#/content" data-test="nav-content">{move || session.t("nav.content")}</a>
+                </Show>
+                <Show when=move || imports::offered(session)>
+                    <a href="#/imports" data-test="nav-imports">{move || session.t("nav.imports")}</a>
                 </Show>
                 <button data-test="language" on:click=move |_| session.lang.update(|l| *l = l.other())>
                     {move || session.t("nav.language")}
@@ -380,6 +397,9 @@ mod tests {
             Route::Content(Some(draft::Kind::Templates), Some("autumn".into()))
         );
         assert_eq!(route("#/content/flows/x"), Route::Content(None, None));
+        assert_eq!(route("#/imports"), Route::Imports(None));
+        assert_eq!(route("#/imports/17"), Route::Imports(Some(17)));
+        assert_eq!(route("#/imports/x"), Route::Imports(None));
         assert_eq!(
             route("#/purchases/1"),
             Route::Flows,

@@ -133,6 +133,12 @@ impl Rights {
                 .is_some_and(|e| e.ops.contains(&op))
     }
 
+    /// Whether `op` is allowed on at least one entity (a screen of imports is offered to
+    /// whoever may import into anything).
+    pub fn allows_somewhere(&self, op: Op) -> bool {
+        self.admin || self.entities.values().any(|e| e.ops.contains(&op))
+    }
+
     /// What the holder may do with one field: never more than the entity's operations allow.
     pub fn field_access(&self, entity: &str, field: &str) -> FieldAccess {
         if self.admin {
@@ -283,6 +289,9 @@ mod tests {
         assert_eq!(rights.field_access("tourists", "phone"), FieldAccess::None);
         assert_eq!(rights.field_access("businesses", "name"), FieldAccess::None);
         assert!(!rights.allows("tourists", Op::Edit));
+        assert!(rights.allows_somewhere(Op::View));
+        assert!(!rights.allows_somewhere(Op::Import));
+        assert!(Rights::admin().allows_somewhere(Op::Import));
     }
 
     #[test]

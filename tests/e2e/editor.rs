@@ -692,3 +692,216 @@ async fn templates_are_previewed_and_snippets_test_run_before_they_are_saved() {
         app.stop().await;
     }
 }
+
+/// The example partner file (Shift_JIS, with its bad rows) and `extra` generated members after
+/// it, so the server reads it in several batches.
+fn partner_file(extra: usize) -> Vec<u8> {
+    let example =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/imports/ota_users_sjis.csv");
+    let mut bytes = std::fs::read(example).unwrap();
+    if !bytes.ends_with(b"\n") {
+        bytes.extend_from_slice(b"\r\n");
+    }
+    let mut more = String::new();
+    for i in 0..extra {
+        more.push_str(&format!(
+            "A,member{i}@example.jp,会員,{i}号,カイイン,イチ,1990/1/1,1,460-0001,愛知県,052-000-{:04}\r\n",
+            i % 10_000
+        ));
+    }
+    let (encoded, _, unmappable) = encoding_rs::SHIFT_JIS.encode(&more);
+    assert!(!unmappable);
+    bytes.extend_from_slice(&encoded);
+    bytes
+}
+
+#[tokio::test]
+async fn a_partner_file_is_imported_with_its_progress_and_rejected_rows_on_screen() {
+    check_prerequisites();
+    for scratch in backends().await {
+        let app = spawn_app(scratch).await;
+        app.create_tourists(vec![
+            json!({"email": "hanako.suzuki@example.jp", "family_name": "鈴木"}),
+        ])
+        .await;
+        let flow: Value = serde_json::from_str(
+            &std::fs::read_to_string(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/imports/ota_users.json"),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let (status, body) = app
+            .call(
+                reqwest::Method::PUT,
+                "/api/imports/flows/ota_users",
+                Some(flow),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        app.user_with_rights(
+            "importer",
+            json!({"entities": {"tourists": {"ops": ["view", "create", "edit", "delete", "import"],
+                                             "fields": {"gender": "none"}}}}),
+        )
+        .await;
+        app.user_with_rights("desk", json!({"entities": {"tourists": {"ops": ["view"]}}}))
+            .await;
+        let admin = app.administrator("operator").await;
+        let file = artifacts(app.backend).join("ota_users_daily.csv");
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        let bytes = partner_file(20_000);
+        std::fs::write(&file, &bytes).unwrap();
+        let shown = browser(
+            "imports.mjs",
+            &[
+                app.base.as_str(),
+                file.to_str().unwrap(),
+                "operator",
+                &admin,
+                "importer",
+                "importer-password",
+                "desk",
+                "desk-password",
+            ],
+            app.backend,
+        )
+        .await;
+
+        assert_eq!(shown["startDisabledWithoutFile"], true);
+        assert_eq!(
+            shown["summary"], "Tourists · Upload · 10 columns",
+            "{shown}"
+        );
+        assert!(shown["accept"].as_str().unwrap().starts_with(".csv"));
+        // The run the screen followed is the one the server recorded.
+        let id: i64 = shown["address"]
+            .as_str()
+            .unwrap()
+            .strip_prefix("#/imports/")
+            .unwrap()
+            .parse()
+            .unwrap();
+        let run = app.get(&format!("/api/imports/{id}")).await;
+        assert_eq!(
+            (
+                run["status"].as_str(),
+                run["file_name"].as_str(),
+                run["started_by"].as_str()
+            ),
+            (Some("done"), Some("ota_users_daily.csv"), Some("operator")),
+            "{run}"
+        );
+        assert_eq!(run["file_bytes"], bytes.len());
+        assert_eq!(shown["runFile"], "ota_users_daily.csv");
+        let grouped = |n: &Value| {
+            let digits = n.as_i64().unwrap().to_string();
+            let mut out = String::new();
+            for (i, c) in digits.chars().enumerate() {
+                if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                    out.push(',');
+                }
+                out.push(c);
+            }
+            out
+        };
+        for count in [
+            "rows_read",
+            "created",
+            "updated",
+            "unchanged",
+            "deleted",
+            "merged",
+            "rejected",
+        ] {
+            assert_eq!(
+                shown["shownCounts"][count],
+                grouped(&run[count]),
+                "{count}: {shown}"
+            );
+            assert_eq!(
+                shown["countsAfterReload"][count],
+                grouped(&run[count]),
+                "{count}"
+            );
+            assert_eq!(
+                shown["importerCounts"][count],
+                grouped(&run[count]),
+                "{count}"
+            );
+        }
+        assert!(run["created"].as_i64().unwrap() >= 20_000, "{run}");
+        assert!(run["rejected"].as_i64().unwrap() > 0, "{run}");
+        // The bar went sending → reading → done, its percent never going back, ending full.
+        let seen: Vec<(String, u32)> = shown["stagesSeen"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                let (stage, percent) = s.as_str().unwrap().split_once(' ').unwrap();
+                (stage.to_string(), percent.parse().unwrap())
+            })
+            .collect();
+        eprintln!("the progress bar showed {seen:?}");
+        let order = |stage: &str| {
+            ["sending", "reading", "done"]
+                .iter()
+                .position(|s| *s == stage)
+        };
+        assert!(
+            seen.windows(2)
+                .all(|w| (order(&w[0].0), w[0].1) <= (order(&w[1].0), w[1].1)),
+            "{seen:?}"
+        );
+        assert_eq!(seen.last(), Some(&("done".to_string(), 100)), "{seen:?}");
+        // The rejected rows on screen and in the download are the server's.
+        let rejected = app
+            .get(&format!("/api/imports/{id}/rejected?format=json"))
+            .await;
+        let expected: Vec<Value> = rejected["rejected"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                json!([
+                    r["line"].to_string(),
+                    r["field"].as_str().unwrap_or_default(),
+                    r["reason"],
+                    r["raw"]
+                ])
+            })
+            .collect();
+        assert_eq!(shown["rejects"], json!(expected));
+        let csv = app
+            .admin
+            .get(app.url(&format!("/api/imports/{id}/rejected")))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let downloaded = shown["downloaded"].as_str().unwrap();
+        assert!(
+            downloaded.starts_with('\u{feff}'),
+            "Excel reads it as UTF-8"
+        );
+        assert_eq!(
+            downloaded.trim_start_matches('\u{feff}'),
+            csv.trim_start_matches('\u{feff}')
+        );
+        assert_eq!(shown["downloadName"], format!("import-{id}-rejected.csv"));
+        assert_eq!(shown["historyFirst"]["run"], id.to_string());
+        assert_eq!(shown["historyFirst"]["current"], true);
+        assert_eq!(shown["historyFirst"]["cells"][1], "ota_users");
+        assert_eq!(shown["historyFirst"]["cells"][4], "Done");
+        // The importer who may not see genders sees the run but not its rows of the file.
+        assert_eq!(shown["importerHeading"], "取込");
+        assert!(
+            shown["importerHidden"].as_str().unwrap().contains("gender"),
+            "{shown}"
+        );
+        assert_eq!(shown["deskSeesImports"], false);
+        app.stop().await;
+    }
+}

@@ -14,9 +14,11 @@
 //!   what it shows and sends, pure.
 //! - `imports`: partner files sent through import flows with their progress, counts and
 //!   rejected rows, and the import history; `intake`: what it shows and sends, pure.
+//! - `workspace`: the SQL workspace (queries, results, output tables); `results`: what it
+//!   shows and sends, pure.
 //! - this file: the app shell (session, language, hash routes `#/flows`, `#/flows/{id}`,
 //!   `#/{entity}` and `#/{entity}/{id}` for the entities of [`RECORD_SCREENS`], `#/content`,
-//!   `#/content/{kind}/{key}`, `#/imports` and `#/imports/{id}`).
+//!   `#/content/{kind}/{key}`, `#/imports`, `#/imports/{id}` and `#/sql`).
 
 mod api;
 mod canvas;
@@ -31,6 +33,8 @@ mod intake;
 mod list;
 mod props;
 mod record;
+mod results;
+mod workspace;
 
 use leptos::prelude::*;
 use serde_json::{Value, json};
@@ -127,6 +131,7 @@ enum Route {
     Flow(i64),
     Content(Option<draft::Kind>, Option<String>),
     Imports(Option<i64>),
+    Sql,
 }
 
 fn route(hash: &str) -> Route {
@@ -144,6 +149,9 @@ fn route(hash: &str) -> Route {
             Some(kind) if !key.is_empty() => Route::Content(Some(kind), Some(key.to_string())),
             kind => Route::Content(kind, None),
         };
+    }
+    if head == "sql" {
+        return Route::Sql;
     }
     if head == "imports" {
         return Route::Imports(rest.parse().ok());
@@ -215,6 +223,7 @@ fn App() -> impl IntoView {
                 view! { <content::ContentScreen kind=kind key=key/> }.into_any()
             }
             Route::Imports(run) => view! { <imports::ImportScreen run=run/> }.into_any(),
+            Route::Sql => view! { <workspace::WorkspaceScreen/> }.into_any(),
         }
     };
     view! {
@@ -243,6 +252,9 @@ fn App() -> impl IntoView {
                 </Show>
                 <Show when=move || imports::offered(session)>
                     <a href="#/imports" data-test="nav-imports">{move || session.t("nav.imports")}</a>
+                </Show>
+                <Show when=move || session.rights().allows("sql", Op::View)>
+                    <a href="#/sql" data-test="nav-sql">{move || session.t("nav.sql")}</a>
                 </Show>
                 <button data-test="language" on:click=move |_| session.lang.update(|l| *l = l.other())>
                     {move || session.t("nav.language")}
@@ -400,6 +412,7 @@ mod tests {
         assert_eq!(route("#/imports"), Route::Imports(None));
         assert_eq!(route("#/imports/17"), Route::Imports(Some(17)));
         assert_eq!(route("#/imports/x"), Route::Imports(None));
+        assert_eq!(route("#/sql"), Route::Sql);
         assert_eq!(
             route("#/purchases/1"),
             Route::Flows,

@@ -905,3 +905,156 @@ async fn a_partner_file_is_imported_with_its_progress_and_rejected_rows_on_scree
         app.stop().await;
     }
 }
+
+#[tokio::test]
+async fn queries_run_and_results_are_kept_in_the_sql_workspace() {
+    check_prerequisites();
+    for scratch in backends().await {
+        let app = spawn_app(scratch).await;
+        app.create_tourists(vec![
+            json!({"email": "a@example.jp", "family_name": "愛知", "prefecture": "愛知県", "phone": "052-111-2222"}),
+            json!({"email": "b@example.jp", "family_name": "岐阜", "prefecture": "岐阜県"}),
+            json!({"email": "c@example.jp", "family_name": "名古屋", "prefecture": "愛知県", "phone": "090-3333-4444"}),
+        ])
+        .await;
+        // A table the clerk may read: it reads prefectures only.
+        let (status, body) = app
+            .post(
+                "/api/sql/tables",
+                json!({"name": "prefectures", "sql": "SELECT DISTINCT prefecture FROM tourists WHERE prefecture IS NOT NULL"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        app.user_with_rights(
+            "analyst",
+            json!({"entities": {"tourists": {"ops": ["view"]},
+                                "sql": {"ops": ["view", "create", "edit", "delete"]}}}),
+        )
+        .await;
+        app.user_with_rights(
+            "clerk",
+            json!({"entities": {"tourists": {"ops": ["view"], "fields": {"phone": "none"}},
+                                "sql": {"ops": ["view"]}}}),
+        )
+        .await;
+        let shown = browser(
+            "sql.mjs",
+            &[
+                app.base.as_str(),
+                "analyst",
+                "analyst-password",
+                "clerk",
+                "clerk-password",
+            ],
+            app.backend,
+        )
+        .await;
+
+        assert!(
+            shown["analystCatalog"]["tourists"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("phone")),
+            "{shown}"
+        );
+        // The table's name went where the cursor was; the rows are the server's.
+        assert_eq!(
+            shown["written"],
+            "SELECT prefecture, count(*) AS n FROM tourists GROUP BY prefecture ORDER BY n DESC, prefecture"
+        );
+        let (status, answer) = app
+            .post(
+                "/api/sql/query",
+                json!({"sql": shown["written"], "limit": 100}),
+            )
+            .await;
+        assert_eq!(status, 200, "{answer}");
+        let texts = |rows: &Value| -> Vec<Vec<String>> {
+            rows.as_array()
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    r.as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|c| match c {
+                            Value::String(s) => s.clone(),
+                            Value::Null => "NULL".into(),
+                            other => other.to_string(),
+                        })
+                        .collect()
+                })
+                .collect()
+        };
+        assert_eq!(shown["grouped"]["columns"], json!(["prefecture", "n"]));
+        assert_eq!(
+            json!(texts(&shown["grouped"]["rows"])),
+            json!(texts(&answer["rows"]))
+        );
+        assert_eq!(
+            shown["grouped"]["rows"],
+            json!([["愛知県", "2"], ["岐阜県", "1"]])
+        );
+        assert!(
+            shown["summary"].as_str().unwrap().starts_with("2 rows ("),
+            "{shown}"
+        );
+        assert!(
+            shown["refusal"].as_str().unwrap().contains("nosuch"),
+            "{shown}"
+        );
+        assert_eq!(
+            shown["resultAfterRefusal"], 0,
+            "no stale rows under a refusal"
+        );
+        assert_eq!(shown["phones"]["rows"].as_array().unwrap().len(), 2);
+        assert_eq!(shown["modes"], json!(["create", "overwrite", "append"]));
+        assert_eq!(shown["saved"], "Saved with_phones (2 rows)");
+        let table = app.get("/api/sql/tables/with_phones").await;
+        assert_eq!(
+            (
+                table["row_count"].clone(),
+                table["description"].clone(),
+                table["created_by"].clone()
+            ),
+            (json!(2), json!("電話番号のある観光客"), json!("analyst"))
+        );
+        assert_eq!(
+            shown["opened"]["sql"],
+            "SELECT *\nFROM with_phones\nLIMIT 100"
+        );
+        assert_eq!(shown["opened"]["columns"], json!(["tourist_id", "phone"]));
+        assert_eq!(shown["opened"]["rows"], shown["phones"]["rows"]);
+        assert_eq!(
+            shown["afterCopy"],
+            json!(["prefectures", "with_phones", "with_phones_copy"])
+        );
+        assert_eq!(shown["afterDrop"], json!(["prefectures", "with_phones"]));
+        let (status, _) = app
+            .call(
+                reqwest::Method::GET,
+                "/api/sql/tables/with_phones_copy",
+                None,
+            )
+            .await;
+        assert_eq!(status, 404);
+        // The clerk without phone rights: no phone anywhere, no saving.
+        assert!(
+            !shown["clerkCatalog"]["tourists"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("phone")),
+            "{shown}"
+        );
+        assert!(shown["clerkCatalog"]["with_phones"].is_null(), "{shown}");
+        assert_eq!(shown["clerkHeading"], "SQL");
+        assert!(
+            shown["clerkRefusal"].as_str().unwrap().contains("phone"),
+            "{shown}"
+        );
+        assert_eq!(shown["clerkCount"]["rows"], json!([["3"]]));
+        assert_eq!(shown["clerkMaySave"], false);
+        assert_eq!(shown["clerkTables"], json!(["prefectures"]));
+        app.stop().await;
+    }
+}

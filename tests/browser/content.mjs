@@ -9,7 +9,7 @@
 // the Rust test (tests/e2e/editor.rs).
 //
 // usage: node content.mjs ARTIFACT_DIR BASE_URL ADMIN PASSWORD MARKETER PASSWORD DESK PASSWORD
-import { report, signedInAtTourists, start, step } from "./harness.mjs";
+import { report, shows, signedInAtTourists, start, step, text } from "./harness.mjs";
 
 const [artifacts, base, admin, adminPassword, marketer, marketerPassword, desk, deskPassword] =
   process.argv.slice(2);
@@ -18,17 +18,7 @@ const { browser, problems } = await start(artifacts);
 const signedIn = (login, password, locale) =>
   signedInAtTourists(browser, problems, base, login, password, locale, { width: 1500, height: 1100 });
 
-const text = (page, test) => page.locator(`[data-test=${test}]`).innerText();
 const input = (page, name) => page.locator(`[data-input=${name}]`);
-
-/** Waits until the element's text matches `pattern`, and gives it. */
-async function shows(page, test, pattern) {
-  await page.waitForFunction(([test, pattern]) => {
-    const el = document.querySelector(`[data-test=${test}]`);
-    return el && new RegExp(pattern).test(el.innerText);
-  }, [test, pattern.source]);
-  return text(page, test);
-}
 
 await report(browser, problems, async () => {
   step("the administrator opens the saved template");

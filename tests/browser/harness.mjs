@@ -57,3 +57,15 @@ export async function signedInAtTourists(browser, problems, base, login, passwor
   await page.locator("[data-test=records] tbody tr").first().waitFor();
   return page;
 }
+
+/** The text of the element marked `data-test=test`. */
+export const text = (page, test) => page.locator(`[data-test=${test}]`).innerText();
+
+/** Waits until the text of the element marked `data-test=test` matches `pattern`, and gives it. */
+export async function shows(page, test, pattern) {
+  await page.waitForFunction(([test, pattern]) => {
+    const el = document.querySelector(`[data-test=${test}]`);
+    return el && new RegExp(pattern).test(el.innerText);
+  }, [test, pattern.source]);
+  return text(page, test);
+}

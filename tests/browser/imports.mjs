@@ -9,7 +9,7 @@
 //
 // usage: node imports.mjs ARTIFACT_DIR BASE_URL FILE ADMIN PASSWORD IMPORTER PASSWORD DESK PASSWORD
 import { readFileSync } from "node:fs";
-import { report, signedInAtTourists, start, step } from "./harness.mjs";
+import { report, signedInAtTourists, start, step, text } from "./harness.mjs";
 
 const [artifacts, base, file, admin, adminPassword, importer, importerPassword, desk, deskPassword] =
   process.argv.slice(2);
@@ -18,7 +18,6 @@ const { browser, problems } = await start(artifacts);
 const signedIn = (login, password, locale) =>
   signedInAtTourists(browser, problems, base, login, password, locale, { width: 1400, height: 1000 });
 
-const text = (page, test) => page.locator(`[data-test=${test}]`).innerText();
 
 /** The counts of the run on screen, by name. */
 const counts = (page) => page.evaluate(() => Object.fromEntries(

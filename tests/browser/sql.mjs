@@ -7,7 +7,7 @@
 // for the Rust test (tests/e2e/editor.rs).
 //
 // usage: node sql.mjs ARTIFACT_DIR BASE_URL ANALYST PASSWORD CLERK PASSWORD
-import { report, signedInAtTourists, start, step } from "./harness.mjs";
+import { report, shows, signedInAtTourists, start, step, text } from "./harness.mjs";
 
 const [artifacts, base, analyst, analystPassword, clerk, clerkPassword] = process.argv.slice(2);
 const { browser, problems } = await start(artifacts);
@@ -15,16 +15,6 @@ const { browser, problems } = await start(artifacts);
 const signedIn = (login, password, locale) =>
   signedInAtTourists(browser, problems, base, login, password, locale, { width: 1400, height: 1000 });
 
-const text = (page, test) => page.locator(`[data-test=${test}]`).innerText();
-
-/** Waits until the element's text matches `pattern`, and gives it. */
-async function shows(page, test, pattern) {
-  await page.waitForFunction(([test, pattern]) => {
-    const el = document.querySelector(`[data-test=${test}]`);
-    return el && new RegExp(pattern).test(el.innerText);
-  }, [test, pattern.source]);
-  return text(page, test);
-}
 
 /** The result table on screen: its headings and rows of cell texts. */
 const result = (page) => page.evaluate(() => {

@@ -22,7 +22,7 @@ fn run(cmd: &mut Command) -> (String, String) {
 
 async fn the_command_line(url: &str) {
     let (out, _) = run(tabiji(url).arg("migrate"));
-    assert!(out.contains("19 migration(s) applied"), "{out}");
+    assert!(out.contains("20 migration(s) applied"), "{out}");
     let (out, _) = run(tabiji(url).arg("migrate"));
     assert!(out.contains("0 migration(s) applied"), "{out}");
 

@@ -500,6 +500,92 @@ const TEXT: &[(&str, &str, &str)] = &[
         "Drop output table {}?",
     ),
     ("sql.dropped", "{} を削除しました", "Dropped {}"),
+    ("nav.admin", "ユーザーと権限", "Users and rights"),
+    ("admin.users", "ユーザー", "Users"),
+    ("admin.login", "ログイン ID", "Login"),
+    ("admin.display_name", "表示名", "Display name"),
+    ("admin.password", "パスワード", "Password"),
+    (
+        "admin.new_password",
+        "新しいパスワード（変更時のみ）",
+        "New password (to change it)",
+    ),
+    ("admin.administrator", "管理者", "Administrator"),
+    ("admin.active", "有効", "Active"),
+    ("admin.roles", "ロール", "Roles"),
+    ("admin.role", "ロール名", "Role"),
+    ("admin.description", "説明", "Description"),
+    ("admin.edit", "編集", "Edit"),
+    ("admin.edit_rights", "権限を編集", "Edit rights"),
+    ("admin.logout", "強制ログオフ", "Sign out everywhere"),
+    (
+        "admin.logged_out",
+        "{} 件のセッションを終了しました",
+        "{} sessions ended",
+    ),
+    ("admin.unlock", "ロック解除", "Unlock"),
+    ("admin.unlocked", "ロックを解除しました", "Unlocked"),
+    ("admin.new_user", "ユーザーを追加", "New user"),
+    ("admin.new_role", "ロールを追加", "New role"),
+    ("admin.create", "追加", "Create"),
+    (
+        "admin.user_created",
+        "ユーザー {} を追加しました",
+        "User {} created",
+    ),
+    (
+        "admin.role_created",
+        "ロール {} を追加しました",
+        "Role {} created",
+    ),
+    ("admin.rights_of_user", "{} の権限", "Rights of {}"),
+    (
+        "admin.rights_of_role",
+        "ロール {} の権限",
+        "Rights of role {}",
+    ),
+    (
+        "admin.own_rights",
+        "下の権限はこのユーザー個人の権限です。ロールの権限と合わせて適用されます",
+        "The rights below are the user's own; their roles' rights are added to them",
+    ),
+    ("admin.fields_of", "{} の項目ごとの権限", "Field access: {}"),
+    ("admin.access.others", "指定のない項目", "Fields not named"),
+    ("admin.access.default", "既定", "Default"),
+    ("admin.access.none", "表示しない", "Hidden"),
+    ("admin.access.read", "閲覧のみ", "Read"),
+    ("admin.access.edit", "編集可", "Edit"),
+    (
+        "admin.records",
+        "対象レコードの条件（API で設定、保存しても変わりません）: ",
+        "Only the records matching (set through the API; kept as it is): ",
+    ),
+    ("admin.save", "保存", "Save"),
+    ("admin.saved", "保存しました", "Saved"),
+    ("right.view", "閲覧", "View"),
+    ("right.create", "作成", "Create"),
+    ("right.edit", "編集", "Edit"),
+    ("right.delete", "削除", "Delete"),
+    ("right.import", "取込", "Import"),
+    ("right.export", "出力", "Export"),
+    ("right.schema", "項目定義", "Schema"),
+    ("right.publish", "公開", "Publish"),
+    ("target.flows", "シナリオ", "Scenarios"),
+    ("target.segments", "セグメント", "Segments"),
+    ("target.lists", "リスト", "Lists"),
+    ("target.reports", "レポート", "Reports"),
+    ("target.sql", "SQL ワークスペース", "SQL workspace"),
+    (
+        "target.templates",
+        "テンプレート・パーツ",
+        "Templates and parts",
+    ),
+    ("target.snippets", "スニペット", "Snippets"),
+    ("target.channels", "チャネル設定", "Channel settings"),
+    ("target.suppressions", "配信停止リスト", "Suppression list"),
+    ("target.messages", "配信履歴", "Messages sent"),
+    ("target.events", "反応イベント", "Events"),
+    ("target.runs", "シナリオ実行", "Flow runs"),
     ("ended.signed_out", "ログアウトしました", "You signed out"),
     (
         "ended.idle",
@@ -583,6 +669,13 @@ mod tests {
             .chain(["sending", "reading", "done", "failed"].map(|s| format!("imports.stage.{s}")))
         {
             assert_ne!(t(Lang::En, &key), key);
+        }
+        for key in tabiji_model::Op::ALL
+            .iter()
+            .map(|op| format!("right.{}", op.name()))
+            .chain(tabiji_model::rights::SYSTEM_TARGETS.map(|t| format!("target.{t}")))
+        {
+            assert_ne!(t(Lang::Ja, &key), key);
         }
         for kind in crate::draft::Kind::ALL {
             for key in [

@@ -16,10 +16,13 @@
 //!   rejected rows, and the import history; `intake`: what it shows and sends, pure.
 //! - `workspace`: the SQL workspace (queries, results, output tables); `results`: what it
 //!   shows and sends, pure.
+//! - `admin`: users, roles and their rights (administrators); `grants`: what it changes in a
+//!   rights document, pure.
 //! - this file: the app shell (session, language, hash routes `#/flows`, `#/flows/{id}`,
 //!   `#/{entity}` and `#/{entity}/{id}` for the entities of [`RECORD_SCREENS`], `#/content`,
-//!   `#/content/{kind}/{key}`, `#/imports`, `#/imports/{id}` and `#/sql`).
+//!   `#/content/{kind}/{key}`, `#/imports`, `#/imports/{id}`, `#/sql` and `#/admin`).
 
+mod admin;
 mod api;
 mod canvas;
 mod card;
@@ -27,6 +30,7 @@ mod conditions;
 mod content;
 mod draft;
 mod editor;
+mod grants;
 mod i18n;
 mod imports;
 mod intake;
@@ -132,6 +136,7 @@ enum Route {
     Content(Option<draft::Kind>, Option<String>),
     Imports(Option<i64>),
     Sql,
+    Admin,
 }
 
 fn route(hash: &str) -> Route {
@@ -149,6 +154,9 @@ fn route(hash: &str) -> Route {
             Some(kind) if !key.is_empty() => Route::Content(Some(kind), Some(key.to_string())),
             kind => Route::Content(kind, None),
         };
+    }
+    if head == "admin" {
+        return Route::Admin;
     }
     if head == "sql" {
         return Route::Sql;
@@ -224,6 +232,7 @@ fn App() -> impl IntoView {
             }
             Route::Imports(run) => view! { <imports::ImportScreen run=run/> }.into_any(),
             Route::Sql => view! { <workspace::WorkspaceScreen/> }.into_any(),
+            Route::Admin => view! { <admin::AdminScreen/> }.into_any(),
         }
     };
     view! {
@@ -255,6 +264,9 @@ fn App() -> impl IntoView {
                 </Show>
                 <Show when=move || session.rights().allows("sql", Op::View)>
                     <a href="#/sql" data-test="nav-sql">{move || session.t("nav.sql")}</a>
+                </Show>
+                <Show when=move || admin::offered(session)>
+                    <a href="#/admin" data-test="nav-admin">{move || session.t("nav.admin")}</a>
                 </Show>
                 <button data-test="language" on:click=move |_| session.lang.update(|l| *l = l.other())>
                     {move || session.t("nav.language")}
@@ -413,6 +425,7 @@ mod tests {
         assert_eq!(route("#/imports/17"), Route::Imports(Some(17)));
         assert_eq!(route("#/imports/x"), Route::Imports(None));
         assert_eq!(route("#/sql"), Route::Sql);
+        assert_eq!(route("#/admin"), Route::Admin);
         assert_eq!(
             route("#/purchases/1"),
             Route::Flows,

@@ -54,6 +54,24 @@ impl Op {
     }
 }
 
+/// What rights are granted on besides the entities of the schema: saved work (flows, segments,
+/// lists, reports, output tables, content, channel settings), the suppression list, and the
+/// histories flows write (messages, events, runs). Each is enforced where it is kept.
+pub const SYSTEM_TARGETS: [&str; 12] = [
+    "flows",
+    "segments",
+    "lists",
+    "reports",
+    "sql",
+    "templates",
+    "snippets",
+    "channels",
+    "suppressions",
+    "messages",
+    "events",
+    "runs",
+];
+
 /// Access to one field, ordered so that the larger grant wins when rights combine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -688,6 +688,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_target_rights_are_checked_on_is_offered_to_administrators() {
+        for target in [
+            crate::flows::FLOWS,
+            crate::segments::SEGMENTS,
+            crate::lists::LISTS,
+            crate::reports::REPORTS,
+            crate::workspace::SQL,
+            tabiji_model::content::TEMPLATES,
+            tabiji_model::content::SNIPPETS,
+            tabiji_model::channel::CHANNELS,
+            crate::suppressions::SUPPRESSIONS,
+            crate::timeline::MESSAGES,
+            crate::timeline::EVENTS,
+            crate::timeline::RUNS,
+        ] {
+            assert!(
+                tabiji_model::rights::SYSTEM_TARGETS.contains(&target),
+                "{target} is missing from the rights screen's list"
+            );
+        }
+    }
+
+    #[test]
     fn passwords_are_argon2id_and_verify() {
         let hash = hash_password("correct horse battery");
         assert!(hash.starts_with("$argon2id$"));

@@ -1058,3 +1058,89 @@ async fn queries_run_and_results_are_kept_in_the_sql_workspace() {
         app.stop().await;
     }
 }
+
+#[tokio::test]
+async fn an_administrator_grants_a_role_makes_a_user_and_signs_them_out() {
+    check_prerequisites();
+    for scratch in backends().await {
+        let app = spawn_app(scratch).await;
+        app.create_tourists(vec![
+            json!({"email": "a@example.jp", "family_name": "愛知", "phone": "052-111-2222"}),
+        ])
+        .await;
+        let admin = app.administrator("chief").await;
+        let shown = browser(
+            "admin.mjs",
+            &[
+                app.base.as_str(),
+                "chief",
+                &admin,
+                "uketsuke",
+                "front-desk-password-2026",
+            ],
+            app.backend,
+        )
+        .await;
+
+        assert_eq!(shown["heading"], "ユーザーと権限");
+        assert_eq!(shown["roleCreated"], "ロール front_desk を追加しました");
+        assert_eq!(shown["roleSaved"], "保存しました");
+        // The role as stored: what was ticked and chosen, nothing else.
+        let roles = app.get("/api/admin/roles").await;
+        let role = roles["roles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "front_desk")
+            .cloned()
+            .unwrap();
+        assert_eq!(role["description"], "受付");
+        assert_eq!(
+            role["rights"],
+            json!({"admin": false, "entities": {"tourists": {"ops": ["view"],
+                "default_field_access": "edit", "fields": {"phone": "none"}}}})
+        );
+        let users = app.get("/api/admin/users").await;
+        let user = users["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["login"] == "uketsuke")
+            .cloned()
+            .unwrap();
+        assert_eq!(
+            (
+                user["display_name"].clone(),
+                user["roles"].clone(),
+                user["admin"].clone()
+            ),
+            (json!("受付 花子"), json!(["front_desk"]), json!(false))
+        );
+        assert_eq!(shown["userRow"][3], "front_desk", "{shown}");
+        assert_eq!(shown["userRoleTicked"], true);
+        // The new user sees tourists, without phone numbers, and no administration.
+        let columns = shown["deskColumns"].as_array().unwrap();
+        assert!(!columns.is_empty(), "{shown}");
+        assert!(
+            !columns
+                .iter()
+                .any(|c| c.as_str().unwrap().contains("Phone")),
+            "{shown}"
+        );
+        assert_eq!(shown["deskSeesAdmin"], false);
+        assert_eq!(shown["loggedOut"], "1 件のセッションを終了しました");
+        assert_eq!(shown["deskEnded"], "An administrator signed you out");
+        // Every change is in the access log.
+        let log = app.get("/api/admin/access-log?login=chief").await;
+        let actions: Vec<&str> = log["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["action"].as_str())
+            .collect();
+        for action in ["create_role", "update_role", "create_user", "log_off"] {
+            assert!(actions.contains(&action), "{action} not in {actions:?}");
+        }
+        app.stop().await;
+    }
+}

@@ -88,7 +88,12 @@ async fn list_users(
     let users: Vec<_> = users::list_users(state.store.db())
         .await?
         .into_iter()
-        .map(|(u, roles)| json!({"id": u.id, "login": u.login, "display_name": u.display_name, "admin": u.is_admin, "active": u.active, "roles": roles}))
+        .map(|(u, roles)| {
+            // The user's own rights, as granted (their roles' are on the roles).
+            let rights: Rights = serde_json::from_str(&u.rights).unwrap_or_default();
+            json!({"id": u.id, "login": u.login, "display_name": u.display_name, "admin": u.is_admin,
+                   "active": u.active, "roles": roles, "rights": rights})
+        })
         .collect();
     Ok(Json(json!({"users": users})))
 }

@@ -41,7 +41,18 @@ pub fn ImportScreen(run: Option<i64>) -> impl IntoView {
     let followed = RwSignal::new(run);
     // Bumped when a run ends or starts, so the history shows it.
     let revision = RwSignal::new(0_u64);
+    // The entities' names first, so a flow is never shown with its entity's key.
     leptos::task::spawn_local(async move {
+        if let Ok(answer) = api::get("/api/schema").await {
+            labels.set(
+                answer["entities"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|e| Some((e["name"].as_str()?.to_string(), e["label"].clone())))
+                    .collect(),
+            );
+        }
         match api::get("/api/imports/flows").await {
             Ok(answer) => flows.set(
                 answer["flows"]
@@ -56,16 +67,6 @@ pub fn ImportScreen(run: Option<i64>) -> impl IntoView {
                     .collect(),
             ),
             Err(e) => problem.set(Some(session.explain(&e))),
-        }
-        if let Ok(answer) = api::get("/api/schema").await {
-            labels.set(
-                answer["entities"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|e| Some((e["name"].as_str()?.to_string(), e["label"].clone())))
-                    .collect(),
-            );
         }
     });
     let entity_label = move |entity: &str| {

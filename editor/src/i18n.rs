@@ -586,6 +586,19 @@ const TEXT: &[(&str, &str, &str)] = &[
     ("target.messages", "配信履歴", "Messages sent"),
     ("target.events", "反応イベント", "Events"),
     ("target.runs", "シナリオ実行", "Flow runs"),
+    ("nav.reports", "レポート", "Reports"),
+    ("reports.dashboards", "ダッシュボード", "Dashboards"),
+    ("reports.reports", "レポート", "Reports"),
+    (
+        "reports.none",
+        "ダッシュボードもレポートもまだありません",
+        "There are no dashboards or reports yet",
+    ),
+    (
+        "reports.truncated",
+        "行が多いため一部だけを表示しています",
+        "Only the first rows are shown",
+    ),
     ("ended.signed_out", "ログアウトしました", "You signed out"),
     (
         "ended.idle",

@@ -18,14 +18,17 @@
 //!   shows and sends, pure.
 //! - `admin`: users, roles and their rights (administrators); `grants`: what it changes in a
 //!   rights document, pure.
+//! - `reports`: dashboards and reports drawn as SVG charts; `charts`: their geometry, pure.
 //! - this file: the app shell (session, language, hash routes `#/flows`, `#/flows/{id}`,
 //!   `#/{entity}` and `#/{entity}/{id}` for the entities of [`RECORD_SCREENS`], `#/content`,
-//!   `#/content/{kind}/{key}`, `#/imports`, `#/imports/{id}`, `#/sql` and `#/admin`).
+//!   `#/content/{kind}/{key}`, `#/imports`, `#/imports/{id}`, `#/sql`, `#/admin`, `#/reports`,
+//!   `#/reports/dashboards/{key}` and `#/reports/{key}`).
 
 mod admin;
 mod api;
 mod canvas;
 mod card;
+mod charts;
 mod conditions;
 mod content;
 mod draft;
@@ -37,6 +40,7 @@ mod intake;
 mod list;
 mod props;
 mod record;
+mod reports;
 mod results;
 mod workspace;
 
@@ -137,6 +141,7 @@ enum Route {
     Imports(Option<i64>),
     Sql,
     Admin,
+    Reports(reports::Shown),
 }
 
 fn route(hash: &str) -> Route {
@@ -154,6 +159,9 @@ fn route(hash: &str) -> Route {
             Some(kind) if !key.is_empty() => Route::Content(Some(kind), Some(key.to_string())),
             kind => Route::Content(kind, None),
         };
+    }
+    if head == "reports" {
+        return Route::Reports(reports::shown(rest));
     }
     if head == "admin" {
         return Route::Admin;
@@ -233,6 +241,7 @@ fn App() -> impl IntoView {
             Route::Imports(run) => view! { <imports::ImportScreen run=run/> }.into_any(),
             Route::Sql => view! { <workspace::WorkspaceScreen/> }.into_any(),
             Route::Admin => view! { <admin::AdminScreen/> }.into_any(),
+            Route::Reports(shown) => view! { <reports::ReportsScreen shown=shown/> }.into_any(),
         }
     };
     view! {
@@ -261,6 +270,9 @@ fn App() -> impl IntoView {
                 </Show>
                 <Show when=move || imports::offered(session)>
                     <a href="#/imports" data-test="nav-imports">{move || session.t("nav.imports")}</a>
+                </Show>
+                <Show when=move || session.rights().allows("reports", Op::View)>
+                    <a href="#/reports" data-test="nav-reports">{move || session.t("nav.reports")}</a>
                 </Show>
                 <Show when=move || session.rights().allows("sql", Op::View)>
                     <a href="#/sql" data-test="nav-sql">{move || session.t("nav.sql")}</a>
@@ -426,6 +438,10 @@ mod tests {
         assert_eq!(route("#/imports/x"), Route::Imports(None));
         assert_eq!(route("#/sql"), Route::Sql);
         assert_eq!(route("#/admin"), Route::Admin);
+        assert_eq!(
+            route("#/reports/dashboards/home"),
+            Route::Reports(reports::Shown::Dashboard("home".into()))
+        );
         assert_eq!(
             route("#/purchases/1"),
             Route::Flows,

@@ -1144,3 +1144,119 @@ async fn an_administrator_grants_a_role_makes_a_user_and_signs_them_out() {
         app.stop().await;
     }
 }
+
+#[tokio::test]
+async fn dashboards_draw_each_report_as_its_chart_for_the_viewer() {
+    check_prerequisites();
+    for scratch in backends().await {
+        let app = spawn_app(scratch).await;
+        app.create_tourists(vec![
+            json!({"email": "a@example.jp", "family_name": "愛知", "prefecture": "愛知県"}),
+            json!({"email": "b@example.jp", "family_name": "岐阜", "prefecture": "岐阜県"}),
+            json!({"email": "c@example.jp", "family_name": "名古屋", "prefecture": "愛知県"}),
+            json!({"email": "d@example.jp", "family_name": "三重", "prefecture": "三重県"}),
+            json!({"email": "e@example.jp", "family_name": "豊田", "prefecture": "愛知県"}),
+        ])
+        .await;
+        let by_prefecture = json!({"records": {"entity": "tourists",
+            "group_by": [{"field": "prefecture"}], "measures": ["count"]}});
+        for (key, name, chart, source) in [
+            ("by_prefecture", "都道府県別", "bar", by_prefecture.clone()),
+            ("prefecture_share", "都道府県の割合", "pie", by_prefecture),
+            (
+                "welcome_funnel",
+                "ようこそメール",
+                "funnel",
+                json!({"messages": {"measures": ["sent", "opened", "clicked"]}}),
+            ),
+        ] {
+            let (status, body) = app
+                .post(
+                    "/api/reports",
+                    json!({"key": key, "name": name, "definition": {"chart": chart, "source": source}}),
+                )
+                .await;
+            assert_eq!(status, 201, "{key}: {body}");
+        }
+        let (status, body) = app
+            .post(
+                "/api/dashboards",
+                json!({"key": "home", "name": "ホーム", "widgets": [
+                    {"report": "by_prefecture", "width": 8},
+                    {"report": "prefecture_share", "width": 4, "title": "割合"},
+                    {"report": "welcome_funnel", "width": 12}]}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        app.user_with_rights(
+            "staff",
+            json!({"entities": {"tourists": {"ops": ["view"]}, "reports": {"ops": ["view"]}}}),
+        )
+        .await;
+        let admin = app.administrator("analyst").await;
+        let shown = browser(
+            "reports.mjs",
+            &[
+                app.base.as_str(),
+                "analyst",
+                &admin,
+                "staff",
+                "staff-password",
+            ],
+            app.backend,
+        )
+        .await;
+
+        // The bars are the server's counts, in its order; the pie shares them out.
+        let data = app.get("/api/reports/by_prefecture/data").await;
+        let counts: Vec<i64> = data["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["count"].as_i64().unwrap())
+            .collect();
+        assert_eq!(counts.iter().sum::<i64>(), 5, "{data}");
+        let board = &shown["adminDashboard"];
+        assert_eq!(board["by_prefecture"]["chart"], "bar");
+        assert_eq!(board["by_prefecture"]["bars"], json!(counts));
+        assert_eq!(board["by_prefecture"]["caption"], "都道府県別");
+        assert_eq!(
+            board["prefecture_share"]["caption"], "割合",
+            "the widget's own title"
+        );
+        let shares: Vec<f64> = board["prefecture_share"]["slices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_f64().unwrap())
+            .collect();
+        let expected: Vec<f64> = counts.iter().map(|&c| c as f64 / 5.0).collect();
+        assert_eq!(shares.len(), expected.len());
+        for (got, want) in shares.iter().zip(&expected) {
+            assert!((got - want).abs() < 1e-9, "{shares:?} vs {expected:?}");
+        }
+        assert_eq!(board["welcome_funnel"]["chart"], "funnel");
+        assert_eq!(board["welcome_funnel"]["bars"], json!([0, 0, 0]));
+        // The report on its own: its rows under the chart, as the API gives them.
+        assert_eq!(shown["address"], "#/reports/by_prefecture");
+        assert_eq!(shown["reportBars"], json!(counts));
+        let rows: Vec<Value> = data["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| json!([r["prefecture"], r["count"].to_string()]))
+            .collect();
+        assert_eq!(shown["rows"], json!(rows));
+        // Staff without the view of flows: the bars, and why the funnel is not shown.
+        assert_eq!(shown["staffHeading"], "レポート");
+        assert_eq!(
+            shown["staffDashboard"]["by_prefecture"]["bars"],
+            json!(counts)
+        );
+        let error = shown["staffDashboard"]["welcome_funnel"]["error"]
+            .as_str()
+            .unwrap();
+        assert!(error.contains("flows"), "{error}");
+        app.stop().await;
+    }
+}

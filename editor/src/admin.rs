@@ -96,8 +96,8 @@ pub fn AdminScreen() -> impl IntoView {
                         <td>{roles_text}</td>
                         <td class="actions">
                             <button type="button" data-test="user-edit" on:click=move |_| holder.set(Some(Holder::User(edit.clone())))>{session.t("admin.edit")}</button>
-                            <button type="button" data-test="user-logout" on:click=move |_| act(format!("/api/admin/users/{out}/logout"), "admin.logged_out")>{session.t("admin.logout")}</button>
-                            <button type="button" data-test="user-unlock" on:click=move |_| act(format!("/api/admin/users/{unlock}/unlock"), "admin.unlocked")>{session.t("admin.unlock")}</button>
+                            <button type="button" data-test="user-logout" on:click=move |_| act(format!("/api/admin/users/{}/logout", api::encoded(&out)), "admin.logged_out")>{session.t("admin.logout")}</button>
+                            <button type="button" data-test="user-unlock" on:click=move |_| act(format!("/api/admin/users/{}/unlock", api::encoded(&unlock)), "admin.unlocked")>{session.t("admin.unlock")}</button>
                         </td>
                     </tr>
                 }
@@ -320,9 +320,9 @@ fn RightsEditor(
     );
     let password = RwSignal::new(String::new());
     let path = StoredValue::new(if is_user {
-        format!("/api/admin/users/{key}")
+        format!("/api/admin/users/{}", api::encoded(&key))
     } else {
-        format!("/api/admin/roles/{key}")
+        format!("/api/admin/roles/{}", api::encoded(&key))
     });
     let save = move |_| {
         let granted = rights.get_untracked();

@@ -67,6 +67,21 @@ impl ApiError {
     }
 }
 
+/// `text` as a URL path segment or query value: every byte but the unreserved ones escaped,
+/// so a name with `/`, `?`, `#`, `%` or spaces (a role called `受付 front/desk`) reaches the
+/// server whole.
+pub fn encoded(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
 pub async fn get(path: &str) -> Result<Value, ApiError> {
     call("GET", path, None).await
 }
@@ -191,6 +206,15 @@ async fn call(method: &str, path: &str, body: Option<&Value>) -> Result<Value, A
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn names_travel_whole_in_addresses() {
+        assert_eq!(encoded("ota_users-1.csv~"), "ota_users-1.csv~");
+        assert_eq!(
+            encoded("受付 front/desk?#%"),
+            "%E5%8F%97%E4%BB%98%20front%2Fdesk%3F%23%25"
+        );
+    }
 
     #[test]
     fn refusals_keep_the_servers_words() {

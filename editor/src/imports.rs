@@ -154,7 +154,7 @@ fn SendFile(
         let key = chosen.get_untracked();
         message.set(Some((true, session.t("imports.fetching"))));
         leptos::task::spawn_local(async move {
-            let path = format!("/api/imports/flows/{}/fetch", intake::encoded(&key));
+            let path = format!("/api/imports/flows/{}/fetch", api::encoded(&key));
             let said = match api::post(&path, &Value::Null).await {
                 Ok(answer) => {
                     let runs = answer["runs"].as_array().cloned().unwrap_or_default();

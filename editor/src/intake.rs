@@ -4,6 +4,8 @@
 use serde_json::Value;
 use tabiji_model::import::{FileKind, ImportFlow, Source};
 
+use crate::api;
+
 /// A run's counts in the order the screen shows them; each is also the key of its label
 /// (`imports.count.{name}`).
 pub const COUNTS: [&str; 7] = [
@@ -87,22 +89,9 @@ pub fn size_text(bytes: i64) -> String {
 pub fn run_path(key: &str, file_name: &str) -> String {
     format!(
         "/api/imports/flows/{}/run?file={}",
-        encoded(key),
-        encoded(file_name)
+        api::encoded(key),
+        api::encoded(file_name)
     )
-}
-
-/// `text` as a URL path segment or query value: every byte but the unreserved ones escaped.
-pub fn encoded(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }
 
 /// What the file picker offers for a flow's files.

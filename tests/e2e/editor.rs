@@ -1083,7 +1083,10 @@ async fn an_administrator_grants_a_role_makes_a_user_and_signs_them_out() {
         .await;
 
         assert_eq!(shown["heading"], "ユーザーと権限");
-        assert_eq!(shown["roleCreated"], "ロール front_desk を追加しました");
+        assert_eq!(
+            shown["roleCreated"],
+            "ロール 受付 front/desk を追加しました"
+        );
         assert_eq!(shown["roleSaved"], "保存しました");
         // The role as stored: what was ticked and chosen, nothing else.
         let roles = app.get("/api/admin/roles").await;
@@ -1091,7 +1094,7 @@ async fn an_administrator_grants_a_role_makes_a_user_and_signs_them_out() {
             .as_array()
             .unwrap()
             .iter()
-            .find(|r| r["name"] == "front_desk")
+            .find(|r| r["name"] == "受付 front/desk")
             .cloned()
             .unwrap();
         assert_eq!(role["description"], "受付");
@@ -1114,9 +1117,9 @@ async fn an_administrator_grants_a_role_makes_a_user_and_signs_them_out() {
                 user["roles"].clone(),
                 user["admin"].clone()
             ),
-            (json!("受付 花子"), json!(["front_desk"]), json!(false))
+            (json!("受付 花子"), json!(["受付 front/desk"]), json!(false))
         );
-        assert_eq!(shown["userRow"][3], "front_desk", "{shown}");
+        assert_eq!(shown["userRow"][3], "受付 front/desk", "{shown}");
         assert_eq!(shown["userRoleTicked"], true);
         // The new user sees tourists, without phone numbers, and no administration.
         let columns = shown["deskColumns"].as_array().unwrap();

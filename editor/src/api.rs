@@ -86,6 +86,20 @@ pub async fn get(path: &str) -> Result<Value, ApiError> {
     call("GET", path, None).await
 }
 
+/// The entities the user may see, each with its label (`{"ja": …, "en": …}`), as the schema
+/// lists them; none when the schema cannot be read.
+pub async fn entity_labels() -> Vec<(String, Value)> {
+    let Ok(answer) = get("/api/schema").await else {
+        return Vec::new();
+    };
+    answer["entities"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| Some((e["name"].as_str()?.to_string(), e["label"].clone())))
+        .collect()
+}
+
 pub async fn post(path: &str, body: &Value) -> Result<Value, ApiError> {
     call("POST", path, Some(body)).await
 }

@@ -54,7 +54,7 @@ fn items(text: &str) -> Vec<&str> {
 
 /// `in_period` values typed as a few words: `30` (the last 30 days), `this month`,
 /// `last week`, `next year`.
-fn period(text: &str) -> Option<Period> {
+pub fn period(text: &str) -> Option<Period> {
     let text = text.trim();
     if let Ok(days) = text.parse() {
         return Some(Period::LastDays(days));
@@ -67,6 +67,68 @@ fn period(text: &str) -> Option<Period> {
         "next" => Some(Period::Next(unit)),
         _ => None,
     }
+}
+
+/// A period as [`period`] reads it back; none for a period it cannot write.
+pub fn period_text(period: &Period) -> Option<String> {
+    let unit = |u: &Unit| serde_json::to_value(u).ok()?.as_str().map(str::to_string);
+    match period {
+        Period::LastDays(days) => Some(days.to_string()),
+        Period::This(u) => Some(format!("this {}", unit(u)?)),
+        Period::Last(u) => Some(format!("last {}", unit(u)?)),
+        Period::Next(u) => Some(format!("next {}", unit(u)?)),
+        _ => None,
+    }
+}
+
+/// A value as a row shows it: lists joined by commas, a range as `low ~ high`.
+fn value_text(op: &str, value: &Value) -> Option<String> {
+    let one = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    match (op, value) {
+        ("between", Value::Array(ends)) if ends.len() == 2 => {
+            Some(format!("{} ~ {}", one(&ends[0])?, one(&ends[1])?))
+        }
+        (_, Value::Array(items)) => Some(
+            items
+                .iter()
+                .map(one)
+                .collect::<Option<Vec<_>>>()?
+                .join(", "),
+        ),
+        ("in_period", period) => period_text(&serde_json::from_value(period.clone()).ok()?),
+        (_, v) => one(v),
+    }
+}
+
+/// The rows and the all/any choice that [`build`] turns into `filter`; none when the filter
+/// holds more than one level of field tests (groups, history conditions, segments…), which
+/// rows cannot show.
+pub fn rows_of(filter: &Filter) -> Option<(Vec<Condition>, bool)> {
+    let (tests, any): (&[Filter], bool) = match filter {
+        Filter::All(tests) => (tests, false),
+        Filter::Any(tests) => (tests, true),
+        single @ Filter::Field(_) => (std::slice::from_ref(single), false),
+        _ => return None,
+    };
+    let rows = tests
+        .iter()
+        .map(|test| match test {
+            Filter::Field(FieldTest { key, op, value }) => Some(Condition {
+                field: key.clone(),
+                op: op.name().to_string(),
+                value: match value {
+                    Some(v) => value_text(op.name(), v)?,
+                    None => String::new(),
+                },
+            }),
+            _ => None,
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some((rows, any))
 }
 
 /// The value of one row, or why it cannot be read.
@@ -217,5 +279,28 @@ mod tests {
             operators(&fields[4]),
             vec!["is_true", "is_false", "empty", "not_empty"]
         );
+    }
+
+    #[test]
+    fn a_filter_of_field_tests_reads_back_as_the_rows_that_made_it() {
+        let fields = fields();
+        let rows = vec![
+            row("prefecture", "eq", "愛知県"),
+            row("total_spend", "between", "10000 ~ 50000"),
+            row("member_type", "in", "general, premium"),
+            row("birth_date", "in_period", "last month"),
+            row("birth_date", "in_period", "30"),
+            row("opted_in", "is_true", ""),
+        ];
+        for any in [false, true] {
+            let filter = build(&rows, any, &fields).unwrap();
+            assert_eq!(rows_of(&filter), Some((rows.clone(), any)));
+        }
+        let nested: Filter = serde_json::from_value(json!({"all": [
+            {"any": [{"field": {"key": "prefecture", "op": "eq", "value": "愛知県"}}]}]}))
+        .unwrap();
+        assert_eq!(rows_of(&nested), None);
+        let segment: Filter = serde_json::from_value(json!({"segment": "vip"})).unwrap();
+        assert_eq!(rows_of(&segment), None);
     }
 }

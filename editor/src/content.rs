@@ -9,16 +9,10 @@ use leptos::prelude::*;
 use serde_json::{Map, Value, json};
 use tabiji_model::Op;
 
-use crate::Session;
 use crate::api::{self, ApiError};
 use crate::draft::{self, Kind, text_of};
 use crate::record;
-
-fn go_to(hash: &str) {
-    if let Some(window) = web_sys::window() {
-        let _ = window.location().set_hash(hash);
-    }
-}
+use crate::{Session, go_to};
 
 /// What a refused save, preview or run says: each input's refusals under it, the rest in the
 /// message.

@@ -599,6 +599,126 @@ const TEXT: &[(&str, &str, &str)] = &[
         "行が多いため一部だけを表示しています",
         "Only the first rows are shown",
     ),
+    ("reports.new", "新しいレポート", "New report"),
+    ("reports.edit", "編集", "Edit"),
+    ("reports.editing", "レポートの編集", "Edit the report"),
+    ("reports.source", "集計対象", "What to count"),
+    ("reports.source.records", "レコード", "Records"),
+    (
+        "reports.source.messages",
+        "配信したメッセージ",
+        "Messages sent",
+    ),
+    ("reports.entity", "データ", "Data"),
+    ("reports.flow", "フロー", "Flow"),
+    ("reports.every_flow", "すべてのフロー", "Every flow"),
+    (
+        "reports.period",
+        "送信期間（30、last month など）",
+        "Sent in (30, last month…)",
+    ),
+    ("reports.group_by", "グループ化", "Group by"),
+    ("reports.add_group", "グループ化を追加", "Add a grouping"),
+    ("reports.no_bucket", "値ごと", "Each value"),
+    ("reports.measures", "集計値", "Measures"),
+    ("reports.add_measure", "集計値を追加", "Add a measure"),
+    ("reports.remove", "外す", "Remove"),
+    ("reports.conditions", "条件", "Conditions"),
+    ("reports.chart", "グラフ", "Chart"),
+    ("reports.preview", "プレビュー", "Preview"),
+    (
+        "reports.key",
+        "キー（英小文字・数字・_）",
+        "Key (a-z, 0-9, _)",
+    ),
+    ("reports.name", "名前", "Name"),
+    ("reports.description", "説明", "Description"),
+    ("reports.save", "保存", "Save"),
+    ("reports.delete", "削除", "Delete"),
+    ("reports.json", "定義（JSON）", "Definition (JSON)"),
+    ("reports.use_json", "このJSONを使う", "Use this JSON"),
+    (
+        "reports.json_only",
+        "この定義（分析、入れ子の条件など）はフォームで表せません。JSONで編集してください。",
+        "This definition (an analysis, nested conditions…) cannot be shown as a form: edit it as JSON.",
+    ),
+    ("reports.tourist_field", "観光客の{}", "Tourist's {}"),
+    (
+        "reports.needs_group",
+        "棒グラフにはグループ化が必要です",
+        "A bar chart needs a grouping",
+    ),
+    (
+        "reports.needs_date",
+        "折れ線グラフは最初のグループ化が日付です",
+        "A line chart needs a date as its first grouping",
+    ),
+    (
+        "reports.needs_one_each",
+        "円グラフはグループ化1つと集計値1つで描きます",
+        "A pie chart shows one measure over one grouping",
+    ),
+    (
+        "reports.needs_steps",
+        "ファネルはグループ化なしで、2つ以上の集計値を段にします",
+        "A funnel shows two or more measures as steps, without groupings",
+    ),
+    (
+        "reports.new_dashboard",
+        "新しいダッシュボード",
+        "New dashboard",
+    ),
+    ("reports.create", "作成", "Create"),
+    ("reports.arrange", "配置を変更", "Arrange"),
+    ("reports.save_layout", "配置を保存", "Save the layout"),
+    ("reports.cancel", "やめる", "Cancel"),
+    ("reports.add_widget", "ウィジェットを追加", "Add a widget"),
+    ("reports.width", "幅（12列中）", "Width (of 12 columns)"),
+    (
+        "reports.title",
+        "タイトル（空欄でレポート名）",
+        "Title (empty: the report's name)",
+    ),
+    ("reports.earlier", "前へ", "Move earlier"),
+    ("reports.later", "後へ", "Move later"),
+    (
+        "reports.delete_dashboard",
+        "ダッシュボードを削除",
+        "Delete the dashboard",
+    ),
+    (
+        "reports.drag_hint",
+        "ウィジェットはドラッグで並べ替えられます",
+        "Drag a widget to move it",
+    ),
+    ("chart.table", "表", "Table"),
+    ("chart.bar", "棒グラフ", "Bar"),
+    ("chart.line", "折れ線グラフ", "Line"),
+    ("chart.pie", "円グラフ", "Pie"),
+    ("chart.funnel", "ファネル", "Funnel"),
+    ("bucket.day", "日ごと", "By day"),
+    ("bucket.week", "週ごと", "By week"),
+    ("bucket.month", "月ごと", "By month"),
+    ("bucket.year", "年ごと", "By year"),
+    ("verb.count", "件数", "Count"),
+    ("verb.sum", "合計", "Total of"),
+    ("verb.avg", "平均", "Average of"),
+    ("verb.min", "最小", "Minimum of"),
+    ("verb.max", "最大", "Maximum of"),
+    ("mgroup.flow", "フロー", "Flow"),
+    ("mgroup.node", "ノード", "Node"),
+    ("mgroup.template", "テンプレート", "Template"),
+    ("mgroup.channel", "チャネル", "Channel"),
+    ("mgroup.day", "送信日", "Day sent"),
+    ("mgroup.week", "送信週", "Week sent"),
+    ("mgroup.month", "送信月", "Month sent"),
+    ("mgroup.age_group", "年代", "Age group"),
+    ("measure.sent", "送信数", "Sent"),
+    ("measure.failed", "失敗数", "Failed"),
+    ("measure.opened", "開封数", "Opened"),
+    ("measure.clicked", "クリック数", "Clicked"),
+    ("measure.open_rate", "開封率", "Open rate"),
+    ("measure.click_rate", "クリック率", "Click rate"),
     ("ended.signed_out", "ログアウトしました", "You signed out"),
     (
         "ended.idle",
@@ -704,6 +824,20 @@ mod tests {
                     assert_ne!(t(Lang::En, &key), key);
                 }
             }
+        }
+        let design_keys = crate::design::CHARTS
+            .map(|c| format!("chart.{c}"))
+            .into_iter()
+            .chain(crate::design::BUCKETS.map(|b| format!("bucket.{b}")))
+            .chain(crate::design::VERBS.map(|v| format!("verb.{v}")))
+            .chain(crate::design::MESSAGE_GROUPS.map(|g| format!("mgroup.{g}")))
+            .chain(crate::design::MESSAGE_MEASURES.map(|m| format!("measure.{m}")))
+            .chain(
+                ["needs_group", "needs_date", "needs_one_each", "needs_steps"]
+                    .map(|r| format!("reports.{r}")),
+            );
+        for key in design_keys {
+            assert_ne!(t(Lang::En, &key), key);
         }
         let every_type = serde_json::json!([{"type": "text"}, {"type": "integer"}, {"type": "boolean"},
             {"type": "date"}, {"type": "month_day"}, {"type": "timestamp"},

@@ -43,16 +43,7 @@ pub fn ImportScreen(run: Option<i64>) -> impl IntoView {
     let revision = RwSignal::new(0_u64);
     // The entities' names first, so a flow is never shown with its entity's key.
     leptos::task::spawn_local(async move {
-        if let Ok(answer) = api::get("/api/schema").await {
-            labels.set(
-                answer["entities"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|e| Some((e["name"].as_str()?.to_string(), e["label"].clone())))
-                    .collect(),
-            );
-        }
+        let _ = labels.try_set(api::entity_labels().await);
         match api::get("/api/imports/flows").await {
             Ok(answer) => flows.set(
                 answer["flows"]

@@ -18,21 +18,29 @@
 //!   shows and sends, pure.
 //! - `admin`: users, roles and their rights (administrators); `grants`: what it changes in a
 //!   rights document, pure.
-//! - `reports`: dashboards and reports drawn as SVG charts; `charts`: their geometry, pure.
+//! - `reports`: dashboards and reports drawn as SVG charts, dashboards arranged; `charts`: their
+//!   geometry, pure; `arrange`: what arranging does to a dashboard's widgets, pure.
+//! - `report_builder`: a report made by picking what to count, groupings, measures, conditions
+//!   and a chart, previewed as it changes; `design`: the choices as a definition, pure.
+//! - `filter_rows`: conditions as rows, shared by the list screens and the report builder.
 //! - this file: the app shell (session, language, hash routes `#/flows`, `#/flows/{id}`,
 //!   `#/{entity}` and `#/{entity}/{id}` for the entities of [`RECORD_SCREENS`], `#/content`,
 //!   `#/content/{kind}/{key}`, `#/imports`, `#/imports/{id}`, `#/sql`, `#/admin`, `#/reports`,
-//!   `#/reports/dashboards/{key}` and `#/reports/{key}`).
+//!   `#/reports/dashboards/{key}`, `#/reports/{key}`, `#/reports/edit/` and
+//!   `#/reports/edit/{key}`).
 
 mod admin;
 mod api;
+mod arrange;
 mod canvas;
 mod card;
 mod charts;
 mod conditions;
 mod content;
+mod design;
 mod draft;
 mod editor;
+mod filter_rows;
 mod grants;
 mod i18n;
 mod imports;
@@ -40,6 +48,7 @@ mod intake;
 mod list;
 mod props;
 mod record;
+mod report_builder;
 mod reports;
 mod results;
 mod workspace;
@@ -125,6 +134,13 @@ fn current_hash() -> String {
     web_sys::window()
         .and_then(|w| w.location().hash().ok())
         .unwrap_or_default()
+}
+
+/// Opens another screen, as following a link would.
+pub fn go_to(hash: &str) {
+    if let Some(window) = web_sys::window() {
+        let _ = window.location().set_hash(hash);
+    }
 }
 
 /// The entities with a list screen and cards, in the order of the top bar.

@@ -1263,3 +1263,135 @@ async fn dashboards_draw_each_report_as_its_chart_for_the_viewer() {
         app.stop().await;
     }
 }
+
+#[tokio::test]
+async fn a_report_is_built_by_picking_fields_and_arranged_on_a_new_dashboard() {
+    check_prerequisites();
+    for scratch in backends().await {
+        let app = spawn_app(scratch).await;
+        app.create_tourists(vec![
+            json!({"email": "a@example.jp", "family_name": "愛知", "prefecture": "愛知県", "total_spend": 12000}),
+            json!({"email": "b@example.jp", "family_name": "岐阜", "prefecture": "岐阜県", "total_spend": 3000}),
+            json!({"email": "c@example.jp", "family_name": "名古屋", "prefecture": "愛知県", "total_spend": 8000}),
+            json!({"email": "d@example.jp", "family_name": "三重", "prefecture": "三重県", "total_spend": 0}),
+            json!({"email": "e@example.jp", "family_name": "豊田", "prefecture": "愛知県"}),
+        ])
+        .await;
+        for (key, name, definition) in [
+            (
+                "by_month",
+                "月別登録",
+                json!({"chart": "line", "source": {"records": {"entity": "tourists",
+                    "group_by": [{"field": "registered_at", "bucket": "month"}], "measures": ["count"]}}}),
+            ),
+            (
+                "nested",
+                "入れ子の条件",
+                json!({"chart": "table", "source": {"records": {"entity": "tourists",
+                    "filter": {"any": [{"all": [{"field": {"key": "prefecture", "op": "eq", "value": "愛知県"}}]},
+                                       {"field": {"key": "total_spend", "op": "gt", "value": 5000}}]},
+                    "measures": ["count"]}}}),
+            ),
+        ] {
+            let (status, body) = app
+                .post(
+                    "/api/reports",
+                    json!({"key": key, "name": name, "definition": definition}),
+                )
+                .await;
+            assert_eq!(status, 201, "{key}: {body}");
+        }
+        app.user_with_rights(
+            "staff",
+            json!({"entities": {"tourists": {"ops": ["view"]}, "reports": {"ops": ["view"]}}}),
+        )
+        .await;
+        let admin = app.administrator("analyst").await;
+        let shown = browser(
+            "report_builder.mjs",
+            &[
+                app.base.as_str(),
+                "analyst",
+                &admin,
+                "staff",
+                "staff-password",
+            ],
+            app.backend,
+        )
+        .await;
+
+        // What was picked is the definition the form shows, and the preview is its rows.
+        let built = json!({"chart": "bar", "source": {"records": {"entity": "tourists",
+            "group_by": [{"field": "prefecture"}],
+            "measures": ["count", {"sum": "total_spend"}],
+            "filter": {"all": [{"field": {"key": "total_spend", "op": "gt", "value": 0}}]}}}});
+        assert_eq!(shown["shownDefinition"], built);
+        assert_eq!(shown["pieRefused"]["disabled"], true);
+        assert_eq!(
+            shown["pieRefused"]["why"],
+            "A pie chart shows one measure over one grouping"
+        );
+        let (status, data) = app.post("/api/reports/run", built.clone()).await;
+        assert_eq!(status, 200, "{data}");
+        let rows = data["rows"].as_array().unwrap();
+        let mut groups: Vec<(&str, i64, i64)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r["prefecture"].as_str().unwrap(),
+                    r["count"].as_i64().unwrap(),
+                    r["sum_total_spend"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        // The bars of each measure in turn, each in the server's order of categories.
+        let bars: Vec<i64> = groups
+            .iter()
+            .map(|g| g.1)
+            .chain(groups.iter().map(|g| g.2))
+            .collect();
+        groups.sort_by(|a, b| a.0.cmp(b.0));
+        assert_eq!(
+            groups,
+            [("岐阜県", 1, 3000), ("愛知県", 2, 20000)],
+            "{data}"
+        );
+        assert_eq!(shown["previewBars"], json!(bars));
+        assert_eq!(shown["savedBars"], json!(bars));
+        assert_eq!(shown["listed"], "都道府県別の購入");
+        // Opened again, the form shows what was saved; saved again as a pie of one measure.
+        assert_eq!(
+            shown["reopened"],
+            json!({"group": "prefecture", "measured": "total_spend", "condition": "0", "chart": true})
+        );
+        let saved = app.get("/api/reports/spend_by_prefecture").await;
+        assert_eq!(saved["name"], "都道府県別の購入");
+        let mut pie = built.clone();
+        pie["chart"] = json!("pie");
+        pie["source"]["records"]["measures"] = json!(["count"]);
+        // The server writes the grouping's absent bucket out.
+        pie["source"]["records"]["group_by"] = json!([{"field": "prefecture", "bucket": null}]);
+        assert_eq!(saved["definition"], pie);
+        // The nested filter is shown as the JSON it is.
+        let nested = app.get("/api/reports/nested").await;
+        assert_eq!(shown["nestedJson"], nested["definition"]);
+        // The dashboard as arranged: by_month dragged in front, the pie narrowed and retitled.
+        let arranged = json!([
+            {"report": "by_month", "span": "span-6", "caption": "月別登録", "chart": "line"},
+            {"report": "spend_by_prefecture", "span": "span-4", "caption": "購入の割合", "chart": "pie"}]);
+        assert_eq!(shown["arranged"], arranged);
+        assert_eq!(shown["reloaded"], arranged);
+        assert_eq!(shown["address"], "#/reports/dashboards/sales");
+        let board = app.get("/api/dashboards/sales").await;
+        assert_eq!(board["name"], "売上");
+        assert_eq!(
+            board["widgets"],
+            json!([{"report": "by_month", "width": 6},
+                   {"report": "spend_by_prefecture", "width": 4, "title": "購入の割合"}])
+        );
+        // Staff who may only view are offered neither building nor arranging.
+        assert_eq!(shown["offered"], json!([]));
+        assert_eq!(shown["offeredOnReport"], json!([]));
+        app.stop().await;
+    }
+}

@@ -22,16 +22,19 @@
 //!   geometry, pure; `arrange`: what arranging does to a dashboard's widgets, pure.
 //! - `report_builder`: a report made by picking what to count, groupings, measures, conditions
 //!   and a chart, previewed as it changes; `design`: the choices as a definition, pure.
+//! - `audit`: the access log (search, pages, CSV export) and live sessions (administrators);
+//!   `logbook`: its queries and what it shows, pure.
 //! - `filter_rows`: conditions as rows, shared by the list screens and the report builder.
 //! - this file: the app shell (session, language, hash routes `#/flows`, `#/flows/{id}`,
 //!   `#/{entity}` and `#/{entity}/{id}` for the entities of [`RECORD_SCREENS`], `#/content`,
-//!   `#/content/{kind}/{key}`, `#/imports`, `#/imports/{id}`, `#/sql`, `#/admin`, `#/reports`,
+//!   `#/content/{kind}/{key}`, `#/imports`, `#/imports/{id}`, `#/sql`, `#/admin`, `#/audit`, `#/reports`,
 //!   `#/reports/dashboards/{key}`, `#/reports/{key}`, `#/reports/edit/` and
 //!   `#/reports/edit/{key}`).
 
 mod admin;
 mod api;
 mod arrange;
+mod audit;
 mod canvas;
 mod card;
 mod charts;
@@ -46,6 +49,7 @@ mod i18n;
 mod imports;
 mod intake;
 mod list;
+mod logbook;
 mod props;
 mod record;
 mod report_builder;
@@ -157,6 +161,7 @@ enum Route {
     Imports(Option<i64>),
     Sql,
     Admin,
+    Audit,
     Reports(reports::Shown),
 }
 
@@ -181,6 +186,9 @@ fn route(hash: &str) -> Route {
     }
     if head == "admin" {
         return Route::Admin;
+    }
+    if head == "audit" {
+        return Route::Audit;
     }
     if head == "sql" {
         return Route::Sql;
@@ -257,6 +265,7 @@ fn App() -> impl IntoView {
             Route::Imports(run) => view! { <imports::ImportScreen run=run/> }.into_any(),
             Route::Sql => view! { <workspace::WorkspaceScreen/> }.into_any(),
             Route::Admin => view! { <admin::AdminScreen/> }.into_any(),
+            Route::Audit => view! { <audit::AuditScreen/> }.into_any(),
             Route::Reports(shown) => view! { <reports::ReportsScreen shown=shown/> }.into_any(),
         }
     };
@@ -295,6 +304,7 @@ fn App() -> impl IntoView {
                 </Show>
                 <Show when=move || admin::offered(session)>
                     <a href="#/admin" data-test="nav-admin">{move || session.t("nav.admin")}</a>
+                    <a href="#/audit" data-test="nav-audit">{move || session.t("nav.audit")}</a>
                 </Show>
                 <button data-test="language" on:click=move |_| session.lang.update(|l| *l = l.other())>
                     {move || session.t("nav.language")}
@@ -454,6 +464,7 @@ mod tests {
         assert_eq!(route("#/imports/x"), Route::Imports(None));
         assert_eq!(route("#/sql"), Route::Sql);
         assert_eq!(route("#/admin"), Route::Admin);
+        assert_eq!(route("#/audit"), Route::Audit);
         assert_eq!(
             route("#/reports/dashboards/home"),
             Route::Reports(reports::Shown::Dashboard("home".into()))

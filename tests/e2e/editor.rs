@@ -1395,3 +1395,85 @@ async fn a_report_is_built_by_picking_fields_and_arranged_on_a_new_dashboard() {
         app.stop().await;
     }
 }
+
+#[tokio::test]
+async fn the_access_log_is_searched_and_a_live_session_ended_on_screen() {
+    check_prerequisites();
+    for scratch in backends().await {
+        let app = spawn_app(scratch).await;
+        app.create_tourists(vec![
+            json!({"email": "a@example.jp", "family_name": "愛知", "prefecture": "愛知県"}),
+        ])
+        .await;
+        let staff = app
+            .user_with_rights(
+                "staff",
+                json!({"entities": {"tourists": {"ops": ["view"]}}}),
+            )
+            .await;
+        // Two refusals of the staff member's, to be found on screen.
+        for path in ["/api/admin/users", "/api/reports"] {
+            let answer = staff
+                .get(format!("{}{path}", app.base))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status(), 403, "{path}");
+        }
+        let admin = app.administrator("auditor").await;
+        let shown = browser(
+            "audit.mjs",
+            &[
+                app.base.as_str(),
+                "auditor",
+                &admin,
+                "staff",
+                "staff-password",
+            ],
+            app.backend,
+        )
+        .await;
+
+        // The refusals on screen are the log's, newest first.
+        let log = app
+            .get("/api/admin/access-log?login=staff&outcome=denied")
+            .await;
+        let expected: Vec<Value> = log["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                json!({"login": "staff", "action": e["action"], "outcome": "Denied", "denied": true})
+            })
+            .collect();
+        assert!(expected.len() >= 2, "{log}");
+        assert_eq!(shown["refusals"], json!(expected));
+        assert_eq!(
+            shown["exportHref"],
+            "/api/admin/access-log/export?login=staff&outcome=denied"
+        );
+        assert!(
+            shown["keptSince"]
+                .as_str()
+                .unwrap()
+                .starts_with("Entries are kept for one month"),
+            "{}",
+            shown["keptSince"]
+        );
+        assert!(
+            shown["badRecord"].as_str().unwrap().contains("record_id"),
+            "{}",
+            shown["badRecord"]
+        );
+        // The staff member's session was listed (Chromium on Linux) and ended; the
+        // administrator's own is marked.
+        let row = shown["staffSession"].as_array().unwrap();
+        assert_eq!(row[0], "staff", "{row:?}");
+        assert_eq!(row[5], "Chrome (Linux)", "{row:?}");
+        assert_eq!(shown["ownMarked"], 1);
+        assert_eq!(shown["deskEnded"], "管理者によってログアウトされました");
+        let live = app.get("/api/admin/sessions?login=staff").await;
+        assert_eq!(live["sessions"], json!([]), "{live}");
+        app.stop().await;
+    }
+}

@@ -165,7 +165,8 @@ pub fn AuditScreen() -> impl IntoView {
                         <td title=s["user_agent"].as_str().unwrap_or_default().to_string()>
                             {logbook::browser_of(s["user_agent"].as_str().unwrap_or_default())}
                         </td>
-                        <td><button class="danger" data-test="end-session" on:click=move |_| end_session(id)>{session.t("audit.end")}</button></td>
+                        <td><button class="danger" data-test="end-session" disabled=this title=if this { session.t("audit.own_session") } else { String::new() }
+                            on:click=move |_| end_session(id)>{session.t("audit.end")}</button></td>
                     </tr>
                 }
             })

@@ -753,6 +753,11 @@ const TEXT: &[(&str, &str, &str)] = &[
     ("audit.browser", "ブラウザ", "Browser"),
     ("audit.end", "終了させる", "End"),
     ("audit.this_session", "このセッション", "this session"),
+    (
+        "audit.own_session",
+        "自分のセッションは「ログアウト」で終了します",
+        "End your own session with Sign out",
+    ),
     ("ended.signed_out", "ログアウトしました", "You signed out"),
     (
         "ended.idle",

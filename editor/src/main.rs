@@ -78,6 +78,9 @@ pub struct Session {
     pub user: RwSignal<Option<Value>>,
     /// Why the last session ended, shown on the sign-in form.
     pub ended: RwSignal<Option<String>>,
+    /// The signed-in user's rights, read once each time the user changes rather than at every
+    /// check a screen makes.
+    granted: Memo<Rights>,
 }
 
 impl Session {
@@ -92,11 +95,7 @@ impl Session {
 
     /// What the signed-in user may do (nothing when no one is signed in); tracked.
     pub fn rights(&self) -> Rights {
-        self.user.with(|u| {
-            u.as_ref()
-                .and_then(|u| serde_json::from_value(u["rights"].clone()).ok())
-                .unwrap_or_default()
-        })
+        self.granted.get()
     }
 
     /// A refusal or failure in words, signing out when the session has ended.
@@ -205,10 +204,18 @@ fn route(hash: &str) -> Route {
 
 #[component]
 fn App() -> impl IntoView {
+    let user = RwSignal::new(None::<Value>);
     let session = Session {
         lang: RwSignal::new(initial_language()),
-        user: RwSignal::new(None),
+        user,
         ended: RwSignal::new(None),
+        granted: Memo::new(move |_| {
+            user.with(|u| {
+                u.as_ref()
+                    .and_then(|u| serde_json::from_value(u["rights"].clone()).ok())
+                    .unwrap_or_default()
+            })
+        }),
     };
     provide_context(session);
     let checked = RwSignal::new(false);

@@ -52,11 +52,12 @@ await report(browser, problems, async () => {
   await row.waitFor();
   const staffSession = await row.locator("td").evaluateAll((tds) => tds.map((t) => t.innerText));
   const ownMarked = await page.locator(`[data-test=sessions] tr[data-login=${admin}] .hint`).count();
+  const ownEndable = await page.locator(`[data-test=sessions] tr[data-login=${admin}] [data-test=end-session]`).isEnabled();
   await row.locator("[data-test=end-session]").click();
   await row.waitFor({ state: "detached" });
   await desk.reload();
   await desk.locator("[data-test=session-ended]").waitFor();
   const deskEnded = await desk.locator("[data-test=session-ended]").innerText();
 
-  return { keptSince, refusals, exportHref, badRecord, staffSession, ownMarked, deskEnded };
+  return { keptSince, refusals, exportHref, badRecord, staffSession, ownMarked, ownEndable, deskEnded };
 });

@@ -73,6 +73,9 @@ await report(browser, problems, async () => {
   await page.waitForFunction(() => location.hash === "#/reports/edit/spend_by_prefecture");
   const again = page.locator("[data-test=report-builder]");
   await again.locator("[data-measure='1'] select[data-field=verb]").waitFor();
+  // The form is drawn with the saved choices once the entity's fields have arrived.
+  await again.locator("[data-group='0'] select[data-field=group] option[value=prefecture]").waitFor({ state: "attached" });
+  await again.locator("[data-measure='1'] select[data-field=measured] option[value=total_spend]").waitFor({ state: "attached" });
   const reopened = {
     group: await again.locator("[data-group='0'] select[data-field=group]").inputValue(),
     measured: await again.locator("[data-measure='1'] select[data-field=measured]").inputValue(),

@@ -1466,11 +1466,15 @@ async fn the_access_log_is_searched_and_a_live_session_ended_on_screen() {
             shown["badRecord"]
         );
         // The staff member's session was listed (Chromium on Linux) and ended; the
-        // administrator's own is marked.
+        // administrator's own is marked and cannot be ended from the list.
         let row = shown["staffSession"].as_array().unwrap();
         assert_eq!(row[0], "staff", "{row:?}");
         assert_eq!(row[5], "Chrome (Linux)", "{row:?}");
         assert_eq!(shown["ownMarked"], 1);
+        assert_eq!(
+            shown["ownEndable"], false,
+            "one's own session ends with Sign out"
+        );
         assert_eq!(shown["deskEnded"], "管理者によってログアウトされました");
         let live = app.get("/api/admin/sessions?login=staff").await;
         assert_eq!(live["sessions"], json!([]), "{live}");
